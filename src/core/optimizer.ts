@@ -1,0 +1,21 @@
+/**
+ * A coordinatewise optimizer: two pure functions over explicit state.
+ *
+ * State is always a coordinate-major Float32Array of shape [numParams, stateSize] (row-major), so
+ * any contiguous range of coordinates is one contiguous range of state (sharding), and every
+ * optimizer's state round-trips through the wire format the same way.
+ */
+export interface Optimizer {
+  /** Floats of state per coordinate (S). The state for N coordinates has N·S floats. */
+  readonly stateSize: number
+  /** A fresh state for `numParams` coordinates (zeros for every optimizer here). */
+  init(numParams: number): Float32Array
+  /** One step: never mutates `grads` or `state`; `updates` is added to the parameters (θ + update). */
+  update(grads: Float32Array, state: Float32Array): StepResult
+}
+
+/** What one optimizer step returns. */
+export interface StepResult {
+  updates: Float32Array
+  state: Float32Array
+}
