@@ -1,0 +1,59 @@
+/**
+ * RFC 9457 problem types: the stable error vocabulary shared by the server and the SDKs.
+ * A problem's `type` is `/problems/<code>`; the body also carries `code` so clients can switch on it.
+ */
+export const problemCodes = {
+  invalid_request: 400,
+  invalid_reference: 400,
+  invalid_safetensors: 400,
+  shape_mismatch: 400,
+  non_finite_gradient: 422,
+  invalid_hyperparameters: 400,
+  invalid_weights: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  optimizer_not_found: 404,
+  version_not_found: 404,
+  session_not_found: 404,
+  key_not_found: 404,
+  not_found: 404,
+  method_not_allowed: 405,
+  not_acceptable: 406,
+  digest_mismatch: 409,
+  step_conflict: 409,
+  version_conflict: 409,
+  payload_too_large: 413,
+  too_many_coordinates: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  internal_error: 500,
+} as const
+
+/** A stable, snake_case problem code. */
+export type ProblemCode = keyof typeof problemCodes
+
+/** The media type of every error body. */
+export const problemMediaType = 'application/problem+json'
+
+/** The `type` URI reference of a problem code. */
+export function problemType(code: ProblemCode): string {
+  return `/problems/${code}`
+}
+
+/** The body of an error response (RFC 9457 plus `code` and `requestId`). */
+export interface Problem {
+  type: string
+  title: string
+  status: number
+  detail: string
+  code: ProblemCode
+  instance?: string
+  requestId?: string
+  /** Extra machine-readable facts, e.g. `{ index: 17 }` for a non-finite gradient. */
+  [extension: string]: unknown
+}
+
+/** True when `code` is one of the known problem codes. */
+export function isProblemCode(code: unknown): code is ProblemCode {
+  return typeof code === 'string' && Object.hasOwn(problemCodes, code)
+}
