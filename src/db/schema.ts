@@ -1,0 +1,164 @@
+/**
+ * The registry's tables (DESIGN §3–6): the one source of truth for migrations/ (drizzle-kit) on both
+ * runtimes, better-sqlite3 on Node and D1 on Workers. Rows stay ≤ maxRowBytes (D1's limit).
+ */
+import {
+  customType,
+  index,
+  integer,
+  primaryKey,
+  sqliteTable,
+  text,
+  uniqueIndex,
+} from 'drizzle-orm/sqlite-core'
+
+/**
+ * A BLOB column that works on both drivers: D1 returns BLOBs as number[] and Workers have no Buffer,
+ * so drizzle's `blob({ mode: 'buffer' })` cannot be used (notes/stack-recipes.md §3).
+ */
+export const bytes = customType<{ data: Uint8Array; driverData: Uint8Array | ArrayBuffer | number[] }>({
+  dataType: () => 'blob',
+  toDriver: (v) => v,
+  fromDriver: (v) =>
+    v instanceof Uint8Array
+      ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+      : v instanceof ArrayBuffer
+        ? new Uint8Array(v)
+        : Uint8Array.from(v as number[]),
+})
+
+/** Learned optimizers by name (baselines live in code, not here). */
+export const optimizers = sqliteTable('optimizers', {
+  name: text('name').primaryKey(),
+  description: text('description').notNull().default(''),
+  createdAt: text('created_at').notNull(),
+})
+
+/** Immutable, append-only versions: the weight file itself plus its digest and card. */
+export const versions = sqliteTable(
+  'versions',
+  {
+    name: text('name')
+      .notNull()
+      .references(() => optimizers.name),
+    version: text('version').notNull(),
+    /** sha256:<hex> of `weights`. */
+    digest: text('digest').notNull(),
+    /** model.safetensors, byte for byte. */
+    weights: bytes('weights').notNull(),
+    sizeBytes: integer('size_bytes').notNull(),
+    /** The architecture JSON from the weight file's metadata. */
+    architecture: text('architecture').notNull(),
+    /** card.json as published (JSON text), or null. */
+    card: text('card'),
+    status: text('status', { enum: ['active', 'deprecated'] })
+      .notNull()
+      .default('active'),
+    deprecatedAt: text('deprecated_at'),
+    createdAt: text('created_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.name, t.version] }),
+    uniqueIndex('versions_name_digest').on(t.name, t.digest),
+  ],
+)
+
+/** Movable names for versions (stable, latest, user-defined). */
+export const aliases = sqliteTable(
+  'aliases',
+  {
+    name: text('name')
+      .notNull()
+      .references(() => optimizers.name),
+    alias: text('alias').notNull(),
+    version: text('version').notNull(),
+    digest: text('digest').notNull(),
+    updatedAt: text('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.name, t.alias] })],
+)
+
+/** Every move of an alias, oldest first (the current target is the newest row). */
+export const aliasHistory = sqliteTable(
+  'alias_history',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    name: text('name').notNull(),
+    alias: text('alias').notNull(),
+    version: text('version').notNull(),
+    digest: text('digest').notNull(),
+    movedAt: text('moved_at').notNull(),
+  },
+  (t) => [index('alias_history_name_alias').on(t.name, t.alias)],
+)
+
+/** API callers. `admin` clients may call /v1/admin/*; all clients may step and hold sessions. */
+export const clients = sqliteTable('clients', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  role: text('role', { enum: ['admin', 'client'] })
+    .notNull()
+    .default('client'),
+  createdAt: text('created_at').notNull(),
+})
+
+/** API keys: only the SHA-256 of a key is stored, never the key. */
+export const apiKeys = sqliteTable(
+  'api_keys',
+  {
+    id: text('id').primaryKey(),
+    clientId: text('client_id')
+      .notNull()
+      .references(() => clients.id),
+    /** The key's first characters, to tell keys apart in listings. */
+    prefix: text('prefix').notNull(),
+    /** Hex SHA-256 of the whole key. */
+    hash: text('hash').notNull(),
+    createdAt: text('created_at').notNull(),
+    revokedAt: text('revoked_at'),
+  },
+  (t) => [uniqueIndex('api_keys_hash').on(t.hash)],
+)
+
+/** Server-held optimizer state of one client's run, pinned to a digest and a parameter count. */
+export const sessions = sqliteTable(
+  'sessions',
+  {
+    id: text('id').primaryKey(),
+    clientId: text('client_id')
+      .notNull()
+      .references(() => clients.id),
+    /** name@version (learned) or name (baseline). */
+    optimizer: text('optimizer').notNull(),
+    digest: text('digest').notNull(),
+    /** Baselines only: the hyper-parameters (JSON, defaults filled). */
+    hyperparameters: text('hyperparameters'),
+    numParams: integer('num_params').notNull(),
+    stateDtype: text('state_dtype', { enum: ['F32', 'F16', 'BF16'] }).notNull(),
+    stateSize: integer('state_size').notNull(),
+    shardSize: integer('shard_size').notNull(),
+    createdAt: text('created_at').notNull(),
+  },
+  (t) => [index('sessions_client').on(t.clientId)],
+)
+
+/**
+ * One shard's state after `step` steps, and the updates of that step so a retry gets the same bytes.
+ * Created lazily by its first step: a shard with no row is a fresh state at step 0.
+ */
+export const sessionShards = sqliteTable(
+  'session_shards',
+  {
+    sessionId: text('session_id')
+      .notNull()
+      .references(() => sessions.id),
+    shard: integer('shard').notNull(),
+    step: integer('step').notNull(),
+    /** [length, S] in the session's state dtype, little-endian. */
+    state: bytes('state').notNull(),
+    /** F32 [length], little-endian: the updates step `step` returned. */
+    updates: bytes('updates').notNull(),
+    updatedAt: text('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.sessionId, t.shard] })],
+)

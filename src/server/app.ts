@@ -1,0 +1,68 @@
+/**
+ * The Hono app: every route of the API, for both runtimes. Runtimes only build deps (DESIGN §1).
+ *
+ * @example
+ * // Node
+ * const app = createApp(() => deps)
+ * // Workers
+ * export default createApp((env: Bindings) => ({ db: drizzle(env.DB, { schema }), initTf, runtime: 'workers' }))
+ */
+import { OpenAPIHono } from '@hono/zod-openapi'
+import { defaultMaxCoordinatesPerRequest, headerNames } from '../contract'
+import { type MakeDeps, resolveDeps } from './deps'
+import type { AppEnv } from './env'
+import { ApiError, describeError, problemResponse } from './errors'
+import { registerRoutes } from './routes'
+
+/** The app type, for runtimes that need to name it. */
+export type App<E extends object = object> = OpenAPIHono<AppEnv<E>>
+
+/** Builds the app; `makeDeps` runs once per request (it may return a cached object). */
+export function createApp<E extends object = object>(makeDeps: MakeDeps<E>): App<E> {
+  const app = new OpenAPIHono<AppEnv<E>>()
+  let fallbackCounter = 0
+
+  app.use('*', async (c, next) => {
+    const deps = resolveDeps(await makeDeps(c.env), defaultMaxCoordinatesPerRequest)
+    c.set('deps', deps)
+    const given = c.req.header(headerNames.requestId)
+    const requestId =
+      given !== undefined && /^[\w.:-]{1,128}$/.test(given)
+        ? given
+        : newRequestId(deps.randomBytes, ++fallbackCounter)
+    c.set('requestId', requestId)
+    await next()
+    c.header(headerNames.requestId, requestId)
+  })
+
+  registerRoutes(app)
+
+  app.notFound((c) =>
+    problemResponse(
+      new ApiError('not_found', `no route ${c.req.method} ${c.req.path}; GET /docs lists every route`),
+      c.get('requestId'),
+    ),
+  )
+
+  app.onError((error, c) => {
+    const requestId = c.get('requestId')
+    if (error instanceof ApiError) return problemResponse(error, requestId)
+    const deps = c.get('deps')
+    const message = describeError(error)
+    deps?.log({ level: 'error', message, requestId, method: c.req.method, path: c.req.path })
+    return problemResponse(
+      new ApiError(
+        'internal_error',
+        `the server failed; quote request id ${requestId ?? '?'} when reporting it`,
+      ),
+      requestId,
+    )
+  })
+
+  return app
+}
+
+function newRequestId(randomBytes: ((n: number) => Uint8Array) | undefined, counter: number): string {
+  if (randomBytes === undefined) return `req-${counter}`
+  return `req_${[...randomBytes(8)].map((b) => b.toString(16).padStart(2, '0')).join('')}`
+}

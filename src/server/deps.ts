@@ -1,0 +1,67 @@
+/**
+ * What the app needs from its runtime (DESIGN §1, STYLE "Thin adapters"): runtimes build an AppDeps,
+ * the app only reads it. Node builds one per process; Workers may build one per request from `env`.
+ */
+import type { Db } from '../db/db'
+
+export type { Db }
+
+/** The runtimes this app runs on. */
+export type RuntimeName = 'node' | 'workers'
+
+/** One structured log line; never carries request bodies, state or key material. */
+export interface LogEvent {
+  level: 'info' | 'warn' | 'error'
+  message: string
+  requestId?: string
+  [field: string]: unknown
+}
+
+/** Everything the app takes from its runtime. Only `db`, `initTf` and `runtime` are required. */
+export interface AppDeps {
+  db: Db
+  /**
+   * Selects the tfjs backend (memoised by the runtime; called before any optimizer math) and
+   * resolves to its name, e.g. 'wasm'.
+   */
+  initTf: () => Promise<string>
+  runtime: RuntimeName
+  /** Coordinates one step request may carry; defaults to contract's defaultMaxCoordinatesPerRequest. */
+  maxCoordinatesPerRequest?: number
+  /** The clock (tests pin it). Defaults to `() => new Date()`. */
+  now?: () => Date
+  /** Cryptographically random bytes for ids and keys (tests pin it). Defaults to crypto.getRandomValues. */
+  randomBytes?: (length: number) => Uint8Array
+  /** Where log lines go. Defaults to console.error for errors and nothing otherwise. */
+  log?: (event: LogEvent) => void
+}
+
+/**
+ * Builds the deps for a request from the runtime's environment (Workers bindings; whatever
+ * @hono/node-server passes on Node). May return the same object every time.
+ */
+export type MakeDeps<E extends object = object> = (env: E) => AppDeps | Promise<AppDeps>
+
+/** AppDeps with every optional field filled in. */
+export interface ResolvedDeps extends Required<Omit<AppDeps, 'log'>> {
+  log: (event: LogEvent) => void
+}
+
+const defaultRandomBytes = (length: number): Uint8Array => crypto.getRandomValues(new Uint8Array(length))
+
+const defaultLog = (event: LogEvent): void => {
+  if (event.level === 'error') console.error(JSON.stringify(event))
+}
+
+/** Fills AppDeps' defaults. */
+export function resolveDeps(deps: AppDeps, defaultMaxCoordinates: number): ResolvedDeps {
+  return {
+    db: deps.db,
+    initTf: deps.initTf,
+    runtime: deps.runtime,
+    maxCoordinatesPerRequest: deps.maxCoordinatesPerRequest ?? defaultMaxCoordinates,
+    now: deps.now ?? (() => new Date()),
+    randomBytes: deps.randomBytes ?? defaultRandomBytes,
+    log: deps.log ?? defaultLog,
+  }
+}

@@ -1,0 +1,15 @@
+/** The Hono environment every route and middleware of the app sees. */
+import type { ResolvedDeps } from './deps'
+
+/** Who is calling, once a key has been checked. */
+export interface Caller {
+  clientId: string
+  keyId: string
+  role: 'admin' | 'client'
+}
+
+/** Hono Env: `E` is the runtime's bindings (Workers `env`; Node's incoming/outgoing). */
+export interface AppEnv<E extends object = object> {
+  Bindings: E
+  Variables: { deps: ResolvedDeps; requestId: string; caller: Caller }
+}

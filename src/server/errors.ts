@@ -1,0 +1,82 @@
+/**
+ * RFC 9457 problem responses: every error the API returns is an ApiError rendered by one onError.
+ */
+import { type Problem, type ProblemCode, problemCodes, problemMediaType, problemType } from '../contract'
+
+const titles: Record<ProblemCode, string> = {
+  invalid_request: 'Invalid request',
+  invalid_reference: 'Invalid optimizer reference',
+  invalid_safetensors: 'Invalid safetensors body',
+  shape_mismatch: 'Shape mismatch',
+  non_finite_gradient: 'Non-finite gradient',
+  invalid_hyperparameters: 'Invalid hyper-parameters',
+  invalid_weights: 'Invalid weight file',
+  unauthorized: 'Unauthorized',
+  forbidden: 'Forbidden',
+  optimizer_not_found: 'Optimizer not found',
+  version_not_found: 'Version not found',
+  session_not_found: 'Session not found',
+  key_not_found: 'Key not found',
+  not_found: 'Not found',
+  method_not_allowed: 'Method not allowed',
+  not_acceptable: 'Not acceptable',
+  digest_mismatch: 'Digest mismatch',
+  step_conflict: 'Step conflict',
+  version_conflict: 'Version conflict',
+  payload_too_large: 'Payload too large',
+  too_many_coordinates: 'Too many coordinates',
+  unsupported_media_type: 'Unsupported media type',
+  rate_limited: 'Rate limited',
+  internal_error: 'Internal error',
+}
+
+/** An error with a stable problem code; `detail` says what to do next. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError'
+  readonly status: number
+  constructor(
+    readonly code: ProblemCode,
+    readonly detail: string,
+    /** Extra machine-readable members of the problem body, e.g. `{ index: 17 }`. */
+    readonly extensions: Record<string, unknown> = {},
+    /** Extra response headers, e.g. WWW-Authenticate. */
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail)
+    this.status = problemCodes[code]
+  }
+}
+
+/** The problem+json body of an error. */
+export function problemBody(error: ApiError, requestId: string | undefined): Problem {
+  return {
+    ...error.extensions,
+    type: problemType(error.code),
+    title: titles[error.code],
+    status: error.status,
+    detail: error.detail,
+    code: error.code,
+    ...(requestId === undefined ? {} : { requestId }),
+  }
+}
+
+/** A problem+json Response for an error. */
+export function problemResponse(error: ApiError, requestId: string | undefined): Response {
+  const headers = new Headers({ 'content-type': problemMediaType, ...error.headers })
+  if (requestId !== undefined) headers.set('x-request-id', requestId)
+  return new Response(JSON.stringify(problemBody(error, requestId)), { status: error.status, headers })
+}
+
+/**
+ * A short description of an unexpected error that is safe to log: never the message of a drizzle
+ * query error, which embeds every bound parameter (MBs of BLOB; notes/stack-recipes.md §3).
+ */
+export function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return typeof error
+  if (error.name === 'DrizzleQueryError' || /params:/i.test(error.message.slice(0, 4096))) {
+    const cause = (error as { cause?: unknown }).cause
+    const why = cause instanceof Error ? `${cause.name}: ${cause.message.slice(0, 300)}` : 'unknown cause'
+    return `database query failed (${why})`
+  }
+  return `${error.name}: ${error.message.slice(0, 500)}`
+}

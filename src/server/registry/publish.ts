@@ -1,0 +1,165 @@
+/**
+ * Publishing a learned optimizer version from the bytes of its weight file (DESIGN §3–4): shared by
+ * the admin route, the Node runtime's seeding of weights/ and the Workers seed script.
+ */
+import { and, eq } from 'drizzle-orm'
+import { maxRowBytes, namePattern, type PublishVersionResponse, semverPattern } from '../../contract'
+import { baselineHyperparameters } from '../../core'
+import type { Db } from '../../db/db'
+import { optimizers, versions } from '../../db/schema'
+import { architectureJson, decodeLstmWeights, digestOf, WeightsError } from '../../weights'
+import { ApiError } from '../errors'
+import { moveAlias } from './aliases'
+
+/** What a publish needs: the weight file's bytes and, optionally, its card. */
+export interface PublishInput {
+  name: string
+  version: string
+  /** model.safetensors, byte for byte. */
+  weights: Uint8Array
+  /** card.json, parsed (any JSON object), or its text. */
+  card?: unknown
+  /** Shown in listings; taken from card.description when absent. */
+  description?: string
+}
+
+/** Largest card.json accepted, in bytes of JSON. */
+export const maxCardBytes = 256 * 1024
+
+// Room left in a version row for everything but the weights and the card.
+const rowMarginBytes = 16 * 1024
+
+/**
+ * Validates and stores a version, then points `latest` at it and `stable` too when the name has
+ * none yet (and the version is not a pre-release). The same bytes again create nothing
+ * (`created: false`); the same name@version with other bytes is a 409 version_conflict.
+ *
+ * @throws ApiError: invalid_request, invalid_weights, payload_too_large, version_conflict.
+ */
+export async function publishVersion(
+  db: Db,
+  input: PublishInput,
+  now: Date,
+): Promise<PublishVersionResponse> {
+  const { name, version, weights } = input
+  if (!namePattern.test(name)) {
+    throw new ApiError(
+      'invalid_request',
+      `invalid optimizer name '${name}': use lowercase letters, digits and '-'`,
+    )
+  }
+  if (Object.hasOwn(baselineHyperparameters, name)) {
+    throw new ApiError('invalid_request', `'${name}' is a built-in baseline; publish under another name`)
+  }
+  if (!semverPattern.test(version)) {
+    throw new ApiError('invalid_request', `invalid version '${version}': use semver, e.g. 1.0.0`)
+  }
+  const cardText = cardToText(input.card, name, version)
+  if (weights.byteLength + (cardText?.length ?? 0) + rowMarginBytes > maxRowBytes) {
+    throw new ApiError(
+      'payload_too_large',
+      `the weight file (${weights.byteLength} bytes) and card must fit one ${maxRowBytes}-byte row; publish a smaller model`,
+    )
+  }
+  let architecture: string
+  try {
+    architecture = architectureJson(decodeLstmWeights(weights).architecture)
+  } catch (error) {
+    if (error instanceof WeightsError)
+      throw new ApiError('invalid_weights', error.message, { reason: error.code })
+    throw error
+  }
+  const digest = await digestOf(weights)
+  const cardDigest = cardText === null ? undefined : (JSON.parse(cardText) as Record<string, unknown>).digest
+  if (cardDigest !== undefined && cardDigest !== digest) {
+    throw new ApiError(
+      'invalid_request',
+      `card.digest is ${JSON.stringify(cardDigest)} but the uploaded file's digest is ${digest}; upload the file the card describes`,
+    )
+  }
+
+  const sameVersion = await db
+    .select({ digest: versions.digest })
+    .from(versions)
+    .where(and(eq(versions.name, name), eq(versions.version, version)))
+    .get()
+  if (sameVersion !== undefined) {
+    if (sameVersion.digest === digest) return { name, version, digest, created: false }
+    throw new ApiError(
+      'version_conflict',
+      `${name}@${version} exists with digest ${sameVersion.digest}; versions are immutable, publish a new version number`,
+      { existingDigest: sameVersion.digest },
+    )
+  }
+  const sameBytes = await db
+    .select({ version: versions.version })
+    .from(versions)
+    .where(and(eq(versions.name, name), eq(versions.digest, digest)))
+    .get()
+  if (sameBytes !== undefined) return { name, version: sameBytes.version, digest, created: false }
+
+  const at = now.toISOString()
+  const description = input.description ?? cardDescription(cardText) ?? ''
+  await db.insert(optimizers).values({ name, description, createdAt: at }).onConflictDoNothing()
+  const inserted = await db
+    .insert(versions)
+    .values({
+      name,
+      version,
+      digest,
+      weights,
+      sizeBytes: weights.byteLength,
+      architecture,
+      card: cardText,
+      status: 'active',
+      createdAt: at,
+    })
+    .onConflictDoNothing()
+    .returning({ version: versions.version })
+  // A concurrent publish of the same version won the race: answer as if it came first.
+  if (inserted.length === 0) return publishVersion(db, input, now)
+
+  await moveAlias(db, { name, alias: 'latest', version, digest }, now)
+  if (!version.includes('-')) {
+    await moveAlias(db, { name, alias: 'stable', version, digest }, now, { onlyIfAbsent: true })
+  }
+  return { name, version, digest, created: true }
+}
+
+function cardToText(card: unknown, name: string, version: string): string | null {
+  if (card === undefined || card === null) return null
+  let parsed: unknown = card
+  if (typeof card === 'string') {
+    try {
+      parsed = JSON.parse(card)
+    } catch {
+      throw new ApiError('invalid_request', 'card is not valid JSON; send card.json as published')
+    }
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ApiError('invalid_request', 'card must be a JSON object (card.json)')
+  }
+  const fields = parsed as Record<string, unknown>
+  for (const [key, expected] of [
+    ['name', name],
+    ['version', version],
+  ] as const) {
+    if (fields[key] !== undefined && fields[key] !== expected) {
+      throw new ApiError(
+        'invalid_request',
+        `card.${key} is ${JSON.stringify(fields[key])} but the upload is ${name}@${version}; publish the card that belongs to this file`,
+      )
+    }
+  }
+  const text = JSON.stringify(parsed)
+  if (text.length > maxCardBytes) {
+    throw new ApiError('payload_too_large', `card is ${text.length} bytes; the limit is ${maxCardBytes}`)
+  }
+  return text
+}
+
+function cardDescription(cardText: string | null): string | undefined {
+  if (cardText === null) return undefined
+  const description = (JSON.parse(cardText) as Record<string, unknown>).description
+  return typeof description === 'string' ? description.slice(0, 500) : undefined
+}
