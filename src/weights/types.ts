@@ -1,17 +1,12 @@
-/** Architecture of a coordinatewise LSTM optimizer, as stored in a weight file's metadata (DESIGN §2–3). */
-export interface LstmArchitecture {
-  kind: 'lstm-cw'
-  /** Number of stacked LSTM cells (L). */
-  layers: number
-  /** Hidden size of every cell (H). */
-  hidden: number
-  /** Gradient preprocessing: `log-sign` (2 inputs, uses p) or `none` (1 input). */
-  preprocessing: 'log-sign' | 'none'
-  /** Preprocessing constant p > 0; present iff preprocessing is `log-sign`. */
-  p?: number
-  /** update = outputScale · (W_out·h_L + b_out). */
-  outputScale: number
-}
+import type { z } from 'zod'
+import type { lstmArchitectureSchema } from './architecture'
+
+/**
+ * Architecture of a coordinatewise LSTM optimizer, as stored in a weight file's metadata (DESIGN §2–3):
+ * `{ kind: 'lstm-cw', layers, hidden, preprocessing: 'log-sign' | 'none', p?, outputScale }`.
+ * Inferred from `lstmArchitectureSchema`, which documents and bounds each field.
+ */
+export type LstmArchitecture = z.infer<typeof lstmArchitectureSchema>
 
 /** One nn.LSTMCell's parameters, row-major, gate order (i, f, g, o). */
 export interface LstmCellWeights {

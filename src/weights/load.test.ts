@@ -1,0 +1,307 @@
+import { createHash } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
+import { architectureJson, inputSize, lstmArchitectureSchema, stateSize } from './architecture'
+import {
+  decodeLstmWeights,
+  digestOf,
+  encodeLstmWeights,
+  expectedTensors,
+  readWeightFile,
+  WeightsError,
+  type WeightsErrorCode,
+} from './load'
+import { decode, encode, type Tensor } from './safetensors'
+import type { LstmArchitecture, LstmWeights } from './types'
+
+const paper: LstmArchitecture = {
+  kind: 'lstm-cw',
+  layers: 2,
+  hidden: 20,
+  preprocessing: 'log-sign',
+  p: 10,
+  outputScale: 0.1,
+}
+const quadratic: LstmArchitecture = {
+  kind: 'lstm-cw',
+  layers: 1,
+  hidden: 3,
+  preprocessing: 'none',
+  outputScale: 1,
+}
+
+// Deterministic pseudo-random floats, so the expected digest below never changes.
+function values(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n)
+  let s = seed >>> 0
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+    out[i] = s / 2 ** 31 - 1
+  }
+  return out
+}
+
+function weightsFor(arch: LstmArchitecture): LstmWeights {
+  const h = arch.hidden
+  return {
+    architecture: arch,
+    cells: Array.from({ length: arch.layers }, (_, k) => ({
+      weightIh: values(4 * h * (k === 0 ? inputSize(arch) : h), 10 * k + 1),
+      weightHh: values(4 * h * h, 10 * k + 2),
+      biasIh: values(4 * h, 10 * k + 3),
+      biasHh: values(4 * h, 10 * k + 4),
+    })),
+    head: { weight: values(h, 98), bias: values(1, 99) },
+  }
+}
+
+/** The weight file's tensors and metadata, for editing into a broken file. */
+function parts(arch: LstmArchitecture) {
+  const file = decode(encodeLstmWeights(weightsFor(arch)))
+  return { tensors: new Map(file.tensors), metadata: { ...file.metadata! } }
+}
+
+function expectCode(fn: () => unknown, code: WeightsErrorCode, message?: RegExp): void {
+  try {
+    fn()
+  } catch (error) {
+    expect(error).toBeInstanceOf(WeightsError)
+    expect((error as WeightsError).code, (error as Error).message).toBe(code)
+    if (message) expect((error as Error).message).toMatch(message)
+    return
+  }
+  throw new Error(`expected WeightsError ${code}, nothing was thrown`)
+}
+
+describe('architecture', () => {
+  it('accepts the paper and quadratic architectures and computes sizes', () => {
+    expect(lstmArchitectureSchema.parse(paper)).toEqual(paper)
+    expect(lstmArchitectureSchema.parse(quadratic)).toEqual(quadratic)
+    expect(stateSize(paper)).toBe(80)
+    expect(inputSize(paper)).toBe(2)
+    expect(inputSize(quadratic)).toBe(1)
+  })
+
+  it.each([
+    ['p missing for log-sign', { ...paper, p: undefined }],
+    ['p present for none', { ...quadratic, p: 10 }],
+    ['p not positive', { ...paper, p: 0 }],
+    ['zero layers', { ...paper, layers: 0 }],
+    ['too many layers', { ...paper, layers: 9 }],
+    ['hidden too large', { ...paper, hidden: 257 }],
+    ['fractional hidden', { ...paper, hidden: 2.5 }],
+    ['other kind', { ...paper, kind: 'gru' }],
+    ['unknown preprocessing', { ...paper, preprocessing: 'sign' }],
+    ['unknown key', { ...paper, clip: 5 }],
+    ['missing outputScale', { ...paper, outputScale: undefined }],
+    ['infinite outputScale', { ...paper, outputScale: Number.POSITIVE_INFINITY }],
+  ])('refuses %s', (_, arch) => {
+    expect(lstmArchitectureSchema.safeParse(arch).success).toBe(false)
+  })
+
+  it('writes compact JSON with sorted keys', () => {
+    expect(architectureJson(paper)).toBe(
+      '{"hidden":20,"kind":"lstm-cw","layers":2,"outputScale":0.1,"p":10,"preprocessing":"log-sign"}',
+    )
+    expect(architectureJson(quadratic)).toBe(
+      '{"hidden":3,"kind":"lstm-cw","layers":1,"outputScale":1,"preprocessing":"none"}',
+    )
+  })
+})
+
+describe('weight files', () => {
+  it('round-trips weights for several architectures', () => {
+    for (const arch of [paper, quadratic, { ...paper, layers: 3, hidden: 4, p: 5, outputScale: -0.5 }]) {
+      const weights = weightsFor(arch)
+      const bytes = encodeLstmWeights(weights)
+      expect(decodeLstmWeights(bytes)).toEqual(weights)
+    }
+  })
+
+  it('writes the state_dict names and F32 tensors, with format and architecture metadata', () => {
+    const file = decode(encodeLstmWeights(weightsFor(paper)))
+    expect(file.metadata).toEqual({ format: 'l2o/1', architecture: architectureJson(paper) })
+    expect([...file.tensors.keys()].sort()).toEqual([...expectedTensors(paper).keys()].sort())
+    expect(file.tensors.get('cells.0.weight_ih')!.shape).toEqual([80, 2])
+    expect(file.tensors.get('cells.1.weight_ih')!.shape).toEqual([80, 20])
+    expect(file.tensors.get('head.weight')!.shape).toEqual([1, 20])
+    for (const t of file.tensors.values()) expect(t.dtype).toBe('F32')
+  })
+
+  it('returns copies that do not alias the file bytes', () => {
+    const bytes = encodeLstmWeights(weightsFor(quadratic))
+    const weights = decodeLstmWeights(bytes)
+    expect(weights.head.bias.buffer).not.toBe(bytes.buffer)
+    bytes.fill(0, bytes.length - 4)
+    expect(weights.head.bias[0]).toBe(values(1, 99)[0])
+  })
+
+  it('is deterministic: equal weights give equal bytes', () => {
+    expect(encodeLstmWeights(weightsFor(paper))).toEqual(encodeLstmWeights(weightsFor(paper)))
+  })
+
+  it('accepts extra metadata keys', () => {
+    const { tensors, metadata } = parts(quadratic)
+    expect(decodeLstmWeights(encode(tensors, { ...metadata, name: 'lstm-cw' })).architecture).toEqual(
+      quadratic,
+    )
+  })
+
+  describe('refuses', () => {
+    it('a file that is not safetensors, keeping the codec error as cause', () => {
+      const error = (() => {
+        try {
+          decodeLstmWeights(new Uint8Array(4))
+        } catch (e) {
+          return e
+        }
+      })()
+      expect(error).toBeInstanceOf(WeightsError)
+      expect((error as WeightsError).code).toBe('invalid_file')
+      expect((error as WeightsError).message).toMatch(/truncated/)
+      expect((error as Error).cause).toBeDefined()
+    })
+
+    it('a wrong or missing format', () => {
+      const { tensors, metadata } = parts(quadratic)
+      expectCode(
+        () => decodeLstmWeights(encode(tensors, { ...metadata, format: 'l2o/2' })),
+        'unsupported_format',
+        /l2o\/2/,
+      )
+      expectCode(
+        () => decodeLstmWeights(encode(tensors, { architecture: metadata.architecture })),
+        'unsupported_format',
+      )
+      expectCode(() => decodeLstmWeights(encode(tensors)), 'unsupported_format', /no __metadata__/)
+    })
+
+    it('a bad architecture', () => {
+      const { tensors, metadata } = parts(quadratic)
+      const withArch = (architecture: string) => encode(tensors, { ...metadata, architecture })
+      expectCode(() => decodeLstmWeights(withArch('{')), 'invalid_architecture', /not valid JSON/)
+      expectCode(() => decodeLstmWeights(withArch('{"kind":"lstm-cw"}')), 'invalid_architecture', /layers/)
+      expectCode(
+        () => decodeLstmWeights(withArch(JSON.stringify({ ...quadratic, layers: 100 }))),
+        'invalid_architecture',
+        /layers/,
+      )
+      expectCode(() => decodeLstmWeights(encode(tensors, { format: 'l2o/1' })), 'invalid_architecture')
+    })
+
+    it('a missing tensor, naming it and its shape', () => {
+      const { tensors, metadata } = parts(paper)
+      tensors.delete('cells.1.bias_hh')
+      expectCode(
+        () => decodeLstmWeights(encode(tensors, metadata)),
+        'invalid_weights',
+        /missing.*"cells\.1\.bias_hh" \[80\]/,
+      )
+    })
+
+    it('an extra tensor', () => {
+      const { tensors, metadata } = parts(paper)
+      tensors.set('cells.2.bias_hh', { dtype: 'F32', shape: [80], data: new Float32Array(80) })
+      expectCode(
+        () => decodeLstmWeights(encode(tensors, metadata)),
+        'invalid_weights',
+        /unexpected.*"cells\.2\.bias_hh"/,
+      )
+    })
+
+    it('a misnamed tensor, reporting both the missing and the unexpected name', () => {
+      const { tensors, metadata } = parts(paper)
+      tensors.set('head.weights', tensors.get('head.weight')!)
+      tensors.delete('head.weight')
+      expectCode(
+        () => decodeLstmWeights(encode(tensors, metadata)),
+        'invalid_weights',
+        /missing tensor "head\.weight" \[1, 20\].*unexpected tensor "head\.weights"/,
+      )
+    })
+
+    it('a misshaped tensor, with expected and actual shapes', () => {
+      const { tensors, metadata } = parts(paper)
+      tensors.set('cells.0.weight_ih', { dtype: 'F32', shape: [80, 1], data: new Float32Array(80) })
+      expectCode(
+        () => decodeLstmWeights(encode(tensors, metadata)),
+        'invalid_weights',
+        /"cells\.0\.weight_ih" has shape \[80, 1\], expected \[80, 2\]/,
+      )
+      const transposed = parts(paper)
+      transposed.tensors.set('head.weight', { dtype: 'F32', shape: [20, 1], data: new Float32Array(20) })
+      expectCode(
+        () => decodeLstmWeights(encode(transposed.tensors, transposed.metadata)),
+        'invalid_weights',
+        /\[20, 1\]/,
+      )
+    })
+
+    it('weights whose shapes fit another architecture', () => {
+      const { tensors, metadata } = parts(paper)
+      const other = encode(tensors, { ...metadata, architecture: architectureJson({ ...paper, hidden: 21 }) })
+      expectCode(() => decodeLstmWeights(other), 'invalid_weights', /expected \[84, 2\]/)
+    })
+
+    it('a 16-bit tensor', () => {
+      const { tensors, metadata } = parts(quadratic)
+      tensors.set('head.bias', { dtype: 'BF16', shape: [1], data: new Uint16Array(1) } satisfies Tensor)
+      expectCode(
+        () => decodeLstmWeights(encode(tensors, metadata)),
+        'invalid_weights',
+        /"head\.bias" is BF16, expected F32/,
+      )
+    })
+
+    it('non-finite values, naming tensor and index', () => {
+      const { tensors, metadata } = parts(quadratic)
+      const data = new Float32Array(12)
+      data[7] = Number.NaN
+      tensors.set('cells.0.bias_ih', { dtype: 'F32', shape: [12], data })
+      expectCode(
+        () => decodeLstmWeights(encode(tensors, metadata)),
+        'invalid_weights',
+        /"cells\.0\.bias_ih".*NaN.*index 7/,
+      )
+    })
+
+    it('to write weights that do not match their architecture', () => {
+      const w = weightsFor(paper)
+      expectCode(() => encodeLstmWeights({ ...w, cells: w.cells.slice(1) }), 'invalid_weights', /1 cells/)
+      expectCode(
+        () => encodeLstmWeights({ ...w, head: { ...w.head, weight: new Float32Array(3) } }),
+        'invalid_weights',
+        /head\.weight/,
+      )
+      expectCode(
+        () => encodeLstmWeights({ ...w, architecture: { ...paper, p: undefined } }),
+        'invalid_architecture',
+      )
+    })
+  })
+})
+
+describe('digest', () => {
+  it('is "sha256:" + the lowercase hex SHA-256 of the bytes', async () => {
+    const empty = await digestOf(new Uint8Array(0))
+    expect(empty).toBe('sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855')
+    const bytes = encodeLstmWeights(weightsFor(paper))
+    expect(await digestOf(bytes)).toBe(`sha256:${createHash('sha256').update(bytes).digest('hex')}`)
+  })
+
+  it('hashes only the view it is given, not the whole buffer', async () => {
+    const backing = new Uint8Array([1, 2, 3, 4])
+    expect(await digestOf(backing.subarray(1, 3))).toBe(
+      `sha256:${createHash('sha256')
+        .update(new Uint8Array([2, 3]))
+        .digest('hex')}`,
+    )
+  })
+
+  it('readWeightFile returns weights and a digest that is stable across encodes', async () => {
+    const a = await readWeightFile(encodeLstmWeights(weightsFor(paper)))
+    const b = await readWeightFile(encodeLstmWeights(a.weights))
+    expect(a.digest).toMatch(/^sha256:[0-9a-f]{64}$/)
+    expect(b.digest).toBe(a.digest)
+    expect(a.weights).toEqual(weightsFor(paper))
+  })
+})
