@@ -10,8 +10,14 @@ export interface Optimizer {
   readonly stateSize: number
   /** A fresh state for `numParams` coordinates (zeros for every optimizer here). */
   init(numParams: number): Float32Array
-  /** One step: never mutates `grads` or `state`; `updates` is added to the parameters (θ + update). */
+  /**
+   * One step: never mutates `grads` or `state`; `updates` is added to the parameters (θ + update).
+   * Throws NonFiniteGradientError for a NaN or ±Infinity gradient and StateLengthError when
+   * `state.length` is not grads.length · stateSize.
+   */
   update(grads: Float32Array, state: Float32Array): StepResult
+  /** Releases resources held outside the JS heap (tfjs weight tensors); optional, idempotent. */
+  dispose?(): void
 }
 
 /** What one optimizer step returns. */

@@ -1,0 +1,18 @@
+export type { BaselineName } from './baselines'
+export {
+  adam,
+  baselineHyperparameters,
+  baselineOptimizer,
+  momentum,
+  nesterov,
+  rmsprop,
+  sgd,
+} from './baselines'
+export { NonFiniteGradientError, OptimizerConfigError, OptimizerInputError, StateLengthError } from './errors'
+export { lstmOptimizer } from './lstm'
+export { assertLstmWeights, featureCount, lstmStateSize } from './lstm-architecture'
+export type { LstmReferenceResult } from './lstm-reference'
+export { lstmReferenceOptimizer, lstmReferenceStep } from './lstm-reference'
+export type { Optimizer, StepResult } from './optimizer'
+export { preprocessInto } from './preprocess'
+export { assertFiniteGradients, assertStateLength, defineOptimizer } from './validate'

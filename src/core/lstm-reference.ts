@@ -1,0 +1,80 @@
+import type { LstmWeights } from '../weights/types'
+import { assertLstmWeights, featureCount, lstmStateSize } from './lstm-architecture'
+import type { Optimizer } from './optimizer'
+import { preprocessInto } from './preprocess'
+import { defineOptimizer } from './validate'
+
+/** One step of the float64 reference: updates [N] and state [N, 2·L·H], both float64. */
+export interface LstmReferenceResult {
+  updates: Float64Array
+  state: Float64Array
+}
+
+const sigmoid = (z: number) => 1 / (1 + Math.exp(-z))
+
+/**
+ * The coordinatewise LSTM step of DESIGN §2 in plain float64 TypeScript, written for clarity, not
+ * speed: the oracle the tfjs implementation is tested against. Inputs are not checked here beyond
+ * the weights; `state` is [N, 2·L·H] as [h_1, c_1, …, h_L, c_L] per coordinate.
+ */
+export function lstmReferenceStep(
+  weights: LstmWeights,
+  grads: ArrayLike<number>,
+  state: ArrayLike<number>,
+): LstmReferenceResult {
+  assertLstmWeights(weights)
+  const a = weights.architecture
+  const hidden = a.hidden
+  const stateSize = lstmStateSize(a)
+  const n = grads.length
+  const inputs0 = featureCount(a)
+  const features = new Float64Array(n * inputs0)
+  preprocessInto(a, grads, features, inputs0)
+
+  const updates = new Float64Array(n)
+  const next = new Float64Array(n * stateSize)
+  const gates = new Float64Array(4 * hidden)
+  for (let i = 0; i < n; i++) {
+    let x: ArrayLike<number> = features.subarray(i * inputs0, (i + 1) * inputs0)
+    const row = i * stateSize
+    for (let k = 0; k < a.layers; k++) {
+      const cell = weights.cells[k]
+      const inputSize = x.length
+      const hOff = row + 2 * k * hidden
+      const cOff = hOff + hidden
+      // gates = W_ih·x + b_ih + W_hh·h + b_hh, rows in the order (i, f, g, o).
+      for (let r = 0; r < 4 * hidden; r++) {
+        let z = cell.biasIh[r] + cell.biasHh[r]
+        for (let j = 0; j < inputSize; j++) z += cell.weightIh[r * inputSize + j] * x[j]
+        for (let j = 0; j < hidden; j++) z += cell.weightHh[r * hidden + j] * state[hOff + j]
+        gates[r] = z
+      }
+      for (let u = 0; u < hidden; u++) {
+        const inGate = sigmoid(gates[u])
+        const forget = sigmoid(gates[hidden + u])
+        const candidate = Math.tanh(gates[2 * hidden + u])
+        const outGate = sigmoid(gates[3 * hidden + u])
+        const c = forget * state[cOff + u] + inGate * candidate
+        next[cOff + u] = c
+        next[hOff + u] = outGate * Math.tanh(c)
+      }
+      x = next.subarray(hOff, hOff + hidden)
+    }
+    let out = weights.head.bias[0]
+    for (let j = 0; j < hidden; j++) out += weights.head.weight[j] * x[j]
+    updates[i] = a.outputScale * out
+  }
+  return { updates, state: next }
+}
+
+/**
+ * The float64 reference behind the Optimizer interface (results rounded to float32 once): slow but
+ * exact; used as an oracle in tests and as the plain-TypeScript row of the kernel benchmark.
+ */
+export function lstmReferenceOptimizer(weights: LstmWeights): Optimizer {
+  assertLstmWeights(weights)
+  return defineOptimizer(lstmStateSize(weights.architecture), (grads, state) => {
+    const r = lstmReferenceStep(weights, grads, state)
+    return { updates: Float32Array.from(r.updates), state: Float32Array.from(r.state) }
+  })
+}

@@ -1,0 +1,130 @@
+import { beforeAll, describe, expect, it } from 'vitest'
+import { randomGradients, randomLstmWeights, randomUniform } from '../../test/support/random'
+import { initTf } from '../runtime/tf-node'
+import { adam, momentum, nesterov, rmsprop, sgd } from './baselines'
+import { NonFiniteGradientError, StateLengthError } from './errors'
+import { lstmOptimizer } from './lstm'
+import { lstmReferenceOptimizer } from './lstm-reference'
+import type { Optimizer } from './optimizer'
+
+const paper = randomLstmWeights(
+  { kind: 'lstm-cw', layers: 2, hidden: 20, preprocessing: 'log-sign', p: 10, outputScale: 0.1 },
+  2016,
+)
+const quadratics = randomLstmWeights(
+  { kind: 'lstm-cw', layers: 3, hidden: 5, preprocessing: 'none', outputScale: 0.05 },
+  7,
+)
+
+/** Every optimizer in the core; `steps` and learning rate chosen so each baseline converges on the quadratic. */
+const optimizers: { name: string; make: () => Optimizer; quadraticSteps?: number }[] = [
+  { name: 'lstm (tfjs-wasm), log-sign L=2 H=20', make: () => lstmOptimizer(paper) },
+  { name: 'lstm (tfjs-wasm), none L=3 H=5', make: () => lstmOptimizer(quadratics) },
+  { name: 'lstm float64 reference', make: () => lstmReferenceOptimizer(paper) },
+  { name: 'sgd', make: () => sgd({ learningRate: 0.05 }), quadraticSteps: 300 },
+  { name: 'momentum', make: () => momentum({ learningRate: 0.02, momentum: 0.9 }), quadraticSteps: 300 },
+  { name: 'nag', make: () => nesterov({ learningRate: 0.02, momentum: 0.9 }), quadraticSteps: 300 },
+  { name: 'rmsprop', make: () => rmsprop({ learningRate: 0.01 }), quadraticSteps: 2000 },
+  { name: 'adam', make: () => adam({ learningRate: 0.05 }), quadraticSteps: 2000 },
+]
+
+const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length))
+
+/** Raw little-endian bytes and back, as the wire format carries a state. */
+function byteRoundTrip(state: Float32Array): Float32Array {
+  const bytes = new Uint8Array(state.buffer, state.byteOffset, state.byteLength).slice()
+  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
+}
+
+describe.each(optimizers)('optimizer contract: $name', ({ make, quadraticSteps }) => {
+  let opt: Optimizer
+  beforeAll(async () => {
+    await initTf('wasm')
+    opt = make()
+    return () => opt.dispose?.()
+  })
+
+  it('starts from zeros of N·S floats', () => {
+    const state = opt.init(7)
+    expect(state.length).toBe(7 * opt.stateSize)
+    expect(state.every((v) => v === 0)).toBe(true)
+  })
+
+  it('keeps shapes stable and values finite over several steps, and never mutates its inputs', () => {
+    const n = 257
+    let state = opt.init(n)
+    for (let step = 0; step < 4; step++) {
+      const grads = randomGradients(n, step)
+      const gradsBefore = grads.slice()
+      const stateBefore = state.slice()
+      const out = opt.update(grads, state)
+      expect(bits(grads)).toEqual(bits(gradsBefore))
+      expect(bits(state)).toEqual(bits(stateBefore))
+      expect(out.updates).toBeInstanceOf(Float32Array)
+      expect(out.state).toBeInstanceOf(Float32Array)
+      expect(out.updates.length).toBe(n)
+      expect(out.state.length).toBe(n * opt.stateSize)
+      expect(out.updates.every(Number.isFinite)).toBe(true)
+      expect(out.state.every(Number.isFinite)).toBe(true)
+      // Fresh buffers: a caller may keep or reuse its inputs.
+      expect(out.updates.buffer).not.toBe(grads.buffer)
+      if (opt.stateSize > 0) expect(out.state.buffer).not.toBe(state.buffer)
+      state = out.state
+    }
+  })
+
+  it('gives bit-identical results from a state that went through a raw byte round trip', () => {
+    const n = 64
+    let state = opt.init(n)
+    for (let step = 0; step < 3; step++) state = opt.update(randomGradients(n, 10 + step), state).state
+    const restored = byteRoundTrip(state)
+    expect(bits(restored)).toEqual(bits(state))
+    const grads = randomGradients(n, 20)
+    const a = opt.update(grads, state)
+    const b = opt.update(grads, restored)
+    expect(bits(b.updates)).toEqual(bits(a.updates))
+    expect(bits(b.state)).toEqual(bits(a.state))
+  })
+
+  it('is a function of its inputs only: a shard of the coordinates gets the same results', () => {
+    const n = 50
+    const state = opt.stateSize === 0 ? opt.init(n) : randomUniform(n * opt.stateSize, 3, 0.5).map(Math.abs)
+    const grads = randomGradients(n, 4)
+    const whole = opt.update(grads, state)
+    const [lo, hi] = [10, 30]
+    const shard = opt.update(grads.subarray(lo, hi), state.subarray(lo * opt.stateSize, hi * opt.stateSize))
+    expect(bits(shard.updates)).toEqual(bits(whole.updates.subarray(lo, hi)))
+    expect(bits(shard.state)).toEqual(bits(whole.state.subarray(lo * opt.stateSize, hi * opt.stateSize)))
+  })
+
+  it.each([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY])(
+    'refuses a %s gradient naming the coordinate',
+    (bad) => {
+      const grads = Float32Array.from([0.5, 0.25, 0.125, bad, 1])
+      expect(() => opt.update(grads, opt.init(5))).toThrow(NonFiniteGradientError)
+      expect(() => opt.update(grads, opt.init(5))).toThrow(/coordinate 3 /)
+    },
+  )
+
+  it('refuses a state of the wrong length', () => {
+    expect(() => opt.update(new Float32Array(5), new Float32Array(5 * opt.stateSize + 1))).toThrow(
+      StateLengthError,
+    )
+  })
+
+  it.runIf(quadraticSteps !== undefined)('drives a 10-d ill-conditioned quadratic to its minimum', () => {
+    // f(θ) = ½ Σ a_i (θ_i − θ*_i)², curvatures a_i from 1 to 10.
+    const curvature = Float32Array.from({ length: 10 }, (_, i) => 1 + i)
+    const optimum = randomUniform(10, 99, 3)
+    const theta = new Float32Array(10)
+    let state = opt.init(10)
+    const grads = new Float32Array(10)
+    for (let step = 0; step < (quadraticSteps ?? 0); step++) {
+      for (let i = 0; i < 10; i++) grads[i] = curvature[i] * (theta[i] - optimum[i])
+      const out = opt.update(grads, state)
+      for (let i = 0; i < 10; i++) theta[i] += out.updates[i]
+      state = out.state
+    }
+    for (let i = 0; i < 10; i++) expect(Math.abs(theta[i] - optimum[i]), `coordinate ${i}`).toBeLessThan(1e-3)
+  })
+})

@@ -1,0 +1,48 @@
+import { NonFiniteGradientError, StateLengthError } from './errors'
+import type { Optimizer, StepResult } from './optimizer'
+
+/** Throws NonFiniteGradientError naming the first NaN or ±Infinity gradient. */
+export function assertFiniteGradients(grads: Float32Array): void {
+  for (let i = 0; i < grads.length; i++) {
+    // x - x is 0 for finite x and NaN for NaN and ±Infinity: one test for all three.
+    if (grads[i] - grads[i] !== 0) throw new NonFiniteGradientError(i, grads[i])
+  }
+}
+
+/** Throws StateLengthError unless `state` holds exactly numParams · stateSize floats. */
+export function assertStateLength(numParams: number, stateSize: number, state: Float32Array): void {
+  const expected = numParams * stateSize
+  if (state.length !== expected) {
+    throw new StateLengthError(
+      expected,
+      state.length,
+      `${numParams} coordinates × ${stateSize} floats of state per coordinate`,
+    )
+  }
+}
+
+/**
+ * Builds an Optimizer from its step function, with the input checks every optimizer shares:
+ * finite gradients and a state of numParams · stateSize floats. `step` may assume both.
+ */
+export function defineOptimizer(
+  stateSize: number,
+  step: (grads: Float32Array, state: Float32Array) => StepResult,
+  extra: Pick<Optimizer, 'dispose'> = {},
+): Optimizer {
+  return {
+    stateSize,
+    init: (numParams) => {
+      if (!Number.isSafeInteger(numParams) || numParams < 0) {
+        throw new RangeError(`numParams must be a non-negative integer, got ${numParams}`)
+      }
+      return new Float32Array(numParams * stateSize)
+    },
+    update: (grads, state) => {
+      assertFiniteGradients(grads)
+      assertStateLength(grads.length, stateSize, state)
+      return step(grads, state)
+    },
+    ...extra,
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Index of the first element where |actual − expected| > rtol · max(|expected|, floor), or −1.
+ * The floor stands for the quantity's natural scale: float32 kernels make absolute errors of about
+ * 1e-7 of that scale even where the exact value is near 0, so pure relative error is meaningless there.
+ */
+export function firstMismatch(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  rtol: number,
+  floor: number,
+): number {
+  if (actual.length !== expected.length) return 0
+  for (let i = 0; i < expected.length; i++) {
+    const bound = rtol * Math.max(Math.abs(expected[i]), floor)
+    if (!(Math.abs(actual[i] - expected[i]) <= bound)) return i
+  }
+  return -1
+}
+
+/** Largest |actual − expected| / max(|expected|, floor): the figure firstMismatch compares with rtol. */
+export function maxScaledError(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  floor: number,
+): number {
+  let worst = 0
+  for (let i = 0; i < expected.length; i++) {
+    worst = Math.max(worst, Math.abs(actual[i] - expected[i]) / Math.max(Math.abs(expected[i]), floor))
+  }
+  return worst
+}
