@@ -13,7 +13,16 @@ const bitsOf = (src: Float32Array): Uint32Array => new Uint32Array(src.buffer, s
 export function f32ToF16(src: Float32Array): Uint16Array {
   const bits = bitsOf(src)
   const out = new Uint16Array(bits.length)
-  for (let i = 0; i < bits.length; i++) out[i] = f32BitsToF16(bits[i])
+  for (let i = 0; i < bits.length; i++) {
+    const f = bits[i]
+    const a = f & 0x7fffffff
+    // Fast path, normal F16 results (|x| in [2^-14, 2^16)): rebias the exponent by 112, then round
+    // the 13 dropped bits to nearest even; a carry out of the mantissa bumps the exponent, which is
+    // exactly right, up to and including 65520 → Inf.
+    if (a >= 0x38800000 && a < 0x47800000)
+      out[i] = ((f >>> 16) & 0x8000) | ((a - 0x37fff001 + ((a >>> 13) & 1)) >>> 13)
+    else out[i] = f32BitsToF16(f)
+  }
   return out
 }
 
@@ -25,8 +34,7 @@ export function f32BitsToF16(f: number): number {
   if (e === 0xff) return m === 0 ? sign | 0x7c00 : sign | 0x7e00 | (m >>> 13)
   if (e >= 143) return sign | 0x7c00 // ≥ 2^16: beyond F16's range even before rounding
   if (e >= 113) {
-    // Normal F16: keep 10 of 23 mantissa bits; a carry out of the mantissa bumps the exponent,
-    // which is exactly right (up to and including 65520 → Inf).
+    // Normal F16: keep 10 of 23 mantissa bits, round the rest to nearest even (carry is fine, as above).
     let h = ((e - 112) << 10) | (m >>> 13)
     const rest = m & 0x1fff
     if (rest > 0x1000 || (rest === 0x1000 && (h & 1) === 1)) h++

@@ -42,7 +42,8 @@ export function expectedTensors(arch: LstmArchitecture): Map<string, number[]> {
   return shapes
 }
 
-const shapeText = (shape: readonly number[]): string => `[${shape.join(', ')}]`
+const shapeText = (shape: readonly number[]): string =>
+  `[${shape.slice(0, 8).join(', ')}${shape.length > 8 ? `, … (${shape.length} dims)` : ''}]`
 const sameShape = (a: readonly number[], b: readonly number[]): boolean =>
   a.length === b.length && a.every((d, i) => d === b[i])
 

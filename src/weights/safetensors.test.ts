@@ -1,3 +1,4 @@
+import { runInNewContext } from 'node:vm'
 import { describe, expect, it } from 'vitest'
 import { f32ToBf16, f32ToF16 } from './float16'
 import { decode, encode, SafetensorsError, type SafetensorsErrorCode, type Tensor } from './safetensors'
@@ -310,6 +311,15 @@ describe('decode refuses malformed files with one error class and a stable code'
 
   it('invalid_input: something other than a Uint8Array', () => {
     expectCode(() => decode('abc' as unknown as Uint8Array), 'invalid_input')
+    expectCode(() => decode(new Uint16Array(8) as unknown as Uint8Array), 'invalid_input')
+  })
+
+  it('accepts a Uint8Array from another realm', () => {
+    const bytes = encode({ a: f32([1], [3]) })
+    const foreign = runInNewContext('new Uint8Array(n)', { n: bytes.length }) as Uint8Array
+    foreign.set(bytes)
+    expect(foreign instanceof Uint8Array).toBe(false)
+    expect([...decode(foreign).tensors.get('a')!.data]).toEqual([3])
   })
 
   it('stays fast on a header of 20,000 tensors (no quadratic work)', () => {
@@ -353,5 +363,23 @@ describe('encode refuses malformed tensors', () => {
     const backing = new Float32Array([9, 9, 1, 2, 9])
     const bytes = encode({ a: { dtype: 'F32', shape: [2], data: backing.subarray(2, 4) } })
     expect([...decode(bytes).tensors.get('a')!.data]).toEqual([1, 2])
+  })
+})
+
+describe('error messages stay short on hostile headers', () => {
+  it('cuts long names, dtypes and shapes', () => {
+    const longName = 'n'.repeat(10_000)
+    const shape = Array.from({ length: 100_000 }, () => 1)
+    const e1 = expectCode(
+      () => decode(rawFile({ [longName]: { dtype: 'F32', shape, data_offsets: [0, 8] } }, new Uint8Array(8))),
+      'size_mismatch',
+      /100000 dims/,
+    )
+    expect(e1.message.length).toBeLessThan(400)
+    const e2 = expectCode(
+      () => decode(rawFile({ a: { dtype: 'X'.repeat(10_000), shape: [], data_offsets: [0, 0] } })),
+      'unsupported_dtype',
+    )
+    expect(e2.message.length).toBeLessThan(400)
   })
 })

@@ -116,6 +116,10 @@ const fail = (code: SafetensorsErrorCode, message: string): never => {
 
 const quote = (name: string): string => JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name)
 
+// Shapes come from untrusted headers and may have a million entries; messages show the start.
+const shapeText = (shape: readonly number[]): string =>
+  `[${shape.slice(0, 8).join(', ')}${shape.length > 8 ? `, … (${shape.length} dims)` : ''}]`
+
 const issueText = (error: z.ZodError): string =>
   error.issues
     .slice(0, 3)
@@ -130,7 +134,10 @@ const issueText = (error: z.ZodError): string =>
  * @throws SafetensorsError, and nothing else, for any input.
  */
 export function decode(bytes: Uint8Array, limits: DecodeLimits = {}): SafetensorsFile {
-  if (!(bytes instanceof Uint8Array)) fail('invalid_input', 'expected a Uint8Array')
+  // Not instanceof: a Uint8Array from another realm (vm context, test pool) is still a Uint8Array.
+  if (!ArrayBuffer.isView(bytes) || (bytes as Uint8Array)[Symbol.toStringTag] !== 'Uint8Array') {
+    fail('invalid_input', 'expected a Uint8Array')
+  }
   const maxHeaderBytes = limits.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES
   const maxTotalBytes = limits.maxTotalBytes ?? Number.POSITIVE_INFINITY
   const maxTensors = limits.maxTensors ?? Number.POSITIVE_INFINITY
@@ -199,7 +206,7 @@ export function decode(bytes: Uint8Array, limits: DecodeLimits = {}): Safetensor
         elements * ITEMSIZE[dtype] > span ? `more than ${span}` : String(elements * ITEMSIZE[dtype])
       fail(
         'size_mismatch',
-        `tensor ${quote(name)}: shape [${shape.join(', ')}] of ${dtype} needs ${needs} bytes, but data_offsets [${begin}, ${end}] span ${span}`,
+        `tensor ${quote(name)}: shape ${shapeText(shape)} of ${dtype} needs ${needs} bytes, but data_offsets [${begin}, ${end}] span ${span}`,
       )
     }
     totalElements += elements
@@ -404,7 +411,7 @@ function checkTensor(name: string, t: Tensor): void {
   if (elements !== t.data.length) {
     fail(
       'size_mismatch',
-      `tensor ${quote(name)}: shape [${t.shape.join(', ')}] has ${elements} elements, data has ${t.data.length}`,
+      `tensor ${quote(name)}: shape ${shapeText(t.shape)} has ${elements} elements, data has ${t.data.length}`,
     )
   }
 }
