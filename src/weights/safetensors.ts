@@ -110,7 +110,7 @@ interface Entry {
   end: number
 }
 
-const fail = (code: SafetensorsErrorCode, message: string): never => {
+function fail(code: SafetensorsErrorCode, message: string): never {
   throw new SafetensorsError(code, message)
 }
 
@@ -178,7 +178,6 @@ export function decode(bytes: Uint8Array, limits: DecodeLimits = {}): Safetensor
     const parsed = tensorInfoSchema.safeParse(raw)
     if (!parsed.success) {
       fail('invalid_header', `tensor ${quote(name)}: ${issueText(parsed.error)}`)
-      continue
     }
     const { dtype, shape, data_offsets } = parsed.data
     if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') {
@@ -187,11 +186,11 @@ export function decode(bytes: Uint8Array, limits: DecodeLimits = {}): Safetensor
         'unsupported_dtype',
         `tensor ${quote(name)} has dtype ${quote(dtype)}${known}; supported: F32, F16, BF16`,
       )
-      continue
     }
     const [begin, end] = data_offsets
-    if (begin > end)
+    if (begin > end) {
       fail('out_of_bounds', `tensor ${quote(name)} has data_offsets [${begin}, ${end}], begin > end`)
+    }
     if (end > dataLength) {
       fail(
         'out_of_bounds',
