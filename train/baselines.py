@@ -1,0 +1,88 @@
+"""Hand-designed baselines with the optimizer interface of DESIGN §2: init(n) -> state,
+update(grads, state) -> (updates, state). Update rules follow torch.optim exactly (checked in
+tests/test_baselines.py), on flat float32 tensors, without mutating their inputs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class SGD:
+    name = "sgd"
+
+    def __init__(self, lr: float) -> None:
+        self.lr = lr
+
+    def init(self, n: int, device=None) -> dict:
+        return {}
+
+    def update(self, g: torch.Tensor, state: dict):
+        return -self.lr * g, state
+
+
+class NAG:
+    """SGD with Nesterov momentum, torch.optim.SGD(nesterov=True, dampening=0) convention."""
+
+    name = "nag"
+
+    def __init__(self, lr: float, momentum: float = 0.9) -> None:
+        self.lr, self.momentum = lr, momentum
+
+    def init(self, n: int, device=None) -> dict:
+        return {"buf": torch.zeros(n, device=device)}
+
+    def update(self, g: torch.Tensor, state: dict):
+        buf = self.momentum * state["buf"] + g
+        return -self.lr * (g + self.momentum * buf), {"buf": buf}
+
+
+class RMSprop:
+    name = "rmsprop"
+
+    def __init__(self, lr: float, alpha: float = 0.99, eps: float = 1e-8) -> None:
+        self.lr, self.alpha, self.eps = lr, alpha, eps
+
+    def init(self, n: int, device=None) -> dict:
+        return {"sq": torch.zeros(n, device=device)}
+
+    def update(self, g: torch.Tensor, state: dict):
+        sq = self.alpha * state["sq"] + (1 - self.alpha) * g * g
+        return -self.lr * g / (sq.sqrt() + self.eps), {"sq": sq}
+
+
+class Adam:
+    name = "adam"
+
+    def __init__(self, lr: float, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+        self.lr, self.betas, self.eps = lr, betas, eps
+
+    def init(self, n: int, device=None) -> dict:
+        z = torch.zeros(n, device=device)
+        return {"m": z, "v": z.clone(), "t": 0}
+
+    def update(self, g: torch.Tensor, state: dict):
+        b1, b2 = self.betas
+        t = state["t"] + 1
+        m = b1 * state["m"] + (1 - b1) * g
+        v = b2 * state["v"] + (1 - b2) * g * g
+        denom = v.sqrt() / (1 - b2**t) ** 0.5 + self.eps
+        return -(self.lr / (1 - b1**t)) * m / denom, {"m": m, "v": v, "t": t}
+
+
+class Learned:
+    """Adapter giving the LSTM module the same interface (no meta-gradient)."""
+
+    name = "learned"
+
+    def __init__(self, module) -> None:
+        self.module = module
+
+    def init(self, n: int, device=None) -> torch.Tensor:
+        return self.module.init_state(n, device)
+
+    def update(self, g: torch.Tensor, state: torch.Tensor):
+        return self.module.fast_forward(g, state)
+
+
+BASELINES = {"sgd": SGD, "nag": NAG, "rmsprop": RMSprop, "adam": Adam}

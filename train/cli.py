@@ -1,0 +1,150 @@
+"""`python3 -m train <command>`: meta-train, evaluate, export, golden, ship. See train/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+from .metatrain import MetaTrainConfig, meta_train
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    d = MetaTrainConfig()
+    for f in fields(MetaTrainConfig):
+        val = getattr(d, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(val, list):
+            p.add_argument(flag, type=int, nargs="+", default=None, help=f"default {val}")
+        else:
+            p.add_argument(flag, type=type(val), default=None, help=f"default {val}")
+
+
+def _config_from_args(args, base: MetaTrainConfig | None = None) -> MetaTrainConfig:
+    cfg = base or MetaTrainConfig()
+    for f in fields(MetaTrainConfig):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            setattr(cfg, f.name, v)
+    return cfg
+
+
+def cmd_meta_train(args) -> int:
+    cfg = _config_from_args(args)
+    summary = meta_train(cfg, args.out, resume=not args.fresh)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _load_optimizer(path):
+    from .export import load_model
+    from .metatrain import MetaTrainConfig
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_model(path)
+    ck = torch.load(path, map_location="cpu")  # a run's best.pt or checkpoint.pt
+    run_dir = path.parent
+    cfg = MetaTrainConfig(**torch.load(run_dir / "checkpoint.pt", map_location="cpu")["config"])
+    opt = cfg.make_optimizer()
+    opt.load_state_dict(ck["model"])
+    return opt
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_suite, markdown_table
+    from .plots import plot_results
+
+    module = None if args.only_baselines else _load_optimizer(args.weights)
+    res = evaluate_suite(
+        module, args.suite, args.out, device=args.device, instances=args.instances,
+        tune_instances=args.tune_instances, only_baselines=args.only_baselines,
+    )
+    if res:
+        plot_results(res, Path(args.out) / "loss.png", title=f"{args.suite}: mean held-out loss")
+        print(markdown_table(res))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_model
+
+    digest = export_model(_load_optimizer(args.checkpoint), args.out)
+    print(digest)
+    return 0
+
+
+def cmd_golden(args) -> int:
+    from . import safetensors_io as st
+    from .export import load_model, make_golden
+
+    data = Path(args.weights).read_bytes()
+    out = args.out or str(Path(args.weights).with_name("golden.safetensors"))
+    make_golden(load_model(args.weights), st.digest(data), out, steps=args.steps, n=args.n)
+    print(out)
+    return 0
+
+
+def cmd_ship(args) -> int:
+    from .ship import ship
+
+    ship(args.name, args.version, args.run, suite=args.suite, device=args.device,
+         skip_train=args.skip_train, instances=args.instances, tune_instances=args.tune_instances)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m train", description=__doc__)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("meta-train", help="meta-train a learned optimizer (checkpoints, log.csv)")
+    _add_config_args(p)
+    p.add_argument("--out", required=True, help="run folder, e.g. train/runs/mnist")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.set_defaults(fn=cmd_meta_train)
+
+    p = sub.add_parser("evaluate", help="learned vs tuned baselines: results.json, curves.csv, loss.png")
+    p.add_argument("--weights", help="model.safetensors, or a run's best.pt")
+    p.add_argument("--suite", required=True, choices=["quadratic", "mnist"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--instances", type=int, help="held-out instances per test (default: suite's)")
+    p.add_argument("--tune-instances", type=int, help="lr-tuning instances per test")
+    p.add_argument("--only-baselines", action="store_true", help="tune and run baselines only (cached)")
+    p.set_defaults(fn=cmd_evaluate)
+
+    p = sub.add_parser("export", help="write model.safetensors from a run's best.pt; prints the digest")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("golden", help="golden vectors for parity tests, from a model.safetensors")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--out", help="default: golden.safetensors beside the weights")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--n", type=int, default=512)
+    p.set_defaults(fn=cmd_golden)
+
+    p = sub.add_parser("ship", help="reproduce a shipped optimizer end to end: train, evaluate, export, card")
+    p.add_argument("name", choices=["l2o-quadratic", "l2o-mnist"])
+    p.add_argument("--version", default="1.0.0")
+    p.add_argument("--run", help="run folder (default train/runs/<name>)")
+    p.add_argument("--suite", help="evaluation suite (default from the name)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--skip-train", action="store_true", help="reuse the run folder's best.pt")
+    p.add_argument("--instances", type=int)
+    p.add_argument("--tune-instances", type=int)
+    p.set_defaults(fn=cmd_ship)
+
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

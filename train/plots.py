@@ -1,0 +1,76 @@
+"""PNG plots: mean loss per step on a log scale, one panel per test, learned vs every baseline."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLORS = {"learned": "tab:red", "sgd": "tab:gray", "nag": "tab:green", "rmsprop": "tab:purple", "adam": "tab:blue"}
+LABELS = {"learned": "LSTM (learned)", "sgd": "SGD", "nag": "NAG", "rmsprop": "RMSprop", "adam": "ADAM"}
+
+
+def plot_results(results: dict, path, horizon_tuned: int = 100, title: str = "") -> None:
+    """One panel per test; baselines use the lr tuned for `horizon_tuned` steps."""
+    tests = results["tests"]
+    n = len(tests)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+    for ax, (name, r) in zip(axes.flat, tests.items()):
+        for opt in ["sgd", "nag", "rmsprop", "adam", "learned"]:
+            key = opt if opt == "learned" else f"{opt}@{horizon_tuned}"
+            curve = r["curves"].get(key)
+            if curve is None:
+                continue
+            label = LABELS[opt]
+            if opt != "learned":
+                label += f" (lr {r['tunedLr'][opt][str(horizon_tuned)]:.2g})"
+            ax.plot(range(len(curve)), curve, color=COLORS[opt], label=label, lw=1.6 if opt == "learned" else 1.1)
+        ax.set_yscale("log")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("step")
+        ax.set_ylabel("mean loss")
+        ax.axvline(100, color="k", lw=0.5, ls=":")
+        ax.grid(True, which="both", lw=0.3, alpha=0.5)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_training_log(log_csv, path, title: str = "") -> None:
+    import csv
+
+    it, meta, val_it, val = [], [], [], []
+    with open(log_csv) as f:
+        for row in csv.DictReader(f):
+            i = int(row["iteration"])
+            if row["meta_loss"] not in ("", "nan"):
+                it.append(i)
+                meta.append(float(row["meta_loss"]))
+            if row["val_loss"] not in ("",):
+                val_it.append(i)
+                val.append(float(row["val_loss"]))
+    fig, ax = plt.subplots(figsize=(5, 3.3))
+    ax.plot(it, meta, lw=0.6, alpha=0.6, label="meta-loss (train batch)")
+    ax.plot(val_it, val, "o-", ms=3, label="validation")
+    ax.set_yscale("log")
+    ax.set_xlabel("meta-iteration")
+    ax.set_ylabel("mean loss over the horizon")
+    ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,28 @@
+"""Run an optimizer (learned or baseline) on a batch of problem instances, without meta-gradients."""
+
+from __future__ import annotations
+
+import torch
+
+
+def run(optimizer, problem, steps: int) -> torch.Tensor:
+    """Loss of every instance at theta_0..theta_steps: [steps + 1, B], float32 on CPU.
+
+    Step t uses the problem's minibatch t; the gradient of step t is the gradient of that loss.
+    """
+    theta = problem.theta0.clone()
+    state = optimizer.init(theta.numel(), theta.device)
+    losses = []
+    for t in range(steps + 1):
+        th = theta.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = problem.loss(th, t)
+            if t < steps:
+                (g,) = torch.autograd.grad(loss.sum(), th)
+        losses.append(loss.detach().float().cpu())
+        if t == steps:
+            break
+        with torch.no_grad():
+            upd, state = optimizer.update(g.reshape(-1), state)
+            theta = theta + upd.reshape(theta.shape)
+    return torch.stack(losses)

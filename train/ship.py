@@ -1,0 +1,137 @@
+"""Reproduce a shipped optimizer end to end: meta-train -> export -> golden -> evaluate -> plots -> card.
+
+`python3 -m train ship l2o-mnist` rebuilds weights/l2o-mnist/1.0.0/ from nothing but the seeds below.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from . import safetensors_io as st
+from .evaluate import evaluate_suite, markdown_table
+from .export import export_model, load_model, make_golden
+from .metatrain import MetaTrainConfig, load_best, meta_train
+from .plots import plot_results, plot_training_log
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# The exact configurations of the shipped versions. Iteration counts are fixed (no wall-clock
+# limit) so that a rerun repeats the same meta-training.
+PRESETS = {
+    "l2o-quadratic": {
+        "suite": "quadratic",
+        "config": MetaTrainConfig(
+            family="quadratic", preprocessing="none", output_scale=0.1, meta_lr=3e-3, batch=128,
+            iterations=400, val_every=20, val_instances=128, patience=8, seed=0,
+        ),
+        "task": "quadratic: f(theta) = ||W theta - y||^2, theta in R^10, W and y IID N(0, 1)",
+    },
+    "l2o-mnist": {
+        "suite": "mnist",
+        "config": MetaTrainConfig(
+            family="mnist-mlp", optimizee_hidden=[20], activation="sigmoid", preprocessing="log-sign",
+            p=10.0, output_scale=0.1, meta_lr=2e-3, batch=2, iterations=1500, val_every=20,
+            val_instances=8, patience=20, seed=0,
+        ),
+        "task": "mnist-mlp: cross-entropy of a 784-20-10 sigmoid MLP, minibatches of 128 MNIST digits",
+    },
+}
+
+
+def ship(name: str, version: str = "1.0.0", run_dir=None, suite=None, device="cpu",
+         skip_train=False, instances=None, tune_instances=None, config=None) -> dict:
+    preset = PRESETS[name]
+    cfg: MetaTrainConfig = config or preset["config"]
+    cfg.device = device
+    suite = suite or preset["suite"]
+    run = Path(run_dir or REPO_ROOT / "train" / "runs" / name)
+    out = REPO_ROOT / "weights" / name / version
+    out.mkdir(parents=True, exist_ok=True)
+
+    if not skip_train:
+        summary = meta_train(cfg, run)
+        (run / "summary.json").write_text(json.dumps(summary, indent=1))
+    summary = json.loads((run / "summary.json").read_text())
+    saved_cfg = torch.load(run / "checkpoint.pt", map_location="cpu")["config"]
+
+    digest = export_model(load_best(MetaTrainConfig(**saved_cfg), run), out / "model.safetensors")
+    module = load_model(out / "model.safetensors")  # everything below uses the exported file
+    make_golden(module, digest, out / "golden.safetensors")
+
+    t0 = time.time()
+    results = evaluate_suite(module, suite, run / "eval", device=device, instances=instances,
+                             tune_instances=tune_instances)
+    eval_s = time.time() - t0
+    plot_results(results, out / "loss.png", title=f"{name}@{version}: mean held-out loss")
+    plot_training_log(run / "log.csv", out / "training.png", title=f"{name}: meta-training")
+    card = make_card(name, version, digest, preset, saved_cfg, summary, results, eval_s, device)
+    (out / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    (run / "results.md").write_text(markdown_table(results) + "\n")
+    print(markdown_table(results))
+    return card
+
+
+def make_card(name, version, digest, preset, cfg, summary, results, eval_s, device) -> dict:
+    arch = json.loads(st.read(REPO_ROOT / "weights" / name / version / "model.safetensors")[1]["architecture"])
+    tests = {}
+    for test, r in results["tests"].items():
+        tests[test] = {
+            "task": r["task"],
+            "note": r["note"],
+            "heldOutInstances": r["instances"],
+            "tuneInstances": r["tuneInstances"],
+            "results": {
+                opt: {h: {"mean": v["mean"], "se": v["se"]} for h, v in res.items()}
+                for opt, res in r["results"].items()
+            },
+            "tunedLearningRates": r["tunedLr"],
+        }
+    return {
+        "name": name,
+        "version": version,
+        "digest": digest,
+        "taskFamily": preset["task"],
+        "architecture": arch,
+        "training": {
+            "config": cfg,
+            "seed": cfg["seed"],
+            "device": _device_name(device),
+            "torchVersion": torch.__version__,
+            "python": platform.python_version(),
+            "wallSeconds": summary["wallSeconds"],
+            "iterations": summary["iterations"],
+            "bestIteration": summary["bestIteration"],
+            "bestValidationLoss": summary["bestValLoss"],
+            "skippedNonFinite": summary["skippedNonFinite"],
+            "stopped": summary["stopped"],
+            "metaObjective": "mean over instances and steps of f(theta_t), horizon 100, truncations of 20",
+        },
+        "evaluation": {
+            "protocol": (
+                "Baselines (SGD, NAG momentum 0.9, RMSprop alpha 0.99, Adam) get lr tuned on a "
+                "half-decade log grid, separately for each horizon, on tuning instances (meta-training "
+                "data split, separate seeds); all optimizers then run on held-out instances "
+                "(held-out data split, other seeds). Loss at step t is f(theta_t) on minibatch t. "
+                "mean and standard error over instances."
+            ),
+            "horizons": results["horizons"],
+            "lrGrids": results["lrGrids"],
+            "tests": tests,
+            "wallSeconds": round(eval_s, 1),
+        },
+        "plots": {"loss": "loss.png", "training": "training.png"},
+        "golden": "golden.safetensors",
+        "reproduce": f"npm run train -- ship {name} --version {version}",
+    }
+
+
+def _device_name(device: str) -> str:
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s))"

