@@ -67,78 +67,64 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
     if (n === 0) return { updates: new Float32Array(0), state: new Float32Array(0) }
     const model = tensorsFor()
 
-    // Gather on the JS side what tfjs would otherwise slice out of strided rows (slow on wasm):
-    // [x, h_1] for the first matmul, and h_k, c_k per layer, each [N, H] and contiguous.
-    const first = new Float32Array(n * (inputs0 + hidden))
-    preprocessInto(a, grads, first, inputs0 + hidden)
-    const hOld: Float32Array[] = []
+    // Each layer's matmul input [x_k, h_k] and its c_k are assembled here on the JS side: tfjs-wasm
+    // slices and concatenates along axis 1 with a JS loop per row, after copying the whole source.
+    const inputs: Float32Array[] = []
     const cOld: Float32Array[] = []
     for (let k = 0; k < layers; k++) {
-      hOld.push(k === 0 ? first : new Float32Array(n * hidden))
+      inputs.push(new Float32Array(n * (inputSize(k) + hidden)))
       cOld.push(new Float32Array(n * hidden))
     }
-    for (let i = 0; i < n; i++) {
-      const row = i * stateSize
-      for (let k = 0; k < layers; k++) {
-        const hSrc = row + 2 * k * hidden
-        const cSrc = hSrc + hidden
-        const hDst = k === 0 ? i * (inputs0 + hidden) + inputs0 : i * hidden
-        const h = hOld[k]
-        const c = cOld[k]
-        const cDst = i * hidden
+    preprocessInto(a, grads, inputs[0], inputs0 + hidden)
+    for (let k = 0; k < layers; k++) {
+      const input = inputs[k]
+      const c = cOld[k]
+      const width = inputSize(k) + hidden
+      for (let i = 0, src = 2 * k * hidden, hDst = inputSize(k), cDst = 0; i < n; i++) {
         for (let u = 0; u < hidden; u++) {
-          h[hDst + u] = state[hSrc + u]
-          c[cDst + u] = state[cSrc + u]
+          input[hDst + u] = state[src + u]
+          c[cDst + u] = state[src + hidden + u]
         }
+        src += stateSize
+        hDst += width
+        cDst += hidden
       }
     }
 
-    const outputs = tf.tidy(() => {
-      const { one, two } = model
-      let input: tf.Tensor2D = tf.tensor2d(first, [n, inputs0 + hidden])
-      const results: tf.Tensor[] = []
-      for (let k = 0; k < layers; k++) {
-        if (k > 0) input = tf.concat2d([input, tf.tensor2d(hOld[k], [n, hidden])], 1)
-        const cell = model.cells[k]
-        const gate = (g: GateTensors) =>
-          tf.fused.matMul({ a: input, b: g.weight, bias: g.bias, activation: 'sigmoid' })
-        const inGate = gate(cell.inGate)
-        const forget = gate(cell.forget)
-        const outGate = gate(cell.outGate)
-        // tanh z = 2·sigmoid(2z) − 1: tfjs-wasm's sigmoid is vectorised, its tanh is ~15× slower.
-        const candidate = tf.sub(tf.mul(gate(cell.candidate), two), one)
-        const c = tf.add(tf.mul(forget, tf.tensor2d(cOld[k], [n, hidden])), tf.mul(inGate, candidate))
-        const tanhC = tf.sub(tf.mul(tf.sigmoid(tf.mul(c, two)), two), one)
-        const h = tf.mul(outGate, tanhC) as tf.Tensor2D
-        results.push(h, c)
-        input = h
-      }
-      results.push(tf.fused.matMul({ a: input, b: model.headWeight, bias: model.headBias }))
-      return results
-    })
-
-    try {
-      const updates = outputs[2 * layers].dataSync() as Float32Array
-      const next = new Float32Array(n * stateSize)
-      for (let k = 0; k < layers; k++) {
-        const h = outputs[2 * k].dataSync() as Float32Array
-        const c = outputs[2 * k + 1].dataSync() as Float32Array
-        for (let i = 0; i < n; i++) {
-          const hDst = i * stateSize + 2 * k * hidden
-          const cDst = hDst + hidden
-          const src = i * hidden
+    const next = new Float32Array(n * stateSize)
+    let updates = new Float32Array(0)
+    for (let k = 0; k < layers; k++) {
+      const [h, c] = tf.tidy(() => cellStep(model, k, inputs[k], cOld[k], n))
+      try {
+        const hValues = h.dataSync()
+        const cValues = c.dataSync()
+        for (let i = 0, src = 0, dst = 2 * k * hidden; i < n; i++, src += hidden, dst += stateSize) {
           for (let u = 0; u < hidden; u++) {
-            next[hDst + u] = h[src + u]
-            next[cDst + u] = c[src + u]
+            next[dst + u] = hValues[src + u]
+            next[dst + hidden + u] = cValues[src + u]
           }
         }
+        if (k + 1 < layers) {
+          // The next layer's x is this layer's new h: columns [0, H) of its [h'_k, h_{k+1}] rows.
+          const above = inputs[k + 1]
+          for (let i = 0, src = 0, dst = 0; i < n; i++, src += hidden, dst += 2 * hidden) {
+            for (let u = 0; u < hidden; u++) above[dst + u] = hValues[src + u]
+          }
+        }
+        if (k === layers - 1) {
+          const out = tf.fused.matMul({ a: h, b: model.headWeight, bias: model.headBias })
+          // dataSync may hand out the backend's own buffer (cpu): copy what we return.
+          updates = Float32Array.from(out.dataSync())
+          out.dispose()
+        }
+      } finally {
+        tf.dispose([h, c])
       }
-      // dataSync may return the backend's own buffer on some backends: copy what we hand out.
-      return { updates: Float32Array.from(updates), state: next }
-    } finally {
-      tf.dispose(outputs)
     }
+    return { updates, state: next }
   }
+
+  const inputSize = (k: number) => (k === 0 ? inputs0 : hidden)
 
   return defineOptimizer(stateSize, step, {
     dispose: () => {
@@ -146,6 +132,29 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
       uploaded.clear()
     },
   })
+}
+
+/** One LSTM cell on tfjs: [x, h] [N, in+H] and c [N, H] in, new [h, c] out (tensors the caller owns). */
+function cellStep(
+  model: ModelTensors,
+  k: number,
+  input: Float32Array,
+  c: Float32Array,
+  n: number,
+): tf.Tensor2D[] {
+  const { one, two } = model
+  const cell = model.cells[k]
+  const xh = tf.tensor2d(input, [n, input.length / n])
+  const gate = (g: GateTensors) =>
+    tf.fused.matMul({ a: xh, b: g.weight, bias: g.bias, activation: 'sigmoid' })
+  const inGate = gate(cell.inGate)
+  const forget = gate(cell.forget)
+  const outGate = gate(cell.outGate)
+  // tanh z = 2·sigmoid(2z) − 1: tfjs-wasm's sigmoid is vectorised, its tanh is ~15× slower.
+  const candidate = tf.sub(tf.mul(gate(cell.candidate), two), one)
+  const cNew = tf.add(tf.mul(forget, tf.tensor2d(c, [n, c.length / n])), tf.mul(inGate, candidate))
+  const tanhC = tf.sub(tf.mul(tf.sigmoid(tf.mul(cNew, two)), two), one)
+  return [tf.mul(outGate, tanhC) as tf.Tensor2D, cNew as tf.Tensor2D]
 }
 
 function uploadWeights(weights: LstmWeights): ModelTensors {
