@@ -31,25 +31,28 @@ const workersPlatform: tf.Platform = {
     a instanceof Uint8ClampedArray,
 }
 
-let ready: Promise<void> | undefined
+let ready: Promise<'wasm'> | undefined
 
 /**
- * Selects the tfjs wasm backend, once per isolate (tfjs's backend is global state); later calls
- * share the first promise. Rejects loudly when wasm cannot start: there is no cpu fallback here.
+ * Selects the tfjs wasm backend, once per isolate (tfjs's backend is global state), and resolves to
+ * 'wasm'; later calls share the first promise. Rejects loudly when wasm cannot start: there is no
+ * cpu fallback here.
  */
-export function initTf(): Promise<void> {
-  ready ??= selectWasm().catch((error: unknown) => {
-    ready = undefined // let a later request retry
-    console.error('tfjs wasm backend failed to start inside workerd:', error)
-    throw new Error(
-      `tfjs wasm backend failed to start: ${error instanceof Error ? error.message : String(error)}`,
-    )
-  })
+export function initTf(): Promise<'wasm'> {
+  ready ??= selectWasm().then(
+    () => 'wasm' as const,
+    (error: unknown) => {
+      ready = undefined // let a later request retry
+      console.error('tfjs wasm backend failed to start inside workerd:', error)
+      throw new Error(
+        `tfjs wasm backend failed to start: ${error instanceof Error ? error.message : String(error)}`,
+      )
+    },
+  )
   return ready
 }
 
 async function selectWasm(): Promise<void> {
-  if (tf.getBackend() === 'wasm') return
   const env = tf.env()
   // workerd looks like a browser to tfjs (WorkerGlobalScope exists), so tfjs installed its browser
   // platform at import; PROD silences the "overwriting the platform" warning while we replace it.

@@ -1,10 +1,10 @@
 import type { D1Migration } from 'cloudflare:test'
+import type { Bindings } from '../../src/runtime/workers'
 
-// Bindings the tests see through `env` from 'cloudflare:workers' (wrangler.toml plus the test config).
+// What the tests see through `env` from 'cloudflare:workers': the Worker's bindings plus the test config's.
 declare global {
   namespace Cloudflare {
-    interface Env {
-      DB: D1Database
+    interface Env extends Bindings {
       TEST_MIGRATIONS: D1Migration[]
     }
   }
