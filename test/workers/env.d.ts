@@ -7,5 +7,9 @@ declare global {
     interface Env extends Bindings {
       TEST_MIGRATIONS: D1Migration[]
     }
+    // Types `exports.default` (the Worker's own fetch) from wrangler's main module.
+    interface GlobalProps {
+      mainModule: typeof import('../../functions/worker')
+    }
   }
 }
