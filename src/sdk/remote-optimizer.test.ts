@@ -231,3 +231,16 @@ describe('session mode', () => {
     for (const k of [0, 1, 2]) expect(server.applied.get(`s1/${k}/1`)).toBe(1)
   })
 })
+
+describe('resolve', () => {
+  it('reports a deprecated version and the pin it resolves to', async () => {
+    const { server, client } = fakeSetup()
+    server.versions.get('1.0.0')!.deprecated = true
+    const resolved = await client.resolve('toy@1.0.0')
+    expect(resolved).toMatchObject({
+      deprecated: true,
+      pinned: `toy@${server.digestOf('1.0.0')}`,
+      stateSize: 2,
+    })
+  })
+})
