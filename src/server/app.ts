@@ -12,6 +12,7 @@ import { defaultMaxCoordinatesPerRequest, headerNames } from '../contract'
 import { type MakeDeps, resolveDeps } from './deps'
 import type { AppEnv } from './env'
 import { ApiError, describeError, problemResponse } from './errors'
+import { OptimizerCache } from './optimizer-cache'
 import { registerRoutes } from './routes'
 
 /** The app type, for runtimes that need to name it. */
@@ -21,10 +22,12 @@ export type App<E extends object = object> = OpenAPIHono<AppEnv<E>>
 export function createApp<E extends object = object>(makeDeps: MakeDeps<E>): App<E> {
   const app = new OpenAPIHono<AppEnv<E>>()
   let fallbackCounter = 0
+  const optimizers = new OptimizerCache()
 
   app.use('*', async (c, next) => {
     const deps = resolveDeps(await makeDeps(c.env), defaultMaxCoordinatesPerRequest)
     c.set('deps', deps)
+    c.set('optimizers', optimizers)
     const given = c.req.header(headerNames.requestId)
     const requestId =
       given !== undefined && /^[\w.:-]{1,128}$/.test(given)

@@ -1,9 +1,17 @@
 /** Every route of the API, registered on one app. */
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { AppEnv } from '../env'
+import { registerAdmin } from './admin'
 import { registerHealth } from './health'
+import { registerRegistry } from './registry'
+import { registerSessions } from './sessions'
+import { registerStep } from './step'
 
 // biome-ignore lint/suspicious/noExplicitAny: routes are independent of the runtime's bindings.
 export function registerRoutes(app: OpenAPIHono<AppEnv<any>>): void {
   registerHealth(app)
+  registerRegistry(app)
+  registerStep(app)
+  registerSessions(app)
+  registerAdmin(app)
 }

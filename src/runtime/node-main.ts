@@ -1,0 +1,52 @@
+/**
+ * `npm start`: the API on Node with SQLite in a local folder. Flags: --port (8787), --host
+ * (127.0.0.1), --data-dir (./.data); env PORT, HOST, L2O_DATA_DIR, L2O_ADMIN_KEY, L2O_CLIENT_KEY.
+ */
+import { parseArgs } from 'node:util'
+import { serve } from '@hono/node-server'
+import { createApp } from '../server/app'
+import { ensureKeys, seedVersions } from '../server/bootstrap'
+import { createNodeDeps, readShippedVersions } from './node'
+
+const { values } = parseArgs({
+  options: { port: { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' } },
+})
+const port = Number(values.port ?? process.env.PORT ?? 8787)
+const host = values.host ?? process.env.HOST ?? '127.0.0.1'
+const dataDir = values['data-dir'] ?? process.env.L2O_DATA_DIR ?? '.data'
+if (!Number.isInteger(port) || port < 0 || port > 65535)
+  throw new Error(`invalid port ${values.port ?? process.env.PORT}`)
+
+const deps = createNodeDeps({ dataDir })
+const now = new Date()
+for (const r of await seedVersions(deps.db, await readShippedVersions(), now)) {
+  if (r.outcome === 'created') console.log(`registered ${r.name}@${r.version}`)
+  if (r.outcome === 'refused') console.warn(`not registering ${r.name}@${r.version}: ${r.detail}`)
+}
+const random = (n: number) => crypto.getRandomValues(new Uint8Array(n))
+const keys = await ensureKeys(
+  deps.db,
+  { admin: process.env.L2O_ADMIN_KEY, client: process.env.L2O_CLIENT_KEY },
+  now,
+  random,
+)
+if (keys.admin !== undefined || keys.client !== undefined) {
+  console.log('\nAPI keys (shown once; only their SHA-256 is stored):')
+  if (keys.admin !== undefined) console.log(`  admin:  ${keys.admin}`)
+  if (keys.client !== undefined) console.log(`  client: ${keys.client}`)
+  console.log('')
+}
+const backend = await deps.initTf()
+
+const server = serve({ fetch: createApp(() => deps).fetch, port, hostname: host }, (info) => {
+  console.log(
+    `l2o listening on http://${host}:${info.port} (data ${dataDir}, tfjs ${backend}); docs at /docs`,
+  )
+})
+const stop = () =>
+  server.close(() => {
+    deps.close()
+    process.exit(0)
+  })
+process.on('SIGINT', stop)
+process.on('SIGTERM', stop)

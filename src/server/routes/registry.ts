@@ -1,0 +1,182 @@
+/** Public registry reads: list optimizers, show one, resolve a reference (DESIGN §4). */
+import type { OpenAPIHono } from '@hono/zod-openapi'
+import { asc, eq } from 'drizzle-orm'
+import {
+  type AliasInfo,
+  type Architecture,
+  namePattern,
+  type OptimizerDetail,
+  type OptimizerSummary,
+  type Resolved,
+  routes,
+  stateDtypes,
+  type VersionInfo,
+} from '../../contract'
+import type { Db } from '../../db/db'
+import { aliases, aliasHistory, optimizers, versions } from '../../db/schema'
+import { coordinateLimit, stepHeaders } from '../compute'
+import type { AppEnv } from '../env'
+import { ApiError } from '../errors'
+import { baselineDefaults, baselineDescriptions, baselineNames, isBaseline } from '../registry/baselines'
+import { resolveReference } from '../registry/resolve'
+import { compareSemver } from '../registry/semver'
+
+// biome-ignore lint/suspicious/noExplicitAny: routes are independent of the runtime's bindings.
+export function registerRegistry(app: OpenAPIHono<AppEnv<any>>): void {
+  app.get(routes.optimizers, async (c) => {
+    const { db } = c.get('deps')
+    const names = await db.select().from(optimizers).orderBy(asc(optimizers.name))
+    const versionRows = await db.select({ name: versions.name, version: versions.version }).from(versions)
+    const aliasRows = await db
+      .select({ name: aliases.name, alias: aliases.alias, version: aliases.version })
+      .from(aliases)
+    const learned: OptimizerSummary[] = names.map((o) => ({
+      name: o.name,
+      kind: 'learned',
+      description: o.description,
+      versions: versionRows
+        .filter((v) => v.name === o.name)
+        .map((v) => v.version)
+        .sort(compareSemver),
+      aliases: Object.fromEntries(
+        aliasRows.filter((a) => a.name === o.name).map((a) => [a.alias, a.version]),
+      ),
+    }))
+    const baselines: OptimizerSummary[] = baselineNames.map((name) => ({
+      name,
+      kind: 'baseline',
+      description: baselineDescriptions[name],
+      versions: [],
+      aliases: {},
+    }))
+    return c.json({ optimizers: [...learned, ...baselines] })
+  })
+
+  app.get('/v1/optimizers/:name', async (c) => {
+    const name = c.req.param('name')
+    if (isBaseline(name)) {
+      const detail: OptimizerDetail = {
+        name,
+        kind: 'baseline',
+        description: baselineDescriptions[name],
+        versions: [],
+        aliases: [],
+        hyperparameters: baselineDefaults[name],
+      }
+      return c.json(detail)
+    }
+    const detail = await learnedDetail(c.get('deps').db, name)
+    if (detail === undefined) {
+      throw new ApiError(
+        'optimizer_not_found',
+        `no optimizer '${name.slice(0, 80)}'; GET /v1/optimizers lists them`,
+      )
+    }
+    return c.json(detail)
+  })
+
+  app.get(routes.resolve, async (c) => {
+    const deps = c.get('deps')
+    const ref = c.req.query('ref')
+    if (ref === undefined || ref === '') {
+      throw new ApiError(
+        'invalid_request',
+        'query parameter ref is required, e.g. /v1/resolve?ref=l2o-mnist@stable',
+      )
+    }
+    const hpText = c.req.query('hyperparameters')
+    let hyperparameters: unknown
+    if (hpText !== undefined) {
+      try {
+        hyperparameters = JSON.parse(hpText)
+      } catch {
+        throw new ApiError(
+          'invalid_hyperparameters',
+          'query parameter hyperparameters is not JSON; send e.g. {"learningRate":0.01}',
+        )
+      }
+    }
+    const target = await resolveReference(deps.db, ref, hyperparameters)
+    const deprecatedAt = target.kind === 'learned' ? target.deprecatedAt : null
+    const body: Resolved = {
+      reference: ref,
+      name: target.name,
+      kind: target.kind,
+      version: target.kind === 'learned' ? target.version : null,
+      digest: target.digest,
+      deprecated: deprecatedAt !== null,
+      architecture: target.kind === 'learned' ? target.architecture : null,
+      hyperparameters: target.kind === 'baseline' ? target.hyperparameters : null,
+      stateSize: target.stateSize,
+      maxCoordinatesPerRequest: coordinateLimit(target.stateSize, deps.maxCoordinatesPerRequest),
+      stateDtypes: [...stateDtypes],
+    }
+    return c.json(body, 200, stepHeaders(target, deprecatedAt))
+  })
+}
+
+/** A learned optimizer with every version (oldest first) and every alias with its history. */
+export async function learnedDetail(db: Db, name: string): Promise<OptimizerDetail | undefined> {
+  if (!namePattern.test(name)) return undefined
+  const optimizer = await db.select().from(optimizers).where(eq(optimizers.name, name)).get()
+  if (optimizer === undefined) return undefined
+  const versionRows = await db
+    .select({
+      name: versions.name,
+      version: versions.version,
+      digest: versions.digest,
+      status: versions.status,
+      createdAt: versions.createdAt,
+      sizeBytes: versions.sizeBytes,
+      architecture: versions.architecture,
+      card: versions.card,
+    })
+    .from(versions)
+    .where(eq(versions.name, name))
+  const aliasRows = await db.select().from(aliases).where(eq(aliases.name, name)).orderBy(asc(aliases.alias))
+  const historyRows = await db
+    .select()
+    .from(aliasHistory)
+    .where(eq(aliasHistory.name, name))
+    .orderBy(asc(aliasHistory.id))
+  return {
+    name,
+    kind: 'learned',
+    description: optimizer.description,
+    versions: versionRows.sort((a, b) => compareSemver(a.version, b.version)).map(versionInfo),
+    aliases: aliasRows.map(
+      (a): AliasInfo => ({
+        alias: a.alias,
+        version: a.version,
+        digest: a.digest,
+        updatedAt: a.updatedAt,
+        history: historyRows
+          .filter((h) => h.alias === a.alias)
+          .map((h) => ({ version: h.version, digest: h.digest, movedAt: h.movedAt })),
+      }),
+    ),
+  }
+}
+
+/** A version row as the API shows it. */
+export function versionInfo(row: {
+  name: string
+  version: string
+  digest: string
+  status: 'active' | 'deprecated'
+  createdAt: string
+  sizeBytes: number
+  architecture: string
+  card: string | null
+}): VersionInfo {
+  return {
+    name: row.name,
+    version: row.version,
+    digest: row.digest,
+    status: row.status,
+    createdAt: row.createdAt,
+    sizeBytes: row.sizeBytes,
+    architecture: JSON.parse(row.architecture) as Architecture,
+    card: row.card === null ? null : JSON.parse(row.card),
+  }
+}

@@ -1,0 +1,459 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { randomGradients } from '../../../test/support/random'
+import { binaryBody, binaryType, f32, jsonType, testServer } from '../../../test/support/server'
+import { problemMediaType } from '../../contract'
+import { baselineOptimizer, lstmOptimizer } from '../../core'
+import { initTf } from '../../runtime/tf-node'
+import { decode, decodeLstmWeights, f16ToF32, f32ToBf16, f32ToF16 } from '../../weights'
+
+type Server = Awaited<ReturnType<typeof testServer>>
+let s: Server
+
+beforeAll(async () => {
+  s = await testServer()
+  await initTf('wasm')
+})
+afterAll(() => s.close())
+
+const post = (body: BodyInit, headers: Record<string, string>) =>
+  s.app.request('/v1/step', { method: 'POST', body, headers: { ...s.clientAuth, ...headers } })
+
+async function expectProblem(res: Response, status: number, code: string) {
+  expect(res.headers.get('content-type')).toBe(problemMediaType)
+  const body = (await res.json()) as Record<string, unknown>
+  expect({ status: res.status, code: body.code }).toEqual({ status, code })
+  expect(body).toMatchObject({ type: `/problems/${code}`, status })
+  expect(typeof body.detail).toBe('string')
+  expect(typeof body.requestId).toBe('string')
+  return body
+}
+
+describe('POST /v1/step (binary)', () => {
+  it('returns the updates and state the core computes, naming the digest', async () => {
+    const grads = randomGradients(100, 7)
+    const res = await post(binaryBody({ grads: f32([100], grads) }, { optimizer: 'tiny' }), binaryType)
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('application/vnd.l2o.safetensors')
+    expect(res.headers.get('l2o-digest')).toBe(s.tiny.digest)
+    expect(res.headers.get('deprecation')).toBeNull()
+    const file = decode(new Uint8Array(await res.arrayBuffer()))
+    expect(file.metadata).toEqual({ optimizer: 'tiny@1.0.0', digest: s.tiny.digest })
+    const opt = lstmOptimizer(decodeLstmWeights(s.tiny.bytes))
+    const expected = opt.update(grads, opt.init(100))
+    expect(file.tensors.get('updates')).toEqual({ dtype: 'F32', shape: [100], data: expected.updates })
+    expect(file.tensors.get('state')).toEqual({ dtype: 'F32', shape: [100, 8], data: expected.state })
+
+    // The returned state continues the run.
+    const grads2 = randomGradients(100, 8)
+    const res2 = await post(
+      binaryBody(
+        { grads: f32([100], grads2), state: f32([100, 8], expected.state) },
+        { optimizer: 'tiny@1.0.0', digest: s.tiny.digest },
+      ),
+      binaryType,
+    )
+    const file2 = decode(new Uint8Array(await res2.arrayBuffer()))
+    const expected2 = opt.update(grads2, expected.state)
+    expect(file2.tensors.get('updates')?.data).toEqual(expected2.updates)
+  })
+
+  it('keeps the state in F16 or BF16 when the request does', async () => {
+    const grads = randomGradients(10, 1)
+    const opt = lstmOptimizer(decodeLstmWeights(s.tiny.bytes))
+    const first = opt.update(grads, opt.init(10))
+    for (const [dtype, narrow] of [
+      ['F16', f32ToF16],
+      ['BF16', f32ToBf16],
+    ] as const) {
+      const fresh = await post(
+        binaryBody({ grads: f32([10], grads) }, { optimizer: 'tiny', state_dtype: dtype }),
+        binaryType,
+      )
+      const state = decode(new Uint8Array(await fresh.arrayBuffer())).tensors.get('state')!
+      expect(state).toEqual({ dtype, shape: [10, 8], data: narrow(first.state) })
+      const res = await post(
+        binaryBody(
+          { grads: f32([10], grads), state: { dtype, shape: [10, 8], data: state.data as Uint16Array } },
+          { optimizer: 'tiny', digest: s.tiny.digest },
+        ),
+        binaryType,
+      )
+      expect(res.status).toBe(200)
+      const next = decode(new Uint8Array(await res.arrayBuffer())).tensors.get('state')!
+      expect(next.dtype).toBe(dtype)
+      expect(next.shape).toEqual([10, 8])
+    }
+  })
+
+  it('runs the baselines with their hyper-parameters, binding the state to them', async () => {
+    const grads = Float32Array.from([1, -2, 0.5])
+    const body = binaryBody(
+      { grads: f32([3], grads) },
+      { optimizer: 'adam', hyperparameters: JSON.stringify({ learningRate: 0.1 }) },
+    )
+    const res = await post(body, binaryType)
+    expect(res.status).toBe(200)
+    const file = decode(new Uint8Array(await res.arrayBuffer()))
+    const adam = baselineOptimizer('adam', { learningRate: 0.1 })
+    expect(file.tensors.get('updates')!.data).toEqual(adam.update(grads, adam.init(3)).updates)
+    expect(file.tensors.get('state')!.shape).toEqual([3, 3])
+    const digest = file.metadata!.digest
+    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/)
+    // Another learning rate is another digest: the state is refused.
+    const res2 = await post(
+      binaryBody(
+        { grads: f32([3], grads), state: file.tensors.get('state')! },
+        { optimizer: 'adam', digest, hyperparameters: JSON.stringify({ learningRate: 0.2 }) },
+      ),
+      binaryType,
+    )
+    await expectProblem(res2, 409, 'digest_mismatch')
+  })
+
+  it('answers a sgd step with an empty [N, 0] state', async () => {
+    const res = await post(
+      binaryBody({ grads: f32([2], [1, 2]) }, { optimizer: 'sgd', hyperparameters: '{"learningRate":0.5}' }),
+      binaryType,
+    )
+    const file = decode(new Uint8Array(await res.arrayBuffer()))
+    expect(Array.from(file.tensors.get('updates')!.data)).toEqual([-0.5, -1])
+    expect(file.tensors.get('state')!.shape).toEqual([2, 0])
+  })
+})
+
+describe('POST /v1/step (JSON)', () => {
+  it('matches the binary step', async () => {
+    const grads = Array.from(randomGradients(20, 3))
+    const res = await post(JSON.stringify({ optimizer: 'tiny', grads }), jsonType)
+    expect(res.status).toBe(200)
+    const body = (await res.json()) as {
+      updates: number[]
+      state: number[]
+      digest: string
+      stateSize: number
+    }
+    expect(body.digest).toBe(s.tiny.digest)
+    expect(body.stateSize).toBe(8)
+    const opt = lstmOptimizer(decodeLstmWeights(s.tiny.bytes))
+    const expected = opt.update(Float32Array.from(grads), opt.init(20))
+    expect(body.updates).toEqual(Array.from(expected.updates))
+    expect(body.state).toEqual(Array.from(expected.state))
+  })
+
+  it('rounds the state to F16 when asked', async () => {
+    const res = await post(
+      JSON.stringify({ optimizer: 'tiny', grads: [0.1, 0.2], stateDtype: 'F16' }),
+      jsonType,
+    )
+    const body = (await res.json()) as { state: number[] }
+    const state = Float32Array.from(body.state)
+    expect(Array.from(f16ToF32(f32ToF16(state)))).toEqual(body.state)
+  })
+})
+
+describe('POST /v1/step refuses bad input with problem+json and changes nothing', () => {
+  const grads = f32([4], [0.1, -0.2, 0.3, 0.4])
+  const meta = { optimizer: 'tiny' }
+  const cases: [string, () => Promise<Response>, number, string][] = [
+    [
+      'no key',
+      () =>
+        s.app.request('/v1/step', { method: 'POST', body: binaryBody({ grads }, meta), headers: binaryType }),
+      401,
+      'unauthorized',
+    ],
+    [
+      'an unknown key',
+      () =>
+        s.app.request('/v1/step', {
+          method: 'POST',
+          body: binaryBody({ grads }, meta),
+          headers: { ...binaryType, authorization: 'Bearer l2o_nope_nope_nope_nope' },
+        }),
+      401,
+      'unauthorized',
+    ],
+    [
+      'a wrong content type',
+      () => post(binaryBody({ grads }, meta), { 'content-type': 'text/plain' }),
+      415,
+      'unsupported_media_type',
+    ],
+    ['no content type', () => post(binaryBody({ grads }, meta), {}), 415, 'unsupported_media_type'],
+    [
+      'a truncated body',
+      () => post(binaryBody({ grads }, meta).slice(0, 30), binaryType),
+      400,
+      'invalid_safetensors',
+    ],
+    [
+      'garbage',
+      () => post(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]), binaryType),
+      400,
+      'invalid_safetensors',
+    ],
+    [
+      'a header that lies about sizes',
+      () => {
+        const b = binaryBody({ grads }, meta)
+        return post(b.slice(0, b.length - 4), binaryType)
+      },
+      400,
+      'invalid_safetensors',
+    ],
+    [
+      'no grads',
+      () => post(binaryBody({ state: f32([4, 8], new Float32Array(32)) }, meta), binaryType),
+      400,
+      'shape_mismatch',
+    ],
+    [
+      'F16 grads',
+      () =>
+        post(binaryBody({ grads: { dtype: 'F16', shape: [4], data: new Uint16Array(4) } }, meta), binaryType),
+      400,
+      'shape_mismatch',
+    ],
+    [
+      '2-D grads',
+      () => post(binaryBody({ grads: f32([2, 2], [1, 2, 3, 4]) }, meta), binaryType),
+      400,
+      'shape_mismatch',
+    ],
+    ['empty grads', () => post(binaryBody({ grads: f32([0], []) }, meta), binaryType), 400, 'shape_mismatch'],
+    [
+      'an extra tensor',
+      () => post(binaryBody({ grads, extra: f32([1], [1]) }, meta), binaryType),
+      400,
+      'invalid_safetensors',
+    ],
+    ['no optimizer', () => post(binaryBody({ grads }), binaryType), 400, 'invalid_request'],
+    [
+      'a malformed reference',
+      () => post(binaryBody({ grads }, { optimizer: 'Tiny!' }), binaryType),
+      400,
+      'invalid_reference',
+    ],
+    [
+      'an unknown optimizer',
+      () => post(binaryBody({ grads }, { optimizer: 'nope' }), binaryType),
+      404,
+      'optimizer_not_found',
+    ],
+    [
+      'an unknown version',
+      () => post(binaryBody({ grads }, { optimizer: 'tiny@9.0.0' }), binaryType),
+      404,
+      'version_not_found',
+    ],
+    [
+      'an unknown digest',
+      () => post(binaryBody({ grads }, { optimizer: `tiny@sha256:${'0'.repeat(64)}` }), binaryType),
+      404,
+      'version_not_found',
+    ],
+    [
+      'NaN',
+      () => post(binaryBody({ grads: f32([4], [0, Number.NaN, 0, 0]) }, meta), binaryType),
+      422,
+      'non_finite_gradient',
+    ],
+    [
+      'Infinity',
+      () => post(binaryBody({ grads: f32([4], [0, 0, 0, Number.POSITIVE_INFINITY]) }, meta), binaryType),
+      422,
+      'non_finite_gradient',
+    ],
+    [
+      'a state without a digest',
+      () => post(binaryBody({ grads, state: f32([4, 8], new Float32Array(32)) }, meta), binaryType),
+      400,
+      'invalid_request',
+    ],
+    [
+      'a state of another digest',
+      () =>
+        post(
+          binaryBody(
+            { grads, state: f32([4, 8], new Float32Array(32)) },
+            { ...meta, digest: `sha256:${'1'.repeat(64)}` },
+          ),
+          binaryType,
+        ),
+      409,
+      'digest_mismatch',
+    ],
+    [
+      'a malformed digest',
+      () => post(binaryBody({ grads }, { ...meta, digest: 'md5:x' }), binaryType),
+      400,
+      'invalid_request',
+    ],
+    [
+      'a state of the wrong shape',
+      () =>
+        post(
+          binaryBody({ grads, state: f32([4, 7], new Float32Array(28)) }, { ...meta, digest: s.tiny.digest }),
+          binaryType,
+        ),
+      400,
+      'shape_mismatch',
+    ],
+    [
+      'a 1-D state',
+      () =>
+        post(
+          binaryBody({ grads, state: f32([32], new Float32Array(32)) }, { ...meta, digest: s.tiny.digest }),
+          binaryType,
+        ),
+      400,
+      'shape_mismatch',
+    ],
+    [
+      'a state with NaN',
+      () =>
+        post(
+          binaryBody(
+            { grads, state: f32([4, 8], new Float32Array(32).fill(Number.NaN)) },
+            { ...meta, digest: s.tiny.digest },
+          ),
+          binaryType,
+        ),
+      400,
+      'invalid_request',
+    ],
+    [
+      'an unknown state dtype',
+      () => post(binaryBody({ grads }, { ...meta, state_dtype: 'F64' }), binaryType),
+      400,
+      'invalid_request',
+    ],
+    [
+      'hyper-parameters for a learned optimizer',
+      () => post(binaryBody({ grads }, { ...meta, hyperparameters: '{"learningRate":1}' }), binaryType),
+      400,
+      'invalid_hyperparameters',
+    ],
+    [
+      'hyper-parameters that are not JSON',
+      () => post(binaryBody({ grads }, { optimizer: 'adam', hyperparameters: '{' }), binaryType),
+      400,
+      'invalid_hyperparameters',
+    ],
+    [
+      'a baseline without its learning rate',
+      () => post(binaryBody({ grads }, { optimizer: 'adam' }), binaryType),
+      400,
+      'invalid_hyperparameters',
+    ],
+    [
+      'an unknown hyper-parameter',
+      () =>
+        post(
+          binaryBody({ grads }, { optimizer: 'sgd', hyperparameters: '{"learningRate":1,"lr":2}' }),
+          binaryType,
+        ),
+      400,
+      'invalid_hyperparameters',
+    ],
+    [
+      'a negative learning rate',
+      () =>
+        post(binaryBody({ grads }, { optimizer: 'sgd', hyperparameters: '{"learningRate":-1}' }), binaryType),
+      400,
+      'invalid_hyperparameters',
+    ],
+    [
+      'a baseline version',
+      () =>
+        post(
+          binaryBody({ grads }, { optimizer: 'sgd@1.0.0', hyperparameters: '{"learningRate":1}' }),
+          binaryType,
+        ),
+      404,
+      'version_not_found',
+    ],
+    [
+      'too many coordinates',
+      () => post(binaryBody({ grads: f32([65_537], new Float32Array(65_537)) }, meta), binaryType),
+      413,
+      'too_many_coordinates',
+    ],
+    [
+      'a body over the byte limit',
+      () => post(new Uint8Array(33 * 1024 * 1024), binaryType),
+      413,
+      'payload_too_large',
+    ],
+    ['JSON that does not parse', () => post('{"optimizer":', jsonType), 400, 'invalid_request'],
+    [
+      'JSON without grads',
+      () => post(JSON.stringify({ optimizer: 'tiny' }), jsonType),
+      400,
+      'invalid_request',
+    ],
+    [
+      'JSON with strings for numbers',
+      () => post(JSON.stringify({ optimizer: 'tiny', grads: ['1'] }), jsonType),
+      400,
+      'invalid_request',
+    ],
+    [
+      'JSON with a float32 overflow',
+      () => post(JSON.stringify({ optimizer: 'tiny', grads: [1e39] }), jsonType),
+      422,
+      'non_finite_gradient',
+    ],
+    [
+      'JSON with a state of the wrong length',
+      () =>
+        post(
+          JSON.stringify({ optimizer: 'tiny', digest: s.tiny.digest, grads: [1], state: [1, 2] }),
+          jsonType,
+        ),
+      400,
+      'shape_mismatch',
+    ],
+    [
+      'JSON with a state of another digest',
+      () =>
+        post(
+          JSON.stringify({
+            optimizer: 'tiny',
+            digest: `sha256:${'2'.repeat(64)}`,
+            grads: [1],
+            state: new Array(8).fill(0),
+          }),
+          jsonType,
+        ),
+      409,
+      'digest_mismatch',
+    ],
+    [
+      'JSON with too many coordinates',
+      () =>
+        post(
+          JSON.stringify({
+            optimizer: 'sgd',
+            hyperparameters: { learningRate: 1 },
+            grads: new Array(65_537).fill(0),
+          }),
+          jsonType,
+        ),
+      413,
+      'too_many_coordinates',
+    ],
+  ]
+  for (const [what, send, status, code] of cases) {
+    it(`refuses ${what}: ${status} ${code}`, async () => {
+      const before = s.snapshot()
+      await expectProblem(await send(), status, code)
+      expect(s.snapshot()).toBe(before)
+    })
+  }
+
+  it('reports the index of the first non-finite gradient', async () => {
+    const res = await post(binaryBody({ grads: f32([4], [0, 0, Number.NaN, 0]) }, meta), binaryType)
+    expect(await expectProblem(res, 422, 'non_finite_gradient')).toMatchObject({ index: 2 })
+  })
+})

@@ -1,0 +1,195 @@
+/** POST /v1/step: the stateless step, binary (safetensors) or JSON (DESIGN §5). */
+import type { OpenAPIHono } from '@hono/zod-openapi'
+import type { Context } from 'hono'
+import {
+  digestPattern,
+  type JsonStepResponse,
+  jsonStepRequestSchema,
+  metadataKeys,
+  routes,
+  type StateDtype,
+  safetensorsMediaType,
+  tensorNames,
+} from '../../contract'
+import { encode, type Tensor, tensorOf } from '../../weights'
+import { requireKey } from '../auth'
+import { bodyKindOf, decodeSafetensors, parseJson, readBody } from '../body'
+import {
+  assertCoordinates,
+  assertFinite,
+  assertFiniteState,
+  coordinateLimit,
+  maxBinaryStepBytes,
+  maxJsonBodyBytes,
+  parseStateDtype,
+  runStep,
+  stateToF32,
+  stepHeaders,
+} from '../compute'
+import type { AppEnv } from '../env'
+import { ApiError } from '../errors'
+import { resolveReference, type Target } from '../registry/resolve'
+
+// biome-ignore lint/suspicious/noExplicitAny: routes are independent of the runtime's bindings.
+export function registerStep(app: OpenAPIHono<AppEnv<any>>): void {
+  app.post(routes.step, requireKey(), async (c) => {
+    const kind = bodyKindOf(c.req.raw, ['binary', 'json'])
+    const bytes = await readBody(c.req.raw, kind === 'binary' ? maxBinaryStepBytes : maxJsonBodyBytes)
+    return kind === 'binary' ? binaryStep(c, bytes) : jsonStep(c, bytes)
+  })
+}
+
+async function binaryStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response> {
+  const deps = c.get('deps')
+  const file = decodeSafetensors(bytes, 2)
+  const meta = file.metadata ?? {}
+  for (const name of file.tensors.keys()) {
+    if (name !== tensorNames.grads && name !== tensorNames.state) {
+      throw new ApiError(
+        'invalid_safetensors',
+        `unexpected tensor '${name.slice(0, 64)}': send grads and, optionally, state`,
+      )
+    }
+  }
+  const grads = gradsOf(file.tensors.get(tensorNames.grads))
+  assertCoordinates(grads.length, deps.maxCoordinatesPerRequest)
+  const reference = meta[metadataKeys.optimizer]
+  if (reference === undefined) {
+    throw new ApiError(
+      'invalid_request',
+      `__metadata__ needs '${metadataKeys.optimizer}': a reference such as l2o-mnist@stable`,
+    )
+  }
+  const hyperparameters = parseHyperparameters(meta[metadataKeys.hyperparameters])
+  const sentState = file.tensors.get(tensorNames.state)
+  const outDtype = parseStateDtype(meta[metadataKeys.stateDtype], sentState?.dtype ?? 'F32')
+  const digest = checkDigestField(meta[metadataKeys.digest], sentState !== undefined)
+
+  const target = await resolveReference(c.get('deps').db, reference, hyperparameters)
+  checkDigest(target, digest)
+  const n = grads.length
+  assertCoordinates(n, coordinateLimit(target.stateSize, deps.maxCoordinatesPerRequest))
+  if (sentState !== undefined) {
+    const [rows, cols] = sentState.shape
+    if (sentState.shape.length !== 2 || rows !== n || cols !== target.stateSize) {
+      throw new ApiError(
+        'shape_mismatch',
+        `state has shape [${sentState.shape.join(', ')}]; ${target.label} needs [${n}, ${target.stateSize}] for ${n} gradients`,
+      )
+    }
+  }
+  assertFinite(grads)
+  const state = sentState === undefined ? undefined : stateToF32(sentState)
+  if (state !== undefined) assertFiniteState(state, target.stateSize)
+
+  const result = await runStep(c, target, grads, state)
+  const body = encode(
+    {
+      [tensorNames.updates]: { dtype: 'F32', shape: [n], data: result.updates },
+      [tensorNames.state]: tensorOf(outDtype, [n, target.stateSize], result.state),
+    },
+    { [metadataKeys.optimizer]: target.label, [metadataKeys.digest]: target.digest },
+  )
+  return new Response(body, {
+    headers: { 'content-type': safetensorsMediaType, ...stepHeaders(target, deprecatedAt(target)) },
+  })
+}
+
+async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response> {
+  const deps = c.get('deps')
+  const request = parseJson(bytes, jsonStepRequestSchema)
+  const n = request.grads.length
+  assertCoordinates(n, deps.maxCoordinatesPerRequest)
+  const digest = checkDigestField(request.digest, request.state !== undefined)
+  const target = await resolveReference(deps.db, request.optimizer, request.hyperparameters)
+  checkDigest(target, digest)
+  assertCoordinates(n, coordinateLimit(target.stateSize, deps.maxCoordinatesPerRequest))
+  if (request.state !== undefined && request.state.length !== n * target.stateSize) {
+    throw new ApiError(
+      'shape_mismatch',
+      `state has ${request.state.length} numbers; ${target.label} needs ${n} × ${target.stateSize} = ${n * target.stateSize} (flat, row-major) for ${n} gradients`,
+    )
+  }
+  const grads = Float32Array.from(request.grads)
+  assertFinite(grads)
+  const dtype: StateDtype = request.stateDtype ?? 'F32'
+  // The state travels in `dtype` precision: round what comes in the same way binary would.
+  const state = request.state === undefined ? undefined : rounded(Float32Array.from(request.state), dtype)
+  if (state !== undefined) assertFiniteState(state, target.stateSize)
+
+  const result = await runStep(c, target, grads, state)
+  const answer: JsonStepResponse = {
+    optimizer: target.label,
+    digest: target.digest,
+    numParams: n,
+    stateSize: target.stateSize,
+    updates: Array.from(result.updates),
+    state: Array.from(rounded(result.state, dtype)),
+  }
+  return c.json(answer, 200, stepHeaders(target, deprecatedAt(target)))
+}
+
+function rounded(values: Float32Array, dtype: StateDtype): Float32Array {
+  if (dtype === 'F32') return values
+  return stateToF32(tensorOf(dtype, [values.length], values))
+}
+
+function gradsOf(tensor: Tensor | undefined): Float32Array {
+  if (tensor === undefined) {
+    throw new ApiError(
+      'shape_mismatch',
+      `the body has no tensor '${tensorNames.grads}': send grads as F32 [N]`,
+    )
+  }
+  if (tensor.dtype !== 'F32' || tensor.shape.length !== 1 || tensor.shape[0] < 1) {
+    throw new ApiError(
+      'shape_mismatch',
+      `grads is ${tensor.dtype} [${tensor.shape.join(', ')}]; send F32 [N] with N ≥ 1 (flatten the parameters)`,
+    )
+  }
+  return tensor.data as Float32Array
+}
+
+function parseHyperparameters(text: string | undefined): unknown {
+  if (text === undefined) return undefined
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new ApiError(
+      'invalid_hyperparameters',
+      `metadata '${metadataKeys.hyperparameters}' is not JSON; send e.g. {"learningRate":0.01}`,
+    )
+  }
+}
+
+/** Checks the digest field's form; a state without one is refused, since it is bound to its digest. */
+export function checkDigestField(digest: string | undefined, hasState: boolean): string | undefined {
+  if (digest !== undefined && !digestPattern.test(digest)) {
+    throw new ApiError(
+      'invalid_request',
+      `digest '${digest.slice(0, 80)}' is not sha256: followed by 64 hex digits`,
+    )
+  }
+  if (digest === undefined && hasState) {
+    throw new ApiError(
+      'invalid_request',
+      `a state must come with the digest it was made under (the '${metadataKeys.digest}' the step that returned it named)`,
+    )
+  }
+  return digest
+}
+
+/** 409 when the request is bound to another digest than the reference resolves to. */
+export function checkDigest(target: Target, digest: string | undefined): void {
+  if (digest !== undefined && digest !== target.digest) {
+    throw new ApiError(
+      'digest_mismatch',
+      `the request is bound to ${digest}, but ${target.label} resolves to ${target.digest}; reference the optimizer by that digest (name@${digest}) or start from a fresh state`,
+      { expectedDigest: digest, resolvedDigest: target.digest },
+    )
+  }
+}
+
+function deprecatedAt(target: Target): string | null {
+  return target.kind === 'learned' ? target.deprecatedAt : null
+}

@@ -1,0 +1,100 @@
+/** Test helpers for the server: an app on in-memory SQLite with keys, weight files and body builders. */
+import { createNodeDeps } from '../../src/runtime/node'
+import { createApp } from '../../src/server/app'
+import { createClient } from '../../src/server/auth'
+import type { AppDeps } from '../../src/server/deps'
+import { publishVersion } from '../../src/server/registry/publish'
+import { encode, encodeLstmWeights, type Tensor } from '../../src/weights'
+import type { LstmArchitecture } from '../../src/weights/types'
+import { randomLstmWeights } from './random'
+
+/** The paper's architecture for MNIST: L = 2, H = 20, log-sign preprocessing with p = 10. */
+export const paperArchitecture: LstmArchitecture = {
+  kind: 'lstm-cw',
+  layers: 2,
+  hidden: 20,
+  preprocessing: 'log-sign',
+  p: 10,
+  outputScale: 0.1,
+}
+
+/** A small architecture, so tests run fast: S = 2·1·4 = 8. */
+export const tinyArchitecture: LstmArchitecture = {
+  kind: 'lstm-cw',
+  layers: 1,
+  hidden: 4,
+  preprocessing: 'none',
+  outputScale: 0.1,
+}
+
+/** A weight file of random weights (deterministic in `seed`). */
+export function weightFile(seed: number, architecture: LstmArchitecture = tinyArchitecture): Uint8Array {
+  return encodeLstmWeights(randomLstmWeights(architecture, seed))
+}
+
+/** A fixed clock that moves one second per call, so timestamps differ and are predictable. */
+export function steppingClock(start = Date.parse('2026-01-01T00:00:00Z')): () => Date {
+  let t = start
+  return () => {
+    t += 1000
+    return new Date(t)
+  }
+}
+
+/** An app on in-memory SQLite with an admin, two clients, and `tiny@1.0.0` published. */
+export async function testServer(options: Partial<AppDeps> = {}) {
+  const node = createNodeDeps({ dataDir: ':memory:' })
+  const deps: AppDeps = { ...node, now: steppingClock(), ...options }
+  const app = createApp(() => deps)
+  const random = (n: number) => crypto.getRandomValues(new Uint8Array(n))
+  const now = new Date('2026-01-01T00:00:00Z')
+  const admin = await createClient(deps.db, { name: 'admin', role: 'admin' }, now, random)
+  const client = await createClient(deps.db, { name: 'alice', role: 'client' }, now, random)
+  const other = await createClient(deps.db, { name: 'bob', role: 'client' }, now, random)
+  const tiny = weightFile(1)
+  const published = await publishVersion(deps.db, { name: 'tiny', version: '1.0.0', weights: tiny }, now)
+
+  /** Every row of every table, BLOBs as hex: equal snapshots mean nothing stored changed. */
+  const snapshot = (): string => {
+    const tables = node.sqlite
+      .prepare(
+        "select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name",
+      )
+      .all() as { name: string }[]
+    const dump: Record<string, unknown[]> = {}
+    for (const { name } of tables) dump[name] = node.sqlite.prepare(`select * from "${name}"`).all()
+    return JSON.stringify(dump, (_k, v) =>
+      v && typeof v === 'object' && v.type === 'Buffer' ? Buffer.from(v.data).toString('hex') : v,
+    )
+  }
+  const auth = (secret: string) => ({ authorization: `Bearer ${secret}` })
+  return {
+    app,
+    deps,
+    sqlite: node.sqlite,
+    close: node.close,
+    snapshot,
+    adminKey: admin.secret,
+    clientKey: client.secret,
+    otherKey: other.secret,
+    clientId: client.client.id,
+    adminAuth: auth(admin.secret),
+    clientAuth: auth(client.secret),
+    otherAuth: auth(other.secret),
+    tiny: { bytes: tiny, digest: published.digest },
+  }
+}
+
+/** A binary step body. */
+export function binaryBody(tensors: Record<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
+  return encode(tensors, metadata)
+}
+
+/** F32 tensor helper. */
+export function f32(shape: number[], data: Float32Array | number[]): Tensor {
+  return { dtype: 'F32', shape, data: data instanceof Float32Array ? data : Float32Array.from(data) }
+}
+
+/** The media type of binary bodies, as a header. */
+export const binaryType = { 'content-type': 'application/vnd.l2o.safetensors' }
+export const jsonType = { 'content-type': 'application/json' }
