@@ -4,7 +4,7 @@
 // Run: npm run bench:kernel   (about a minute; tfjs-cpu dominates)
 import os from 'node:os'
 import * as tf from '@tensorflow/tfjs-core'
-import { lstmOptimizer, lstmReferenceOptimizer, type Optimizer } from '../src/core'
+import { lstmOptimizer, lstmPlainOptimizer, lstmReferenceOptimizer, type Optimizer } from '../src/core'
 import { initTf } from '../src/runtime/tf-node'
 import { randomGradients, randomLstmWeights, randomUniform } from '../test/support/random'
 
@@ -37,6 +37,12 @@ const paths: Path[] = [
     backend: 'cpu',
     make: () => lstmOptimizer(weights),
     runs: (n) => (n <= 1_000 ? 5 : 3),
+    warmup: 1,
+  },
+  {
+    name: 'plain TS, float32 weights (lstmPlainOptimizer)',
+    make: () => lstmPlainOptimizer(weights),
+    runs: (n) => (n <= 10_000 ? 7 : 3),
     warmup: 1,
   },
   {

@@ -11,6 +11,7 @@ export {
 export { NonFiniteGradientError, OptimizerConfigError, OptimizerInputError, StateLengthError } from './errors'
 export { lstmOptimizer } from './lstm'
 export { assertLstmWeights, featureCount, lstmStateSize } from './lstm-architecture'
+export { lstmPlainOptimizer } from './lstm-plain'
 export type { LstmReferenceResult } from './lstm-reference'
 export { lstmReferenceOptimizer, lstmReferenceStep } from './lstm-reference'
 export type { Optimizer, StepResult } from './optimizer'

@@ -4,6 +4,7 @@ import { initTf } from '../runtime/tf-node'
 import { adam, momentum, nesterov, rmsprop, sgd } from './baselines'
 import { NonFiniteGradientError, StateLengthError } from './errors'
 import { lstmOptimizer } from './lstm'
+import { lstmPlainOptimizer } from './lstm-plain'
 import { lstmReferenceOptimizer } from './lstm-reference'
 import type { Optimizer } from './optimizer'
 
@@ -21,6 +22,7 @@ const optimizers: { name: string; make: () => Optimizer; quadraticSteps?: number
   { name: 'lstm (tfjs-wasm), log-sign L=2 H=20', make: () => lstmOptimizer(paper) },
   { name: 'lstm (tfjs-wasm), none L=3 H=5', make: () => lstmOptimizer(quadratics) },
   { name: 'lstm float64 reference', make: () => lstmReferenceOptimizer(paper) },
+  { name: 'lstm plain TypeScript', make: () => lstmPlainOptimizer(paper) },
   { name: 'sgd', make: () => sgd({ learningRate: 0.05 }), quadraticSteps: 300 },
   { name: 'momentum', make: () => momentum({ learningRate: 0.02, momentum: 0.9 }), quadraticSteps: 300 },
   { name: 'nag', make: () => nesterov({ learningRate: 0.02, momentum: 0.9 }), quadraticSteps: 300 },
