@@ -62,56 +62,49 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
     return model
   }
 
+  // Matmul input width per layer: [x_k, h_k] with x_0 the features and x_k = h'_{k-1} above.
+  const widths = weights.cells.map((_, k) => (k === 0 ? inputs0 : hidden) + hidden)
+
   const step = (grads: Float32Array, state: Float32Array) => {
     const n = grads.length
     if (n === 0) return { updates: new Float32Array(0), state: new Float32Array(0) }
     const model = tensorsFor()
 
-    // Each layer's matmul input [x_k, h_k] and its c_k are assembled here on the JS side: tfjs-wasm
-    // slices and concatenates along axis 1 with a JS loop per row, after copying the whole source.
-    const inputs: Float32Array[] = []
-    const cOld: Float32Array[] = []
-    for (let k = 0; k < layers; k++) {
-      inputs.push(new Float32Array(n * (inputSize(k) + hidden)))
-      cOld.push(new Float32Array(n * hidden))
-    }
-    preprocessInto(a, grads, inputs[0], inputs0 + hidden)
-    for (let k = 0; k < layers; k++) {
-      const input = inputs[k]
-      const c = cOld[k]
-      const width = inputSize(k) + hidden
-      for (let i = 0, src = 2 * k * hidden, hDst = inputSize(k), cDst = 0; i < n; i++) {
+    // Each layer's [x_k, h_k] rows and its c_k are assembled here on the JS side: tfjs-wasm slices
+    // and concatenates along axis 1 with a JS loop per row, after copying the whole source tensor.
+    const inputs = widths.map((width) => new Float32Array(n * width))
+    const cOld = widths.map(() => new Float32Array(n * hidden))
+    preprocessInto(a, grads, inputs[0], widths[0])
+    // One pass over the state, row by row: it is the biggest array here, read once in order.
+    for (let i = 0, src = 0; i < n; i++) {
+      for (let k = 0; k < layers; k++, src += 2 * hidden) {
+        const input = inputs[k]
+        const c = cOld[k]
+        const hDst = (i + 1) * widths[k] - hidden
+        const cDst = i * hidden
         for (let u = 0; u < hidden; u++) {
           input[hDst + u] = state[src + u]
           c[cDst + u] = state[src + hidden + u]
         }
-        src += stateSize
-        hDst += width
-        cDst += hidden
       }
     }
 
-    const next = new Float32Array(n * stateSize)
+    const hNew: Float32Array[] = []
+    const cNew: Float32Array[] = []
     let updates = new Float32Array(0)
     for (let k = 0; k < layers; k++) {
       const [h, c] = tf.tidy(() => cellStep(model, k, inputs[k], cOld[k], n))
       try {
-        const hValues = h.dataSync()
-        const cValues = c.dataSync()
-        for (let i = 0, src = 0, dst = 2 * k * hidden; i < n; i++, src += hidden, dst += stateSize) {
-          for (let u = 0; u < hidden; u++) {
-            next[dst + u] = hValues[src + u]
-            next[dst + hidden + u] = cValues[src + u]
-          }
-        }
+        hNew.push(h.dataSync() as Float32Array)
+        cNew.push(c.dataSync() as Float32Array)
         if (k + 1 < layers) {
           // The next layer's x is this layer's new h: columns [0, H) of its [h'_k, h_{k+1}] rows.
           const above = inputs[k + 1]
+          const hValues = hNew[k]
           for (let i = 0, src = 0, dst = 0; i < n; i++, src += hidden, dst += 2 * hidden) {
             for (let u = 0; u < hidden; u++) above[dst + u] = hValues[src + u]
           }
-        }
-        if (k === layers - 1) {
+        } else {
           const out = tf.fused.matMul({ a: h, b: model.headWeight, bias: model.headBias })
           // dataSync may hand out the backend's own buffer (cpu): copy what we return.
           updates = Float32Array.from(out.dataSync())
@@ -121,10 +114,21 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
         tf.dispose([h, c])
       }
     }
+
+    const next = new Float32Array(n * stateSize)
+    for (let i = 0, dst = 0; i < n; i++) {
+      const src = i * hidden
+      for (let k = 0; k < layers; k++, dst += 2 * hidden) {
+        const h = hNew[k]
+        const c = cNew[k]
+        for (let u = 0; u < hidden; u++) {
+          next[dst + u] = h[src + u]
+          next[dst + hidden + u] = c[src + u]
+        }
+      }
+    }
     return { updates, state: next }
   }
-
-  const inputSize = (k: number) => (k === 0 ? inputs0 : hidden)
 
   return defineOptimizer(stateSize, step, {
     dispose: () => {
