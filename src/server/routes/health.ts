@@ -1,19 +1,10 @@
 /** GET /healthz: liveness plus the runtime and the tfjs backend in use. */
 import type { OpenAPIHono } from '@hono/zod-openapi'
-import { healthSchema, routes } from '../../contract'
+import { routes } from '../../contract'
 import type { AppEnv } from '../env'
 
 // biome-ignore lint/suspicious/noExplicitAny: routes are independent of the runtime's bindings.
 export function registerHealth(app: OpenAPIHono<AppEnv<any>>): void {
-  app.openAPIRegistry.registerPath({
-    method: 'get',
-    path: routes.health,
-    summary: 'Liveness, runtime and tfjs backend',
-    tags: ['meta'],
-    responses: {
-      200: { description: 'The server is up', content: { 'application/json': { schema: healthSchema } } },
-    },
-  })
   app.get(routes.health, async (c) => {
     const deps = c.get('deps')
     const backend = await deps.initTf()

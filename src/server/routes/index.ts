@@ -1,7 +1,9 @@
 /** Every route of the API, registered on one app. */
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { AppEnv } from '../env'
+import { registerOpenApi } from '../openapi'
 import { registerAdmin } from './admin'
+import { registerDocs } from './docs'
 import { registerHealth } from './health'
 import { registerRegistry } from './registry'
 import { registerSessions } from './sessions'
@@ -14,4 +16,6 @@ export function registerRoutes(app: OpenAPIHono<AppEnv<any>>): void {
   registerStep(app)
   registerSessions(app)
   registerAdmin(app)
+  registerDocs(app)
+  registerOpenApi(app)
 }

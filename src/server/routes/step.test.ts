@@ -154,7 +154,7 @@ describe('POST /v1/step (JSON)', () => {
 describe('POST /v1/step refuses bad input with problem+json and changes nothing', () => {
   const grads = f32([4], [0.1, -0.2, 0.3, 0.4])
   const meta = { optimizer: 'tiny' }
-  const cases: [string, () => Promise<Response>, number, string][] = [
+  const cases: [string, () => Response | Promise<Response>, number, string][] = [
     [
       'no key',
       () =>

@@ -1,0 +1,390 @@
+/**
+ * The OpenAPI 3.1 document, generated from the contract's zod schemas: every route, its auth, its
+ * bodies (JSON and the binary safetensors media type) and its problem responses.
+ */
+import type { OpenAPIHono } from '@hono/zod-openapi'
+import { z } from 'zod'
+import {
+  aliasSchema,
+  apiKeySchema,
+  createClientRequestSchema,
+  createClientResponseSchema,
+  createKeyResponseSchema,
+  createSessionRequestSchema,
+  defaultMaxCoordinatesPerRequest,
+  healthSchema,
+  jsonSessionStepRequestSchema,
+  jsonSessionStepResponseSchema,
+  jsonStepRequestSchema,
+  jsonStepResponseSchema,
+  maxRowBytes,
+  moveAliasRequestSchema,
+  optimizerDetailSchema,
+  optimizerListSchema,
+  problemCodes,
+  problemMediaType,
+  publishVersionResponseSchema,
+  resolveResponseSchema,
+  safetensorsMediaType,
+  sessionSchema,
+  versionSchema,
+} from '../contract'
+import type { AppEnv } from './env'
+
+export const problemSchema = z
+  .object({
+    type: z.string().meta({ example: '/problems/step_conflict' }),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().meta({ description: 'What went wrong and what to do next' }),
+    code: z.enum(Object.keys(problemCodes) as [keyof typeof problemCodes, ...(keyof typeof problemCodes)[]]),
+    requestId: z.string().optional(),
+  })
+  .catchall(z.unknown())
+  .meta({ id: 'Problem', description: 'RFC 9457 problem details, plus a stable code and the request id' })
+
+const binaryStepRequest = {
+  type: 'string',
+  format: 'binary',
+  description:
+    'safetensors: tensor `grads` F32 [N]; optional `state` [N, S] in F32, F16 or BF16 (absent = fresh state). ' +
+    '`__metadata__` (all strings): `optimizer` (reference, required), `digest` (the digest the state was made under; ' +
+    'required with a state, a pin otherwise), `hyperparameters` (JSON, baselines only), `state_dtype` (dtype of the ' +
+    "returned state; default the sent state's, or F32).",
+} as const
+const binaryStepResponse = {
+  type: 'string',
+  format: 'binary',
+  description:
+    'safetensors: `updates` F32 [N] (add to the parameters), `state` [N, S] in the requested dtype; `__metadata__`: ' +
+    '`optimizer` (name@version), `digest`.',
+} as const
+const binarySessionRequest = {
+  type: 'string',
+  format: 'binary',
+  description:
+    "safetensors: `grads` F32 [shard length]. Optional `__metadata__`: `step` (must equal the path), `digest` (must equal the session's).",
+} as const
+const binarySessionResponse = {
+  type: 'string',
+  format: 'binary',
+  description: 'safetensors: `updates` F32 [shard length]; `__metadata__`: `digest`, `step`.',
+} as const
+
+const problems = (...statuses: number[]) =>
+  Object.fromEntries(
+    statuses.map((status) => [
+      String(status),
+      {
+        description: Object.entries(problemCodes)
+          .filter(([, s]) => s === status)
+          .map(([code]) => code)
+          .join(', '),
+        content: { [problemMediaType]: { schema: problemSchema } },
+      },
+    ]),
+  )
+
+const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } })
+const stepHeaders = {
+  'L2O-Digest': {
+    description: 'The digest the answer was computed under',
+    schema: { type: 'string' as const },
+  },
+  Deprecation: {
+    description: 'RFC 9745: `@<unix seconds>` when the version that answered is deprecated',
+    schema: { type: 'string' as const },
+  },
+}
+const client = [{ clientKey: [] }]
+const admin = [{ adminKey: [] }]
+const nameParam = z.object({ name: z.string().meta({ example: 'l2o-mnist' }) })
+const sessionParams = z.object({ id: z.string().meta({ example: 'ses_0123abcd' }) })
+
+/** Registers every route's description on the app's OpenAPI registry. */
+// biome-ignore lint/suspicious/noExplicitAny: independent of the runtime's bindings.
+export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
+  const r = app.openAPIRegistry
+  r.registerComponent('securitySchemes', 'clientKey', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'A client key: `Authorization: Bearer <key>`. `npm start` prints one on first start.',
+  })
+  r.registerComponent('securitySchemes', 'adminKey', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'An admin key: `Authorization: Bearer <key>`.',
+  })
+  r.register('Problem', problemSchema)
+
+  r.registerPath({
+    method: 'get',
+    path: '/healthz',
+    tags: ['meta'],
+    summary: 'Liveness, runtime and tfjs backend',
+    responses: { 200: { description: 'The server is up', ...json(healthSchema) } },
+  })
+  r.registerPath({
+    method: 'get',
+    path: '/openapi.json',
+    tags: ['meta'],
+    summary: 'This document',
+    responses: {
+      200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } },
+    },
+  })
+  r.registerPath({
+    method: 'get',
+    path: '/docs',
+    tags: ['meta'],
+    summary: 'This document as a readable page',
+    responses: { 200: { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } },
+  })
+
+  r.registerPath({
+    method: 'get',
+    path: '/v1/optimizers',
+    tags: ['registry'],
+    summary: 'List optimizers: learned ones with versions and aliases, and the baselines',
+    responses: { 200: { description: 'Every optimizer', ...json(optimizerListSchema) } },
+  })
+  r.registerPath({
+    method: 'get',
+    path: '/v1/optimizers/{name}',
+    tags: ['registry'],
+    summary: 'Show one optimizer: versions (with cards) and aliases with their history',
+    request: { params: nameParam },
+    responses: { 200: { description: 'The optimizer', ...json(optimizerDetailSchema) }, ...problems(404) },
+  })
+  r.registerPath({
+    method: 'get',
+    path: '/v1/resolve',
+    tags: ['registry'],
+    summary: 'Resolve a reference to a version and digest',
+    description:
+      'References: `name` (= name@stable), `name@1.2.0`, `name@<alias>`, `name@sha256:<hex>`. Alias resolution ' +
+      'skips deprecated versions. Resolve once at the start of a run and send the digest afterwards.',
+    request: {
+      query: z.object({
+        ref: z.string().meta({ example: 'l2o-mnist@stable' }),
+        hyperparameters: z
+          .string()
+          .optional()
+          .meta({ description: 'JSON, baselines only', example: '{"learningRate":0.001}' }),
+      }),
+    },
+    responses: {
+      200: { description: 'The resolved optimizer', headers: stepHeaders, ...json(resolveResponseSchema) },
+      ...problems(400, 404, 409),
+    },
+  })
+
+  r.registerPath({
+    method: 'post',
+    path: '/v1/step',
+    tags: ['steps'],
+    summary: 'Stateless step: gradients (and state) in, updates and new state out',
+    description:
+      `Binary is the fast path; JSON (flat state) is for small N: bodies up to 8 MiB. At most ` +
+      `${defaultMaxCoordinatesPerRequest} coordinates per request (see maxCoordinatesPerRequest in /v1/resolve). ` +
+      'A state sent with another digest than the reference resolves to is refused with 409 digest_mismatch.',
+    security: client,
+    request: {
+      body: {
+        required: true,
+        content: {
+          [safetensorsMediaType]: { schema: binaryStepRequest },
+          'application/json': { schema: jsonStepRequestSchema },
+        },
+      },
+    },
+    responses: {
+      200: {
+        description: 'Updates and the new state',
+        headers: stepHeaders,
+        content: {
+          [safetensorsMediaType]: { schema: binaryStepResponse },
+          'application/json': { schema: jsonStepResponseSchema },
+        },
+      },
+      ...problems(400, 401, 404, 409, 413, 415, 422),
+    },
+  })
+
+  r.registerPath({
+    method: 'post',
+    path: '/v1/sessions',
+    tags: ['sessions'],
+    summary: 'Create a session: the server keeps the state, sharded',
+    description: `Pins the digest, the parameter count and the state dtype. Each shard holds at most shardSize coordinates, so that its state and last updates fit one ${maxRowBytes}-byte row. Creating a session writes no shard: a shard starts at step 0.`,
+    security: client,
+    request: { body: { required: true, ...json(createSessionRequestSchema) } },
+    responses: {
+      201: { description: 'The session and its shard layout', ...json(sessionSchema) },
+      ...problems(400, 401, 404, 409, 415),
+    },
+  })
+  r.registerPath({
+    method: 'get',
+    path: '/v1/sessions/{id}',
+    tags: ['sessions'],
+    summary: 'Read a session: its digest and the step of every shard',
+    security: client,
+    request: { params: sessionParams },
+    responses: { 200: { description: 'The session', ...json(sessionSchema) }, ...problems(401, 404) },
+  })
+  r.registerPath({
+    method: 'delete',
+    path: '/v1/sessions/{id}',
+    tags: ['sessions'],
+    summary: 'Delete a session and its state',
+    security: client,
+    request: { params: sessionParams },
+    responses: { 204: { description: 'Deleted' }, ...problems(401, 404) },
+  })
+  r.registerPath({
+    method: 'post',
+    path: '/v1/sessions/{id}/shards/{shard}/steps/{step}',
+    tags: ['sessions'],
+    summary: 'Step one shard: gradients in, updates out',
+    description:
+      'Step t of a shard is applied once. t = current + 1 applies it; t = current returns the stored updates byte ' +
+      'for byte (a safe retry); anything else is 409 step_conflict, whose detail and `expectedStep` say what to send.',
+    security: client,
+    request: {
+      params: z.object({ id: z.string(), shard: z.number().int().min(0), step: z.number().int().min(1) }),
+      body: {
+        required: true,
+        content: {
+          [safetensorsMediaType]: { schema: binarySessionRequest },
+          'application/json': { schema: jsonSessionStepRequestSchema },
+        },
+      },
+    },
+    responses: {
+      200: {
+        description: 'The updates of step t',
+        headers: stepHeaders,
+        content: {
+          [safetensorsMediaType]: { schema: binarySessionResponse },
+          'application/json': { schema: jsonSessionStepResponseSchema },
+        },
+      },
+      ...problems(400, 401, 404, 409, 413, 415, 422),
+    },
+  })
+
+  r.registerPath({
+    method: 'post',
+    path: '/v1/admin/optimizers/{name}/versions',
+    tags: ['admin'],
+    summary: 'Publish a version from its weight file',
+    description:
+      'The server validates the file and computes its digest. The same bytes again create nothing (200, created: ' +
+      'false); the same name@version with other bytes is 409 version_conflict. Moves `latest`; sets `stable` if absent.',
+    security: admin,
+    request: {
+      params: nameParam,
+      body: {
+        required: true,
+        content: {
+          'multipart/form-data': {
+            schema: {
+              type: 'object',
+              required: ['version', 'weights'],
+              properties: {
+                version: { type: 'string', example: '1.0.0' },
+                weights: { type: 'string', format: 'binary', description: 'model.safetensors' },
+                card: { type: 'string', format: 'binary', description: 'card.json (optional)' },
+              },
+            },
+          },
+        },
+      },
+    },
+    responses: {
+      200: { description: 'Already published', ...json(publishVersionResponseSchema) },
+      201: { description: 'Published', ...json(publishVersionResponseSchema) },
+      ...problems(400, 401, 403, 409, 413, 415),
+    },
+  })
+  r.registerPath({
+    method: 'post',
+    path: '/v1/admin/optimizers/{name}/versions/{version}/deprecate',
+    tags: ['admin'],
+    summary: 'Deprecate a version: pinned clients keep it (with a Deprecation header); aliases skip it',
+    security: admin,
+    request: { params: z.object({ name: z.string(), version: z.string() }) },
+    responses: { 200: { description: 'The version', ...json(versionSchema) }, ...problems(401, 403, 404) },
+  })
+  r.registerPath({
+    method: 'put',
+    path: '/v1/admin/optimizers/{name}/aliases/{alias}',
+    tags: ['admin'],
+    summary: 'Point an alias at a version (the move is kept in its history)',
+    security: admin,
+    request: {
+      params: z.object({ name: z.string(), alias: z.string() }),
+      body: { required: true, ...json(moveAliasRequestSchema) },
+    },
+    responses: {
+      200: { description: 'The alias', ...json(aliasSchema) },
+      ...problems(400, 401, 403, 404, 415),
+    },
+  })
+  r.registerPath({
+    method: 'post',
+    path: '/v1/admin/clients',
+    tags: ['admin'],
+    summary: 'Create a client and its first key (the secret is shown once)',
+    security: admin,
+    request: { body: { required: true, ...json(createClientRequestSchema) } },
+    responses: {
+      201: { description: 'The client', ...json(createClientResponseSchema) },
+      ...problems(400, 401, 403, 415),
+    },
+  })
+  r.registerPath({
+    method: 'post',
+    path: '/v1/admin/clients/{id}/keys',
+    tags: ['admin'],
+    summary: 'Create another key for a client (the secret is shown once)',
+    security: admin,
+    request: { params: z.object({ id: z.string() }) },
+    responses: {
+      201: { description: 'The key', ...json(createKeyResponseSchema) },
+      ...problems(401, 403, 404),
+    },
+  })
+  r.registerPath({
+    method: 'delete',
+    path: '/v1/admin/keys/{id}',
+    tags: ['admin'],
+    summary: 'Revoke a key',
+    security: admin,
+    request: { params: z.object({ id: z.string() }) },
+    responses: { 200: { description: 'The revoked key', ...json(apiKeySchema) }, ...problems(401, 403, 404) },
+  })
+}
+
+/** The OpenAPI document of an app whose routes were described by registerOpenApi. */
+// biome-ignore lint/suspicious/noExplicitAny: independent of the runtime's bindings.
+export function openApiDocument(app: OpenAPIHono<AppEnv<any>>): Record<string, unknown> {
+  return app.getOpenAPI31Document({
+    openapi: '3.1.0',
+    info: {
+      title: 'l2o: learned optimizers as a service',
+      version: '1.0.0',
+      description:
+        'Runs frozen learned optimizers (the coordinatewise LSTM of Andrychowicz et al. 2016) and hand-designed ' +
+        'baselines on your gradients. Errors are RFC 9457 application/problem+json.',
+    },
+    tags: [
+      { name: 'meta' },
+      { name: 'registry', description: 'Public: optimizers, versions, aliases' },
+      { name: 'steps', description: 'Client key: stateless steps' },
+      { name: 'sessions', description: 'Client key: server-held state' },
+      { name: 'admin', description: 'Admin key' },
+    ],
+  }) as unknown as Record<string, unknown>
+}

@@ -1,0 +1,366 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { randomGradients } from '../../../test/support/random'
+import {
+  binaryBody,
+  binaryType,
+  f32,
+  jsonType,
+  paperArchitecture,
+  testServer,
+  weightFile,
+} from '../../../test/support/server'
+import { maxRowBytes, problemMediaType, type Session } from '../../contract'
+import { lstmOptimizer } from '../../core'
+import { initTf } from '../../runtime/tf-node'
+import { decode, decodeLstmWeights } from '../../weights'
+import { publishVersion } from '../registry/publish'
+import { shardSizeFor } from './sessions'
+
+type Server = Awaited<ReturnType<typeof testServer>>
+let s: Server
+
+beforeAll(async () => {
+  s = await testServer({ maxCoordinatesPerRequest: 1000 })
+  await initTf('wasm')
+  await publishVersion(
+    s.deps.db,
+    { name: 'paper', version: '1.0.0', weights: weightFile(2, paperArchitecture) },
+    new Date(),
+  )
+})
+afterAll(() => s.close())
+
+async function create(body: Record<string, unknown>, auth = s.clientAuth): Promise<Session> {
+  const res = await s.app.request('/v1/sessions', {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { ...auth, ...jsonType },
+  })
+  expect(res.status).toBe(201)
+  return (await res.json()) as Session
+}
+
+const stepUrl = (id: string, shard: number, step: number) =>
+  `/v1/sessions/${id}/shards/${shard}/steps/${step}`
+const step = (id: string, shard: number, t: number, grads: Float32Array, auth = s.clientAuth) =>
+  s.app.request(stepUrl(id, shard, t), {
+    method: 'POST',
+    body: binaryBody({ grads: f32([grads.length], grads) }),
+    headers: { ...auth, ...binaryType },
+  })
+
+async function expectProblem(res: Response, status: number, code: string) {
+  expect(res.headers.get('content-type')).toBe(problemMediaType)
+  const body = (await res.json()) as Record<string, unknown>
+  expect({ status: res.status, code: body.code }).toEqual({ status, code })
+  return body
+}
+
+describe('sessions', () => {
+  it('sizes shards so one row holds the state and the last updates', () => {
+    expect(shardSizeFor(80, 'F32', 65_536)).toBe(Math.floor((maxRowBytes - 4096) / 324))
+    expect(shardSizeFor(80, 'F16', 65_536)).toBe(Math.floor((maxRowBytes - 4096) / 164))
+    expect(shardSizeFor(0, 'F32', 65_536)).toBe(65_536)
+    for (const dtype of ['F32', 'F16', 'BF16'] as const) {
+      const n = shardSizeFor(80, dtype, 65_536)
+      expect(n * (80 * (dtype === 'F32' ? 4 : 2) + 4)).toBeLessThanOrEqual(maxRowBytes)
+    }
+  })
+
+  it('creates a huge session without writing a shard', async () => {
+    const session = await create({ optimizer: 'paper', numParams: 1_000_000_000, stateDtype: 'F16' })
+    expect(session.shardSize).toBe(1000)
+    expect(session.shards.length).toBe(1_000_000)
+    expect(s.sqlite.prepare('select count(*) as n from session_shards').get()).toEqual({ n: 0 })
+  })
+
+  it('applies each step once, replays a retry byte for byte, and matches the stateless math', async () => {
+    const session = await create({ optimizer: 'tiny', numParams: 2500 })
+    expect(session).toMatchObject({
+      optimizer: 'tiny@1.0.0',
+      digest: s.tiny.digest,
+      stateSize: 8,
+      shardSize: 1000,
+    })
+    expect(session.shards.map((x) => [x.offset, x.length, x.step])).toEqual([
+      [0, 1000, 0],
+      [1000, 1000, 0],
+      [2000, 500, 0],
+    ])
+    const opt = lstmOptimizer(decodeLstmWeights(s.tiny.bytes))
+    let state = opt.init(500)
+    for (let t = 1; t <= 3; t++) {
+      const grads = randomGradients(500, t)
+      const res = await step(session.id, 2, t, grads)
+      expect(res.status).toBe(200)
+      expect(res.headers.get('l2o-digest')).toBe(s.tiny.digest)
+      const bytes = new Uint8Array(await res.arrayBuffer())
+      const file = decode(bytes)
+      expect(file.metadata).toEqual({ digest: s.tiny.digest, step: String(t) })
+      const expected = opt.update(grads, state)
+      state = expected.state
+      expect(file.tensors.get('updates')!.data).toEqual(expected.updates)
+      // A retry of t (even with other gradients) returns the same bytes and applies nothing.
+      const before = s.snapshot()
+      const again = await step(session.id, 2, t, randomGradients(500, 99))
+      expect(new Uint8Array(await again.arrayBuffer())).toEqual(bytes)
+      expect(s.snapshot()).toBe(before)
+    }
+    const before = s.snapshot()
+    const back = await step(session.id, 2, 1, randomGradients(500, 1))
+    expect(back.status).toBe(409)
+    expect(((await back.json()) as { expectedStep: number }).expectedStep).toBe(4)
+    expect(s.snapshot()).toBe(before)
+    const read = await s.app.request(`/v1/sessions/${session.id}`, { headers: s.clientAuth })
+    expect(((await read.json()) as Session).shards.map((x) => x.step)).toEqual([0, 0, 3])
+  })
+
+  it('steps over JSON too', async () => {
+    const session = await create({ optimizer: 'sgd', hyperparameters: { learningRate: 0.5 }, numParams: 3 })
+    const res = await s.app.request(stepUrl(session.id, 0, 1), {
+      method: 'POST',
+      body: JSON.stringify({ grads: [1, 2, -4] }),
+      headers: { ...s.clientAuth, ...jsonType },
+    })
+    expect(await res.json()).toEqual({ step: 1, digest: session.digest, updates: [-0.5, -1, 2] })
+  })
+
+  it('applies one of two concurrent requests for the same step', async () => {
+    const session = await create({ optimizer: 'tiny', numParams: 10 })
+    const grads = randomGradients(10, 5)
+    const answers = await Promise.all([1, 2, 3, 4].map(() => step(session.id, 0, 1, grads)))
+    const bodies = await Promise.all(
+      answers.map(async (r) => [r.status, Buffer.from(await r.arrayBuffer()).toString('hex')]),
+    )
+    for (const b of bodies) expect(b).toEqual(bodies[0])
+    const row = s.sqlite.prepare('select step from session_shards where session_id = ?').get(session.id)
+    expect(row).toEqual({ step: 1 })
+  })
+
+  it('keeps sessions private to their client', async () => {
+    const session = await create({ optimizer: 'tiny', numParams: 10 })
+    const before = s.snapshot()
+    await expectProblem(
+      await s.app.request(`/v1/sessions/${session.id}`, { headers: s.otherAuth }),
+      404,
+      'session_not_found',
+    )
+    await expectProblem(
+      await step(session.id, 0, 1, new Float32Array(10), s.otherAuth),
+      404,
+      'session_not_found',
+    )
+    const del = await s.app.request(`/v1/sessions/${session.id}`, { method: 'DELETE', headers: s.otherAuth })
+    await expectProblem(del, 404, 'session_not_found')
+    expect(s.snapshot()).toBe(before)
+  })
+
+  it('deletes a session and its shards', async () => {
+    const session = await create({ optimizer: 'tiny', numParams: 10 })
+    expect((await step(session.id, 0, 1, new Float32Array(10))).status).toBe(200)
+    const del = await s.app.request(`/v1/sessions/${session.id}`, { method: 'DELETE', headers: s.clientAuth })
+    expect(del.status).toBe(204)
+    await expectProblem(
+      await s.app.request(`/v1/sessions/${session.id}`, { headers: s.clientAuth }),
+      404,
+      'session_not_found',
+    )
+    expect(
+      s.sqlite.prepare('select count(*) as n from session_shards where session_id = ?').get(session.id),
+    ).toEqual({ n: 0 })
+  })
+})
+
+describe('sessions refuse bad input with problem+json and change nothing', () => {
+  let id: string
+  beforeAll(async () => {
+    id = (await create({ optimizer: 'tiny', numParams: 1500 })).id
+    expect((await step(id, 0, 1, new Float32Array(1000))).status).toBe(200)
+  })
+  const good = () => new Float32Array(1000)
+  const post = (url: string, body: BodyInit, headers: Record<string, string> = binaryType) =>
+    s.app.request(url, { method: 'POST', body, headers: { ...s.clientAuth, ...headers } })
+  const createRaw = (body: unknown, headers: Record<string, string> = jsonType) =>
+    s.app.request('/v1/sessions', {
+      method: 'POST',
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+      headers: { ...s.clientAuth, ...headers },
+    })
+  const cases: [string, () => Response | Promise<Response>, number, string][] = [
+    [
+      'create without a key',
+      () => s.app.request('/v1/sessions', { method: 'POST', body: '{}', headers: jsonType }),
+      401,
+      'unauthorized',
+    ],
+    ['create with a binary body', () => createRaw('{}', binaryType), 415, 'unsupported_media_type'],
+    ['create with bad JSON', () => createRaw('{'), 400, 'invalid_request'],
+    ['create with numParams 0', () => createRaw({ optimizer: 'tiny', numParams: 0 }), 400, 'invalid_request'],
+    [
+      'create with a fractional numParams',
+      () => createRaw({ optimizer: 'tiny', numParams: 1.5 }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'create with an unknown dtype',
+      () => createRaw({ optimizer: 'tiny', numParams: 1, stateDtype: 'F8' }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'create for an unknown optimizer',
+      () => createRaw({ optimizer: 'nope', numParams: 1 }),
+      404,
+      'optimizer_not_found',
+    ],
+    [
+      'create pinned to another digest',
+      () => createRaw({ optimizer: 'tiny', numParams: 1, digest: `sha256:${'3'.repeat(64)}` }),
+      409,
+      'digest_mismatch',
+    ],
+    [
+      'create a baseline without hyper-parameters',
+      () => createRaw({ optimizer: 'adam', numParams: 1 }),
+      400,
+      'invalid_hyperparameters',
+    ],
+    [
+      'step without a key',
+      () =>
+        s.app.request(stepUrl(id, 0, 2), {
+          method: 'POST',
+          body: binaryBody({ grads: f32([1000], good()) }),
+          headers: binaryType,
+        }),
+      401,
+      'unauthorized',
+    ],
+    [
+      'step an unknown session',
+      () => post(stepUrl('ses_nope', 0, 1), binaryBody({ grads: f32([1000], good()) })),
+      404,
+      'session_not_found',
+    ],
+    [
+      'step a shard out of range',
+      () => post(stepUrl(id, 2, 1), binaryBody({ grads: f32([1000], good()) })),
+      400,
+      'invalid_request',
+    ],
+    [
+      'step a negative shard',
+      () => post(stepUrl(id, -1, 1), binaryBody({ grads: f32([1000], good()) })),
+      400,
+      'invalid_request',
+    ],
+    [
+      'step 0',
+      () => post(stepUrl(id, 1, 0), binaryBody({ grads: f32([1000], good()) })),
+      400,
+      'invalid_request',
+    ],
+    [
+      'step "x"',
+      () => post(`/v1/sessions/${id}/shards/0/steps/x`, binaryBody({ grads: f32([1000], good()) })),
+      400,
+      'invalid_request',
+    ],
+    [
+      'a step out of order (skipping ahead)',
+      () => post(stepUrl(id, 0, 3), binaryBody({ grads: f32([1000], good()) })),
+      409,
+      'step_conflict',
+    ],
+    [
+      'step 2 on a fresh shard',
+      () => post(stepUrl(id, 1, 2), binaryBody({ grads: f32([500], new Float32Array(500)) })),
+      409,
+      'step_conflict',
+    ],
+    [
+      'the wrong number of gradients',
+      () => post(stepUrl(id, 0, 2), binaryBody({ grads: f32([999], new Float32Array(999)) })),
+      400,
+      'shape_mismatch',
+    ],
+    [
+      'NaN',
+      () => post(stepUrl(id, 0, 2), binaryBody({ grads: f32([1000], good().fill(Number.NaN)) })),
+      422,
+      'non_finite_gradient',
+    ],
+    ['malformed safetensors', () => post(stepUrl(id, 0, 2), new Uint8Array(16)), 400, 'invalid_safetensors'],
+    [
+      'a state in a session step',
+      () => post(stepUrl(id, 0, 2), binaryBody({ state: f32([1000], good()) })),
+      400,
+      'invalid_safetensors',
+    ],
+    [
+      'F16 grads',
+      () =>
+        post(
+          stepUrl(id, 0, 2),
+          binaryBody({ grads: { dtype: 'F16', shape: [1000], data: new Uint16Array(1000) } }),
+        ),
+      400,
+      'shape_mismatch',
+    ],
+    [
+      'a body too large for the shard',
+      () => post(stepUrl(id, 0, 2), new Uint8Array(4 * 1000 + 70_000)),
+      413,
+      'payload_too_large',
+    ],
+    [
+      'a metadata step that disagrees with the path',
+      () => post(stepUrl(id, 0, 2), binaryBody({ grads: f32([1000], good()) }, { step: '3' })),
+      400,
+      'invalid_request',
+    ],
+    [
+      'a metadata digest of another optimizer',
+      () =>
+        post(
+          stepUrl(id, 0, 2),
+          binaryBody({ grads: f32([1000], good()) }, { digest: `sha256:${'4'.repeat(64)}` }),
+        ),
+      409,
+      'digest_mismatch',
+    ],
+    [
+      'a wrong content type',
+      () =>
+        post(stepUrl(id, 0, 2), binaryBody({ grads: f32([1000], good()) }), {
+          'content-type': 'application/octet-stream',
+        }),
+      415,
+      'unsupported_media_type',
+    ],
+    [
+      'JSON with the wrong number of gradients',
+      () => post(stepUrl(id, 0, 2), JSON.stringify({ grads: [1] }), jsonType),
+      400,
+      'shape_mismatch',
+    ],
+  ]
+  for (const [what, send, status, code] of cases) {
+    it(`refuses ${what}: ${status} ${code}`, async () => {
+      const before = s.snapshot()
+      await expectProblem(await send(), status, code)
+      expect(s.snapshot()).toBe(before)
+    })
+  }
+
+  it('says which step comes next', async () => {
+    const body = await expectProblem(
+      await post(stepUrl(id, 0, 5), binaryBody({ grads: f32([1000], good()) })),
+      409,
+      'step_conflict',
+    )
+    expect(body).toMatchObject({ currentStep: 1, expectedStep: 2 })
+    expect(body.detail).toContain('send step 2 next')
+  })
+})
