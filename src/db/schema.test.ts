@@ -1,11 +1,9 @@
-import { getTableConfig, type SQLiteTable } from 'drizzle-orm/sqlite-core'
+import { getTableConfig, SQLiteTable } from 'drizzle-orm/sqlite-core'
 import { describe, expect, it } from 'vitest'
 import { createNodeDeps } from '../runtime/node'
 import * as schema from './schema'
 
-const tables = Object.values(schema).filter(
-  (v): v is SQLiteTable => typeof v === 'object' && v !== null && Symbol.for('drizzle:IsDrizzleTable') in v,
-)
+const tables = Object.values(schema).filter((v): v is SQLiteTable => v instanceof SQLiteTable)
 
 describe('schema and migrations', () => {
   it('migrations/ create exactly the tables and columns of schema.ts', () => {
