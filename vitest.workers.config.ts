@@ -1,24 +1,24 @@
-import path from 'node:path'
-import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-pool-workers'
+import { cloudflareTest } from '@cloudflare/vitest-pool-workers'
+import { tsImport } from 'tsx/esm/api'
 import { defineConfig } from 'vitest/config'
 
 // Tests inside workerd: the real Worker (wrangler.toml `main`) on D1 with migrations/ applied and
-// tfjs on the wasm backend. Storage is isolated per test file.
-export default defineConfig(async () => ({
-  plugins: [
-    cloudflareTest({
-      wrangler: { configPath: './wrangler.toml' },
-      miniflare: {
-        bindings: {
-          TEST_MIGRATIONS: await readD1Migrations(path.join(import.meta.dirname, 'migrations')),
-        },
-      },
-    }),
-  ],
-  test: {
-    name: 'workers',
-    include: ['test/workers/**/*.test.ts'],
-    setupFiles: ['./test/workers/apply-migrations.ts'],
-    testTimeout: 60_000,
-  },
-}))
+// tfjs on the wasm backend. Storage is isolated per test file. The bindings are made on Node first
+// (loaded through tsx, so Vite does not bundle the app's sources into this config).
+export default defineConfig(async () => {
+  const { testBindings } = (await tsImport(
+    './test/workers/bindings.ts',
+    import.meta.url,
+  )) as typeof import('./test/workers/bindings')
+  return {
+    plugins: [
+      cloudflareTest({ wrangler: { configPath: './wrangler.toml' }, miniflare: await testBindings() }),
+    ],
+    test: {
+      name: 'workers',
+      include: ['test/workers/**/*.test.ts'],
+      setupFiles: ['./test/workers/apply-migrations.ts'],
+      testTimeout: 60_000,
+    },
+  }
+})

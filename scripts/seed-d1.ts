@@ -15,12 +15,9 @@ import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import Database from 'better-sqlite3'
-import { drizzle } from 'drizzle-orm/better-sqlite3'
-import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { getTableConfig, type SQLiteTable } from 'drizzle-orm/sqlite-core'
 import * as schema from '../src/db/schema'
-import { readShippedVersions } from '../src/runtime/node'
+import { createNodeDeps, readShippedVersions } from '../src/runtime/node'
 import { createClient } from '../src/server/auth'
 import { type PublishInput, publishVersion } from '../src/server/registry/publish'
 
@@ -44,10 +41,8 @@ export async function seedStatements(
   keys: SeedKey[],
   now = new Date(),
 ): Promise<string[]> {
-  const sqlite = new Database(':memory:')
+  const { db, sqlite, close } = createNodeDeps({ dataDir: ':memory:' })
   try {
-    const db = drizzle(sqlite, { schema })
-    migrate(db, { migrationsFolder: path.join(root, 'migrations') })
     for (const version of versions) await publishVersion(db, version, now)
     // Ids derived from the key, so the same key seeds the same rows again (INSERT OR IGNORE no-ops).
     for (const key of keys) await createClient(db, key, now, bytesDerivedFrom(key.secret))
@@ -60,7 +55,7 @@ export async function seedStatements(
       ...insertsOf(schema.apiKeys, rows(schema.apiKeys)),
     ]
   } finally {
-    sqlite.close()
+    close()
   }
 }
 

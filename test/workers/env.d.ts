@@ -1,11 +1,18 @@
 import type { D1Migration } from 'cloudflare:test'
 import type { Bindings } from '../../src/runtime/workers'
 
-// What the tests see through `env` from 'cloudflare:workers': the Worker's bindings plus the test config's.
+// What the tests see through `env` from 'cloudflare:workers': the Worker's bindings plus
+// vitest.workers.config.ts's.
 declare global {
   namespace Cloudflare {
     interface Env extends Bindings {
       TEST_MIGRATIONS: D1Migration[]
+      /** scripts/seed-d1.ts's statements for weights/, seed-big@1.0.0 and TEST_KEYS. */
+      TEST_SEED_SQL: string[]
+      TEST_KEYS: { admin: string; client: string }
+      TEST_BIG_WEIGHTS: ArrayBuffer
+      TEST_PARITY_WEIGHTS: ArrayBuffer
+      TEST_PARITY_CASE: ArrayBuffer
     }
     // Types `exports.default` (the Worker's own fetch) from wrangler's main module.
     interface GlobalProps {

@@ -1,0 +1,62 @@
+import { env, exports } from 'cloudflare:workers'
+import * as tf from '@tensorflow/tfjs-core'
+import { beforeAll, describe, expect, it } from 'vitest'
+import {
+  decodeParityCase,
+  maxAbsDiff,
+  parityName,
+  parityRequests,
+  parityTolerance,
+  parityVersion,
+  stepResult,
+} from '../fixtures/workers-step'
+import { auth, seed } from './seed'
+
+const fixture = decodeParityCase(new Uint8Array(env.TEST_PARITY_CASE))
+
+const post = (path: string, body: BodyInit, headers: Record<string, string>) =>
+  exports.default.fetch(new Request(`http://l2o.test${path}`, { method: 'POST', body, headers }))
+
+async function binaryStep(body: Uint8Array) {
+  const response = await post('/v1/step', body, {
+    ...auth('client'),
+    'content-type': 'application/vnd.l2o.safetensors',
+  })
+  if (response.status !== 200) expect.fail(`${response.status}: ${await response.text()}`)
+  return stepResult(new Uint8Array(await response.arrayBuffer()))
+}
+
+beforeAll(async () => {
+  await seed()
+  const form = new FormData()
+  form.set('version', parityVersion)
+  form.set('weights', new Blob([env.TEST_PARITY_WEIGHTS]), 'model.safetensors')
+  const published = await post(`/v1/admin/optimizers/${parityName}/versions`, form, auth('admin'))
+  expect(published.status).toBe(201)
+  expect(await published.json()).toMatchObject({ digest: fixture.digest, created: true })
+})
+
+describe('a learned binary step inside workerd', () => {
+  it('runs on the wasm backend', async () => {
+    const health = await exports.default.fetch(new Request('http://l2o.test/healthz'))
+    expect(await health.json()).toMatchObject({ runtime: 'workers', backend: 'wasm' })
+    expect(tf.getBackend()).toBe('wasm')
+  })
+
+  it('equals the Node runtime from a fresh state', async () => {
+    const { first } = parityRequests(fixture)
+    const result = await binaryStep(first)
+    expect(result.digest).toBe(fixture.digest)
+    expect(maxAbsDiff(result.updates, fixture.updates1)).toBeLessThanOrEqual(parityTolerance)
+    expect(maxAbsDiff(result.state, fixture.state1)).toBeLessThanOrEqual(parityTolerance)
+  })
+
+  it('equals the Node runtime from the state the Node runtime returned', async () => {
+    const { second } = parityRequests(fixture)
+    const result = await binaryStep(second)
+    expect(maxAbsDiff(result.updates, fixture.updates2)).toBeLessThanOrEqual(parityTolerance)
+    expect(maxAbsDiff(result.state, fixture.state2)).toBeLessThanOrEqual(parityTolerance)
+    // Not a vacuous match: the updates move, and the second step's differ from the first's.
+    expect(maxAbsDiff(fixture.updates2, fixture.updates1)).toBeGreaterThan(1e-4)
+  })
+})
