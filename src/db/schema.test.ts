@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { createNodeDeps } from '../runtime/node'
 import * as schema from './schema'
 
-const tables = Object.values(schema).filter((v): v is SQLiteTable => v instanceof SQLiteTable)
+const tables = (Object.values(schema) as unknown[]).filter((v): v is SQLiteTable => v instanceof SQLiteTable)
 
 describe('schema and migrations', () => {
   it('migrations/ create exactly the tables and columns of schema.ts', () => {
