@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     p.add_argument("--weights", required=True)
     p.add_argument("--out", help="default: golden.safetensors beside the weights")
     p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--n", type=int, default=512)
+    p.add_argument("--n", type=int, default=384, help="coordinates (384 keeps the folder under 1 MB)")
     p.set_defaults(fn=cmd_golden)
 
     p = sub.add_parser("ship", help="reproduce a shipped optimizer end to end: train, evaluate, export, card")

@@ -42,6 +42,7 @@ class TestSpec:
     instances: int = 256
     tune_instances: int = 16
     note: str = ""
+    chunk: int = 32  # instances evaluated together (bounded by memory)
 
     def make_family(self):
         if self.family == "quadratic":
@@ -59,7 +60,7 @@ class TestSpec:
 
 
 SUITES = {
-    "quadratic": [TestSpec("quadratic", "quadratic", instances=1000, tune_instances=256,
+    "quadratic": [TestSpec("quadratic", "quadratic", instances=1000, tune_instances=256, chunk=1000,
                            note="10-d quadratics (paper §3.1)")],
     "mnist": [
         TestSpec("mnist", "mnist-mlp", note="training task: 1x20 sigmoid MLP"),
@@ -98,7 +99,7 @@ def _finite_mean(x: torch.Tensor) -> float:
     return m if math.isfinite(m) else float("inf")
 
 
-def evaluate_baselines(spec: TestSpec, steps: int = max(HORIZONS), device="cpu", chunk=64, log=print):
+def evaluate_baselines(spec: TestSpec, steps: int = max(HORIZONS), device="cpu", log=print):
     """Tune each baseline's lr per horizon, then run it on the held-out instances."""
     family = spec.make_family()
     tune_seeds = instance_seeds(TUNE_SEED, spec.tune_instances)
@@ -109,7 +110,7 @@ def evaluate_baselines(spec: TestSpec, steps: int = max(HORIZONS), device="cpu",
         grid = {}
         lr_grid = LR_GRIDS[name]
         for lr in lr_grid:
-            losses = run_set(cls(lr), family, tune_seeds, "train", steps, device, chunk)
+            losses = run_set(cls(lr), family, tune_seeds, "train", steps, device, spec.chunk)
             grid[lr] = {str(h): _finite_mean(losses[h]) for h in HORIZONS}
         out["tuning"][name] = {"lr": lr_grid, **{str(h): [grid[lr][str(h)] for lr in lr_grid] for h in HORIZONS}}
         best = {str(h): min(lr_grid, key=lambda lr: grid[lr][str(h)]) for h in HORIZONS}
@@ -118,7 +119,7 @@ def evaluate_baselines(spec: TestSpec, steps: int = max(HORIZONS), device="cpu",
         for h in HORIZONS:
             lr = best[str(h)]
             if lr not in runs:
-                runs[lr] = run_set(cls(lr), family, test_seeds, "test", steps, device, chunk)
+                runs[lr] = run_set(cls(lr), family, test_seeds, "test", steps, device, spec.chunk)
             res[str(h)] = {**mean_se(runs[lr][h]), "lr": lr}
             out["curves"][f"{name}@{h}"] = runs[lr].double().mean(dim=1).tolist()
         out["results"][name] = res
@@ -126,11 +127,11 @@ def evaluate_baselines(spec: TestSpec, steps: int = max(HORIZONS), device="cpu",
     return out
 
 
-def evaluate_learned(spec: TestSpec, module, steps: int = max(HORIZONS), device="cpu", chunk=32):
+def evaluate_learned(spec: TestSpec, module, steps: int = max(HORIZONS), device="cpu"):
     family = spec.make_family()
     test_seeds = instance_seeds(TEST_SEED, spec.instances)
     module = module.to(device).eval()
-    losses = run_set(Learned(module), family, test_seeds, "test", steps, device, chunk)
+    losses = run_set(Learned(module), family, test_seeds, "test", steps, device, spec.chunk)
     return {
         "results": {str(h): mean_se(losses[h]) for h in HORIZONS},
         "curve": losses.double().mean(dim=1).tolist(),

@@ -49,7 +49,7 @@ def load_model(path) -> LSTMOptimizer:
     return load_model_bytes(Path(path).read_bytes())
 
 
-def golden_grads(steps: int = 5, n: int = 512, seed: int = 0) -> torch.Tensor:
+def golden_grads(steps: int = 5, n: int = 384, seed: int = 0) -> torch.Tensor:
     """[steps, n] float32 gradients mixing zeros, tiny (< exp(-10)), ordinary and huge values."""
     rng = np.random.default_rng(seed)
     special = np.array(
@@ -71,7 +71,7 @@ def golden_grads(steps: int = 5, n: int = 512, seed: int = 0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def make_golden(opt: LSTMOptimizer, digest: str, path, steps: int = 5, n: int = 512, seed: int = 0):
+def make_golden(opt: LSTMOptimizer, digest: str, path, steps: int = 5, n: int = 384, seed: int = 0):
     """Run the module over `steps` gradient vectors from a fresh state; write golden.safetensors."""
     grads = golden_grads(steps, n, seed)
     state = opt.init_state(n)

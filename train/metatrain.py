@@ -10,6 +10,7 @@ early stopping on validation instances, checkpoints and resume, CSV log.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import time
 import warnings
@@ -116,7 +117,8 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
         torch.save({"model": opt.state_dict(), "iteration": 0, "val": best_val}, best_path)
 
     t_start = time.time() - elapsed0
-    bar = tqdm(range(it0, cfg.iterations), initial=it0, total=cfg.iterations, disable=not progress)
+    bar = tqdm(range(it0, cfg.iterations), initial=it0, total=cfg.iterations, disable=not progress,
+               mininterval=5.0)
     stopped = "iterations"
     it = it0
     for it in bar:
@@ -191,7 +193,10 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
         "skippedNonFinite": skipped,
         "stopped": stopped,
         "wallSeconds": round(time.time() - t_start, 1),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
     }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 

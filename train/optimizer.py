@@ -102,14 +102,14 @@ class LSTMOptimizer(nn.Module):
         return updates, torch.cat(new_parts, dim=1)
 
     @torch.no_grad()
-    def fast_forward(self, grads: torch.Tensor, state: torch.Tensor):
+    def fast_forward(self, grads: torch.Tensor, state: torch.Tensor, out=None):
         """Inference-only forward, same math as `forward` (float32 rounding aside), for evaluation.
 
-        One matmul per layer on [x, h] and in-place gate activations: about twice as fast on CPU.
+        One matmul per layer on [x, h] and in-place gate activations; `out` receives the new state.
         """
         n, h_dim = grads.numel(), self.hidden
         x = self.preprocess(grads)
-        new = torch.empty_like(state)
+        new = torch.empty_like(state) if out is None else out
         for k, cell in enumerate(self.cells):
             w = torch.cat([cell.weight_ih, cell.weight_hh], dim=1).t()
             b = cell.bias_ih + cell.bias_hh
