@@ -1,6 +1,10 @@
 import { env, exports } from 'cloudflare:workers'
 import * as tf from '@tensorflow/tfjs-core'
+import { eq } from 'drizzle-orm'
+import { drizzle } from 'drizzle-orm/d1'
 import { beforeAll, describe, expect, it } from 'vitest'
+import * as schema from '../../src/db/schema'
+import { digestOf } from '../../src/weights'
 import {
   decodeParityCase,
   maxAbsDiff,
@@ -34,6 +38,20 @@ beforeAll(async () => {
   const published = await post(`/v1/admin/optimizers/${parityName}/versions`, form, auth('admin'))
   expect(published.status).toBe(201)
   expect(await published.json()).toMatchObject({ digest: fixture.digest, created: true })
+})
+
+describe('a weight file published through the Worker', () => {
+  it('is stored in D1 byte for byte (drizzle BLOB round trip, no Buffer)', async () => {
+    const row = await drizzle(env.DB, { schema })
+      .select({ weights: schema.versions.weights, sizeBytes: schema.versions.sizeBytes })
+      .from(schema.versions)
+      .where(eq(schema.versions.digest, fixture.digest))
+      .get()
+    const expected = new Uint8Array(env.TEST_PARITY_WEIGHTS)
+    expect(row?.sizeBytes).toBe(expected.length)
+    expect(row?.weights).toEqual(expected)
+    expect(await digestOf(row!.weights)).toBe(fixture.digest)
+  })
 })
 
 describe('a learned binary step inside workerd', () => {

@@ -1,0 +1,113 @@
+import { env, exports } from 'cloudflare:workers'
+import { and, eq } from 'drizzle-orm'
+import { drizzle } from 'drizzle-orm/d1'
+import { beforeAll, describe, expect, it } from 'vitest'
+import * as schema from '../../src/db/schema'
+import { decode, encode } from '../../src/weights'
+import {
+  decodeParityCase,
+  maxAbsDiff,
+  parityName,
+  parityTolerance,
+  parityVersion,
+} from '../fixtures/workers-step'
+import { auth, seed } from './seed'
+
+const fixture = decodeParityCase(new Uint8Array(env.TEST_PARITY_CASE))
+const n = fixture.grads1.length
+const binary = { 'content-type': 'application/vnd.l2o.safetensors' }
+const json = { 'content-type': 'application/json' }
+
+const call = (method: string, path: string, headers: Record<string, string>, body?: BodyInit) =>
+  exports.default.fetch(new Request(`http://l2o.test${path}`, { method, headers, body }))
+
+let sessionId: string
+
+const stepBody = (grads: Float32Array, step: number) =>
+  encode({ grads: { dtype: 'F32', shape: [grads.length], data: grads } }, { step: String(step) })
+const sendStep = (step: number, grads: Float32Array, headers = auth('client')) =>
+  call(
+    'POST',
+    `/v1/sessions/${sessionId}/shards/0/steps/${step}`,
+    { ...headers, ...binary },
+    stepBody(grads, step),
+  )
+const updatesOf = async (response: Response) =>
+  decode(new Uint8Array(await response.arrayBuffer())).tensors.get('updates')!.data as Float32Array
+
+beforeAll(async () => {
+  await seed()
+  const form = new FormData()
+  form.set('version', parityVersion)
+  form.set('weights', new Blob([env.TEST_PARITY_WEIGHTS]), 'model.safetensors')
+  expect(
+    (await call('POST', `/v1/admin/optimizers/${parityName}/versions`, auth('admin'), form)).status,
+  ).toBe(201)
+  const created = await call(
+    'POST',
+    '/v1/sessions',
+    { ...auth('client'), ...json },
+    JSON.stringify({ optimizer: `${parityName}@${parityVersion}`, numParams: n }),
+  )
+  expect(created.status).toBe(201)
+  const session = (await created.json()) as { id: string; digest: string; shards: unknown[] }
+  expect(session).toMatchObject({
+    digest: fixture.digest,
+    shards: [{ index: 0, offset: 0, length: n, step: 0 }],
+  })
+  sessionId = session.id
+})
+
+describe('a session on D1 inside workerd', () => {
+  it('applies step 1 as the stateless step from a fresh state, and a retry returns the same bytes', async () => {
+    const first = await sendStep(1, fixture.grads1)
+    expect(first.status).toBe(200)
+    const firstBytes = new Uint8Array(await first.arrayBuffer())
+    const retry = await sendStep(1, fixture.grads1)
+    expect(retry.status).toBe(200)
+    expect(new Uint8Array(await retry.arrayBuffer())).toEqual(firstBytes)
+    const updates = decode(firstBytes).tensors.get('updates')!.data as Float32Array
+    expect(maxAbsDiff(updates, fixture.updates1)).toBeLessThanOrEqual(parityTolerance)
+  })
+
+  it('refuses a step out of order with 409 and changes nothing', async () => {
+    const response = await sendStep(3, fixture.grads2)
+    expect(response.status).toBe(409)
+    expect(response.headers.get('content-type')).toBe('application/problem+json')
+    expect(await response.json()).toMatchObject({ code: 'step_conflict', currentStep: 1, expectedStep: 2 })
+    const shard = await drizzle(env.DB, { schema })
+      .select({ step: schema.sessionShards.step })
+      .from(schema.sessionShards)
+      .where(and(eq(schema.sessionShards.sessionId, sessionId), eq(schema.sessionShards.shard, 0)))
+      .get()
+    expect(shard?.step).toBe(1)
+  })
+
+  it('continues from the state it stored in D1 (step 2 equals the Node runtime second step)', async () => {
+    const response = await sendStep(2, fixture.grads2)
+    expect(response.status).toBe(200)
+    expect(maxAbsDiff(await updatesOf(response), fixture.updates2)).toBeLessThanOrEqual(parityTolerance)
+    const read = await call('GET', `/v1/sessions/${sessionId}`, auth('client'))
+    expect(await read.json()).toMatchObject({ shards: [{ index: 0, step: 2 }] })
+  })
+
+  it('is invisible to another client', async () => {
+    const made = await call(
+      'POST',
+      '/v1/admin/clients',
+      { ...auth('admin'), ...json },
+      JSON.stringify({ name: 'eve' }),
+    )
+    expect(made.status).toBe(201)
+    const other = { authorization: `Bearer ${((await made.json()) as { secret: string }).secret}` }
+    expect((await call('GET', `/v1/sessions/${sessionId}`, other)).status).toBe(404)
+    expect((await sendStep(3, fixture.grads2, other)).status).toBe(404)
+  })
+
+  it('is gone once deleted', async () => {
+    expect((await call('DELETE', `/v1/sessions/${sessionId}`, auth('client'))).status).toBe(204)
+    expect((await call('GET', `/v1/sessions/${sessionId}`, auth('client'))).status).toBe(404)
+    const left = await env.DB.prepare('SELECT count(*) AS n FROM session_shards').first('n')
+    expect(left).toBe(0)
+  })
+})
