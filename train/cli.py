@@ -63,6 +63,7 @@ def cmd_evaluate(args) -> int:
     res = evaluate_suite(
         module, args.suite, args.out, device=args.device, instances=args.instances,
         tune_instances=args.tune_instances, only_baselines=args.only_baselines,
+        tests_filter=args.tests,
     )
     if res:
         plot_results(res, Path(args.out) / "loss.png", title=f"{args.suite}: mean held-out loss")
@@ -116,6 +117,7 @@ def main(argv=None) -> int:
     p.add_argument("--instances", type=int, help="held-out instances per test (default: suite's)")
     p.add_argument("--tune-instances", type=int, help="lr-tuning instances per test")
     p.add_argument("--only-baselines", action="store_true", help="tune and run baselines only (cached)")
+    p.add_argument("--tests", nargs="+", help="only these tests (fills the caches; no results.json)")
     p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("export", help="write model.safetensors from a run's best.pt; prints the digest")

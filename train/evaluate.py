@@ -99,8 +99,9 @@ def _finite_mean(x: torch.Tensor) -> float:
     return m if math.isfinite(m) else float("inf")
 
 
-def evaluate_baselines(spec: TestSpec, steps: int = max(HORIZONS), device="cpu", log=print):
+def evaluate_baselines(spec: TestSpec, steps: int = 0, device="cpu", log=print):
     """Tune each baseline's lr per horizon, then run it on the held-out instances."""
+    steps = steps or max(HORIZONS)
     family = spec.make_family()
     tune_seeds = instance_seeds(TUNE_SEED, spec.tune_instances)
     test_seeds = instance_seeds(TEST_SEED, spec.instances)
@@ -127,7 +128,8 @@ def evaluate_baselines(spec: TestSpec, steps: int = max(HORIZONS), device="cpu",
     return out
 
 
-def evaluate_learned(spec: TestSpec, module, steps: int = max(HORIZONS), device="cpu"):
+def evaluate_learned(spec: TestSpec, module, steps: int = 0, device="cpu"):
+    steps = steps or max(HORIZONS)
     family = spec.make_family()
     test_seeds = instance_seeds(TEST_SEED, spec.instances)
     module = module.to(device).eval()
@@ -144,12 +146,23 @@ def baseline_cache(out_dir: Path, spec: TestSpec) -> Path:
 
 
 def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tune_instances=None,
-                   steps: int = max(HORIZONS), only_baselines=False, log=print) -> dict:
-    """Evaluate a suite; baseline results are cached per test in out_dir (same config: reused)."""
+                   steps: int = 0, only_baselines=False, tests_filter=None, log=print) -> dict:
+    """Evaluate a suite. Results are cached per test in out_dir (baselines by test config, the
+    learned optimizer also by its digest), so several processes can each take some tests and a
+    final call assembles results.json from the caches."""
+    steps = steps or max(HORIZONS)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tests = {}
+    digest = None
+    if module is not None:
+        from .export import model_bytes
+        from .safetensors_io import digest as sha
+
+        digest = sha(model_bytes(module))
     for spec in SUITES[suite]:
+        if tests_filter and spec.name not in tests_filter:
+            continue
         if instances:
             spec.instances = instances
         if tune_instances:
@@ -166,9 +179,19 @@ def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tu
             cache.write_text(json.dumps({"key": key, "baselines": base}))
         if only_baselines:
             continue
-        t0 = time.time()
-        learned = evaluate_learned(spec, module, steps, device)
-        log(f"[{spec.name}] learned: {learned['results']} ({time.time() - t0:.0f}s)")
+        lcache = out_dir / f"learned-{spec.name}.json"
+        lkey = {**key, "digest": digest}
+        learned = None
+        if lcache.exists():
+            cached = json.loads(lcache.read_text())
+            if cached.get("key") == lkey:
+                learned = cached["learned"]
+        if learned is None:
+            t0 = time.time()
+            learned = evaluate_learned(spec, module, steps, device)
+            learned["wallSeconds"] = round(time.time() - t0, 1)
+            lcache.write_text(json.dumps({"key": lkey, "learned": learned}))
+            log(f"[{spec.name}] learned: {learned['results']} ({time.time() - t0:.0f}s)")
         tests[spec.name] = {
             **spec.config(),
             "steps": steps,
@@ -177,9 +200,9 @@ def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tu
             "results": {"learned": learned["results"], **base["results"]},
             "curves": {"learned": learned["curve"], **base["curves"]},
         }
-    if only_baselines:
+    if only_baselines or tests_filter:
         return {}
-    results = {"suite": suite, "horizons": list(HORIZONS), "lrGrids": LR_GRIDS, "tests": tests}
+    results = {"suite": suite, "digest": digest, "horizons": list(HORIZONS), "lrGrids": LR_GRIDS, "tests": tests}
     (out_dir / "results.json").write_text(json.dumps(results, indent=1))
     write_curves_csv(results, out_dir / "curves.csv")
     return results
