@@ -5,7 +5,7 @@
 import type { Context } from 'hono'
 import { headerNames, type StateDtype, stateDtypes } from '../contract'
 import { OptimizerInputError, type StepResult } from '../core'
-import { bf16ToF32, f16ToF32, type Tensor } from '../weights'
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../weights'
 import type { AppEnv } from './env'
 import { ApiError } from './errors'
 import type { Target } from './registry/resolve'
@@ -57,46 +57,125 @@ export function parseStateDtype(text: string | undefined, fallback: StateDtype):
   throw new ApiError('invalid_request', `state dtype '${text}' is not one of ${stateDtypes.join(', ')}`)
 }
 
-/** A state tensor's values as float32 (a view for F32; widened for F16 and BF16). */
-export function stateToF32(state: Tensor): Float32Array {
+/** A state as it travels: F32 values, or F16/BF16 bit patterns. */
+export type StateData = { dtype: 'F32'; data: Float32Array } | { dtype: 'F16' | 'BF16'; data: Uint16Array }
+
+/** A state's values as float32 (a view for F32; widened for F16 and BF16). */
+export function stateToF32(state: StateData): Float32Array {
   if (state.dtype === 'F32') return state.data
   return state.dtype === 'F16' ? f16ToF32(state.data) : bf16ToF32(state.data)
 }
 
-/** Refuses a state whose values are not all finite (a corrupted or foreign state). */
-export function assertFiniteState(state: Float32Array, stateSize: number): void {
-  for (let i = 0; i < state.length; i++) {
-    const v = state[i]
-    if (v - v !== 0) {
-      const coordinate = Math.floor(i / stateSize)
-      throw new ApiError(
-        'invalid_request',
-        `state value ${i} (coordinate ${coordinate}) is ${v}; send the state the last step returned, or none to start fresh`,
-        { index: i },
-      )
+/** float32 values narrowed to a state dtype (F32: the same array). */
+export function stateFromF32(values: Float32Array, dtype: StateDtype): StateData {
+  if (dtype === 'F32') return { dtype, data: values }
+  return { dtype, data: dtype === 'F16' ? f32ToF16(values) : f32ToBf16(values) }
+}
+
+/** The coordinates [begin, end) of a state with `stateSize` floats per coordinate (a view). */
+export function stateSlice(state: StateData, stateSize: number, begin: number, end: number): StateData {
+  const a = begin * stateSize
+  const b = end * stateSize
+  return state.dtype === 'F32'
+    ? { dtype: 'F32', data: state.data.subarray(a, b) }
+    : { dtype: state.dtype, data: state.data.subarray(a, b) }
+}
+
+/**
+ * Refuses a state whose values are not all finite (a corrupted or foreign state); checks F16 and
+ * BF16 on their bit patterns (exponent all ones), without widening.
+ */
+export function assertFiniteState(state: StateData, stateSize: number): void {
+  let bad = -1
+  if (state.dtype === 'F32') {
+    const f = state.data
+    for (let i = 0; i < f.length; i++) {
+      if (f[i] - f[i] !== 0) {
+        bad = i
+        break
+      }
     }
+  } else {
+    const mask = state.dtype === 'F16' ? 0x7c00 : 0x7f80
+    const u = state.data
+    for (let i = 0; i < u.length; i++) {
+      if ((u[i] & mask) === mask) {
+        bad = i
+        break
+      }
+    }
+  }
+  if (bad >= 0) {
+    const per = Math.max(1, stateSize)
+    const value = stateToF32(stateSlice(state, 1, bad, bad + 1))[0]
+    throw new ApiError(
+      'invalid_request',
+      `state value ${bad} (coordinate ${Math.floor(bad / per)}) is ${value}; send the state the last step returned, or none to start fresh`,
+      { index: bad },
+    )
   }
 }
 
-/** Runs one optimizer step for a resolved target; `state` undefined means a fresh state. */
+/** Where a step's results go: updates [N] and the new state [N, S] in the output dtype. */
+export interface StepOutput {
+  updates: Float32Array
+  state: StateData
+}
+
+/** A StepOutput backed by fresh arrays. */
+export function newStepOutput(n: number, stateSize: number, dtype: StateDtype): StepOutput {
+  const count = n * stateSize
+  return {
+    updates: new Float32Array(n),
+    state:
+      dtype === 'F32' ? { dtype, data: new Float32Array(count) } : { dtype, data: new Uint16Array(count) },
+  }
+}
+
+/**
+ * Coordinates per optimizer call. The update is coordinatewise, so any split gives the same
+ * numbers; calls of about a million state floats keep the tfjs heap and temporaries small.
+ */
+export function chunkCoordinates(stateSize: number): number {
+  return Math.max(256, Math.floor(1_048_576 / (stateSize + 1)))
+}
+
+/**
+ * Runs one optimizer step for a resolved target, writing into `out`; `state` undefined means a
+ * fresh state. Every check has happened before this is called.
+ */
 export async function runStep(
   c: Context<AppEnv>,
   target: Target,
   grads: Float32Array,
-  state: Float32Array | undefined,
-): Promise<StepResult> {
+  state: StateData | undefined,
+  out: StepOutput,
+): Promise<void> {
   const deps = c.get('deps')
   let optimizer = target.kind === 'baseline' ? target.optimizer : undefined
   if (optimizer === undefined) {
     await deps.initTf()
     optimizer = await c.get('optimizers').get(deps.db, target.digest)
   }
-  try {
-    return optimizer.update(grads, state ?? optimizer.init(grads.length))
-  } catch (error) {
-    // The route checked everything the optimizer checks; this is a second line of defence.
-    if (error instanceof OptimizerInputError) throw new ApiError('shape_mismatch', error.message)
-    throw error
+  const s = target.stateSize
+  const n = grads.length
+  const chunk = chunkCoordinates(s)
+  for (let begin = 0; begin < n; begin += chunk) {
+    const end = Math.min(n, begin + chunk)
+    const stateIn =
+      state === undefined ? optimizer.init(end - begin) : stateToF32(stateSlice(state, s, begin, end))
+    let result: StepResult
+    try {
+      result = optimizer.update(grads.subarray(begin, end), stateIn)
+    } catch (error) {
+      // The route checked everything the optimizer checks; this is a second line of defence.
+      if (error instanceof OptimizerInputError) throw new ApiError('shape_mismatch', error.message)
+      throw error
+    }
+    out.updates.set(result.updates, begin)
+    const narrowed = stateFromF32(result.state, out.state.dtype)
+    if (out.state.dtype === 'F32') out.state.data.set(narrowed.data as Float32Array, begin * s)
+    else out.state.data.set(narrowed.data as Uint16Array, begin * s)
   }
 }
 

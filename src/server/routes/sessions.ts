@@ -21,10 +21,17 @@ import {
   tensorNames,
 } from '../../contract'
 import { sessionShards, sessions } from '../../db/schema'
-import { encode, type Tensor, tensorOf } from '../../weights'
+import { encode, type Tensor } from '../../weights'
 import { requireKey } from '../auth'
 import { bodyKindOf, decodeSafetensors, parseJson, readBody } from '../body'
-import { assertFinite, maxJsonBodyBytes, runStep, stateToF32, stepHeaders } from '../compute'
+import {
+  assertFinite,
+  maxJsonBodyBytes,
+  newStepOutput,
+  runStep,
+  type StateData,
+  stepHeaders,
+} from '../compute'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
 import { randomId } from '../ids'
@@ -136,12 +143,12 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
 
   const state =
     row === undefined ? undefined : stateFrom(row.state, session.stateDtype, length * session.stateSize)
-  const result = await runStep(c, target, grads, state)
-  const stored = tensorOf(session.stateDtype, [length, session.stateSize], result.state)
+  const out = newStepOutput(length, session.stateSize, session.stateDtype)
+  await runStep(c, target, grads, state, out)
   const values = {
     step: t,
-    state: bytesOf(stored.data),
-    updates: bytesOf(result.updates),
+    state: bytesOf(out.state.data),
+    updates: bytesOf(out.updates),
     updatedAt: deps.now().toISOString(),
   }
   // Conditional on the old step, so two concurrent requests for t cannot both apply it.
@@ -157,7 +164,7 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
           .set(values)
           .where(and(where, eq(sessionShards.step, current)))
           .returning({ step: sessionShards.step })
-  if (written.length === 1) return reply(result.updates)
+  if (written.length === 1) return reply(out.updates)
 
   // Another request applied a step in between: answer as a retry would be answered now.
   const now = await db
@@ -306,14 +313,13 @@ function f32View(bytes: Uint8Array): Float32Array {
   return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4)
 }
 
-function stateFrom(bytes: Uint8Array, dtype: StateDtype, elements: number): Float32Array {
+function stateFrom(bytes: Uint8Array, dtype: StateDtype, elements: number): StateData {
   if (bytes.byteLength !== elements * bytesPerElement[dtype]) {
     throw new Error(
       `stored shard state has ${bytes.byteLength} bytes, expected ${elements * bytesPerElement[dtype]}`,
     )
   }
-  if (dtype === 'F32') return f32View(bytes)
+  if (dtype === 'F32') return { dtype, data: f32View(bytes) }
   const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice()
-  const data = new Uint16Array(aligned.buffer, aligned.byteOffset, elements)
-  return stateToF32({ dtype, shape: [elements], data })
+  return { dtype, data: new Uint16Array(aligned.buffer, aligned.byteOffset, elements) }
 }

@@ -1,6 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomGradients } from '../../../test/support/random'
-import { binaryBody, binaryType, f32, jsonType, testServer } from '../../../test/support/server'
+import {
+  binaryBody,
+  binaryType,
+  f32,
+  jsonType,
+  paperArchitecture,
+  testServer,
+  weightFile,
+} from '../../../test/support/server'
+import { publishVersion } from '../registry/publish'
+
+const bytesOf = (a: Float32Array | Uint16Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
+
 import { problemMediaType } from '../../contract'
 import { baselineOptimizer, lstmOptimizer } from '../../core'
 import { initTf } from '../../runtime/tf-node'
@@ -108,6 +120,30 @@ describe('POST /v1/step (binary)', () => {
       binaryType,
     )
     await expectProblem(res2, 409, 'digest_mismatch')
+  })
+
+  it('splits a large request into optimizer calls without changing a number', async () => {
+    const weights = weightFile(3, paperArchitecture)
+    const { digest } = await publishVersion(
+      s.deps.db,
+      { name: 'paper', version: '1.0.0', weights },
+      new Date(),
+    )
+    const n = 30_000
+    const grads = randomGradients(n, 11)
+    const opt = lstmOptimizer(decodeLstmWeights(weights))
+    const first = opt.update(grads, opt.init(n))
+    const second = opt.update(grads, first.state)
+    const res = await post(
+      binaryBody(
+        { grads: f32([n], grads), state: f32([n, 80], first.state) },
+        { optimizer: 'paper', digest },
+      ),
+      binaryType,
+    )
+    const file = decode(new Uint8Array(await res.arrayBuffer()))
+    expect(Buffer.compare(bytesOf(file.tensors.get('updates')!.data), bytesOf(second.updates))).toBe(0)
+    expect(Buffer.compare(bytesOf(file.tensors.get('state')!.data), bytesOf(second.state))).toBe(0)
   })
 
   it('answers a sgd step with an empty [N, 0] state', async () => {

@@ -11,7 +11,7 @@ import {
   safetensorsMediaType,
   tensorNames,
 } from '../../contract'
-import { encode, type Tensor, tensorOf } from '../../weights'
+import type { Tensor } from '../../weights'
 import { requireKey } from '../auth'
 import { bodyKindOf, decodeSafetensors, parseJson, readBody } from '../body'
 import {
@@ -21,14 +21,18 @@ import {
   coordinateLimit,
   maxBinaryStepBytes,
   maxJsonBodyBytes,
+  newStepOutput,
   parseStateDtype,
   runStep,
+  type StateData,
+  stateFromF32,
   stateToF32,
   stepHeaders,
 } from '../compute'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
 import { resolveReference, type Target } from '../registry/resolve'
+import { allocateSafetensors } from '../safetensors-out'
 
 // biome-ignore lint/suspicious/noExplicitAny: routes are independent of the runtime's bindings.
 export function registerStep(app: OpenAPIHono<AppEnv<any>>): void {
@@ -61,7 +65,7 @@ async function binaryStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Respon
     )
   }
   const hyperparameters = parseHyperparameters(meta[metadataKeys.hyperparameters])
-  const sentState = file.tensors.get(tensorNames.state)
+  const sentState: (StateData & { shape: number[] }) | undefined = file.tensors.get(tensorNames.state)
   const outDtype = parseStateDtype(meta[metadataKeys.stateDtype], sentState?.dtype ?? 'F32')
   const digest = checkDigestField(meta[metadataKeys.digest], sentState !== undefined)
 
@@ -79,18 +83,25 @@ async function binaryStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Respon
     }
   }
   assertFinite(grads)
-  const state = sentState === undefined ? undefined : stateToF32(sentState)
-  if (state !== undefined) assertFiniteState(state, target.stateSize)
+  if (sentState !== undefined) assertFiniteState(sentState, target.stateSize)
 
-  const result = await runStep(c, target, grads, state)
-  const body = encode(
-    {
-      [tensorNames.updates]: { dtype: 'F32', shape: [n], data: result.updates },
-      [tensorNames.state]: tensorOf(outDtype, [n, target.stateSize], result.state),
-    },
+  // The optimizer writes straight into the response: no second copy of the state.
+  const response = allocateSafetensors(
+    [
+      { name: tensorNames.updates, dtype: 'F32', shape: [n] },
+      { name: tensorNames.state, dtype: outDtype, shape: [n, target.stateSize] },
+    ],
     { [metadataKeys.optimizer]: target.label, [metadataKeys.digest]: target.digest },
   )
-  return new Response(body, {
+  const stateView = response.views.get(tensorNames.state)!
+  await runStep(c, target, grads, sentState, {
+    updates: response.views.get(tensorNames.updates) as Float32Array,
+    state:
+      outDtype === 'F32'
+        ? { dtype: 'F32', data: stateView as Float32Array }
+        : { dtype: outDtype, data: stateView as Uint16Array },
+  })
+  return new Response(response.bytes, {
     headers: { 'content-type': safetensorsMediaType, ...stepHeaders(target, deprecatedAt(target)) },
   })
 }
@@ -114,24 +125,21 @@ async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response
   assertFinite(grads)
   const dtype: StateDtype = request.stateDtype ?? 'F32'
   // The state travels in `dtype` precision: round what comes in the same way binary would.
-  const state = request.state === undefined ? undefined : rounded(Float32Array.from(request.state), dtype)
+  const state =
+    request.state === undefined ? undefined : stateFromF32(Float32Array.from(request.state), dtype)
   if (state !== undefined) assertFiniteState(state, target.stateSize)
 
-  const result = await runStep(c, target, grads, state)
+  const out = newStepOutput(n, target.stateSize, dtype)
+  await runStep(c, target, grads, state, out)
   const answer: JsonStepResponse = {
     optimizer: target.label,
     digest: target.digest,
     numParams: n,
     stateSize: target.stateSize,
-    updates: Array.from(result.updates),
-    state: Array.from(rounded(result.state, dtype)),
+    updates: Array.from(out.updates),
+    state: Array.from(stateToF32(out.state)),
   }
   return c.json(answer, 200, stepHeaders(target, deprecatedAt(target)))
-}
-
-function rounded(values: Float32Array, dtype: StateDtype): Float32Array {
-  if (dtype === 'F32') return values
-  return stateToF32(tensorOf(dtype, [values.length], values))
 }
 
 function gradsOf(tensor: Tensor | undefined): Float32Array {
