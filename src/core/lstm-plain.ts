@@ -7,7 +7,7 @@ import { defineOptimizer } from './validate'
 /**
  * The coordinatewise LSTM of DESIGN §2 as a plain TypeScript loop, no tfjs: weights stored
  * float32 with W_ih and W_hh joined per gate row, four rows per pass; sums in float64.
- * About 2× the float64 oracle's speed and several times tfjs-cpu's, far below tfjs-wasm's: a
+ * About 2× the float64 oracle's speed and 2–3× tfjs-cpu's, far below tfjs-wasm's (bench/kernel.ts): a
  * dependency-free fallback and the plain-TypeScript row of the kernel benchmark.
  */
 export function lstmPlainOptimizer(weights: LstmWeights): Optimizer {
