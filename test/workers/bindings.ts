@@ -22,8 +22,9 @@ export async function testBindings() {
       3,
     ),
   )
+  const shipped = await readShippedVersions()
   const seedSql = await seedStatements(
-    [...(await readShippedVersions()), { name: 'seed-big', version: '1.0.0', weights: bigWeights }],
+    [...shipped, { name: 'seed-big', version: '1.0.0', weights: bigWeights }],
     [
       { name: 'admin', role: 'admin', secret: testKeys.admin },
       { name: 'client', role: 'client', secret: testKeys.client },
@@ -34,6 +35,7 @@ export async function testBindings() {
       TEST_MIGRATIONS: await readD1Migrations(path.join(root, 'migrations')),
       TEST_SEED_SQL: seedSql,
       TEST_KEYS: testKeys,
+      TEST_SHIPPED: shipped.map((v) => `${v.name}@${v.version}`),
     },
     dataBlobBindings: {
       TEST_BIG_WEIGHTS: bigWeights,

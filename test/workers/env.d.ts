@@ -10,6 +10,8 @@ declare global {
       /** scripts/seed-d1.ts's statements for weights/, seed-big@1.0.0 and TEST_KEYS. */
       TEST_SEED_SQL: string[]
       TEST_KEYS: { admin: string; client: string }
+      /** name@version of every optimizer under weights/. */
+      TEST_SHIPPED: string[]
       TEST_BIG_WEIGHTS: ArrayBuffer
       TEST_PARITY_WEIGHTS: ArrayBuffer
       TEST_PARITY_CASE: ArrayBuffer
