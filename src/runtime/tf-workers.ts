@@ -8,7 +8,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm'
 import simd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm'
 import * as tf from '@tensorflow/tfjs-core'
 
-// Only this file is bundled into the Worker; the URLs are names the platform below recognises.
+// Names, not URLs: the platform below answers them without a fetch. Only the SIMD binary is bundled.
 const PRECOMPILED = 'precompiled:'
 const WASM_PATHS = {
   'tfjs-backend-wasm.wasm': `${PRECOMPILED}plain`,
