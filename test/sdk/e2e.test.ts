@@ -123,12 +123,44 @@ async function runInProcess(seed: number): Promise<{ params: Float32Array; losse
   return { params, losses }
 }
 
+/**
+ * A fetch that loses the answer to some requests after the server has handled them, so the SDK's
+ * retry must lean on the server: a stateless step is pure, and a session step t is stored once.
+ */
+function lossyFetch(lose: (url: string, n: number) => boolean, lost: { count: number }) {
+  const seen = new Map<string, number>()
+  return async (url: string, init: RequestInit): Promise<Response> => {
+    const n = (seen.get(url) ?? 0) + 1
+    seen.set(url, n)
+    const response = await fetch(url, init)
+    if (lose(url, n)) {
+      await response.arrayBuffer()
+      lost.count++
+      throw new TypeError('fetch failed: answer lost after the server handled the request')
+    }
+    return response
+  }
+}
+
 /** The same loop through the SDK; checkpoints and resumes at step 50 to cover save/load too. */
 async function runRemote(
   seed: number,
   mode: RemoteMode,
 ): Promise<{ params: Float32Array; losses: number[] }> {
-  const l2o = new L2oClient({ baseUrl: server.url, apiKey: server.clientKey, concurrency: 4 })
+  let stepPosts = 0
+  const lost = { count: 0 }
+  // Session: lose the first answer to shard 0's steps 5 and 40. Stateless: every 97th step request.
+  const lose = (url: string, n: number) =>
+    mode === 'session'
+      ? /\/shards\/0\/steps\/(5|40)$/.test(url) && n === 1
+      : url.endsWith('/v1/step') && ++stepPosts % 97 === 0
+  const l2o = new L2oClient({
+    baseUrl: server.url,
+    apiKey: server.clientKey,
+    concurrency: 4,
+    retry: { initialDelayMs: 1 },
+    fetch: lossyFetch(lose, lost),
+  })
   // Stateless: a smaller per-request limit than the server's, so one step is 4 concurrent shards.
   let opt = await l2o.tfOptimizer({ optimizer: reference, mode, maxCoordinatesPerRequest: 4096 })
   const p = createMlp(seed, `sdk-${mode}`)
@@ -138,6 +170,7 @@ async function runRemote(
     await opt.applyGradients(pairs)
   })
   expect(opt.stepCount).toBe(steps)
+  expect(lost.count).toBeGreaterThanOrEqual(2)
   expect(opt.remote.pinned).toMatch(/@sha256:[0-9a-f]{64}$/)
   await opt.close()
   const params = await flatValues(p)
