@@ -8,7 +8,6 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import * as tf from '@tensorflow/tfjs-core'
-import '@tensorflow/tfjs-core/dist/register_all_gradients'
 
 /** Flat images (n × 784, values in [0, 1]) and labels. */
 export interface MnistData {
@@ -115,13 +114,45 @@ export function batchTensors(data: MnistData, indices: Int32Array): { x: tf.Tens
 
 /** Mean softmax cross-entropy of the MLP on (x, y). */
 export function mlpLoss(p: MlpParams, x: tf.Tensor2D, y: tf.Tensor2D): tf.Scalar {
-  const hidden = tf.sigmoid(tf.add(tf.matMul(x, p.w1), p.b1))
-  const logits = tf.add(tf.matMul(hidden, p.w2), p.b2)
-  return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar
+  return tf.tidy(() => {
+    const hidden = tf.sigmoid(tf.add(tf.matMul(x, p.w1), p.b1))
+    const logits = tf.add(tf.matMul(hidden, p.w2), p.b2)
+    return tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(logits)), 1)))
+  })
 }
 
 /**
- * Runs `steps` steps: for each batch, the loss and the gradients of all four parameters, then
+ * Loss and gradients by explicit backpropagation. (tfjs-core's autodiff needs its gradient
+ * registry, `@tensorflow/tfjs-core/dist/register_all_gradients`, which plain Node ESM cannot
+ * import; the closed form for one hidden layer is short.) Gradients are keyed by variable name,
+ * as `tf.variableGrads` returns them.
+ */
+export function mlpLossAndGrads(
+  p: MlpParams,
+  x: tf.Tensor2D,
+  y: tf.Tensor2D,
+): { loss: tf.Scalar; grads: tf.NamedTensorMap } {
+  return tf.tidy(() => {
+    const hidden = tf.sigmoid(tf.add(tf.matMul(x, p.w1), p.b1))
+    const logits = tf.add(tf.matMul(hidden, p.w2), p.b2)
+    const logProbs = tf.logSoftmax(logits)
+    const loss = tf.neg(tf.mean(tf.sum(tf.mul(y, logProbs), 1))) as tf.Scalar
+    // d loss / d logits = (softmax − y) / B for the mean cross-entropy.
+    const dLogits = tf.div(tf.sub(tf.exp(logProbs), y), x.shape[0])
+    const dHidden = tf.matMul(dLogits, p.w2, false, true)
+    const dPre = tf.mul(dHidden, tf.mul(hidden, tf.sub(1, hidden)))
+    const grads: tf.NamedTensorMap = {
+      [p.w1.name]: tf.matMul(x, dPre, true, false),
+      [p.b1.name]: tf.sum(dPre, 0),
+      [p.w2.name]: tf.matMul(hidden, dLogits, true, false),
+      [p.b2.name]: tf.sum(dLogits, 0),
+    }
+    return { loss, grads }
+  })
+}
+
+/**
+ * Runs one step per batch of `schedule`: the loss and the gradients of all four parameters, then
  * `apply(grads)` (which must update the variables). Returns the loss before each step.
  */
 export async function trainMlp(
@@ -133,10 +164,10 @@ export async function trainMlp(
   const losses: number[] = []
   for (const indices of schedule) {
     const { x, y } = batchTensors(data, indices)
-    const { value, grads } = tf.variableGrads(() => mlpLoss(p, x, y), paramList(p))
-    losses.push((await value.data())[0])
+    const { loss, grads } = mlpLossAndGrads(p, x, y)
+    losses.push((await loss.data())[0])
     await apply(paramList(p).map((variable) => ({ variable, grad: grads[variable.name] })))
-    tf.dispose([x, y, value, ...Object.values(grads)])
+    tf.dispose([x, y, loss, ...Object.values(grads)])
   }
   return losses
 }

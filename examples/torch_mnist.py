@@ -26,7 +26,8 @@ from l2o_client import RemoteOptimizer  # noqa: E402
 
 STEPS, BATCH, SEED = 100, 128, 1
 # Tuned on this problem (seed 1, 100 steps) with --tune: grid 0.001, 0.003, 0.01, 0.03, 0.1, 0.3,
-# scored by the mean minibatch loss of the last 10 steps.
+# scored by the mean minibatch loss of the last 10 steps (0.03 won: 0.330, against 0.457 at 0.01
+# and 0.459 at 0.1).
 ADAM_LR = 0.03
 GRID = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
 
