@@ -63,7 +63,7 @@ def cmd_evaluate(args) -> int:
     res = evaluate_suite(
         module, args.suite, args.out, device=args.device, instances=args.instances,
         tune_instances=args.tune_instances, only_baselines=args.only_baselines,
-        tests_filter=args.tests,
+        tests_filter=args.tests, cached_only=args.cached_only,
     )
     if res:
         plot_results(res, Path(args.out) / "loss.png", title=f"{args.suite}: mean held-out loss")
@@ -94,7 +94,8 @@ def cmd_ship(args) -> int:
     from .ship import ship
 
     ship(args.name, args.version, args.run, suite=args.suite, device=args.device,
-         skip_train=args.skip_train, instances=args.instances, tune_instances=args.tune_instances)
+         skip_train=args.skip_train, instances=args.instances, tune_instances=args.tune_instances,
+         cached_only=args.cached_only)
     return 0
 
 
@@ -118,6 +119,7 @@ def main(argv=None) -> int:
     p.add_argument("--tune-instances", type=int, help="lr-tuning instances per test")
     p.add_argument("--only-baselines", action="store_true", help="tune and run baselines only (cached)")
     p.add_argument("--tests", nargs="+", help="only these tests (fills the caches; no results.json)")
+    p.add_argument("--cached-only", action="store_true", help="assemble from cached tests only")
     p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("export", help="write model.safetensors from a run's best.pt; prints the digest")
@@ -141,6 +143,7 @@ def main(argv=None) -> int:
     p.add_argument("--skip-train", action="store_true", help="reuse the run folder's best.pt")
     p.add_argument("--instances", type=int)
     p.add_argument("--tune-instances", type=int)
+    p.add_argument("--cached-only", action="store_true", help="evaluation: cached tests only")
     p.set_defaults(fn=cmd_ship)
 
     args = parser.parse_args(argv)

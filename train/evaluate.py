@@ -64,10 +64,15 @@ SUITES = {
                            note="10-d quadratics (paper §3.1)")],
     "mnist": [
         TestSpec("mnist", "mnist-mlp", note="training task: 1x20 sigmoid MLP"),
-        TestSpec("mnist-40units", "mnist-mlp", hidden=(40,), note="generalisation: 40 hidden units"),
-        TestSpec("mnist-2layers", "mnist-mlp", hidden=(20, 20), note="generalisation: 2 hidden layers"),
-        TestSpec("mnist-relu", "mnist-mlp", activation="relu", note="generalisation: ReLU"),
-        TestSpec("fashion", "fashion-mlp", note="transfer: Fashion-MNIST, 1x20 sigmoid"),
+        # Generalisation tests: fewer instances than the main test (CPU budget); see the card.
+        TestSpec("mnist-40units", "mnist-mlp", hidden=(40,), instances=32, tune_instances=8,
+                 note="generalisation: 40 hidden units"),
+        TestSpec("mnist-2layers", "mnist-mlp", hidden=(20, 20), instances=32, tune_instances=8,
+                 note="generalisation: 2 hidden layers"),
+        TestSpec("mnist-relu", "mnist-mlp", activation="relu", instances=32, tune_instances=8,
+                 note="generalisation: ReLU"),
+        TestSpec("fashion", "fashion-mlp", instances=32, tune_instances=8,
+                 note="transfer: Fashion-MNIST, 1x20 sigmoid"),
     ],
 }
 
@@ -146,7 +151,8 @@ def baseline_cache(out_dir: Path, spec: TestSpec) -> Path:
 
 
 def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tune_instances=None,
-                   steps: int = 0, only_baselines=False, tests_filter=None, log=print) -> dict:
+                   steps: int = 0, only_baselines=False, tests_filter=None, cached_only=False,
+                   log=print) -> dict:
     """Evaluate a suite. Results are cached per test in out_dir (baselines by test config, the
     learned optimizer also by its digest), so several processes can each take some tests and a
     final call assembles results.json from the caches."""
@@ -174,6 +180,9 @@ def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tu
             cached = json.loads(cache.read_text())
             if cached.get("key") == key:
                 base = cached["baselines"]
+        if base is None and cached_only:
+            log(f"[{spec.name}] no cached baseline results: left out")
+            continue
         if base is None:
             base = evaluate_baselines(spec, steps, device, log=log)
             cache.write_text(json.dumps({"key": key, "baselines": base}))
@@ -186,6 +195,9 @@ def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tu
             cached = json.loads(lcache.read_text())
             if cached.get("key") == lkey:
                 learned = cached["learned"]
+        if learned is None and cached_only:
+            log(f"[{spec.name}] no cached results for this optimizer: left out")
+            continue
         if learned is None:
             t0 = time.time()
             learned = evaluate_learned(spec, module, steps, device)

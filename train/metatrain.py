@@ -102,8 +102,11 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
     it0, best_val, bad_rounds, skipped, elapsed0 = 0, float("inf"), 0, 0, 0.0
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device)
-        if ck["config"] != asdict(cfg):
-            raise ValueError(f"{ckpt_path} was written with another config; use a new --out")
+        # Stopping rules may change on resume (e.g. a longer time limit); what is trained may not.
+        stopping = {"iterations", "max_minutes", "patience", "device"}
+        differs = {k for k, v in asdict(cfg).items() if k not in stopping and ck["config"].get(k) != v}
+        if differs:
+            raise ValueError(f"{ckpt_path} was written with other {sorted(differs)}; use a new --out")
         opt.load_state_dict(ck["model"])
         meta_opt.load_state_dict(ck["meta_opt"])
         it0, best_val, bad_rounds = ck["iteration"], ck["best_val"], ck["bad_rounds"]
@@ -164,7 +167,8 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
             csv.writer(f).writerow(
                 [done, meta_loss, final, max(norms) if norms else "", val, skipped, round(elapsed, 2)]
             )
-        if val != "":
+        timed_out = bool(cfg.max_minutes) and elapsed > cfg.max_minutes * 60
+        if val != "" or timed_out:
             torch.save(
                 {
                     "config": asdict(cfg),
@@ -178,10 +182,10 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
                 },
                 ckpt_path,
             )
-            if bad_rounds >= cfg.patience:
-                stopped = "early-stopping"
-                break
-        if cfg.max_minutes and elapsed > cfg.max_minutes * 60:
+        if val != "" and bad_rounds >= cfg.patience:
+            stopped = "early-stopping"
+            break
+        if timed_out:
             stopped = "time-limit"
             break
     bar.close()

@@ -50,7 +50,7 @@ PRESETS = {
 
 
 def ship(name: str, version: str = "1.0.0", run_dir=None, suite=None, device="cpu",
-         skip_train=False, instances=None, tune_instances=None, config=None) -> dict:
+         skip_train=False, instances=None, tune_instances=None, config=None, cached_only=False) -> dict:
     preset = PRESETS[name]
     cfg: MetaTrainConfig = config or preset["config"]
     cfg.device = device
@@ -70,7 +70,7 @@ def ship(name: str, version: str = "1.0.0", run_dir=None, suite=None, device="cp
 
     t0 = time.time()
     results = evaluate_suite(module, suite, run / "eval", device=device, instances=instances,
-                             tune_instances=tune_instances)
+                             tune_instances=tune_instances, cached_only=cached_only)
     eval_s = time.time() - t0
     plot_results(results, out / "loss.png", title=f"{name}@{version}: mean held-out loss")
     plot_training_log(run / "log.csv", out / "training.png", title=f"{name}: meta-training")
@@ -139,4 +139,12 @@ def make_card(name, version, digest, preset, cfg, summary, results, eval_s, devi
 def _device_name(device: str) -> str:
     if str(device).startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s))"
+    name = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu ({name}), {torch.get_num_threads()} torch thread(s)"

@@ -66,3 +66,13 @@ def test_non_finite_losses_are_skipped_and_counted(tmp_path):
     assert summary["skippedNonFinite"] >= 1
     for p in load_best(cfg, tmp_path).parameters():
         assert torch.isfinite(p).all()
+
+
+def test_resume_may_change_stopping_rules_but_not_what_is_trained(tmp_path):
+    import pytest
+
+    meta_train(_tiny(iterations=5, val_every=5), tmp_path, progress=False)
+    summary = meta_train(_tiny(iterations=10, val_every=5, max_minutes=60.0), tmp_path, progress=False)
+    assert summary["iterations"] == 10
+    with pytest.raises(ValueError, match="meta_lr"):
+        meta_train(_tiny(iterations=15, val_every=5, meta_lr=0.5), tmp_path, progress=False)
