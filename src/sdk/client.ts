@@ -1,7 +1,8 @@
 /** The l2o client: connection settings, the API's resources, and factories for remote optimizers. */
+import { headerNames } from '../contract'
 import { type FetchLike, Transport } from './http'
 import { type LoadOptions, RemoteOptimizer, type RemoteOptimizerOptions } from './remote-optimizer'
-import { OptimizersResource } from './resources/optimizers'
+import { OptimizersResource, type ResolvedOptimizer } from './resources/optimizers'
 import { SessionsResource } from './resources/sessions'
 import { type StepRequest, type StepResult, statelessStep } from './resources/steps'
 import { type RetryOptions, retryPolicy } from './retry'
@@ -25,6 +26,11 @@ export interface ClientOptions {
   headers?: Record<string, string>
   /** Makes Idempotency-Keys (default: crypto.randomUUID); injectable for tests. */
   idempotencyKey?: () => string
+  /**
+   * Called when an answer carries a Deprecation header: the pinned version still serves this run,
+   * but the next run should move to a newer one. Default: ignored.
+   */
+  onDeprecation?: (notice: { url: string; deprecation: string }) => void
 }
 
 /**
@@ -54,6 +60,10 @@ export class L2oClient {
       retry: retryPolicy(options.retry),
       headers: options.headers,
       idempotencyKey: options.idempotencyKey,
+      onResponse: (response, url) => {
+        const deprecation = response.headers.get(headerNames.deprecation)
+        if (deprecation !== null) options.onDeprecation?.({ url, deprecation })
+      },
     })
     this.optimizers = new OptimizersResource(this.transport)
     this.sessions = new SessionsResource(this.transport)
@@ -61,7 +71,7 @@ export class L2oClient {
   }
 
   /** Resolves a reference to its current digest; shorthand for `optimizers.resolve`. */
-  resolve(reference: string, hyperparameters?: Record<string, number>) {
+  resolve(reference: string, hyperparameters?: Record<string, number>): Promise<ResolvedOptimizer> {
     return this.optimizers.resolve(reference, { hyperparameters })
   }
 

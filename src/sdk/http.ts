@@ -21,8 +21,8 @@ export interface TransportOptions {
   headers?: Record<string, string>
   /** Makes an Idempotency-Key (default: crypto.randomUUID). */
   idempotencyKey?: () => string
-  /** Called with the response of every attempt (after retries are decided), e.g. to watch Deprecation. */
-  onResponse?: (response: Response) => void
+  /** Called with every answer (any status) and the URL it came from, e.g. to watch Deprecation. */
+  onResponse?: (response: Response, url: string) => void
 }
 
 /** One logical request; the transport may send it several times. */
@@ -143,7 +143,7 @@ export class Transport {
         signal: controller.signal,
       })
       const body = new Uint8Array(await response.arrayBuffer())
-      this.options.onResponse?.(response)
+      this.options.onResponse?.(response, url)
       return { status: response.status, headers: response.headers, body, url }
     } catch (error) {
       if (error instanceof SdkError) throw error
@@ -159,7 +159,18 @@ export class Transport {
   }
 }
 
-const randomKey = (): string => crypto.randomUUID()
+/**
+ * A random UUID v4. crypto.randomUUID exists only in secure contexts (https, localhost) in
+ * browsers; getRandomValues exists everywhere, so build one from it when needed.
+ */
+function randomKey(): string {
+  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID()
+  const b = crypto.getRandomValues(new Uint8Array(16))
+  b[6] = (b[6] & 0x0f) | 0x40
+  b[8] = (b[8] & 0x3f) | 0x80
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
 
 /** Reads an error answer (problem+json, or anything else) into the typed error for it. */
 function toApiError(response: RawResponse, method: string, url: string): ApiError {

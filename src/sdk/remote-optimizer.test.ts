@@ -243,4 +243,13 @@ describe('resolve', () => {
       stateSize: 2,
     })
   })
+
+  it('reports a Deprecation header on step answers through onDeprecation, and keeps serving the pin', async () => {
+    const notices: string[] = []
+    const { server, client } = fakeSetup({ onDeprecation: (n) => notices.push(n.deprecation) })
+    const opt = await client.remoteOptimizer({ optimizer: 'toy@1.0.0' })
+    server.versions.get('1.0.0')!.deprecated = true
+    expect(await opt.step(iota(2))).toHaveLength(2)
+    expect(notices).toEqual(['@1700000000'])
+  })
 })
