@@ -98,6 +98,18 @@ describe('stateless sharding', () => {
   })
 })
 
+describe('misuse', () => {
+  it('refuses overlapping step() calls and a changed parameter count', async () => {
+    const { client } = fakeSetup()
+    const opt = await client.remoteOptimizer({ optimizer: 'toy@1.0.0' })
+    const first = opt.step(iota(4))
+    await expect(opt.step(iota(4))).rejects.toThrow(/still running/)
+    await first
+    await expect(opt.step(iota(5))).rejects.toThrow(/4 parameters/)
+    expect(opt.stepCount).toBe(1)
+  })
+})
+
 describe('version pinning', () => {
   it('resolves once and sends the pinned digest, even after the alias moves mid-run', async () => {
     const { server, client } = fakeSetup()

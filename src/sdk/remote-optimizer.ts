@@ -53,6 +53,7 @@ export class RemoteOptimizer {
   private session: Session | undefined
   private shards: CoordinateRange[] | undefined
   private sessionCreating: Promise<Session> | undefined
+  private stepping = false
 
   private constructor(
     private readonly client: L2oClient,
@@ -164,13 +165,21 @@ export class RemoteOptimizer {
    */
   async step(grads: Float32Array, signal?: AbortSignal): Promise<Float32Array> {
     if (!(grads instanceof Float32Array)) throw new TypeError('grads must be a Float32Array')
-    await this.bind(grads.length)
-    const updates =
-      this.mode === 'stateless'
-        ? await this.statelessStep(grads, signal)
-        : await this.sessionStep(grads, signal)
-    this.stepCount++
-    return updates
+    // Steps are sequential by nature (each needs the previous state); overlapping calls are a bug.
+    if (this.stepping)
+      throw new SdkError('step() called while the previous step() is still running; await it first')
+    this.stepping = true
+    try {
+      await this.bind(grads.length)
+      const updates =
+        this.mode === 'stateless'
+          ? await this.statelessStep(grads, signal)
+          : await this.sessionStep(grads, signal)
+      this.stepCount++
+      return updates
+    } finally {
+      this.stepping = false
+    }
   }
 
   /** The run as checkpoint bytes (safetensors); `extra` strings are saved alongside. */

@@ -135,7 +135,13 @@ class RemoteOptimizer(torch.optim.Optimizer):
             if p.grad.is_sparse:
                 raise ValueError(f"parameter {i} has a sparse gradient; RemoteOptimizer needs dense gradients")
             parts.append(p.grad.detach().reshape(-1).to(device="cpu", dtype=torch.float32))
-        return torch.cat(parts).contiguous()
+        flat = torch.cat(parts).contiguous()
+        if flat.numel() != self.num_params:
+            raise ValueError(
+                f"this run has {self.num_params} parameters, but the parameter groups now hold {flat.numel()}; "
+                "a run's parameters are fixed when the optimizer is created"
+            )
+        return flat
 
     def _run(self, shards: List[Range], task: Callable[[Range], torch.Tensor]) -> List[torch.Tensor]:
         if len(shards) == 1 or self.concurrency == 1:
