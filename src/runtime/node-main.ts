@@ -4,9 +4,8 @@
  */
 import { parseArgs } from 'node:util'
 import { serve } from '@hono/node-server'
-import { createApp } from '../server/app'
 import { ensureKeys, seedVersions } from '../server/bootstrap'
-import { createNodeDeps, readShippedVersions } from './node'
+import { createNodeApp, createNodeDeps, readShippedVersions } from './node'
 
 const { values } = parseArgs({
   options: { port: { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' } },
@@ -38,7 +37,7 @@ if (keys.admin !== undefined || keys.client !== undefined) {
 }
 const backend = await deps.initTf()
 
-const server = serve({ fetch: createApp(() => deps).fetch, port, hostname: host }, (info) => {
+const server = serve({ fetch: createNodeApp(deps).fetch, port, hostname: host }, (info) => {
   console.log(
     `l2o listening on http://${host}:${info.port} (data ${dataDir}, tfjs ${backend}); docs at /docs`,
   )

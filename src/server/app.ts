@@ -35,7 +35,8 @@ export function createApp<E extends object = object>(makeDeps: MakeDeps<E>): App
         : newRequestId(deps.randomBytes, ++fallbackCounter)
     c.set('requestId', requestId)
     await next()
-    c.header(headerNames.requestId, requestId)
+    // Not c.header(): after the handler it rebuilds the response around a stream of its body.
+    c.res.headers.set(headerNames.requestId, requestId)
   })
 
   registerRoutes(app)

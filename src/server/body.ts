@@ -2,9 +2,11 @@
  * Reading request bodies with limits, before anything else looks at them: the media type, the byte
  * count (from Content-Length when sent, counted while streaming otherwise), then the format.
  */
+import type { Context } from 'hono'
 import type { z } from 'zod'
 import { jsonMediaType, safetensorsMediaType } from '../contract'
 import { decode, SafetensorsError, type SafetensorsFile } from '../weights'
+import type { AppEnv } from './env'
 import { ApiError } from './errors'
 
 /** The body kinds a route may accept. */
@@ -29,14 +31,27 @@ export function bodyKindOf(request: Request, accepted: readonly BodyKind[]): Bod
   )
 }
 
-/** Reads the whole body, refusing (413) more than `limit` bytes without buffering them. */
-export async function readBody(request: Request, limit: number): Promise<Uint8Array> {
-  const tooLarge = (size: string) =>
-    new ApiError(
-      'payload_too_large',
-      `the body is ${size} bytes; this route accepts at most ${limit}: send fewer coordinates per request`,
-      { limitBytes: limit },
-    )
+/** The 413 for a body over `limit` bytes (`size` as text: it may be "more than …"). */
+export function bodyTooLarge(size: string, limit: number): ApiError {
+  return new ApiError(
+    'payload_too_large',
+    `the body is ${size} bytes; this route accepts at most ${limit}: send fewer coordinates per request`,
+    { limitBytes: limit },
+  )
+}
+
+/**
+ * Reads the whole body, refusing (413) more than `limit` bytes without buffering them; uses the
+ * runtime's fast path when it has one.
+ */
+export function readBody(c: Context<AppEnv>, limit: number): Promise<Uint8Array> {
+  const fast = c.get('deps').readBody
+  return fast === undefined ? readRequestBody(c.req.raw, limit) : fast(limit)
+}
+
+/** readBody for any web-standard Request. */
+export async function readRequestBody(request: Request, limit: number): Promise<Uint8Array> {
+  const tooLarge = (size: string) => bodyTooLarge(size, limit)
   const declared = request.headers.get('content-length')
   if (declared !== null) {
     const n = Number(declared)

@@ -134,10 +134,10 @@ export function newStepOutput(n: number, stateSize: number, dtype: StateDtype): 
 
 /**
  * Coordinates per optimizer call. The update is coordinatewise, so any split gives the same
- * numbers; calls of about a million state floats keep the tfjs heap and temporaries small.
+ * numbers; calls of about half a million state floats keep the tfjs heap and temporaries small.
  */
 export function chunkCoordinates(stateSize: number): number {
-  return Math.max(256, Math.floor(1_048_576 / (stateSize + 1)))
+  return Math.max(256, Math.floor(524288 / (stateSize + 1)))
 }
 
 /**
@@ -152,16 +152,15 @@ export async function runStep(
   out: StepOutput,
 ): Promise<void> {
   const deps = c.get('deps')
-  let optimizer = target.kind === 'baseline' ? target.optimizer : undefined
-  if (optimizer === undefined) {
-    await deps.initTf()
-    optimizer = await c.get('optimizers').get(deps.db, target.digest)
-  }
+  if (target.kind === 'learned') await deps.initTf()
   const s = target.stateSize
   const n = grads.length
   const chunk = chunkCoordinates(s)
   for (let begin = 0; begin < n; begin += chunk) {
     const end = Math.min(n, begin + chunk)
+    // Looked up per call: reclaimMemory may yield, and the LRU may dispose an evicted optimizer then.
+    const optimizer =
+      target.kind === 'baseline' ? target.optimizer : await c.get('optimizers').get(deps.db, target.digest)
     const stateIn =
       state === undefined ? optimizer.init(end - begin) : stateToF32(stateSlice(state, s, begin, end))
     let result: StepResult
@@ -176,6 +175,7 @@ export async function runStep(
     const narrowed = stateFromF32(result.state, out.state.dtype)
     if (out.state.dtype === 'F32') out.state.data.set(narrowed.data as Float32Array, begin * s)
     else out.state.data.set(narrowed.data as Uint16Array, begin * s)
+    if (n > chunk) await deps.reclaimMemory?.()
   }
 }
 

@@ -34,6 +34,16 @@ export interface AppDeps {
   randomBytes?: (length: number) => Uint8Array
   /** Where log lines go. Defaults to console.error for errors and nothing otherwise. */
   log?: (event: LogEvent) => void
+  /**
+   * Optional fast path that reads this request's body into one buffer (Node: straight from the
+   * socket). Must refuse more than `limit` bytes with ApiError payload_too_large, as the default does.
+   */
+  readBody?: (limit: number) => Promise<Uint8Array>
+  /**
+   * Optional: called between the optimizer calls of a large step, whose garbage (tens of MB of
+   * typed arrays) a runtime may collect at once to bound its memory (Node: a minor GC).
+   */
+  reclaimMemory?: () => void | Promise<void>
 }
 
 /**
@@ -43,8 +53,10 @@ export interface AppDeps {
 export type MakeDeps<E extends object = object> = (env: E) => AppDeps | Promise<AppDeps>
 
 /** AppDeps with every optional field filled in. */
-export interface ResolvedDeps extends Required<Omit<AppDeps, 'log'>> {
+export interface ResolvedDeps extends Required<Omit<AppDeps, 'log' | 'readBody' | 'reclaimMemory'>> {
   log: (event: LogEvent) => void
+  readBody?: (limit: number) => Promise<Uint8Array>
+  reclaimMemory?: () => void | Promise<void>
 }
 
 const defaultRandomBytes = (length: number): Uint8Array => crypto.getRandomValues(new Uint8Array(length))
@@ -63,5 +75,7 @@ export function resolveDeps(deps: AppDeps, defaultMaxCoordinates: number): Resol
     now: deps.now ?? (() => new Date()),
     randomBytes: deps.randomBytes ?? defaultRandomBytes,
     log: deps.log ?? defaultLog,
+    readBody: deps.readBody,
+    reclaimMemory: deps.reclaimMemory,
   }
 }

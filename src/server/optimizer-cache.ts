@@ -45,7 +45,8 @@ export class OptimizerCache {
     while (this.entries.size > this.capacity) {
       const [oldest, optimizer] = this.entries.entries().next().value as [string, Optimizer]
       this.entries.delete(oldest)
-      // Steps are synchronous, so no request is inside this optimizer's update right now.
+      // update() is synchronous and runStep looks the optimizer up again for every call, so no
+      // request uses it after this.
       optimizer.dispose?.()
     }
   }

@@ -5,6 +5,7 @@
  * multiple of 8, F32 tensors first, then 16-bit ones, each group by name; byte-identical output.
  */
 import type { Dtype } from '../weights'
+import { allocateBytes } from './large-buffer'
 
 /** A tensor to allocate. */
 export interface TensorSpec {
@@ -47,7 +48,7 @@ export function allocateSafetensors(
   const json = new TextEncoder().encode(JSON.stringify(header))
   const headerLength = Math.ceil(json.length / 8) * 8
   const dataStart = 8 + headerLength
-  const bytes = new Uint8Array(dataStart + dataLength)
+  const bytes = allocateBytes(dataStart + dataLength)
   new DataView(bytes.buffer).setUint32(0, headerLength, true)
   bytes.set(json, 8)
   bytes.fill(0x20, 8 + json.length, dataStart)

@@ -34,7 +34,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
         { accepted: ['multipart/form-data'] },
       )
     }
-    const bytes = await readBody(c.req.raw, maxPublishBodyBytes)
+    const bytes = await readBody(c, maxPublishBodyBytes)
     let form: FormData
     try {
       form = await new Response(bytes, {
@@ -110,7 +110,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
     const name = c.req.param('name')
     const alias = c.req.param('alias')
     bodyKindOf(c.req.raw, ['json'])
-    const { version } = parseJson(await readBody(c.req.raw, 4096), moveAliasRequestSchema)
+    const { version } = parseJson(await readBody(c, 4096), moveAliasRequestSchema)
     if (!namePattern.test(name) || !aliasPattern.test(alias)) {
       throw new ApiError(
         'invalid_request',
@@ -144,7 +144,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
   app.post('/v1/admin/clients', async (c) => {
     const deps = c.get('deps')
     bodyKindOf(c.req.raw, ['json'])
-    const { name } = parseJson(await readBody(c.req.raw, 4096), createClientRequestSchema)
+    const { name } = parseJson(await readBody(c, 4096), createClientRequestSchema)
     const made = await createClient(deps.db, { name, role: 'client' }, deps.now(), deps.randomBytes)
     const body: CreateClientResponse = { client: made.client, key: made.key, secret: made.secret }
     return c.json(body, 201)

@@ -61,7 +61,7 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
   app.post(routes.sessions, requireKey(), async (c) => {
     const deps = c.get('deps')
     bodyKindOf(c.req.raw, ['json'])
-    const request = parseJson(await readBody(c.req.raw, 64 * 1024), createSessionRequestSchema)
+    const request = parseJson(await readBody(c, 64 * 1024), createSessionRequestSchema)
     const target = await resolveReference(deps.db, request.optimizer, request.hyperparameters)
     checkDigest(target, request.digest)
     const row: SessionRow = {
@@ -118,7 +118,7 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
   const length = Math.min(session.shardSize, session.numParams - offset)
 
   const kind = bodyKindOf(c.req.raw, ['binary', 'json'])
-  const bytes = await readBody(c.req.raw, kind === 'binary' ? 4 * length + 64 * 1024 : maxJsonBodyBytes)
+  const bytes = await readBody(c, kind === 'binary' ? 4 * length + 64 * 1024 : maxJsonBodyBytes)
   const grads = kind === 'binary' ? binaryGrads(bytes, session, t) : jsonGrads(bytes)
   if (grads.length !== length) {
     throw new ApiError(

@@ -38,7 +38,7 @@ import { allocateSafetensors } from '../safetensors-out'
 export function registerStep(app: OpenAPIHono<AppEnv<any>>): void {
   app.post(routes.step, requireKey(), async (c) => {
     const kind = bodyKindOf(c.req.raw, ['binary', 'json'])
-    const bytes = await readBody(c.req.raw, kind === 'binary' ? maxBinaryStepBytes : maxJsonBodyBytes)
+    const bytes = await readBody(c, kind === 'binary' ? maxBinaryStepBytes : maxJsonBodyBytes)
     return kind === 'binary' ? binaryStep(c, bytes) : jsonStep(c, bytes)
   })
 }

@@ -1,0 +1,378 @@
+// HTTP benchmark (not a test): the Node server (`npm start`'s entry, a child process on an ephemeral
+// port) against the in-process core, at N = 1,000 and 65,536 with the paper's architecture (L=2,
+// H=20, S=80). Prints per mode: median latency, coordinates/s, bytes on the wire per coordinate per
+// step (request + response, bodies and headers, counted on the socket), the in-process core time
+// for the same N and the ratio, and the server's peak resident memory (VmHWM from /proc).
+// Run: npm run bench:http [-- --runs 15]
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import http from 'node:http'
+import os from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { lstmOptimizer } from '../src/core'
+import { readShippedVersions } from '../src/runtime/node'
+import { initTf } from '../src/runtime/tf-node'
+import { decode, decodeLstmWeights, encode, encodeLstmWeights } from '../src/weights'
+import { randomGradients, randomLstmWeights } from '../test/support/random'
+
+const { values: flags } = parseArgs({ options: { runs: { type: 'string' }, sizes: { type: 'string' } } })
+const RUNS = Number(flags.runs ?? 15)
+const SIZES = (flags.sizes ?? '1000,65536').split(',').map(Number)
+const WARMUP = 3
+const root = path.resolve(import.meta.dirname, '..')
+const adminKey = 'l2o_bench_admin_key_0123456789'
+const clientKey = 'l2o_bench_client_key_0123456789'
+const binary = 'application/vnd.l2o.safetensors'
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+// --- the server -------------------------------------------------------------------------------
+
+const dataDir = mkdtempSync(path.join(os.tmpdir(), 'l2o-bench-'))
+let server: ChildProcess | undefined
+process.on('exit', () => {
+  server?.kill('SIGTERM')
+  rmSync(dataDir, { recursive: true, force: true })
+})
+
+async function startServer(): Promise<{ port: number; pid: number }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(root, 'src/runtime/node-main.ts'), '--port', '0', '--data-dir', dataDir],
+    {
+      cwd: root,
+      env: { ...process.env, L2O_ADMIN_KEY: adminKey, L2O_CLIENT_KEY: clientKey },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  server = child
+  let output = ''
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString()
+      const match = /listening on http:\/\/[\d.]+:(\d+)/.exec(output)
+      if (match) resolve({ port: Number(match[1]), pid: child.pid! })
+    }
+    child.stdout!.on('data', onData)
+    child.stderr!.on('data', onData)
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${output}`)))
+  })
+}
+
+/** Resident memory of a process from /proc, in MB: current (VmRSS) and peak (VmHWM). */
+function memoryOf(pid: number): { rss: number; peak: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? Number.NaN)
+    return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 }
+  } catch {
+    return undefined
+  }
+}
+
+// --- an HTTP client that counts bytes on the socket ----------------------------------------------
+
+interface Answer {
+  status: number
+  body: Buffer
+  wireBytes: number
+}
+
+function client(port: number, sockets: number) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: sockets })
+  const send = (
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    body?: Uint8Array,
+  ): Promise<Answer> =>
+    new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, method, path: url, agent, headers })
+      let start = { read: 0, written: 0 }
+      req.on('socket', (socket) => {
+        start = { read: socket.bytesRead, written: socket.bytesWritten }
+      })
+      req.on('error', reject)
+      req.on('response', (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          const socket = req.socket!
+          const wireBytes = socket.bytesRead - start.read + (socket.bytesWritten - start.written)
+          resolve({ status: res.statusCode!, body: Buffer.concat(chunks), wireBytes })
+        })
+      })
+      req.end(body)
+    })
+  return { send, close: () => agent.destroy() }
+}
+
+// --- the benchmark ---------------------------------------------------------------------------------
+
+interface Row {
+  mode: string
+  n: number
+  ms: number
+  wireBytes: number
+  coreMs: number
+  note?: string
+}
+
+async function main() {
+  const shipped = (await readShippedVersions()).find((v) => {
+    const a = decodeLstmWeights(v.weights).architecture
+    return a.layers === 2 && a.hidden === 20
+  })
+  const weightBytes =
+    shipped?.weights ??
+    encodeLstmWeights(
+      randomLstmWeights(
+        { kind: 'lstm-cw', layers: 2, hidden: 20, preprocessing: 'log-sign', p: 10, outputScale: 0.1 },
+        2016,
+      ),
+    )
+  await initTf('wasm')
+  const core = lstmOptimizer(decodeLstmWeights(weightBytes))
+  const S = core.stateSize
+
+  const { port, pid } = await startServer()
+  const api = client(port, 4)
+  const auth = { authorization: `Bearer ${clientKey}` }
+  let reference = shipped ? `${shipped.name}@${shipped.version}` : 'bench-paper@1.0.0'
+  if (!shipped) {
+    const form = new FormData()
+    form.append('version', '1.0.0')
+    form.append('weights', new File([weightBytes], 'model.safetensors'))
+    const res = await fetch(`http://127.0.0.1:${port}/v1/admin/optimizers/bench-paper/versions`, {
+      method: 'POST',
+      body: form,
+      headers: { authorization: `Bearer ${adminKey}` },
+    })
+    if (res.status !== 201) throw new Error(`publish failed: ${res.status} ${await res.text()}`)
+  }
+  const resolved = (await (await fetch(`http://127.0.0.1:${port}/v1/resolve?ref=${reference}`)).json()) as {
+    digest: string
+    stateSize: number
+  }
+  reference = `${reference.split('@')[0]}@${resolved.digest}`
+  if (resolved.stateSize !== S) throw new Error('server and core disagree on S')
+
+  const rows: Row[] = []
+  let peakDuringSteps = 0
+  const sample = () => {
+    const m = memoryOf(pid)
+    if (m) peakDuringSteps = Math.max(peakDuringSteps, m.rss)
+  }
+
+  for (const n of SIZES) {
+    const grads = randomGradients(n, n)
+    // In-process core time, interleaved with the HTTP runs below so both see the same machine load.
+    let coreState = core.init(n)
+    const coreTimes: number[] = []
+    const timeCore = () => {
+      const t = performance.now()
+      coreState = core.update(grads, coreState).state
+      coreTimes.push(performance.now() - t)
+    }
+
+    // Stateless binary: grads + F32 state in, updates + state out; each step continues the last.
+    {
+      let state = core.init(n)
+      const times: number[] = []
+      const wire: number[] = []
+      for (let i = 0; i < WARMUP + RUNS; i++) {
+        timeCore()
+        const body = encode(
+          {
+            grads: { dtype: 'F32', shape: [n], data: grads },
+            state: { dtype: 'F32', shape: [n, S], data: state },
+          },
+          { optimizer: reference, digest: resolved.digest },
+        )
+        const t = performance.now()
+        const res = await api.send('POST', '/v1/step', { ...auth, 'content-type': binary }, body)
+        const ms = performance.now() - t
+        sample()
+        if (res.status !== 200)
+          throw new Error(`binary step: ${res.status} ${res.body.toString().slice(0, 300)}`)
+        state = decode(new Uint8Array(res.body.buffer, res.body.byteOffset, res.body.byteLength)).tensors.get(
+          'state',
+        )!.data as Float32Array
+        if (i >= WARMUP) {
+          times.push(ms)
+          wire.push(res.wireBytes)
+        }
+      }
+      rows.push({
+        mode: 'stateless binary (F32 state)',
+        n,
+        ms: median(times),
+        wireBytes: median(wire),
+        coreMs: median(coreTimes.slice(WARMUP)),
+      })
+    }
+
+    // Stateless JSON: only where the 8 MiB JSON body limit allows a full state.
+    {
+      const jsonBytesEstimate = n * (S + 1) * 12
+      if (jsonBytesEstimate > 8 * 1024 * 1024) {
+        rows.push({
+          mode: 'stateless JSON',
+          n,
+          ms: Number.NaN,
+          wireBytes: Number.NaN,
+          coreMs: Number.NaN,
+          note: 'not allowed: JSON bodies are capped at 8 MiB (binary only at this N)',
+        })
+      } else {
+        let state: number[] | undefined
+        const times: number[] = []
+        const wire: number[] = []
+        coreTimes.length = 0
+        for (let i = 0; i < WARMUP + RUNS; i++) {
+          timeCore()
+          const body = JSON.stringify({
+            optimizer: reference,
+            digest: resolved.digest,
+            grads: Array.from(grads),
+            state,
+          })
+          const t = performance.now()
+          const res = await api.send(
+            'POST',
+            '/v1/step',
+            { ...auth, 'content-type': 'application/json' },
+            Buffer.from(body),
+          )
+          const ms = performance.now() - t
+          sample()
+          if (res.status !== 200)
+            throw new Error(`JSON step: ${res.status} ${res.body.toString().slice(0, 300)}`)
+          state = (JSON.parse(res.body.toString()) as { state: number[] }).state
+          if (i >= WARMUP) {
+            times.push(ms)
+            wire.push(res.wireBytes)
+          }
+        }
+        rows.push({
+          mode: 'stateless JSON',
+          n,
+          ms: median(times),
+          wireBytes: median(wire),
+          coreMs: median(coreTimes.slice(WARMUP)),
+        })
+      }
+    }
+
+    // Session: grads in, updates out; one step = every shard (in parallel over 4 connections).
+    {
+      const created = await api.send(
+        'POST',
+        '/v1/sessions',
+        { ...auth, 'content-type': 'application/json' },
+        Buffer.from(JSON.stringify({ optimizer: reference, numParams: n })),
+      )
+      const session = JSON.parse(created.body.toString()) as {
+        id: string
+        shards: { offset: number; length: number }[]
+      }
+      const bodies = session.shards.map((s) =>
+        encode({
+          grads: { dtype: 'F32', shape: [s.length], data: grads.subarray(s.offset, s.offset + s.length) },
+        }),
+      )
+      const times: number[] = []
+      const wire: number[] = []
+      coreTimes.length = 0
+      for (let t = 1; t <= WARMUP + RUNS; t++) {
+        timeCore()
+        const start = performance.now()
+        const answers = await Promise.all(
+          session.shards.map((_, k) =>
+            api.send(
+              'POST',
+              `/v1/sessions/${session.id}/shards/${k}/steps/${t}`,
+              { ...auth, 'content-type': binary },
+              bodies[k],
+            ),
+          ),
+        )
+        const ms = performance.now() - start
+        sample()
+        for (const a of answers)
+          if (a.status !== 200)
+            throw new Error(`session step: ${a.status} ${a.body.toString().slice(0, 300)}`)
+        if (t > WARMUP) {
+          times.push(ms)
+          wire.push(answers.reduce((sum, a) => sum + a.wireBytes, 0))
+        }
+      }
+      rows.push({
+        mode: `session (${session.shards.length} shard${session.shards.length > 1 ? 's' : ''}, binary)`,
+        n,
+        ms: median(times),
+        wireBytes: median(wire),
+        coreMs: median(coreTimes.slice(WARMUP)),
+      })
+      await api.send('DELETE', `/v1/sessions/${session.id}`, auth)
+    }
+  }
+  const memory = memoryOf(pid)
+  api.close()
+
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU'
+  console.log(
+    `l2o HTTP benchmark: Node ${process.version}, ${os.cpus().length}× ${cpu}, load ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  )
+  console.log(
+    `optimizer ${reference.split('@')[0]} (L=2, H=20, S=${S}), tfjs wasm in both; ${RUNS} timed runs after ${WARMUP} warm-up, medians\n`,
+  )
+  const header = ['mode', 'N', 'median ms', 'coords/s', 'bytes/coord/step', 'core ms', 'HTTP/core']
+  const table = rows.map((r) =>
+    r.note
+      ? [r.mode, String(r.n), r.note, '', '', '', '']
+      : [
+          r.mode,
+          r.n.toLocaleString('en'),
+          r.ms.toFixed(1),
+          Math.round(r.n / (r.ms / 1000)).toLocaleString('en'),
+          (r.wireBytes / r.n).toFixed(2),
+          r.coreMs.toFixed(1),
+          `${(r.ms / r.coreMs).toFixed(2)}×`,
+        ],
+  )
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...table.filter((row) => row[3] !== '').map((row) => row[i].length)),
+  )
+  const line = (cells: string[]) =>
+    cells[3] === '' && cells[2] !== '' && cells !== header
+      ? `| ${cells[0].padEnd(widths[0])} | ${cells[1].padStart(widths[1])} | ${cells[2]}`
+      : `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`
+  console.log(line(header))
+  console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`)
+  for (const row of table) console.log(line(row))
+  console.log(
+    `\nserver resident memory: peak ${memory?.peak.toFixed(0) ?? '?'} MB (VmHWM, whole life), ${peakDuringSteps.toFixed(0)} MB highest sampled after a step, ${memory?.rss.toFixed(0) ?? '?'} MB at the end`,
+  )
+  const at = (mode: string) => rows.find((r) => r.mode.startsWith(mode) && r.n === 65_536)
+  const b = at('stateless binary')
+  const s = at('session')
+  if (b && s && memory) {
+    const ok = (cond: boolean) => (cond ? 'ok' : 'MISSED')
+    console.log(
+      `targets at N = 65,536: binary ≤ 1.25× core: ${(b.ms / b.coreMs).toFixed(2)}× ${ok(b.ms / b.coreMs <= 1.25)}; session ≤ 8.5 B/coord/step: ${(s.wireBytes / s.n).toFixed(2)} ${ok(s.wireBytes / s.n <= 8.5)}; server < 256 MB: ${memory.peak.toFixed(0)} MB ${ok(memory.peak < 256)}`,
+    )
+  }
+  server?.kill('SIGTERM')
+}
+
+await main()
+process.exit(0)
