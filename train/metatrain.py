@@ -50,6 +50,14 @@ class MetaTrainConfig:
     max_minutes: float = 0.0  # 0: no wall-clock limit
     seed: int = 0
     device: str = "cpu"
+    # "mean": mean over steps and instances of f(theta_t) (the paper's sum, scaled).
+    # "relative": each instance's f(theta_t) divided by its (constant) loss at the truncation's
+    # start, so late truncations, where losses are small, get meta-gradients as large as early ones.
+    meta_loss: str = "mean"
+    init_from: str = ""  # warm start: a run's best.pt (weights only)
+    # Early-stopping criterion on the validation instances: "mean" loss over all steps, or "late":
+    # mean loss over the last fifth of the horizon (closer to what the evaluation reports).
+    val_metric: str = "mean"
 
     def make_family(self):
         if self.family == "quadratic":
@@ -60,11 +68,12 @@ class MetaTrainConfig:
         return LSTMOptimizer(self.layers, self.hidden, self.preprocessing, self.p, self.output_scale)
 
 
-def truncation(opt, problem, theta, state, start: int, unroll: int):
+def truncation(opt, problem, theta, state, start: int, unroll: int, meta_loss: str = "mean"):
     """One truncated-BPTT segment: returns (meta-loss tensor, theta, state, per-step mean losses)."""
     theta = theta.detach().requires_grad_(True)
     state = state.detach()
     loss = problem.loss(theta, start)
+    scale = 1.0 / loss.detach().clamp_min(1e-12) if meta_loss == "relative" else None
     total = 0.0
     step_losses = []
     for k in range(unroll):
@@ -74,14 +83,14 @@ def truncation(opt, problem, theta, state, start: int, unroll: int):
         theta = theta + upd.reshape(theta.shape)
         loss = problem.loss(theta, start + k + 1)
         mean = loss.mean()
-        total = total + mean
+        total = total + (mean if scale is None else (loss * scale).mean())
         step_losses.append(mean.item())
     return total / unroll, theta, state, step_losses
 
 
-def validate(opt, problem, horizon: int) -> float:
+def validate(opt, problem, horizon: int, metric: str = "mean") -> float:
     losses = run(Learned(opt), problem, horizon)
-    m = losses[1:].mean().item()
+    m = (losses[1:] if metric == "mean" else losses[horizon - horizon // 5 + 1 :]).mean().item()
     return m if math.isfinite(m) else float("inf")
 
 
@@ -93,7 +102,11 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
     torch.manual_seed(cfg.seed)
     family = cfg.make_family()
     opt = cfg.make_optimizer().to(device)
+    if cfg.init_from:
+        opt.load_state_dict(torch.load(cfg.init_from, map_location=device)["model"])
     meta_opt = torch.optim.Adam(opt.parameters(), lr=cfg.meta_lr)
+    if cfg.meta_loss not in ("mean", "relative"):
+        raise ValueError(f"meta_loss must be 'mean' or 'relative', got {cfg.meta_loss!r}")
     val_problem = family.sample(
         instance_seeds(cfg.seed + 1, cfg.val_instances), "train", device, cfg.horizon + 1
     )
@@ -104,7 +117,9 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
         ck = torch.load(ckpt_path, map_location=device)
         # Stopping rules may change on resume (e.g. a longer time limit); what is trained may not.
         stopping = {"iterations", "max_minutes", "patience", "device"}
-        differs = {k for k, v in asdict(cfg).items() if k not in stopping and ck["config"].get(k) != v}
+        defaults = asdict(MetaTrainConfig())
+        saved = {**defaults, **ck["config"]}
+        differs = {k for k, v in asdict(cfg).items() if k not in stopping and saved[k] != v}
         if differs:
             raise ValueError(f"{ckpt_path} was written with other {sorted(differs)}; use a new --out")
         opt.load_state_dict(ck["model"])
@@ -116,7 +131,7 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
             csv.writer(f).writerow(
                 ["iteration", "meta_loss", "final_loss", "grad_norm", "val_loss", "skipped", "wall_s"]
             )
-        best_val = validate(opt, val_problem, cfg.horizon)
+        best_val = validate(opt, val_problem, cfg.horizon, cfg.val_metric)
         torch.save({"model": opt.state_dict(), "iteration": 0, "val": best_val}, best_path)
 
     t_start = time.time() - elapsed0
@@ -132,7 +147,7 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
         metas, norms, final = [], [], float("nan")
         for start in range(0, cfg.horizon, cfg.unroll):
             n = min(cfg.unroll, cfg.horizon - start)
-            meta, theta, state, step_losses = truncation(opt, problem, theta, state, start, n)
+            meta, theta, state, step_losses = truncation(opt, problem, theta, state, start, n, cfg.meta_loss)
             if not math.isfinite(meta.item()):
                 skipped += 1
                 warnings.warn(f"iteration {it}: non-finite meta-loss skipped ({skipped} so far)")
@@ -156,7 +171,7 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
         val = ""
         done = it + 1
         if done % cfg.val_every == 0 or done == cfg.iterations:
-            val = validate(opt, val_problem, cfg.horizon)
+            val = validate(opt, val_problem, cfg.horizon, cfg.val_metric)
             if val < best_val:
                 best_val, bad_rounds = val, 0
                 torch.save({"model": opt.state_dict(), "iteration": done, "val": val}, best_path)

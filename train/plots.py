@@ -48,27 +48,38 @@ def plot_results(results: dict, path, horizon_tuned: int = 100, title: str = "")
     plt.close(fig)
 
 
-def plot_training_log(log_csv, path, title: str = "") -> None:
+def plot_training_log(log_csvs, path, title: str = "") -> None:
+    """Meta-loss and validation loss per meta-iteration; several logs are consecutive stages."""
     import csv
 
-    it, meta, val_it, val = [], [], [], []
-    with open(log_csv) as f:
-        for row in csv.DictReader(f):
-            i = int(row["iteration"])
-            if row["meta_loss"] not in ("", "nan"):
-                it.append(i)
-                meta.append(float(row["meta_loss"]))
-            if row["val_loss"] not in ("",):
-                val_it.append(i)
-                val.append(float(row["val_loss"]))
+    if isinstance(log_csvs, (str, Path)):
+        log_csvs = [log_csvs]
     fig, ax = plt.subplots(figsize=(5, 3.3))
-    ax.plot(it, meta, lw=0.6, alpha=0.6, label="meta-loss (train batch)")
-    ax.plot(val_it, val, "o-", ms=3, label="validation")
+    offset = 0
+    for k, log_csv in enumerate(log_csvs):
+        it, meta, val_it, val = [], [], [], []
+        last = 0
+        with open(log_csv) as f:
+            for row in csv.DictReader(f):
+                i = int(row["iteration"]) + offset
+                last = i
+                if row["meta_loss"] not in ("", "nan"):
+                    it.append(i)
+                    meta.append(float(row["meta_loss"]))
+                if row["val_loss"] != "":
+                    val_it.append(i)
+                    val.append(float(row["val_loss"]))
+        sfx = f" (stage {k + 1})" if len(log_csvs) > 1 else ""
+        ax.plot(it, meta, lw=0.6, alpha=0.6, label="meta-loss, train batch" + sfx)
+        ax.plot(val_it, val, "o-", ms=3, label="validation" + sfx)
+        if k:
+            ax.axvline(offset, color="k", lw=0.5, ls=":")
+        offset = last
     ax.set_yscale("log")
     ax.set_xlabel("meta-iteration")
-    ax.set_ylabel("mean loss over the horizon")
+    ax.set_ylabel("loss (per stage's objective)")
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
