@@ -16,7 +16,8 @@ import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import * as schema from '../db/schema'
 import { type App, createApp } from '../server/app'
 import { bodyTooLarge } from '../server/body'
-import type { AppDeps } from '../server/deps'
+import type { AppDeps, BodyReader } from '../server/deps'
+import { ApiError } from '../server/errors'
 import { allocateBytes } from '../server/large-buffer'
 import type { PublishInput } from '../server/registry/publish'
 import { compareSemver } from '../server/registry/semver'
@@ -84,10 +85,11 @@ export async function readShippedVersions(weightsDir = path.join(root, 'weights'
 const largeBodyBytes = 4 * 1024 * 1024
 
 /**
- * The app for @hono/node-server: request bodies are read from the socket into one buffer, and the
- * garbage of large steps is collected promptly. V8 collects big typed arrays only when their total
- * grows by ~64 MB, and a 65,536-coordinate step makes about 100 MB of them; collecting right away
- * keeps the server's resident memory near its live data (issue target: < 256 MB at the limit).
+ * The app for @hono/node-server: request bodies are read from the socket into one buffer that
+ * routes can use while it fills, and the garbage of large steps is collected promptly. V8 collects
+ * big typed arrays only when their total grows by ~64 MB, and a 65,536-coordinate step makes about
+ * 100 MB of them; collecting right away keeps the server's resident memory near its live data
+ * (issue target: < 256 MB at the per-request limit).
  */
 export function createNodeApp(deps: AppDeps): App<HttpBindings> {
   const gc = exposeGc()
@@ -100,15 +102,10 @@ export function createNodeApp(deps: AppDeps): App<HttpBindings> {
           return new Promise<void>((resolve) => setImmediate(resolve))
         }
   return createApp((env: HttpBindings) => {
-    const large = gc !== undefined && Number(env.incoming.headers['content-length']) > largeBodyBytes
-    if (large) env.outgoing.once('finish', () => gc({ type: 'major', execution: 'sync' }))
-    const readBody = async (limit: number) => {
-      const body = await readIncoming(env.incoming, limit)
-      // The socket's chunks (as many bytes as the body) are garbage now.
-      if (large) await reclaimMemory?.()
-      return body
+    if (gc !== undefined && Number(env.incoming.headers['content-length']) > largeBodyBytes) {
+      env.outgoing.once('finish', () => gc({ type: 'major', execution: 'sync' }))
     }
-    return { ...deps, readBody, reclaimMemory }
+    return { ...deps, openBody: (limit: number) => openIncoming(env.incoming, limit), reclaimMemory }
   })
 }
 
@@ -125,50 +122,89 @@ function exposeGc(): Gc | undefined {
 }
 
 /**
- * Reads a request body into one fresh, 8-aligned buffer (one copy per chunk, no concatenation),
- * refusing more than `limit` bytes: from Content-Length before reading, or while reading.
+ * A request body read from the socket into one fresh buffer of its Content-Length (one copy per
+ * chunk, no concatenation), usable while it arrives. Refuses more than `limit` bytes: from
+ * Content-Length before reading, or while reading a body without one (which is read whole first).
  */
-export function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Array> {
+export async function openIncoming(incoming: IncomingMessage, limit: number): Promise<BodyReader> {
   const header = incoming.headers['content-length']
   const declared = header === undefined ? Number.NaN : Number(header)
-  if (Number.isSafeInteger(declared) && declared > limit)
-    return Promise.reject(bodyTooLarge(String(declared), limit))
+  if (!Number.isSafeInteger(declared) || declared < 0) {
+    const bytes = await readUnsized(incoming, limit)
+    return { bytes, ready: () => Promise.resolve() }
+  }
+  if (declared > limit) throw bodyTooLarge(String(declared), limit)
+  const bytes = allocateBytes(declared)
+  let received = 0
+  let failure: Error | undefined
+  const waiting: { n: number; resolve: () => void; reject: (e: Error) => void }[] = []
+  const settle = () => {
+    for (let i = waiting.length - 1; i >= 0; i--) {
+      const w = waiting[i]
+      if (w.n <= received) w.resolve()
+      else if (failure !== undefined) w.reject(failure)
+      else continue
+      waiting.splice(i, 1)
+    }
+  }
+  const fail = (error: Error) => {
+    failure ??= error
+    incoming.off('data', onData)
+    settle()
+  }
+  const onData = (chunk: Buffer) => {
+    if (received + chunk.length > declared)
+      return fail(new ApiError('invalid_request', 'the body is longer than its Content-Length'))
+    bytes.set(chunk, received)
+    received += chunk.length
+    settle()
+  }
+  incoming.on('data', onData)
+  incoming.once('error', () =>
+    fail(new ApiError('invalid_request', 'the connection failed before the whole body arrived')),
+  )
+  incoming.once('end', () => {
+    if (received < declared)
+      fail(new ApiError('invalid_request', 'the body is shorter than its Content-Length'))
+  })
+  incoming.once('close', () => {
+    if (received < declared)
+      fail(new ApiError('invalid_request', 'the connection closed before the whole body arrived'))
+  })
+  return {
+    bytes,
+    ready: (n) => {
+      const needed = Math.min(n, declared)
+      if (needed <= received) return Promise.resolve()
+      if (failure !== undefined) return Promise.reject(failure)
+      return new Promise<void>((resolve, reject) => waiting.push({ n: needed, resolve, reject }))
+    },
+  }
+}
+
+function readUnsized(incoming: IncomingMessage, limit: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
-    const known = Number.isSafeInteger(declared)
-    let buffer = allocateBytes(known ? declared : 0)
     const chunks: Buffer[] = []
     let received = 0
-    const fail = (error: unknown) => {
-      incoming.off('data', onData)
-      reject(error)
-    }
     const onData = (chunk: Buffer) => {
-      if (received + chunk.length > (known ? declared : limit)) {
-        fail(
-          known
-            ? new Error('request body longer than its Content-Length')
-            : bodyTooLarge(`more than ${limit}`, limit),
-        )
+      received += chunk.length
+      if (received > limit) {
+        incoming.off('data', onData)
+        reject(bodyTooLarge(`more than ${limit}`, limit))
         return
       }
-      if (known) buffer.set(chunk, received)
-      else chunks.push(chunk)
-      received += chunk.length
+      chunks.push(chunk)
     }
     incoming.on('data', onData)
-    incoming.once('error', fail)
+    incoming.once('error', reject)
     incoming.once('end', () => {
-      if (known && received !== declared)
-        return fail(new Error('request body shorter than its Content-Length'))
-      if (!known) {
-        buffer = allocateBytes(received)
-        let at = 0
-        for (const chunk of chunks) {
-          buffer.set(chunk, at)
-          at += chunk.length
-        }
+      const bytes = allocateBytes(received)
+      let at = 0
+      for (const chunk of chunks) {
+        bytes.set(chunk, at)
+        at += chunk.length
       }
-      resolve(buffer)
+      resolve(bytes)
     })
   })
 }

@@ -6,6 +6,7 @@ import type { Context } from 'hono'
 import type { z } from 'zod'
 import { jsonMediaType, safetensorsMediaType } from '../contract'
 import { decode, SafetensorsError, type SafetensorsFile } from '../weights'
+import type { BodyReader } from './deps'
 import type { AppEnv } from './env'
 import { ApiError } from './errors'
 
@@ -41,12 +42,21 @@ export function bodyTooLarge(size: string, limit: number): ApiError {
 }
 
 /**
- * Reads the whole body, refusing (413) more than `limit` bytes without buffering them; uses the
- * runtime's fast path when it has one.
+ * Opens the body, refusing (413) more than `limit` bytes without buffering them: the runtime's
+ * fast path when it has one (bytes usable as they arrive), else the whole body read at once.
  */
-export function readBody(c: Context<AppEnv>, limit: number): Promise<Uint8Array> {
-  const fast = c.get('deps').readBody
-  return fast === undefined ? readRequestBody(c.req.raw, limit) : fast(limit)
+export async function openBody(c: Context<AppEnv>, limit: number): Promise<BodyReader> {
+  const fast = c.get('deps').openBody
+  if (fast !== undefined) return fast(limit)
+  const bytes = await readRequestBody(c.req.raw, limit)
+  return { bytes, ready: () => Promise.resolve() }
+}
+
+/** Reads the whole body (see openBody). */
+export async function readBody(c: Context<AppEnv>, limit: number): Promise<Uint8Array> {
+  const body = await openBody(c, limit)
+  await body.ready(body.bytes.length)
+  return body.bytes
 }
 
 /** readBody for any web-standard Request. */
@@ -107,10 +117,12 @@ export function parseJson<T extends z.ZodType>(bytes: Uint8Array, schema: T): z.
   return parsed.data
 }
 
+const maxHeaderBytes = 64 * 1024
+
 /** Decodes a safetensors body with limits fit for requests; a 400 invalid_safetensors says why not. */
 export function decodeSafetensors(bytes: Uint8Array, maxTensors: number): SafetensorsFile {
   try {
-    return decode(bytes, { maxHeaderBytes: 64 * 1024, maxTensors })
+    return decode(bytes, { maxHeaderBytes, maxTensors })
   } catch (error) {
     if (error instanceof SafetensorsError) {
       throw new ApiError(
@@ -123,4 +135,25 @@ export function decodeSafetensors(bytes: Uint8Array, maxTensors: number): Safete
     }
     throw error
   }
+}
+
+/**
+ * Decodes a safetensors body as soon as its header is in: decode only lays out typed-array views,
+ * it reads no tensor data, so the views fill as the rest arrives (see BodyReader.ready). When a
+ * tensor would need an aligning copy, waits for the whole body instead.
+ */
+export async function decodeArriving(body: BodyReader, maxTensors: number): Promise<SafetensorsFile> {
+  const { bytes } = body
+  await body.ready(Math.min(8, bytes.length))
+  if (bytes.length >= 8) {
+    const head = new DataView(bytes.buffer, bytes.byteOffset, 8)
+    const dataStart = 8 + head.getUint32(0, true)
+    if (head.getUint32(4, true) === 0 && dataStart <= Math.min(bytes.length, 8 + maxHeaderBytes)) {
+      await body.ready(dataStart)
+      const file = decodeSafetensors(bytes, maxTensors)
+      if ([...file.tensors.values()].every((t) => t.data.buffer === bytes.buffer)) return file
+    }
+  }
+  await body.ready(bytes.length)
+  return decodeSafetensors(bytes, maxTensors)
 }

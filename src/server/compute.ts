@@ -140,16 +140,25 @@ export function chunkCoordinates(stateSize: number): number {
   return Math.max(256, Math.floor(524288 / (stateSize + 1)))
 }
 
+/** Hooks of stepChunks: `before` may wait for input (return false to stop), `after` takes the results. */
+export interface ChunkHooks {
+  before?: (begin: number, end: number) => Promise<boolean> | boolean
+  after: (begin: number, end: number, updates: Float32Array, state: StateData) => void
+}
+
 /**
- * Runs one optimizer step for a resolved target, writing into `out`; `state` undefined means a
- * fresh state. Every check has happened before this is called.
+ * Runs one optimizer step for a resolved target in calls of chunkCoordinates(S) coordinates;
+ * `state` undefined means a fresh state. The results of each call go to `hooks.after`, with the
+ * state already in `dtype`. Every check of the request has happened before this is called, except
+ * possibly that a still-arriving state is finite (the caller answers only after that check).
  */
-export async function runStep(
+export async function stepChunks(
   c: Context<AppEnv>,
   target: Target,
   grads: Float32Array,
   state: StateData | undefined,
-  out: StepOutput,
+  dtype: StateDtype,
+  hooks: ChunkHooks,
 ): Promise<void> {
   const deps = c.get('deps')
   if (target.kind === 'learned') await deps.initTf()
@@ -158,6 +167,7 @@ export async function runStep(
   const chunk = chunkCoordinates(s)
   for (let begin = 0; begin < n; begin += chunk) {
     const end = Math.min(n, begin + chunk)
+    if (hooks.before !== undefined && !(await hooks.before(begin, end))) return
     // Looked up per call: reclaimMemory may yield, and the LRU may dispose an evicted optimizer then.
     const optimizer =
       target.kind === 'baseline' ? target.optimizer : await c.get('optimizers').get(deps.db, target.digest)
@@ -171,12 +181,27 @@ export async function runStep(
       if (error instanceof OptimizerInputError) throw new ApiError('shape_mismatch', error.message)
       throw error
     }
-    out.updates.set(result.updates, begin)
-    const narrowed = stateFromF32(result.state, out.state.dtype)
-    if (out.state.dtype === 'F32') out.state.data.set(narrowed.data as Float32Array, begin * s)
-    else out.state.data.set(narrowed.data as Uint16Array, begin * s)
+    hooks.after(begin, end, result.updates, stateFromF32(result.state, dtype))
     if (n > chunk) await deps.reclaimMemory?.()
   }
+}
+
+/** Runs one optimizer step, writing updates and state into `out` (see stepChunks). */
+export function runStep(
+  c: Context<AppEnv>,
+  target: Target,
+  grads: Float32Array,
+  state: StateData | undefined,
+  out: StepOutput,
+): Promise<void> {
+  const s = target.stateSize
+  return stepChunks(c, target, grads, state, out.state.dtype, {
+    after: (begin, _end, updates, next) => {
+      out.updates.set(updates, begin)
+      if (out.state.dtype === 'F32') out.state.data.set(next.data as Float32Array, begin * s)
+      else out.state.data.set(next.data as Uint16Array, begin * s)
+    },
+  })
 }
 
 /** Headers every step answer carries: the digest, and Deprecation for a deprecated version. */

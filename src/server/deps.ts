@@ -6,6 +6,13 @@ import type { Db } from '../db/db'
 
 export type { Db }
 
+/** A request body that may still be arriving: `bytes` has its full length and fills up in order. */
+export interface BodyReader {
+  bytes: Uint8Array
+  /** Resolves once the first `n` bytes are in; rejects if the body ends early or fails. */
+  ready(n: number): Promise<void>
+}
+
 /** The runtimes this app runs on. */
 export type RuntimeName = 'node' | 'workers'
 
@@ -35,10 +42,11 @@ export interface AppDeps {
   /** Where log lines go. Defaults to console.error for errors and nothing otherwise. */
   log?: (event: LogEvent) => void
   /**
-   * Optional fast path that reads this request's body into one buffer (Node: straight from the
-   * socket). Must refuse more than `limit` bytes with ApiError payload_too_large, as the default does.
+   * Optional fast path for this request's body (Node: straight from the socket into one buffer,
+   * usable while it still arrives). Must refuse more than `limit` bytes with ApiError
+   * payload_too_large, as the default does.
    */
-  readBody?: (limit: number) => Promise<Uint8Array>
+  openBody?: (limit: number) => Promise<BodyReader>
   /**
    * Optional: called between the optimizer calls of a large step, whose garbage (tens of MB of
    * typed arrays) a runtime may collect at once to bound its memory (Node: a minor GC).
@@ -53,9 +61,9 @@ export interface AppDeps {
 export type MakeDeps<E extends object = object> = (env: E) => AppDeps | Promise<AppDeps>
 
 /** AppDeps with every optional field filled in. */
-export interface ResolvedDeps extends Required<Omit<AppDeps, 'log' | 'readBody' | 'reclaimMemory'>> {
+export interface ResolvedDeps extends Required<Omit<AppDeps, 'log' | 'openBody' | 'reclaimMemory'>> {
   log: (event: LogEvent) => void
-  readBody?: (limit: number) => Promise<Uint8Array>
+  openBody?: (limit: number) => Promise<BodyReader>
   reclaimMemory?: () => void | Promise<void>
 }
 
@@ -75,7 +83,7 @@ export function resolveDeps(deps: AppDeps, defaultMaxCoordinates: number): Resol
     now: deps.now ?? (() => new Date()),
     randomBytes: deps.randomBytes ?? defaultRandomBytes,
     log: deps.log ?? defaultLog,
-    readBody: deps.readBody,
+    openBody: deps.openBody,
     reclaimMemory: deps.reclaimMemory,
   }
 }

@@ -1,46 +1,36 @@
 import { describe, expect, it } from 'vitest'
-import { encode } from '../weights'
-import { allocateSafetensors } from './safetensors-out'
+import { decode } from '../weights'
+import { stepAnswerLayout } from './safetensors-out'
 
-describe('allocateSafetensors', () => {
-  it('writes the same bytes as the codec once its views are filled', () => {
-    const updates = Float32Array.from([1, 2, 3])
-    const state = Uint16Array.from([1, 2, 3, 4, 5, 6])
-    const meta = { optimizer: 'x@1.0.0', digest: 'sha256:ab' }
-    const out = allocateSafetensors(
-      [
-        { name: 'updates', dtype: 'F32', shape: [3] },
-        { name: 'state', dtype: 'BF16', shape: [3, 2] },
-      ],
-      meta,
-    )
-    ;(out.views.get('updates') as Float32Array).set(updates)
-    ;(out.views.get('state') as Uint16Array).set(state)
-    const expected = encode(
-      {
-        updates: { dtype: 'F32', shape: [3], data: updates },
-        state: { dtype: 'BF16', shape: [3, 2], data: state },
-      },
-      meta,
-    )
-    expect(Buffer.from(out.bytes).equals(Buffer.from(expected))).toBe(true)
+describe('stepAnswerLayout', () => {
+  it('frames state rows then updates as a valid safetensors file', () => {
+    for (const [dtype, state] of [
+      ['F32', new Uint8Array(Float32Array.from([1, 2, 3, 4, 5, 6]).buffer)],
+      ['BF16', new Uint8Array(Uint16Array.from([1, 2, 3, 4, 5, 6]).buffer)],
+    ] as const) {
+      const updates = Float32Array.from([7, 8, 9])
+      const layout = stepAnswerLayout(3, 2, dtype, { optimizer: 'x@1.0.0', digest: 'sha256:ab' })
+      const file = new Uint8Array(layout.totalBytes)
+      file.set(layout.header)
+      file.set(state, layout.header.length)
+      file.set(new Uint8Array(updates.buffer), layout.header.length + layout.stateBytes)
+      expect(layout.header.length % 8).toBe(0)
+      const decoded = decode(file)
+      expect(decoded.metadata).toEqual({ digest: 'sha256:ab', optimizer: 'x@1.0.0' })
+      expect(decoded.tensors.get('updates')).toEqual({ dtype: 'F32', shape: [3], data: updates })
+      expect(decoded.tensors.get('state')!.shape).toEqual([3, 2])
+      expect(decoded.tensors.get('state')!.dtype).toBe(dtype)
+    }
   })
 
-  it('handles empty tensors (an sgd state is [N, 0])', () => {
-    const out = allocateSafetensors(
-      [
-        { name: 'updates', dtype: 'F32', shape: [2] },
-        { name: 'state', dtype: 'F32', shape: [2, 0] },
-      ],
-      {},
-    )
-    const expected = encode(
-      {
-        updates: { dtype: 'F32', shape: [2], data: new Float32Array(2) },
-        state: { dtype: 'F32', shape: [2, 0], data: new Float32Array(0) },
-      },
-      {},
-    )
-    expect(Buffer.from(out.bytes).equals(Buffer.from(expected))).toBe(true)
+  it('frames an empty [N, 0] state (sgd)', () => {
+    const layout = stepAnswerLayout(2, 0, 'F32', {})
+    const file = new Uint8Array(layout.totalBytes)
+    file.set(layout.header)
+    expect(decode(file).tensors.get('state')).toEqual({
+      dtype: 'F32',
+      shape: [2, 0],
+      data: new Float32Array(0),
+    })
   })
 })

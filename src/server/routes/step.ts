@@ -13,7 +13,7 @@ import {
 } from '../../contract'
 import type { Tensor } from '../../weights'
 import { requireKey } from '../auth'
-import { bodyKindOf, decodeSafetensors, parseJson, readBody } from '../body'
+import { bodyKindOf, decodeArriving, openBody, parseJson, readBody } from '../body'
 import {
   assertCoordinates,
   assertFinite,
@@ -27,25 +27,32 @@ import {
   type StateData,
   stateFromF32,
   stateToF32,
+  stepChunks,
   stepHeaders,
 } from '../compute'
+import type { BodyReader } from '../deps'
 import type { AppEnv } from '../env'
-import { ApiError } from '../errors'
+import { ApiError, describeError } from '../errors'
 import { resolveReference, type Target } from '../registry/resolve'
-import { allocateSafetensors } from '../safetensors-out'
+import { stepAnswerLayout } from '../safetensors-out'
 
 // biome-ignore lint/suspicious/noExplicitAny: routes are independent of the runtime's bindings.
 export function registerStep(app: OpenAPIHono<AppEnv<any>>): void {
   app.post(routes.step, requireKey(), async (c) => {
     const kind = bodyKindOf(c.req.raw, ['binary', 'json'])
-    const bytes = await readBody(c, kind === 'binary' ? maxBinaryStepBytes : maxJsonBodyBytes)
-    return kind === 'binary' ? binaryStep(c, bytes) : jsonStep(c, bytes)
+    if (kind === 'json') return jsonStep(c, await readBody(c, maxJsonBodyBytes))
+    return binaryStep(c, await openBody(c, maxBinaryStepBytes))
   })
 }
 
-async function binaryStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response> {
+/**
+ * The binary step, pipelined: every check that needs only the header and the gradients runs
+ * first; then the optimizer works through the state as it arrives; the answer starts once the
+ * whole body is in and checked, and streams each chunk's state rows as they are computed.
+ */
+async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Response> {
   const deps = c.get('deps')
-  const file = decodeSafetensors(bytes, 2)
+  const file = await decodeArriving(body, 2)
   const meta = file.metadata ?? {}
   for (const name of file.tensors.keys()) {
     if (name !== tensorNames.grads && name !== tensorNames.state) {
@@ -72,38 +79,102 @@ async function binaryStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Respon
   const target = await resolveReference(c.get('deps').db, reference, hyperparameters)
   checkDigest(target, digest)
   const n = grads.length
-  assertCoordinates(n, coordinateLimit(target.stateSize, deps.maxCoordinatesPerRequest))
+  const s = target.stateSize
+  assertCoordinates(n, coordinateLimit(s, deps.maxCoordinatesPerRequest))
   if (sentState !== undefined) {
     const [rows, cols] = sentState.shape
-    if (sentState.shape.length !== 2 || rows !== n || cols !== target.stateSize) {
+    if (sentState.shape.length !== 2 || rows !== n || cols !== s) {
       throw new ApiError(
         'shape_mismatch',
-        `state has shape [${sentState.shape.join(', ')}]; ${target.label} needs [${n}, ${target.stateSize}] for ${n} gradients`,
+        `state has shape [${sentState.shape.join(', ')}]; ${target.label} needs [${n}, ${s}] for ${n} gradients`,
       )
     }
   }
+  await body.ready(endIn(body.bytes, grads))
   assertFinite(grads)
-  if (sentState !== undefined) assertFiniteState(sentState, target.stateSize)
 
-  // The optimizer writes straight into the response: no second copy of the state.
-  const response = allocateSafetensors(
-    [
-      { name: tensorNames.updates, dtype: 'F32', shape: [n] },
-      { name: tensorNames.state, dtype: outDtype, shape: [n, target.stateSize] },
-    ],
-    { [metadataKeys.optimizer]: target.label, [metadataKeys.digest]: target.digest },
-  )
-  const stateView = response.views.get(tensorNames.state)!
-  await runStep(c, target, grads, sentState, {
-    updates: response.views.get(tensorNames.updates) as Float32Array,
-    state:
-      outDtype === 'F32'
-        ? { dtype: 'F32', data: stateView as Float32Array }
-        : { dtype: outDtype, data: stateView as Uint16Array },
+  const layout = stepAnswerLayout(n, s, outDtype, {
+    [metadataKeys.optimizer]: target.label,
+    [metadataKeys.digest]: target.digest,
   })
-  return new Response(response.bytes, {
-    headers: { 'content-type': safetensorsMediaType, ...stepHeaders(target, deprecatedAt(target)) },
+  const updates = new Float32Array(n)
+  const rows: Uint8Array[] = []
+  let finished = false
+  let failure: unknown
+  let stopped = false
+  let wake: (() => void) | undefined
+  const computing = stepChunks(c, target, grads, sentState, outDtype, {
+    before: async (_begin, end) => {
+      if (sentState !== undefined) await body.ready(endIn(body.bytes, sentState.data.subarray(0, end * s)))
+      return !stopped
+    },
+    after: (begin, _end, chunkUpdates, next) => {
+      updates.set(chunkUpdates, begin)
+      if (next.data.byteLength > 0)
+        rows.push(new Uint8Array(next.data.buffer, next.data.byteOffset, next.data.byteLength))
+      wake?.()
+    },
   })
+    .then(
+      () => {
+        finished = true
+      },
+      (error: unknown) => {
+        failure = error
+      },
+    )
+    .finally(() => wake?.())
+
+  // Nothing is answered before the whole body is in and checked (a refusal is a clean problem).
+  try {
+    await body.ready(body.bytes.length)
+    if (sentState !== undefined) assertFiniteState(sentState, s)
+  } catch (error) {
+    stopped = true
+    await computing
+    throw error
+  }
+  if (failure !== undefined) throw failure
+
+  let headerSent = false
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (!headerSent) {
+        headerSent = true
+        controller.enqueue(layout.header)
+        return
+      }
+      while (rows.length === 0 && !finished && failure === undefined) {
+        await new Promise<void>((resolve) => {
+          wake = resolve
+        })
+      }
+      if (rows.length > 0) {
+        controller.enqueue(rows.shift()!)
+      } else if (failure !== undefined) {
+        deps.log({ level: 'error', message: describeError(failure), requestId: c.get('requestId') })
+        controller.error(failure)
+      } else {
+        controller.enqueue(new Uint8Array(updates.buffer))
+        controller.close()
+      }
+    },
+    cancel() {
+      stopped = true
+    },
+  })
+  return new Response(stream, {
+    headers: {
+      'content-type': safetensorsMediaType,
+      'content-length': String(layout.totalBytes),
+      ...stepHeaders(target, deprecatedAt(target)),
+    },
+  })
+}
+
+/** The byte offset in `bytes` just past a view into the same buffer. */
+function endIn(bytes: Uint8Array, view: ArrayBufferView): number {
+  return view.byteOffset + view.byteLength - bytes.byteOffset
 }
 
 async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response> {

@@ -1,0 +1,194 @@
+/** The Node runtime's pipelined binary step over real HTTP: bodies used while they arrive, answers streamed. */
+import type { AddressInfo } from 'node:net'
+import net from 'node:net'
+import { serve } from '@hono/node-server'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { lstmOptimizer } from '../../src/core'
+import { createNodeApp } from '../../src/runtime/node'
+import { initTf } from '../../src/runtime/tf-node'
+import { chunkCoordinates } from '../../src/server/compute'
+import { publishVersion } from '../../src/server/registry/publish'
+import { decode, decodeLstmWeights, encode, f32ToBf16 } from '../../src/weights'
+import { randomGradients } from '../support/random'
+import { paperArchitecture, testServer, weightFile } from '../support/server'
+
+type Server = Awaited<ReturnType<typeof testServer>>
+let s: Server
+let url: string
+let close: () => void
+const weights = weightFile(5, paperArchitecture)
+let digest: string
+
+beforeAll(async () => {
+  s = await testServer()
+  await initTf('wasm')
+  digest = (await publishVersion(s.deps.db, { name: 'paper', version: '1.0.0', weights }, new Date())).digest
+  const server = serve({ fetch: createNodeApp(s.deps).fetch, port: 0, hostname: '127.0.0.1' })
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()))
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  close = () => server.close()
+})
+afterAll(() => {
+  close()
+  s.close()
+})
+
+const bytesOf = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
+const post = (path: string, body: BodyInit, headers: Record<string, string> = {}) =>
+  fetch(`${url}${path}`, {
+    method: 'POST',
+    body,
+    headers: { ...s.clientAuth, 'content-type': 'application/vnd.l2o.safetensors', ...headers },
+    duplex: 'half',
+  } as RequestInit)
+
+describe('binary steps over HTTP (Node runtime)', () => {
+  const n = 3 * chunkCoordinates(80) + 17
+  const grads = randomGradients(n, 21)
+  let opt: ReturnType<typeof lstmOptimizer>
+  let first: { updates: Float32Array; state: Float32Array }
+  let second: { updates: Float32Array; state: Float32Array }
+  beforeAll(() => {
+    opt = lstmOptimizer(decodeLstmWeights(weights))
+    first = opt.update(grads, opt.init(n))
+    second = opt.update(grads, first.state)
+  })
+
+  it('answers a multi-chunk step with exactly the in-process numbers', async () => {
+    const res = await post(
+      '/v1/step',
+      encode(
+        {
+          grads: { dtype: 'F32', shape: [n], data: grads },
+          state: { dtype: 'F32', shape: [n, 80], data: first.state },
+        },
+        {
+          optimizer: 'paper',
+          digest,
+        },
+      ),
+    )
+    expect(res.status).toBe(200)
+    const body = new Uint8Array(await res.arrayBuffer())
+    expect(Number(res.headers.get('content-length'))).toBe(body.length)
+    const file = decode(body)
+    expect(bytesOf(file.tensors.get('updates')!.data).equals(bytesOf(second.updates))).toBe(true)
+    expect(bytesOf(file.tensors.get('state')!.data).equals(bytesOf(second.state))).toBe(true)
+    expect(file.metadata).toEqual({ optimizer: 'paper@1.0.0', digest })
+  })
+
+  it('keeps a BF16 state in BF16', async () => {
+    const state = f32ToBf16(first.state)
+    const res = await post(
+      '/v1/step',
+      encode(
+        {
+          grads: { dtype: 'F32', shape: [n], data: grads },
+          state: { dtype: 'BF16', shape: [n, 80], data: state },
+        },
+        {
+          optimizer: 'paper',
+          digest,
+        },
+      ),
+    )
+    const file = decode(new Uint8Array(await res.arrayBuffer()))
+    expect(file.tensors.get('state')!.dtype).toBe('BF16')
+    expect(file.tensors.get('state')!.shape).toEqual([n, 80])
+  })
+
+  it('reads a body sent without Content-Length (chunked)', async () => {
+    const bytes = encode({ grads: { dtype: 'F32', shape: [n], data: grads } }, { optimizer: 'paper' })
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let at = 0; at < bytes.length; at += 100_000) controller.enqueue(bytes.slice(at, at + 100_000))
+        controller.close()
+      },
+    })
+    const res = await post('/v1/step', stream)
+    expect(res.status).toBe(200)
+    const file = decode(new Uint8Array(await res.arrayBuffer()))
+    expect(bytesOf(file.tensors.get('updates')!.data).equals(bytesOf(first.updates))).toBe(true)
+  })
+
+  it('refuses a state that turns non-finite near its end with a clean problem, before answering', async () => {
+    const state = first.state.slice()
+    state[state.length - 3] = Number.NaN
+    const before = s.snapshot()
+    const res = await post(
+      '/v1/step',
+      encode(
+        {
+          grads: { dtype: 'F32', shape: [n], data: grads },
+          state: { dtype: 'F32', shape: [n, 80], data: state },
+        },
+        {
+          optimizer: 'paper',
+          digest,
+        },
+      ),
+    )
+    expect(res.status).toBe(400)
+    expect(res.headers.get('content-type')).toBe('application/problem+json')
+    expect(await res.json()).toMatchObject({ code: 'invalid_request', index: state.length - 3 })
+    expect(s.snapshot()).toBe(before)
+  })
+
+  it('refuses a declared body over the limit without reading it', async () => {
+    const status = await new Promise<string>((resolve, reject) => {
+      const port = Number(new URL(url).port)
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.write(
+          `POST /v1/step HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.clientKey}\r\nContent-Type: application/vnd.l2o.safetensors\r\nContent-Length: 999999999\r\n\r\n`,
+        )
+      })
+      let answer = ''
+      socket.on('data', (d) => {
+        answer += d.toString()
+        if (answer.includes('\r\n\r\n')) {
+          socket.destroy()
+          resolve(answer.split('\r\n')[0])
+        }
+      })
+      socket.on('error', reject)
+    })
+    expect(status).toBe('HTTP/1.1 413 Payload Too Large')
+  })
+
+  it('survives a client that hangs up mid-body, and keeps serving', async () => {
+    const bytes = encode({ grads: { dtype: 'F32', shape: [n], data: grads } }, { optimizer: 'paper' })
+    await new Promise<void>((resolve) => {
+      const port = Number(new URL(url).port)
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.write(
+          `POST /v1/step HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.clientKey}\r\nContent-Type: application/vnd.l2o.safetensors\r\nContent-Length: ${bytes.length}\r\n\r\n`,
+        )
+        socket.write(bytes.subarray(0, 5000))
+        setTimeout(() => {
+          socket.destroy()
+          resolve()
+        }, 50)
+      })
+    })
+    const res = await fetch(`${url}/healthz`)
+    expect(res.status).toBe(200)
+  })
+
+  it('replays a session step byte for byte over HTTP', async () => {
+    const created = await fetch(`${url}/v1/sessions`, {
+      method: 'POST',
+      body: JSON.stringify({ optimizer: 'paper', numParams: 100 }),
+      headers: { ...s.clientAuth, 'content-type': 'application/json' },
+    })
+    const { id } = (await created.json()) as { id: string }
+    const body = encode({ grads: { dtype: 'F32', shape: [100], data: grads.subarray(0, 100) } })
+    const a = new Uint8Array(await (await post(`/v1/sessions/${id}/shards/0/steps/1`, body)).arrayBuffer())
+    const b = new Uint8Array(await (await post(`/v1/sessions/${id}/shards/0/steps/1`, body)).arrayBuffer())
+    expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true)
+    expect(
+      bytesOf(decode(a).tensors.get('updates')!.data).equals(
+        bytesOf(opt.update(grads.subarray(0, 100), opt.init(100)).updates),
+      ),
+    ).toBe(true)
+  })
+})
