@@ -10,18 +10,24 @@ import type { AppEnv } from './env'
 import { ApiError } from './errors'
 import type { Target } from './registry/resolve'
 
+/** Index of the first NaN or ±Infinity, or -1: an all-ones exponent, tested on the bits (fast). */
+export function firstNonFinite(values: Float32Array): number {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length)
+  for (let i = 0; i < bits.length; i++) {
+    if ((bits[i] & 0x7f800000) === 0x7f800000) return i
+  }
+  return -1
+}
+
 /** Refuses (422) the first NaN or ±Infinity gradient, naming its index. */
 export function assertFinite(grads: Float32Array, what = 'gradient'): void {
-  for (let i = 0; i < grads.length; i++) {
-    const g = grads[i]
-    // g - g is 0 for finite g and NaN for NaN and ±Infinity.
-    if (g - g !== 0) {
-      throw new ApiError(
-        'non_finite_gradient',
-        `${what} at coordinate ${i} is ${g}; every gradient must be a finite float32 (clip or skip this step)`,
-        { index: i },
-      )
-    }
+  const i = firstNonFinite(grads)
+  if (i >= 0) {
+    throw new ApiError(
+      'non_finite_gradient',
+      `${what} at coordinate ${i} is ${grads[i]}; every gradient must be a finite float32 (clip or skip this step)`,
+      { index: i },
+    )
   }
 }
 
@@ -88,13 +94,7 @@ export function stateSlice(state: StateData, stateSize: number, begin: number, e
 export function assertFiniteState(state: StateData, stateSize: number): void {
   let bad = -1
   if (state.dtype === 'F32') {
-    const f = state.data
-    for (let i = 0; i < f.length; i++) {
-      if (f[i] - f[i] !== 0) {
-        bad = i
-        break
-      }
-    }
+    bad = firstNonFinite(state.data)
   } else {
     const mask = state.dtype === 'F16' ? 0x7c00 : 0x7f80
     const u = state.data
