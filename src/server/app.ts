@@ -12,6 +12,7 @@ import { defaultMaxCoordinatesPerRequest, headerNames } from '../contract'
 import { type MakeDeps, resolveDeps } from './deps'
 import type { AppEnv } from './env'
 import { ApiError, describeError, problemResponse } from './errors'
+import { Lane } from './lane'
 import { OptimizerCache } from './optimizer-cache'
 import { registerRoutes } from './routes'
 
@@ -23,11 +24,13 @@ export function createApp<E extends object = object>(makeDeps: MakeDeps<E>): App
   const app = new OpenAPIHono<AppEnv<E>>()
   let fallbackCounter = 0
   const optimizers = new OptimizerCache()
+  const lane = new Lane()
 
   app.use('*', async (c, next) => {
     const deps = resolveDeps(await makeDeps(c.env), defaultMaxCoordinatesPerRequest)
     c.set('deps', deps)
     c.set('optimizers', optimizers)
+    c.set('lane', lane)
     const given = c.req.header(headerNames.requestId)
     const requestId =
       given !== undefined && /^[\w.:-]{1,128}$/.test(given)

@@ -1,5 +1,6 @@
 /** The Hono environment every route and middleware of the app sees. */
 import type { ResolvedDeps } from './deps'
+import type { Lane } from './lane'
 import type { OptimizerCache } from './optimizer-cache'
 
 /** Who is calling, once a key has been checked. */
@@ -12,5 +13,5 @@ export interface Caller {
 /** Hono Env: `E` is the runtime's bindings (Workers `env`; Node's incoming/outgoing). */
 export interface AppEnv<E extends object = object> {
   Bindings: E
-  Variables: { deps: ResolvedDeps; requestId: string; caller: Caller; optimizers: OptimizerCache }
+  Variables: { deps: ResolvedDeps; requestId: string; caller: Caller; optimizers: OptimizerCache; lane: Lane }
 }

@@ -13,6 +13,7 @@ import { maxRowBytes, problemMediaType, type Session } from '../../contract'
 import { lstmOptimizer } from '../../core'
 import { initTf } from '../../runtime/tf-node'
 import { decode, decodeLstmWeights } from '../../weights'
+import { createApp } from '../app'
 import { publishVersion } from '../registry/publish'
 import { shardSizeFor } from './sessions'
 
@@ -125,10 +126,16 @@ describe('sessions', () => {
     expect(await res.json()).toEqual({ step: 1, digest: session.digest, updates: [-0.5, -1, 2] })
   })
 
-  it('applies one of two concurrent requests for the same step', async () => {
+  it('applies one of concurrent requests for the same step, also across app instances', async () => {
+    // Two apps on one database stand for two Workers isolates: only the conditional write separates them.
+    const other = createApp(() => s.deps)
     const session = await create({ optimizer: 'tiny', numParams: 10 })
     const grads = randomGradients(10, 5)
-    const answers = await Promise.all([1, 2, 3, 4].map(() => step(session.id, 0, 1, grads)))
+    const body = binaryBody({ grads: f32([10], grads) })
+    const init = { method: 'POST', body, headers: { ...s.clientAuth, ...binaryType } }
+    const answers = await Promise.all(
+      [s.app, other, s.app, other].map((app) => app.request(stepUrl(session.id, 0, 1), init)),
+    )
     const bodies = await Promise.all(
       answers.map(async (r) => [r.status, Buffer.from(await r.arrayBuffer()).toString('hex')]),
     )

@@ -129,51 +129,57 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
   assertFinite(grads)
   const target = await sessionTarget(c, session)
 
-  const { db } = deps
-  const where = and(eq(sessionShards.sessionId, session.id), eq(sessionShards.shard, shard))
-  const row = await db
-    .select({ step: sessionShards.step, state: sessionShards.state, updates: sessionShards.updates })
-    .from(sessionShards)
-    .where(where)
-    .get()
-  const current = row?.step ?? 0
-  const reply = (updates: Float32Array) => stepReply(c, kind, target, t, updates)
-  if (t === current && row !== undefined) return reply(f32View(row.updates))
-  if (t !== current + 1) throw stepConflict(shard, current, t)
+  return c.get('lane').run(async () => {
+    const { db } = deps
+    const where = and(eq(sessionShards.sessionId, session.id), eq(sessionShards.shard, shard))
+    const row = await db
+      .select({ step: sessionShards.step, state: sessionShards.state, updates: sessionShards.updates })
+      .from(sessionShards)
+      .where(where)
+      .get()
+    const current = row?.step ?? 0
+    const reply = (updates: Float32Array) => stepReply(c, kind, target, t, updates)
+    if (t === current && row !== undefined) return reply(f32View(row.updates))
+    if (t !== current + 1) throw stepConflict(shard, current, t)
 
-  const state =
-    row === undefined ? undefined : stateFrom(row.state, session.stateDtype, length * session.stateSize)
-  const out = newStepOutput(length, session.stateSize, session.stateDtype)
-  await runStep(c, target, grads, state, out)
-  const values = {
-    step: t,
-    state: bytesOf(out.state.data),
-    updates: bytesOf(out.updates),
-    updatedAt: deps.now().toISOString(),
-  }
-  // Conditional on the old step, so two concurrent requests for t cannot both apply it.
-  const written =
-    row === undefined
-      ? await db
-          .insert(sessionShards)
-          .values({ sessionId: session.id, shard, ...values })
-          .onConflictDoNothing()
-          .returning({ step: sessionShards.step })
-      : await db
-          .update(sessionShards)
-          .set(values)
-          .where(and(where, eq(sessionShards.step, current)))
-          .returning({ step: sessionShards.step })
-  if (written.length === 1) return reply(out.updates)
+    const state =
+      row === undefined ? undefined : stateFrom(row.state, session.stateDtype, length * session.stateSize)
+    const out = newStepOutput(length, session.stateSize, session.stateDtype)
+    await runStep(c, target, grads, state, out)
+    const values = {
+      step: t,
+      state: bytesOf(out.state.data),
+      updates: bytesOf(out.updates),
+      updatedAt: deps.now().toISOString(),
+    }
+    // Conditional on the old step, so two concurrent requests for t cannot both apply it.
+    const written =
+      row === undefined
+        ? await db
+            .insert(sessionShards)
+            .values({ sessionId: session.id, shard, ...values })
+            .onConflictDoNothing()
+            .returning({ step: sessionShards.step })
+        : await db
+            .update(sessionShards)
+            .set(values)
+            .where(and(where, eq(sessionShards.step, current)))
+            .returning({ step: sessionShards.step })
+    if (written.length === 1) {
+      // A shard step leaves several times its ~2 MB state in garbage: collect it before the next.
+      await deps.reclaimMemory?.()
+      return reply(out.updates)
+    }
 
-  // Another request applied a step in between: answer as a retry would be answered now.
-  const now = await db
-    .select({ step: sessionShards.step, updates: sessionShards.updates })
-    .from(sessionShards)
-    .where(where)
-    .get()
-  if (now !== undefined && now.step === t) return reply(f32View(now.updates))
-  throw stepConflict(shard, now?.step ?? 0, t)
+    // Another request applied a step in between: answer as a retry would be answered now.
+    const now = await db
+      .select({ step: sessionShards.step, updates: sessionShards.updates })
+      .from(sessionShards)
+      .where(where)
+      .get()
+    if (now !== undefined && now.step === t) return reply(f32View(now.updates))
+    throw stepConflict(shard, now?.step ?? 0, t)
+  })
 }
 
 function stepReply(
