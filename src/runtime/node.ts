@@ -99,18 +99,28 @@ export function createNodeApp(deps: AppDeps): App<HttpBindings> {
           // Freed typed arrays are released by a background sweeper: give it a turn.
           return new Promise<void>((resolve) => setImmediate(resolve))
         }
-  return createApp((env: HttpBindings) => ({
-    ...deps,
-    openBody: (limit: number) =>
-      openIncoming(env.incoming, limit, (length) => {
-        const lease = buffers.acquire(length)
-        // The body is used until the answer is done; then its pages serve the next request.
-        env.outgoing.once('close', lease.release)
-        return lease.bytes
-      }),
-    reclaimMemory,
-  }))
+  return createApp((env: HttpBindings) => {
+    const { headers } = env.incoming
+    const json = headers['content-type']?.startsWith('application/json') === true
+    if (gc !== undefined && json && Number(headers['content-length']) > largeJsonBytes) {
+      // Large JSON bodies become many JS numbers that grow V8's heap: compact it once answered.
+      env.outgoing.once('finish', () => gc({ type: 'major', execution: 'sync' }))
+    }
+    return {
+      ...deps,
+      openBody: (limit: number) =>
+        openIncoming(env.incoming, limit, (length) => {
+          const lease = buffers.acquire(length)
+          // The body is used until the answer is done; then its pages serve the next request.
+          env.outgoing.once('close', lease.release)
+          return lease.bytes
+        }),
+      reclaimMemory,
+    }
+  })
 }
+
+const largeJsonBytes = 256 * 1024
 
 /**
  * Buffers for large request bodies, reused from one request to the next: one WebAssembly.Memory
