@@ -134,10 +134,11 @@ export function newStepOutput(n: number, stateSize: number, dtype: StateDtype): 
 
 /**
  * Coordinates per optimizer call. The update is coordinatewise, so any split gives the same
- * numbers; calls of about half a million state floats keep the tfjs heap and temporaries small.
+ * numbers; calls of about 2^18 state floats (1 MB) keep the tfjs heap and the garbage of each call small
+ * (bench: 20-40 MB less resident memory than 2 MB calls, for ~10% more time at N = 65,536).
  */
 export function chunkCoordinates(stateSize: number): number {
-  return Math.max(256, Math.floor(524288 / (stateSize + 1)))
+  return Math.max(256, Math.floor(262_144 / (stateSize + 1)))
 }
 
 /** Hooks of stepChunks: `before` may wait for input (return false to stop), `after` takes the results. */
