@@ -18,9 +18,9 @@ import { type App, createApp } from '../server/app'
 import { bodyTooLarge } from '../server/body'
 import type { AppDeps, BodyReader } from '../server/deps'
 import { ApiError } from '../server/errors'
-import { allocateBytes } from '../server/large-buffer'
 import type { PublishInput } from '../server/registry/publish'
 import { compareSemver } from '../server/registry/semver'
+import { allocateBytes } from './large-buffer'
 import { initPreferredTf } from './tf-node'
 
 const root = path.resolve(import.meta.dirname, '../..')

@@ -1,5 +1,5 @@
 /**
- * Byte arrays for step bodies (up to ~21 MB each at the per-request limit). Large ones come from
+ * Byte arrays for request bodies on Node (up to ~21 MB each at the per-request limit). Large ones come from
  * a WebAssembly.Memory, i.e. their own mmap'd pages, returned to the OS as soon as they are
  * collected. From malloc instead, glibc raises its mmap threshold after the first such free and
  * serves the next ones from its heap, which fragments and keeps ~100 MB resident that nothing uses.
