@@ -42,14 +42,14 @@ def cmd_meta_train(args) -> int:
 
 def _load_optimizer(path):
     from .export import load_model
-    from .metatrain import MetaTrainConfig
+    from .metatrain import MetaTrainConfig, load_checkpoint
 
     path = Path(path)
     if path.suffix == ".safetensors":
         return load_model(path)
-    ck = torch.load(path, map_location="cpu")  # a run's best.pt or checkpoint.pt
+    ck = load_checkpoint(path)  # a run's best.pt or checkpoint.pt
     run_dir = path.parent
-    cfg = MetaTrainConfig(**torch.load(run_dir / "checkpoint.pt", map_location="cpu")["config"])
+    cfg = MetaTrainConfig(**load_checkpoint(run_dir / "checkpoint.pt")["config"])
     opt = cfg.make_optimizer()
     opt.load_state_dict(ck["model"])
     return opt

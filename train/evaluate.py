@@ -95,7 +95,7 @@ def mean_se(x: torch.Tensor) -> dict:
     x = x.double()
     n = x.numel()
     m = x.mean().item()
-    se = (x.std(unbiased=True).item() / math.sqrt(n)) if n > 1 else float("nan")
+    se = (x.std().item() / math.sqrt(n)) if n > 1 else float("nan")
     return {"mean": m, "se": se, "n": n}
 
 

@@ -26,6 +26,12 @@ from .runner import run
 from .tasks import instance_seeds, make_family
 
 
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Our own checkpoints (trusted, plain types): torch >= 2.6 defaults to weights_only=True,
+    whose unpickler rejects them on some versions, so ask for the full unpickler explicitly."""
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
 @dataclass
 class MetaTrainConfig:
     family: str = "mnist-mlp"
@@ -103,7 +109,7 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
     family = cfg.make_family()
     opt = cfg.make_optimizer().to(device)
     if cfg.init_from:
-        opt.load_state_dict(torch.load(cfg.init_from, map_location=device)["model"])
+        opt.load_state_dict(load_checkpoint(cfg.init_from, device)["model"])
     meta_opt = torch.optim.Adam(opt.parameters(), lr=cfg.meta_lr)
     if cfg.meta_loss not in ("mean", "relative"):
         raise ValueError(f"meta_loss must be 'mean' or 'relative', got {cfg.meta_loss!r}")
@@ -114,7 +120,7 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
     ckpt_path, best_path, log_path = out / "checkpoint.pt", out / "best.pt", out / "log.csv"
     it0, best_val, bad_rounds, skipped, elapsed0 = 0, float("inf"), 0, 0, 0.0
     if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device)
+        ck = load_checkpoint(ckpt_path, device)
         # Stopping rules may change on resume (e.g. a longer time limit); what is trained may not.
         stopping = {"iterations", "max_minutes", "patience", "device"}
         defaults = asdict(MetaTrainConfig())
@@ -204,7 +210,7 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
             stopped = "time-limit"
             break
     bar.close()
-    best = torch.load(best_path, map_location=device)
+    best = load_checkpoint(best_path, device)
     summary = {
         "iterations": it + 1 if cfg.iterations > it0 else it0,
         "bestIteration": best["iteration"],
@@ -221,7 +227,7 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
 
 def load_best(cfg: MetaTrainConfig, out_dir) -> LSTMOptimizer:
     opt = cfg.make_optimizer()
-    opt.load_state_dict(torch.load(Path(out_dir) / "best.pt", map_location="cpu")["model"])
+    opt.load_state_dict(load_checkpoint(Path(out_dir) / "best.pt")["model"])
     return opt
 
 

@@ -16,12 +16,23 @@ import torch
 from . import safetensors_io as st
 from .evaluate import evaluate_suite, markdown_table
 from .export import export_model, load_model, make_golden
-from .metatrain import MetaTrainConfig, load_best, meta_train
+from .metatrain import MetaTrainConfig, load_best, load_checkpoint, meta_train
 from .plots import plot_results, plot_training_log
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-STAGE2_ITERATIONS = 0  # set from the shipped run once it finished
-NOTES_MNIST = ""
+STAGE2_ITERATIONS = 90
+NOTES_MNIST = (
+    "Trained on CPU (2 cores shared with other work, 1 torch thread), about 40 minutes of "
+    "meta-training in all. Stage 1 is the paper's setup (meta-loss = mean f(theta_t), Adam 2e-3, "
+    "2 instances per meta-step) for 100 meta-iterations. Stage 2 starts from stage 1's best "
+    "weights with the 'relative' meta-loss (each instance's f(theta_t) divided by its loss at the "
+    "truncation's start, so late truncations weigh as much as early ones), Adam 3e-3, and keeps "
+    "the weights with the lowest validation loss over steps 81-100 (iteration 70 of 90). "
+    "Also tried, and not shipped: the same stage 2 with meta-lr 1e-3 (worse on validation), and "
+    "rescaling outputScale to 0.07 or 0.14 at inference (no better on the tuning instances). "
+    "Generalisation tests (40 units, 2 layers, ReLU, Fashion-MNIST) use 32 held-out and 8 "
+    "tuning instances instead of 256 and 16, because of the CPU budget."
+)
 
 # The exact configurations of the shipped versions. Iteration counts are fixed (no wall-clock
 # limit) so that a rerun repeats the same meta-training.
@@ -82,7 +93,7 @@ def ship(name: str, version: str = "1.0.0", run_dir=None, suite=None, device="cp
                 cfg = replace(cfg, init_from=str(dirs[i - 1] / "best.pt"))
             meta_train(cfg, d)
     summaries = [json.loads((d / "summary.json").read_text()) for d in dirs]
-    saved = [torch.load(d / "checkpoint.pt", map_location="cpu")["config"] for d in dirs]
+    saved = [load_checkpoint(d / "checkpoint.pt")["config"] for d in dirs]
 
     final = dirs[-1]
     digest = export_model(load_best(MetaTrainConfig(**saved[-1]), final), out / "model.safetensors")

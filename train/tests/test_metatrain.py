@@ -5,7 +5,7 @@ import warnings
 
 import torch
 
-from train.metatrain import MetaTrainConfig, load_best, meta_train, truncation, validate
+from train.metatrain import MetaTrainConfig, load_best, load_checkpoint, meta_train, truncation, validate
 from train.tasks import instance_seeds
 
 
@@ -36,7 +36,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
     meta_train(_tiny(iterations=10), tmp_path, progress=False)
     summary = meta_train(_tiny(iterations=10), tmp_path, progress=False)
     assert summary["iterations"] == 10  # nothing left to do
-    ck = torch.load(tmp_path / "checkpoint.pt")
+    ck = load_checkpoint(tmp_path / "checkpoint.pt")
     assert ck["iteration"] == 10
 
 
