@@ -44,12 +44,23 @@ export function createApp<E extends object = object>(makeDeps: MakeDeps<E>): App
 
   registerRoutes(app)
 
-  app.notFound((c) =>
-    problemResponse(
-      new ApiError('not_found', `no route ${c.req.method} ${c.req.path}; GET /docs lists every route`),
-      c.get('requestId'),
-    ),
-  )
+  let patterns: { method: string; pattern: RegExp }[] | undefined
+  app.notFound((c) => {
+    patterns ??= app.routes
+      .filter((r) => r.method !== 'ALL')
+      .map((r) => ({ method: r.method, pattern: new RegExp(`^${r.path.replace(/:\w+/g, '[^/]+')}$`) }))
+    const allowed = [...new Set(patterns.filter((r) => r.pattern.test(c.req.path)).map((r) => r.method))]
+    const error =
+      allowed.length > 0
+        ? new ApiError(
+            'method_not_allowed',
+            `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(' or ')} (GET /docs lists every route)`,
+            { allowed },
+            { Allow: allowed.join(', ') },
+          )
+        : new ApiError('not_found', `no route ${c.req.method} ${c.req.path}; GET /docs lists every route`)
+    return problemResponse(error, c.get('requestId'))
+  })
 
   app.onError((error, c) => {
     const requestId = c.get('requestId')

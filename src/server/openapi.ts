@@ -57,7 +57,8 @@ const binaryStepResponse = {
   format: 'binary',
   description:
     'safetensors: `updates` F32 [N] (add to the parameters), `state` [N, S] in the requested dtype; `__metadata__`: ' +
-    '`optimizer` (name@version), `digest`.',
+    "`optimizer` (name@version), `digest`. Streamed with Content-Length: the state's rows come first as they are " +
+    'computed, then the updates (read tensors by their data_offsets, as any safetensors reader does).',
 } as const
 const binarySessionRequest = {
   type: 'string',

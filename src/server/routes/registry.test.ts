@@ -113,6 +113,19 @@ describe('registry reads (public)', () => {
     ['an unknown optimizer detail', '/v1/optimizers/nope', 404, 'optimizer_not_found'],
     ['an unknown route', '/v2/nothing', 404, 'not_found'],
   ]
+  it('answers a known path with another method with 405 and Allow', async () => {
+    const res = await s.app.request('/v1/step')
+    expect(res.status).toBe(405)
+    expect(res.headers.get('allow')).toBe('POST')
+    expect(await res.json()).toMatchObject({
+      code: 'method_not_allowed',
+      type: '/problems/method_not_allowed',
+    })
+    const put = await s.app.request('/v1/sessions/abc', { method: 'PUT' })
+    expect(put.status).toBe(405)
+    expect(put.headers.get('allow')).toBe('GET, DELETE')
+  })
+
   for (const [what, url, status, code] of bad) {
     it(`refuses ${what}: ${status} ${code}`, async () => {
       const before = s.snapshot()
