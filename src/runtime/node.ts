@@ -42,6 +42,9 @@ export function createNodeDeps(
     file = path.join(options.dataDir, 'l2o.sqlite')
   }
   const sqlite = new Database(file)
+  // Session shards are ~2 MB BLOBs: 32 KiB pages hold one in ~60 overflow pages instead of ~500
+  // (bench: a 65,536-coordinate session step ~25% faster). Takes effect when the file is created.
+  sqlite.pragma('page_size = 32768')
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('foreign_keys = ON')
   // WAL + NORMAL: a commit survives a crash of the process; only a power loss may drop the last steps.
