@@ -165,11 +165,7 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
             .set(values)
             .where(and(where, eq(sessionShards.step, current)))
             .returning({ step: sessionShards.step })
-    if (written.length === 1) {
-      // A shard step leaves several times its ~2 MB state in garbage: collect it before the next.
-      await deps.reclaimMemory?.()
-      return reply(out.updates)
-    }
+    if (written.length === 1) return reply(out.updates)
 
     // Another request applied a step in between: answer as a retry would be answered now.
     const now = await db
