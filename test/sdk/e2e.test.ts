@@ -171,7 +171,9 @@ async function runRemote(
   })
   expect(opt.stepCount).toBe(steps)
   expect(lost.count).toBeGreaterThanOrEqual(2)
-  expect(opt.remote.pinned).toMatch(/@sha256:[0-9a-f]{64}$/)
+  // The run was pinned to exactly the weight file the in-process loop reads.
+  expect(opt.remote.digest).toBe((await readWeightFile(weightBytes)).digest)
+  expect(opt.remote.pinned).toBe(`${reference.split('@')[0]}@${opt.remote.digest}`)
   await opt.close()
   const params = await flatValues(p)
   tf.dispose(paramList(p))
