@@ -107,7 +107,8 @@ export function createNodeApp(deps: AppDeps): App<HttpBindings> {
     const json = headers['content-type']?.startsWith('application/json') === true
     if (gc !== undefined && json && Number(headers['content-length']) > largeJsonBytes) {
       // Large JSON bodies become many JS numbers that grow V8's heap: compact it once answered.
-      env.outgoing.once('finish', () => gc({ type: 'major', execution: 'sync' }))
+      // gc() with no options is V8's full collection; { type: 'major' } here leaves garbage behind.
+      env.outgoing.once('finish', () => gc())
     }
     return {
       ...deps,
@@ -154,7 +155,7 @@ export class BodyBuffers {
   }
 }
 
-type Gc = (options: { type: 'minor' | 'major'; execution: 'sync' }) => void
+type Gc = (options?: { type: 'minor' | 'major'; execution: 'sync' }) => void
 
 // global.gc without restarting node with --expose-gc (npm start runs plain tsx).
 function exposeGc(): Gc | undefined {

@@ -98,12 +98,20 @@ export async function readRequestBody(request: Request, limit: number): Promise<
 
 /** Parses a JSON body against a schema; a 400 invalid_request names the first problems. */
 export function parseJson<T extends z.ZodType>(bytes: Uint8Array, schema: T): z.infer<T> {
-  let value: unknown
+  return validate(parseJsonValue(bytes), schema)
+}
+
+/** The JSON value of a body, or a 400. */
+export function parseJsonValue(bytes: Uint8Array): unknown {
   try {
-    value = JSON.parse(new TextDecoder().decode(bytes))
+    return JSON.parse(new TextDecoder().decode(bytes))
   } catch {
     throw new ApiError('invalid_request', 'the body is not valid JSON')
   }
+}
+
+/** A value checked against a schema; a 400 invalid_request names the first problems. */
+export function validate<T extends z.ZodType>(value: unknown, schema: T): z.infer<T> {
   const parsed = schema.safeParse(value)
   if (!parsed.success) {
     const issues = parsed.error.issues
@@ -115,6 +123,57 @@ export function parseJson<T extends z.ZodType>(bytes: Uint8Array, schema: T): z.
     })
   }
   return parsed.data
+}
+
+/**
+ * A JSON body whose large number arrays (`arrayFields`) are checked in one pass straight into
+ * Float32Arrays, and whose other fields are checked by `schema` (the contract's schema with those
+ * fields omitted): zod would copy an 80,000-number state element by element.
+ */
+export function parseJsonWithArrays<T extends z.ZodType, K extends string>(
+  bytes: Uint8Array,
+  schema: T,
+  arrayFields: { name: K; required: boolean }[],
+): { fields: z.infer<T>; arrays: Record<K, Float32Array | undefined> } {
+  const value = parseJsonValue(bytes)
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ApiError('invalid_request', 'the body must be a JSON object; GET /docs shows it')
+  }
+  const rest: Record<string, unknown> = { ...(value as Record<string, unknown>) }
+  const arrays = {} as Record<K, Float32Array | undefined>
+  for (const { name, required } of arrayFields) {
+    const raw = rest[name]
+    delete rest[name]
+    arrays[name] = numberArray(raw, name, required)
+  }
+  return { fields: validate(rest, schema), arrays }
+}
+
+function numberArray(raw: unknown, name: string, required: boolean): Float32Array | undefined {
+  if (raw === undefined && !required) return undefined
+  if (!Array.isArray(raw) || (required && raw.length === 0)) {
+    throw new ApiError(
+      'invalid_request',
+      `${name} must be ${required ? 'a non-empty' : 'an'} array of numbers; GET /docs shows the body`,
+      { issues: [{ path: name, message: 'expected an array of numbers' }] },
+    )
+  }
+  const out = new Float32Array(raw.length)
+  for (let i = 0; i < raw.length; i++) {
+    const v = raw[i]
+    if (typeof v !== 'number') {
+      throw new ApiError('invalid_request', `${name}[${i}] is not a number; send plain JSON numbers`, {
+        issues: [{ path: `${name}.${i}`, message: 'expected number' }],
+      })
+    }
+    out[i] = v
+  }
+  return out
+}
+
+/** Float32 values as a JSON array (each as the exact double), without an intermediate array. */
+export function jsonNumbers(values: Float32Array): string {
+  return `[${values.join(',')}]`
 }
 
 const maxHeaderBytes = 64 * 1024

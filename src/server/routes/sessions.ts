@@ -23,7 +23,7 @@ import {
 import { sessionShards, sessions } from '../../db/schema'
 import { encode, type Tensor } from '../../weights'
 import { requireKey } from '../auth'
-import { bodyKindOf, decodeSafetensors, parseJson, readBody } from '../body'
+import { bodyKindOf, decodeSafetensors, jsonNumbers, parseJson, parseJsonWithArrays, readBody } from '../body'
 import {
   assertFinite,
   maxJsonBodyBytes,
@@ -187,8 +187,10 @@ function stepReply(
 ): Response {
   const headers = stepHeaders(target, target.kind === 'learned' ? target.deprecatedAt : null)
   if (kind === 'json') {
-    const body: JsonSessionStepResponse = { step: t, digest: target.digest, updates: Array.from(updates) }
-    return c.json(body, 200, headers)
+    // JsonSessionStepResponse, written without an array of boxed numbers.
+    const head: Omit<JsonSessionStepResponse, 'updates'> = { step: t, digest: target.digest }
+    const json = `${JSON.stringify(head).slice(0, -1)},"updates":${jsonNumbers(updates)}}`
+    return c.body(json, 200, { 'content-type': 'application/json', ...headers })
   }
   const body = encode(
     { [tensorNames.updates]: { dtype: 'F32', shape: [updates.length], data: updates } },
@@ -243,7 +245,8 @@ function binaryGrads(bytes: Uint8Array, session: SessionRow, t: number): Float32
 }
 
 function jsonGrads(bytes: Uint8Array): Float32Array {
-  return Float32Array.from(parseJson(bytes, jsonSessionStepRequestSchema).grads)
+  const schema = jsonSessionStepRequestSchema.omit({ grads: true })
+  return parseJsonWithArrays(bytes, schema, [{ name: 'grads', required: true }]).arrays.grads!
 }
 
 async function sessionTarget(c: Context<AppEnv>, session: SessionRow): Promise<Target> {
