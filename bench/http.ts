@@ -10,6 +10,8 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import { lstmOptimizer } from '../src/core'
 import { readShippedVersions } from '../src/runtime/node'
 import { initTf } from '../src/runtime/tf-node'
@@ -24,6 +26,13 @@ const root = path.resolve(import.meta.dirname, '..')
 const adminKey = 'l2o_bench_admin_key_0123456789'
 const clientKey = 'l2o_bench_client_key_0123456789'
 const binary = 'application/vnd.l2o.safetensors'
+
+// The client's own garbage (the in-process core run, the encoded body) is collected before each
+// timed request, so a client GC pause does not land inside the measured exchange.
+v8.setFlagsFromString('--expose-gc')
+const gc = vm.runInNewContext('gc') as (options: { type: 'minor'; execution: 'sync' }) => void
+// A minor GC: a full one would also flush compiled code and slow the next core run.
+const settle = () => gc({ type: 'minor', execution: 'sync' })
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b)
@@ -208,6 +217,7 @@ async function main() {
           },
           { optimizer: reference, digest: resolved.digest },
         )
+        settle()
         const t = performance.now()
         const res = await api.send('POST', '/v1/step', { ...auth, 'content-type': binary }, body)
         const ms = performance.now() - t
@@ -257,6 +267,7 @@ async function main() {
             grads: Array.from(grads),
             state,
           })
+          settle()
           const t = performance.now()
           const res = await api.send(
             'POST',
@@ -307,6 +318,7 @@ async function main() {
       coreTimes.length = 0
       for (let t = 1; t <= WARMUP + RUNS; t++) {
         timeCore()
+        settle()
         const start = performance.now()
         const answers = await Promise.all(
           session.shards.map((_, k) =>
