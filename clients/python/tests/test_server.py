@@ -8,6 +8,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -42,7 +43,29 @@ def server():
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # Its own process group: npx does not pass signals on to node, so stop the whole group.
+        start_new_session=True,
     )
+
+    def group_alive() -> bool:
+        try:
+            os.killpg(proc.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def stop() -> None:
+        try:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                if group_alive():
+                    os.killpg(proc.pid, sig)
+                deadline = time.time() + 10
+                while group_alive() and time.time() < deadline:
+                    proc.poll()  # reap the leader so the group can empty
+                    time.sleep(0.1)
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
     lines: "queue.Queue[str]" = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     url, log, deadline = None, [], time.time() + 90
@@ -58,18 +81,14 @@ def server():
         if m:
             url = m.group(1)
     if url is None:
-        proc.kill()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        stop()
         pytest.fail("the l2o server did not start:\n" + "".join(log))
     with urllib.request.urlopen(url + "/healthz", timeout=10) as res:
         assert res.status == 200
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    shutil.rmtree(data_dir, ignore_errors=True)
+        yield url
+    finally:
+        stop()
 
 
 def random_lstm_file(seed: int, hidden: int = 4) -> bytes:
