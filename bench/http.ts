@@ -52,7 +52,17 @@ process.on('exit', () => {
 async function startServer(): Promise<{ port: number; pid: number }> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(root, 'src/runtime/node-main.ts'), '--port', '0', '--data-dir', dataDir],
+    // The same flags as `npm start` (package.json).
+    [
+      '--expose-gc',
+      '--import',
+      'tsx',
+      path.join(root, 'src/runtime/node-main.ts'),
+      '--port',
+      '0',
+      '--data-dir',
+      dataDir,
+    ],
     {
       cwd: root,
       env: { ...process.env, L2O_ADMIN_KEY: adminKey, L2O_CLIENT_KEY: clientKey },
