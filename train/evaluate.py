@@ -209,6 +209,7 @@ def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tu
             "steps": steps,
             "tunedLr": base["tunedLr"],
             "tuning": base["tuning"],
+            "learnedWallSeconds": learned.get("wallSeconds"),
             "results": {"learned": learned["results"], **base["results"]},
             "curves": {"learned": learned["curve"], **base["curves"]},
         }
