@@ -17,7 +17,7 @@ import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
 import { moveAlias } from '../registry/aliases'
 import { maxCardBytes, publishVersion } from '../registry/publish'
-import { learnedDetail, versionInfo } from './registry'
+import { learnedDetail, versionColumns, versionInfo } from './registry'
 
 const maxPublishBodyBytes = maxRowBytes + maxCardBytes + 64 * 1024
 
@@ -88,20 +88,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
         .set({ status: 'deprecated', deprecatedAt: deps.now().toISOString() })
         .where(and(where, eq(versions.status, 'active')))
     }
-    const updated = await deps.db
-      .select({
-        name: versions.name,
-        version: versions.version,
-        digest: versions.digest,
-        status: versions.status,
-        createdAt: versions.createdAt,
-        sizeBytes: versions.sizeBytes,
-        architecture: versions.architecture,
-        card: versions.card,
-      })
-      .from(versions)
-      .where(where)
-      .get()
+    const updated = await deps.db.select(versionColumns).from(versions).where(where).get()
     return c.json(versionInfo(updated!))
   })
 

@@ -120,19 +120,7 @@ export async function learnedDetail(db: Db, name: string): Promise<OptimizerDeta
   if (!namePattern.test(name)) return undefined
   const optimizer = await db.select().from(optimizers).where(eq(optimizers.name, name)).get()
   if (optimizer === undefined) return undefined
-  const versionRows = await db
-    .select({
-      name: versions.name,
-      version: versions.version,
-      digest: versions.digest,
-      status: versions.status,
-      createdAt: versions.createdAt,
-      sizeBytes: versions.sizeBytes,
-      architecture: versions.architecture,
-      card: versions.card,
-    })
-    .from(versions)
-    .where(eq(versions.name, name))
+  const versionRows = await db.select(versionColumns).from(versions).where(eq(versions.name, name))
   const aliasRows = await db.select().from(aliases).where(eq(aliases.name, name)).orderBy(asc(aliases.alias))
   const historyRows = await db
     .select()
@@ -156,6 +144,18 @@ export async function learnedDetail(db: Db, name: string): Promise<OptimizerDeta
       }),
     ),
   }
+}
+
+/** The columns of a version that the API shows: everything but the weight file itself. */
+export const versionColumns = {
+  name: versions.name,
+  version: versions.version,
+  digest: versions.digest,
+  status: versions.status,
+  createdAt: versions.createdAt,
+  sizeBytes: versions.sizeBytes,
+  architecture: versions.architecture,
+  card: versions.card,
 }
 
 /** A version row as the API shows it. */
