@@ -138,8 +138,13 @@ export const sessions = sqliteTable(
     stateSize: integer('state_size').notNull(),
     shardSize: integer('shard_size').notNull(),
     createdAt: text('created_at').notNull(),
+    /** The Idempotency-Key of the request that created it, so a retried create finds it again. */
+    idempotencyKey: text('idempotency_key'),
   },
-  (t) => [index('sessions_client').on(t.clientId)],
+  (t) => [
+    index('sessions_client').on(t.clientId),
+    uniqueIndex('sessions_client_idempotency_key').on(t.clientId, t.idempotencyKey),
+  ],
 )
 
 /**

@@ -35,6 +35,7 @@ const expected: Record<ProblemCode, new (...args: never[]) => ApiError> = {
   digest_mismatch: DigestMismatchError,
   step_conflict: StepConflictError,
   version_conflict: ConflictError,
+  idempotency_conflict: ConflictError,
   payload_too_large: ValidationError,
   too_many_coordinates: ValidationError,
   unsupported_media_type: ValidationError,

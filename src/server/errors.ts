@@ -23,6 +23,7 @@ const titles: Record<ProblemCode, string> = {
   digest_mismatch: 'Digest mismatch',
   step_conflict: 'Step conflict',
   version_conflict: 'Version conflict',
+  idempotency_conflict: 'Idempotency-Key reused',
   payload_too_large: 'Payload too large',
   too_many_coordinates: 'Too many coordinates',
   unsupported_media_type: 'Unsupported media type',

@@ -217,11 +217,15 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
     path: '/v1/sessions',
     tags: ['sessions'],
     summary: 'Create a session: the server keeps the state, sharded',
-    description: `Pins the digest, the parameter count and the state dtype. Each shard holds at most shardSize coordinates, so that its state and last updates fit one ${maxRowBytes}-byte row. Creating a session writes no shard: a shard starts at step 0.`,
+    description: `Pins the digest, the parameter count and the state dtype. Each shard holds at most shardSize coordinates, so that its state and last updates fit one ${maxRowBytes}-byte row. Creating a session writes no shard: a shard starts at step 0. Send an Idempotency-Key to make a retry safe: the same key from the same client answers 200 with the session it created (409 idempotency_conflict if the request differs).`,
     security: client,
-    request: { body: { required: true, ...json(createSessionRequestSchema) } },
+    request: {
+      headers: z.object({ 'Idempotency-Key': z.string().max(200).optional() }),
+      body: { required: true, ...json(createSessionRequestSchema) },
+    },
     responses: {
       201: { description: 'The session and its shard layout', ...json(sessionSchema) },
+      200: { description: 'A retry: the session this Idempotency-Key created', ...json(sessionSchema) },
       ...problems(400, 401, 404, 409, 415),
     },
   })

@@ -101,6 +101,7 @@ PROBLEM_STATUS = {
     "digest_mismatch": 409,
     "step_conflict": 409,
     "version_conflict": 409,
+    "idempotency_conflict": 409,
     "payload_too_large": 413,
     "too_many_coordinates": 413,
     "unsupported_media_type": 415,

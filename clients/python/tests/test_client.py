@@ -103,3 +103,15 @@ def test_unknown_codes_fall_back_on_the_status():
     with pytest.raises(l2o.ServerError) as e:
         client.resolve("toy")
     assert e.value.code == "unknown" and "bad gateway" in e.value.detail
+
+
+def test_problem_codes_match_the_typescript_contract():
+    # src/contract/problems.ts is the one source of truth; this table mirrors it for Python.
+    import pathlib
+    import re
+
+    source = pathlib.Path(__file__).resolve().parents[3] / "src" / "contract" / "problems.ts"
+    table = source.read_text().split("export const problemCodes = {", 1)[1].split("}", 1)[0]
+    contract = {code: int(status) for code, status in re.findall(r"^\s*(\w+): (\d+),", table, re.M)}
+    assert len(contract) > 20
+    assert PROBLEM_STATUS == contract

@@ -75,6 +75,46 @@ describe('sessions', () => {
     expect(s.sqlite.prepare('select count(*) as n from session_shards').get()).toEqual({ n: 0 })
   })
 
+  it('answers a retried create (same Idempotency-Key) with the same session, never a second one', async () => {
+    const post = (body: Record<string, unknown>, key: string | undefined, auth = s.clientAuth) =>
+      s.app.request('/v1/sessions', {
+        method: 'POST',
+        body: JSON.stringify(body),
+        headers: { ...auth, ...jsonType, ...(key === undefined ? {} : { 'Idempotency-Key': key }) },
+      })
+    const count = () => (s.sqlite.prepare('select count(*) as n from sessions').get() as { n: number }).n
+    const body = { optimizer: 'paper', numParams: 1500 }
+    const before = count()
+
+    const first = await post(body, 'retry-key-1')
+    expect(first.status).toBe(201)
+    const created = (await first.json()) as Session
+    const again = await post(body, 'retry-key-1')
+    expect(again.status).toBe(200)
+    expect(again.headers.get('location')).toBe(`/v1/sessions/${created.id}`)
+    expect(((await again.json()) as Session).id).toBe(created.id)
+    expect(count()).toBe(before + 1)
+
+    // After a step, the replayed answer shows the session as it is now.
+    expect((await step(created.id, 0, 1, randomGradients(1000, 3))).status).toBe(200)
+    const later = (await (await post(body, 'retry-key-1')).json()) as Session
+    expect(later.shards.map((shard) => shard.step)).toEqual([1, 0])
+
+    // The same key with another request is a conflict and creates nothing.
+    await expectProblem(await post({ ...body, numParams: 1501 }, 'retry-key-1'), 409, 'idempotency_conflict')
+    await expectProblem(
+      await post({ ...body, stateDtype: 'F16' }, 'retry-key-1'),
+      409,
+      'idempotency_conflict',
+    )
+    // Keys belong to a client; no key means a new session every time; a malformed key is refused.
+    expect((await post(body, 'retry-key-1', s.otherAuth)).status).toBe(201)
+    expect((await post(body, undefined)).status).toBe(201)
+    expect((await post(body, undefined)).status).toBe(201)
+    await expectProblem(await post(body, 'has space'), 400, 'invalid_request')
+    expect(count()).toBe(before + 4)
+  })
+
   it('applies each step once, replays a retry byte for byte, and matches the stateless math', async () => {
     const session = await create({ optimizer: 'tiny', numParams: 2500 })
     expect(session).toMatchObject({

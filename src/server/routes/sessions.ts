@@ -10,6 +10,7 @@ import type { Context } from 'hono'
 import {
   bytesPerElement,
   createSessionRequestSchema,
+  headerNames,
   type JsonSessionStepResponse,
   jsonSessionStepRequestSchema,
   maxRowBytes,
@@ -20,6 +21,7 @@ import {
   safetensorsMediaType,
   tensorNames,
 } from '../../contract'
+import type { Db } from '../../db/db'
 import { sessionShards, sessions } from '../../db/schema'
 import { encode, type Tensor } from '../../weights'
 import { requireKey } from '../auth'
@@ -61,6 +63,7 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
   app.post(routes.sessions, requireKey(), async (c) => {
     const deps = c.get('deps')
     bodyKindOf(c.req.raw, ['json'])
+    const idempotencyKey = idempotencyKeyOf(c.req.header(headerNames.idempotencyKey))
     const request = parseJson(await readBody(c, 64 * 1024), createSessionRequestSchema)
     const target = await resolveReference(deps.db, request.optimizer, request.hyperparameters)
     checkDigest(target, request.digest)
@@ -75,19 +78,24 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
       stateSize: target.stateSize,
       shardSize: shardSizeFor(target.stateSize, request.stateDtype, deps.maxCoordinatesPerRequest),
       createdAt: deps.now().toISOString(),
+      idempotencyKey,
     }
-    await deps.db.insert(sessions).values(row)
+    const earlier = await sessionCreatedWith(c, row)
+    if (earlier !== undefined) return earlier
+    try {
+      await deps.db.insert(sessions).values(row)
+    } catch (error) {
+      // A concurrent retry with the same key won the unique index: answer with its session.
+      const raced = await sessionCreatedWith(c, row)
+      if (raced !== undefined) return raced
+      throw error
+    }
     return c.json(describe(row, new Map()), 201, { Location: routes.session(row.id) })
   })
 
   app.get('/v1/sessions/:id', requireKey(), async (c) => {
     const session = await ownSession(c, c.req.param('id') ?? '')
-    const rows = await c
-      .get('deps')
-      .db.select({ shard: sessionShards.shard, step: sessionShards.step })
-      .from(sessionShards)
-      .where(eq(sessionShards.sessionId, session.id))
-    return c.json(describe(session, new Map(rows.map((r) => [r.shard, r.step]))))
+    return c.json(describe(session, await shardSteps(c.get('deps').db, session.id)))
   })
 
   app.delete('/v1/sessions/:id', requireKey(), async (c) => {
@@ -284,6 +292,56 @@ function parseIndex(text: string, what: string): number {
 
 function shardCount(session: SessionRow): number {
   return Math.ceil(session.numParams / session.shardSize)
+}
+
+/** The Idempotency-Key header, if any: 1 to 200 visible ASCII characters. */
+function idempotencyKeyOf(header: string | undefined): string | null {
+  if (header === undefined) return null
+  if (!/^[\x21-\x7e]{1,200}$/.test(header)) {
+    throw new ApiError(
+      'invalid_request',
+      `${headerNames.idempotencyKey} must be 1 to 200 visible ASCII characters, e.g. a UUID`,
+    )
+  }
+  return header
+}
+
+/**
+ * The answer to a create whose Idempotency-Key this client already used: the same session (200),
+ * so a retried create never makes a second one; 409 when the key came with another request.
+ */
+async function sessionCreatedWith(c: Context<AppEnv>, row: SessionRow): Promise<Response | undefined> {
+  if (row.idempotencyKey === null) return undefined
+  const { db } = c.get('deps')
+  const earlier = await db
+    .select()
+    .from(sessions)
+    .where(and(eq(sessions.clientId, row.clientId), eq(sessions.idempotencyKey, row.idempotencyKey)))
+    .get()
+  if (earlier === undefined) return undefined
+  const same =
+    earlier.digest === row.digest &&
+    earlier.numParams === row.numParams &&
+    earlier.stateDtype === row.stateDtype &&
+    earlier.hyperparameters === row.hyperparameters
+  if (!same) {
+    throw new ApiError(
+      'idempotency_conflict',
+      `${headerNames.idempotencyKey} '${row.idempotencyKey}' already created session ${earlier.id} from another request (${earlier.optimizer}, ${earlier.numParams} parameters, ${earlier.stateDtype}); send a new key for a new session`,
+    )
+  }
+  return c.json(describe(earlier, await shardSteps(db, earlier.id)), 200, {
+    Location: routes.session(earlier.id),
+  })
+}
+
+/** Steps applied so far, by shard index (shards with no row are at step 0). */
+async function shardSteps(db: Db, sessionId: string): Promise<Map<number, number>> {
+  const rows = await db
+    .select({ shard: sessionShards.shard, step: sessionShards.step })
+    .from(sessionShards)
+    .where(eq(sessionShards.sessionId, sessionId))
+  return new Map(rows.map((r) => [r.shard, r.step]))
 }
 
 function describe(session: SessionRow, steps: Map<number, number>): Session {
