@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import type { LstmWeights } from '../weights/types'
 import { assertLstmWeights, featureCount, lstmStateSize } from './lstm-architecture'
-import type { Optimizer } from './optimizer'
+import type { Optimizer, StepResult } from './optimizer'
 import { preprocessInto } from './preprocess'
 import { defineOptimizer } from './validate'
 
@@ -24,6 +24,9 @@ interface ModelTensors {
   headWeight: tf.Tensor2D
   headBias: tf.Tensor1D
 }
+
+/** Largest call (coordinates) whose scratch rows are kept for the next: ~0.4 KB each at L=2, H=20. */
+const maxScratchCoordinates = 8192
 
 /** PyTorch's gate order in weight_ih / weight_hh / biases. */
 const GATE_ROW = { inGate: 0, forget: 1, candidate: 2, outGate: 3 } as const
@@ -62,15 +65,37 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
   // Matmul input width per layer: [x_k, h_k] with x_0 the features and x_k = h'_{k-1} above.
   const widths = weights.cells.map((_, k) => (k === 0 ? inputs0 : hidden) + hidden)
 
-  const step = (grads: Float32Array, state: Float32Array) => {
+  // Scratch rows reused from one call to the next while calls are small (a server steps in chunks
+  // of a few thousand coordinates): each call would otherwise make ~0.5 KB of garbage per coordinate.
+  // Their contents never outlive a call; tfjs copies them into its own memory when making tensors.
+  let scratch: { n: number; inputs: Float32Array[]; cOld: Float32Array[] } | undefined
+  const scratchFor = (n: number) => {
+    if (scratch !== undefined && scratch.n >= n) {
+      return {
+        inputs: scratch.inputs.map((a, k) => a.subarray(0, n * widths[k])),
+        cOld: scratch.cOld.map((a) => a.subarray(0, n * hidden)),
+      }
+    }
+    const made = {
+      n,
+      inputs: widths.map((width) => new Float32Array(n * width)),
+      cOld: widths.map(() => new Float32Array(n * hidden)),
+    }
+    if (n <= maxScratchCoordinates) scratch = made
+    return made
+  }
+
+  // Writes updates [N] and the new state [N, S] into `out`; `out.state` may be `state`: the state is
+  // read whole before anything is written.
+  const stepInto = (grads: Float32Array, state: Float32Array, out: StepResult) => {
     const n = grads.length
-    if (n === 0) return { updates: new Float32Array(0), state: new Float32Array(0) }
+    if (n === 0) return
     const model = tensorsFor()
 
     // Each layer's [x_k, h_k] rows and its c_k are assembled here on the JS side: tfjs-wasm slices
     // and concatenates along axis 1 with a JS loop per row, after copying the whole source tensor.
-    const inputs = widths.map((width) => new Float32Array(n * width))
-    const cOld = widths.map(() => new Float32Array(n * hidden))
+    // Every element of these rows is written below (features, h, c), so reused scratch is safe.
+    const { inputs, cOld } = scratchFor(n)
     preprocessInto(a, grads, inputs[0], widths[0])
     // One pass over the state, row by row: it is the biggest array here, read once in order.
     for (let i = 0, src = 0; i < n; i++) {
@@ -88,7 +113,6 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
 
     const hNew: Float32Array[] = []
     const cNew: Float32Array[] = []
-    let updates = new Float32Array(0)
     for (let k = 0; k < layers; k++) {
       const [h, c] = tf.tidy(() => cellStep(model, k, inputs[k], cOld[k], n))
       try {
@@ -102,17 +126,17 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
             for (let u = 0; u < hidden; u++) above[dst + u] = hValues[src + u]
           }
         } else {
-          const out = tf.fused.matMul({ a: h, b: model.headWeight, bias: model.headBias })
-          // dataSync may hand out the backend's own buffer (cpu): copy what we return.
-          updates = Float32Array.from(out.dataSync())
-          out.dispose()
+          const head = tf.fused.matMul({ a: h, b: model.headWeight, bias: model.headBias })
+          // dataSync may hand out the backend's own buffer (cpu): copied into the caller's.
+          out.updates.set(head.dataSync() as Float32Array)
+          head.dispose()
         }
       } finally {
         tf.dispose([h, c])
       }
     }
 
-    const next = new Float32Array(n * stateSize)
+    const next = out.state
     for (let i = 0, dst = 0; i < n; i++) {
       const src = i * hidden
       for (let k = 0; k < layers; k++, dst += 2 * hidden) {
@@ -124,10 +148,16 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
         }
       }
     }
-    return { updates, state: next }
+  }
+
+  const step = (grads: Float32Array, state: Float32Array): StepResult => {
+    const out = { updates: new Float32Array(grads.length), state: new Float32Array(grads.length * stateSize) }
+    stepInto(grads, state, out)
+    return out
   }
 
   return defineOptimizer(stateSize, step, {
+    stepInto,
     dispose: () => {
       for (const model of uploaded.values()) tf.dispose(allTensors(model))
       uploaded.clear()

@@ -16,6 +16,13 @@ export interface Optimizer {
    * `state.length` is not grads.length · stateSize.
    */
   update(grads: Float32Array, state: Float32Array): StepResult
+  /**
+   * The same step as `update`, bit for bit, written into caller-owned buffers: `out.updates` of N
+   * floats and `out.state` of N·S floats. `out.state` may be `state` itself (an in-place step);
+   * `grads` is never written. Checks its inputs as `update` does, before writing anything. Lets a
+   * caller that steps many chunks reuse its buffers instead of making garbage.
+   */
+  updateInto(grads: Float32Array, state: Float32Array, out: StepResult): void
   /** Releases resources held outside the JS heap (tfjs weight tensors); optional, idempotent. */
   dispose?(): void
 }

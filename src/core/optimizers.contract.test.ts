@@ -99,6 +99,50 @@ describe.each(optimizers)('optimizer contract: $name', ({ make }) => {
     expect(bits(shard.state)).toEqual(bits(whole.state.subarray(lo * opt.stateSize, hi * opt.stateSize)))
   })
 
+  it('updateInto writes the same bits as update into caller buffers, in place or not', () => {
+    const n = 97
+    const state = opt.stateSize === 0 ? opt.init(n) : randomUniform(n * opt.stateSize, 5, 0.5).map(Math.abs)
+    const grads = randomGradients(n, 6)
+    const gradsBefore = grads.slice()
+    const want = opt.update(grads, state)
+    for (let round = 0; round < 2; round++) {
+      // Twice: buffers an optimizer reuses between calls must not leak into the next result.
+      const out = { updates: new Float32Array(n).fill(7), state: new Float32Array(n * opt.stateSize).fill(7) }
+      opt.updateInto(grads, state, out)
+      expect(bits(out.updates)).toEqual(bits(want.updates))
+      expect(bits(out.state)).toEqual(bits(want.state))
+    }
+    const inPlace = state.slice()
+    const updates = new Float32Array(n)
+    opt.updateInto(grads, inPlace, { updates, state: inPlace })
+    expect(bits(updates)).toEqual(bits(want.updates))
+    expect(bits(inPlace)).toEqual(bits(want.state))
+    expect(bits(grads)).toEqual(bits(gradsBefore))
+    // A smaller call after a larger one (reused scratch) still matches a shard of the whole.
+    const shard = { updates: new Float32Array(20), state: new Float32Array(20 * opt.stateSize) }
+    opt.updateInto(grads.subarray(30, 50), state.subarray(30 * opt.stateSize, 50 * opt.stateSize), shard)
+    expect(bits(shard.updates)).toEqual(bits(want.updates.subarray(30, 50)))
+    expect(bits(shard.state)).toEqual(bits(want.state.subarray(30 * opt.stateSize, 50 * opt.stateSize)))
+  })
+
+  it('updateInto checks its inputs and output sizes before writing anything', () => {
+    const n = 5
+    const out = { updates: new Float32Array(n).fill(7), state: new Float32Array(n * opt.stateSize).fill(7) }
+    const grads = Float32Array.from([0.5, 0.25, Number.NaN, 0.125, 1])
+    expect(() => opt.updateInto(grads, opt.init(n), out)).toThrow(NonFiniteGradientError)
+    expect(() => opt.updateInto(new Float32Array(n), new Float32Array(n * opt.stateSize + 1), out)).toThrow(
+      StateLengthError,
+    )
+    expect(() =>
+      opt.updateInto(new Float32Array(n), opt.init(n), {
+        updates: new Float32Array(n + 1),
+        state: out.state,
+      }),
+    ).toThrow(RangeError)
+    expect(out.updates.every((v) => v === 7)).toBe(true)
+    expect(out.state.every((v) => v === 7)).toBe(true)
+  })
+
   it.each([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY])(
     'refuses a %s gradient naming the coordinate',
     (bad) => {

@@ -21,15 +21,30 @@ export function assertStateLength(numParams: number, stateSize: number, state: F
   }
 }
 
+/** Throws a RangeError unless `out` has room for numParams updates and numParams · stateSize floats. */
+function assertOutput(numParams: number, stateSize: number, out: StepResult): void {
+  if (out.updates.length !== numParams || out.state.length !== numParams * stateSize) {
+    throw new RangeError(
+      `output buffers hold ${out.updates.length} updates and ${out.state.length} state floats; ` +
+        `${numParams} coordinates need ${numParams} and ${numParams * stateSize}`,
+    )
+  }
+}
+
 /**
  * Builds an Optimizer from its step function, with the input checks every optimizer shares:
  * finite gradients and a state of numParams · stateSize floats. `step` may assume both.
+ * `stepInto`, when given, is the same step writing into caller buffers (`out.state` may be
+ * `state`); without it, `updateInto` runs `step` and copies its results.
  */
 export function defineOptimizer(
   stateSize: number,
   step: (grads: Float32Array, state: Float32Array) => StepResult,
-  extra: Pick<Optimizer, 'dispose'> = {},
+  extra: Pick<Optimizer, 'dispose'> & {
+    stepInto?: (grads: Float32Array, state: Float32Array, out: StepResult) => void
+  } = {},
 ): Optimizer {
+  const { stepInto, ...rest } = extra
   return {
     stateSize,
     init: (numParams) => {
@@ -43,6 +58,18 @@ export function defineOptimizer(
       assertStateLength(grads.length, stateSize, state)
       return step(grads, state)
     },
-    ...extra,
+    updateInto: (grads, state, out) => {
+      assertFiniteGradients(grads)
+      assertStateLength(grads.length, stateSize, state)
+      assertOutput(grads.length, stateSize, out)
+      if (stepInto !== undefined) {
+        stepInto(grads, state, out)
+        return
+      }
+      const result = step(grads, state)
+      out.updates.set(result.updates)
+      out.state.set(result.state)
+    },
+    ...rest,
   }
 }
