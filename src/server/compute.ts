@@ -89,15 +89,17 @@ export function stateSlice(state: StateData, stateSize: number, begin: number, e
 
 /**
  * Refuses a state whose values are not all finite (a corrupted or foreign state); checks F16 and
- * BF16 on their bit patterns (exponent all ones), without widening.
+ * BF16 on their bit patterns (exponent all ones), without widening. Checks the coordinates from
+ * `from` on (the error names the index in the whole state).
  */
-export function assertFiniteState(state: StateData, stateSize: number): void {
+export function assertFiniteState(state: StateData, stateSize: number, from = 0): void {
+  const start = from * stateSize
   let bad = -1
   if (state.dtype === 'F32') {
-    bad = firstNonFinite(state.data)
+    bad = firstNonFinite(state.data.subarray(start))
   } else {
     const mask = state.dtype === 'F16' ? 0x7c00 : 0x7f80
-    const u = state.data
+    const u = state.data.subarray(start)
     for (let i = 0; i < u.length; i++) {
       if ((u[i] & mask) === mask) {
         bad = i
@@ -106,6 +108,7 @@ export function assertFiniteState(state: StateData, stateSize: number): void {
     }
   }
   if (bad >= 0) {
+    bad += start
     const per = Math.max(1, stateSize)
     const value = stateToF32(stateSlice(state, 1, bad, bad + 1))[0]
     throw new ApiError(
@@ -141,10 +144,16 @@ export function chunkCoordinates(stateSize: number): number {
   return Math.max(256, Math.floor(262_144 / (stateSize + 1)))
 }
 
-/** Hooks of stepChunks: `before` may wait for input (return false to stop), `after` takes the results. */
+/**
+ * Hooks of stepChunks: `before` may wait for input (return false to stop), `after` takes the
+ * results (`updates` is only valid until `after` returns). `inPlace`: an F32 state in F32 out is
+ * overwritten, chunk by chunk, with the new state (then `after` gets views of it), instead of
+ * going to fresh arrays: no garbage to collect. Only for a state the caller owns and may lose.
+ */
 export interface ChunkHooks {
   before?: (begin: number, end: number) => Promise<boolean> | boolean
   after: (begin: number, end: number, updates: Float32Array, state: StateData) => void
+  inPlace?: boolean
 }
 
 /**
@@ -166,6 +175,8 @@ export async function stepChunks(
   const s = target.stateSize
   const n = grads.length
   const chunk = chunkCoordinates(s)
+  const inPlace = hooks.inPlace === true && state?.dtype === 'F32' && dtype === 'F32'
+  const chunkUpdates = inPlace ? new Float32Array(Math.min(n, chunk)) : undefined
   for (let begin = 0; begin < n; begin += chunk) {
     const end = Math.min(n, begin + chunk)
     if (hooks.before !== undefined && !(await hooks.before(begin, end))) return
@@ -176,7 +187,12 @@ export async function stepChunks(
       state === undefined ? optimizer.init(end - begin) : stateToF32(stateSlice(state, s, begin, end))
     let result: StepResult
     try {
-      result = optimizer.update(grads.subarray(begin, end), stateIn)
+      if (chunkUpdates !== undefined) {
+        result = { updates: chunkUpdates.subarray(0, end - begin), state: stateIn }
+        optimizer.updateInto(grads.subarray(begin, end), stateIn, result)
+      } else {
+        result = optimizer.update(grads.subarray(begin, end), stateIn)
+      }
     } catch (error) {
       // The route checked everything the optimizer checks; this is a second line of defence.
       if (error instanceof OptimizerInputError) throw new ApiError('shape_mismatch', error.message)

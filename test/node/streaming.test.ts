@@ -111,28 +111,37 @@ describe('binary steps over HTTP (Node runtime)', () => {
     expect(bytesOf(file.tensors.get('updates')!.data).equals(bytesOf(first.updates))).toBe(true)
   })
 
-  it('refuses a state that turns non-finite near its end with a clean problem, before answering', async () => {
-    const state = first.state.slice()
-    state[state.length - 3] = Number.NaN
-    const before = s.snapshot()
-    const res = await post(
-      '/v1/step',
-      encode(
-        {
-          grads: { dtype: 'F32', shape: [n], data: grads },
-          state: { dtype: 'F32', shape: [n, 80], data: state },
-        },
-        {
-          optimizer: 'paper',
-          digest,
-        },
-      ),
-    )
-    expect(res.status).toBe(400)
-    expect(res.headers.get('content-type')).toBe('application/problem+json')
-    expect(await res.json()).toMatchObject({ code: 'invalid_request', index: state.length - 3 })
-    expect(s.snapshot()).toBe(before)
-  })
+  it.each([
+    ['near its end', (length: number) => length - 3],
+    // The first chunk's state is checked (and stepped in place) while the rest still arrives.
+    ['in its first chunk', () => 5],
+    ['in a middle chunk', (length: number) => Math.floor(length / 2) + 1],
+  ])(
+    'refuses a state that turns non-finite %s with a clean problem, before answering',
+    async (_where, at) => {
+      const state = first.state.slice()
+      const bad = at(state.length)
+      state[bad] = Number.POSITIVE_INFINITY
+      const before = s.snapshot()
+      const res = await post(
+        '/v1/step',
+        encode(
+          {
+            grads: { dtype: 'F32', shape: [n], data: grads },
+            state: { dtype: 'F32', shape: [n, 80], data: state },
+          },
+          {
+            optimizer: 'paper',
+            digest,
+          },
+        ),
+      )
+      expect(res.status).toBe(400)
+      expect(res.headers.get('content-type')).toBe('application/problem+json')
+      expect(await res.json()).toMatchObject({ code: 'invalid_request', index: bad })
+      expect(s.snapshot()).toBe(before)
+    },
+  )
 
   it('refuses a declared body over the limit without reading it', async () => {
     const status = await new Promise<string>((resolve, reject) => {

@@ -26,6 +26,7 @@ import {
   runStep,
   type StateData,
   stateFromF32,
+  stateSlice,
   stateToF32,
   stepChunks,
   stepHeaders,
@@ -99,15 +100,24 @@ async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Respons
   })
   const updates = new Float32Array(n)
   const rows: Uint8Array[] = []
+  // Coordinates whose sent state is checked finite. Each chunk's state is checked just before its
+  // step overwrites it in place (the body buffer is this request's own), the rest once the body is in.
+  let checked = 0
   let finished = false
   let failure: unknown
   let stopped = false
   let wake: (() => void) | undefined
   const computing = stepChunks(c, target, grads, sentState, outDtype, {
-    before: async (_begin, end) => {
-      if (sentState !== undefined) await body.ready(endIn(body.bytes, sentState.data.subarray(0, end * s)))
+    before: async (begin, end) => {
+      if (sentState !== undefined) {
+        await body.ready(endIn(body.bytes, sentState.data.subarray(0, end * s)))
+        if (stopped) return false
+        assertFiniteState(stateSlice(sentState, s, 0, end), s, begin)
+        checked = end
+      }
       return !stopped
     },
+    inPlace: true,
     after: (begin, _end, chunkUpdates, next) => {
       updates.set(chunkUpdates, begin)
       if (next.data.byteLength > 0)
@@ -128,7 +138,7 @@ async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Respons
   // Nothing is answered before the whole body is in and checked (a refusal is a clean problem).
   try {
     await body.ready(body.bytes.length)
-    if (sentState !== undefined) assertFiniteState(sentState, s)
+    if (sentState !== undefined) assertFiniteState(sentState, s, checked)
   } catch (error) {
     stopped = true
     await computing
