@@ -137,23 +137,31 @@ export function newStepOutput(n: number, stateSize: number, dtype: StateDtype): 
 
 /**
  * Coordinates per optimizer call. The update is coordinatewise, so any split gives the same
- * numbers; calls of about 2^18 state floats (1 MB) keep the tfjs heap and the garbage of each call small
- * (bench: 20-40 MB less resident memory than 2 MB calls, for ~10% more time at N = 65,536).
+ * numbers; calls of about 2^19 floats (2 MB) keep the tfjs heap and the garbage of each call small.
+ * Since steps write into their output buffers (updateInto), a call's garbage is its tfjs read-backs
+ * only: 2 MB calls compute ~8% faster than 1 MB ones at N = 65,536, for ~5-10 MB more resident memory.
  */
 export function chunkCoordinates(stateSize: number): number {
-  return Math.max(256, Math.floor(262_144 / (stateSize + 1)))
+  return Math.max(256, Math.floor(chunkFloats / (stateSize + 1)))
 }
+
+const chunkFloats = 524_288
+
+/** A call over at least this many floats (state and updates) is followed by reclaimMemory. */
+const reclaimFloats = 262_144
 
 /**
  * Hooks of stepChunks: `before` may wait for input (return false to stop), `after` takes the
  * results (`updates` is only valid until `after` returns). `inPlace`: an F32 state in F32 out is
  * overwritten, chunk by chunk, with the new state (then `after` gets views of it), instead of
  * going to fresh arrays: no garbage to collect. Only for a state the caller owns and may lose.
+ * `into`: for F32 out, where a call's updates [end - begin] and state go (then `after` gets them).
  */
 export interface ChunkHooks {
   before?: (begin: number, end: number) => Promise<boolean> | boolean
   after: (begin: number, end: number, updates: Float32Array, state: StateData) => void
   inPlace?: boolean
+  into?: (begin: number, end: number) => StepResult
 }
 
 /**
@@ -187,8 +195,11 @@ export async function stepChunks(
       state === undefined ? optimizer.init(end - begin) : stateToF32(stateSlice(state, s, begin, end))
     let result: StepResult
     try {
-      if (chunkUpdates !== undefined) {
-        result = { updates: chunkUpdates.subarray(0, end - begin), state: stateIn }
+      if (chunkUpdates !== undefined || (hooks.into !== undefined && dtype === 'F32')) {
+        result =
+          chunkUpdates !== undefined
+            ? { updates: chunkUpdates.subarray(0, end - begin), state: stateIn }
+            : hooks.into!(begin, end)
         optimizer.updateInto(grads.subarray(begin, end), stateIn, result)
       } else {
         result = optimizer.update(grads.subarray(begin, end), stateIn)
@@ -199,7 +210,7 @@ export async function stepChunks(
       throw error
     }
     hooks.after(begin, end, result.updates, stateFromF32(result.state, dtype))
-    if (n > chunk) await deps.reclaimMemory?.()
+    if (n > chunk || (end - begin) * (s + 1) >= reclaimFloats) await deps.reclaimMemory?.()
   }
 }
 
@@ -213,7 +224,13 @@ export function runStep(
 ): Promise<void> {
   const s = target.stateSize
   return stepChunks(c, target, grads, state, out.state.dtype, {
+    into: (begin, end) => ({
+      updates: out.updates.subarray(begin, end),
+      state: (out.state.data as Float32Array).subarray(begin * s, end * s),
+    }),
     after: (begin, _end, updates, next) => {
+      // Written in place by `into` (F32); copied otherwise.
+      if (updates.buffer === out.updates.buffer) return
       out.updates.set(updates, begin)
       if (out.state.dtype === 'F32') out.state.data.set(next.data as Float32Array, begin * s)
       else out.state.data.set(next.data as Uint16Array, begin * s)
