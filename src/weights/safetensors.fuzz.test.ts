@@ -123,6 +123,8 @@ const weirdValue = fc.oneof(
 )
 
 type Edit = (header: Record<string, unknown>) => void
+// Each edit inserts its own copy of a generated value: two edits sharing one object could otherwise
+// build a cycle (an entry whose shape is itself), which no JSON text can express.
 const jsonEditArb: fc.Arbitrary<Edit> = fc.oneof(
   fc
     .record({
@@ -134,7 +136,7 @@ const jsonEditArb: fc.Arbitrary<Edit> = fc.oneof(
       const names = Object.keys(h).filter((k) => k !== '__metadata__')
       if (names.length === 0) return
       const info = h[names[which % names.length]] as Record<string, unknown>
-      if (typeof info === 'object' && info !== null) info[field] = value
+      if (typeof info === 'object' && info !== null) info[field] = structuredClone(value)
     }),
   fc
     .record({ which: fc.nat(), slot: fc.nat(3), delta: fc.integer({ min: -9, max: 9 }) })
@@ -159,10 +161,15 @@ const jsonEditArb: fc.Arbitrary<Edit> = fc.oneof(
     if (names.length > 0) delete h[names[which % names.length]]
   }),
   fc.tuple(nameArb, weirdValue).map(([name, value]) => (h: Record<string, unknown>) => {
-    Object.defineProperty(h, name, { value, enumerable: true, configurable: true, writable: true })
+    Object.defineProperty(h, name, {
+      value: structuredClone(value),
+      enumerable: true,
+      configurable: true,
+      writable: true,
+    })
   }),
   weirdValue.map((value) => (h: Record<string, unknown>) => {
-    h.__metadata__ = value
+    h.__metadata__ = structuredClone(value)
   }),
 )
 
