@@ -1,6 +1,7 @@
 import { env, exports } from 'cloudflare:workers'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { encode } from '../../src/weights'
+import { expectProblem } from '../support/problem'
 import { auth, seed } from './seed'
 
 const binary = { 'content-type': 'application/vnd.l2o.safetensors' }
@@ -19,14 +20,6 @@ const grads = (values: number[]) => ({
 async function counts(): Promise<unknown[]> {
   const tables = ['optimizers', 'versions', 'aliases', 'alias_history', 'clients', 'api_keys', 'sessions']
   return Promise.all(tables.map((t) => env.DB.prepare(`SELECT count(*) AS n FROM ${t}`).first('n')))
-}
-
-async function expectProblem(response: Response, status: number, code: string): Promise<void> {
-  expect(response.headers.get('content-type')).toBe('application/problem+json')
-  const body = (await response.json()) as Record<string, unknown>
-  expect({ status: response.status, code: body.code }).toEqual({ status, code })
-  expect(body.type).toBe(`/problems/${code}`)
-  expect(typeof body.detail).toBe('string')
 }
 
 beforeAll(seed)

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { expectProblem } from '../../../test/support/problem'
 import { testServer, weightFile } from '../../../test/support/server'
-import { problemMediaType } from '../../contract'
 import { digestOf } from '../../weights'
 import { createClient } from '../auth'
 
@@ -31,13 +31,6 @@ const publish = (
     body: form(fields),
     headers: auth,
   })
-
-async function expectProblem(res: Response, status: number, code: string) {
-  expect(res.headers.get('content-type')).toBe(problemMediaType)
-  const body = (await res.json()) as Record<string, unknown>
-  expect({ status: res.status, code: body.code }).toEqual({ status, code })
-  return body
-}
 
 describe('publishing', () => {
   it('publishes a version, computes its digest, and creates nothing for the same bytes again', async () => {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { expectProblem } from '../../../test/support/problem'
 import { randomGradients } from '../../../test/support/random'
 import {
   binaryBody,
@@ -9,7 +10,7 @@ import {
   testServer,
   weightFile,
 } from '../../../test/support/server'
-import { maxRowBytes, problemMediaType, type Session } from '../../contract'
+import { maxRowBytes, type Session } from '../../contract'
 import { lstmOptimizer } from '../../core'
 import { initTf } from '../../runtime/tf-node'
 import { decode, decodeLstmWeights } from '../../weights'
@@ -49,13 +50,6 @@ const step = (id: string, shard: number, t: number, grads: Float32Array, auth = 
     body: binaryBody({ grads: f32([grads.length], grads) }),
     headers: { ...auth, ...binaryType },
   })
-
-async function expectProblem(res: Response, status: number, code: string) {
-  expect(res.headers.get('content-type')).toBe(problemMediaType)
-  const body = (await res.json()) as Record<string, unknown>
-  expect({ status: res.status, code: body.code }).toEqual({ status, code })
-  return body
-}
 
 describe('sessions', () => {
   it('sizes shards so one row holds the state and the last updates', () => {

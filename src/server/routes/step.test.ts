@@ -13,7 +13,7 @@ import { publishVersion } from '../registry/publish'
 
 const bytesOf = (a: Float32Array | Uint16Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
 
-import { problemMediaType } from '../../contract'
+import { expectProblem } from '../../../test/support/problem'
 import { baselineOptimizer, lstmOptimizer } from '../../core'
 import { initTf } from '../../runtime/tf-node'
 import { decode, decodeLstmWeights, f16ToF32, f32ToBf16, f32ToF16 } from '../../weights'
@@ -29,16 +29,6 @@ afterAll(() => s.close())
 
 const post = (body: BodyInit, headers: Record<string, string>) =>
   s.app.request('/v1/step', { method: 'POST', body, headers: { ...s.clientAuth, ...headers } })
-
-async function expectProblem(res: Response, status: number, code: string) {
-  expect(res.headers.get('content-type')).toBe(problemMediaType)
-  const body = (await res.json()) as Record<string, unknown>
-  expect({ status: res.status, code: body.code }).toEqual({ status, code })
-  expect(body).toMatchObject({ type: `/problems/${code}`, status })
-  expect(typeof body.detail).toBe('string')
-  expect(typeof body.requestId).toBe('string')
-  return body
-}
 
 describe('POST /v1/step (binary)', () => {
   it('returns the updates and state the core computes, naming the digest', async () => {
