@@ -14,7 +14,7 @@ import { lstmOptimizer } from '../src/core'
 import { readShippedVersions } from '../src/runtime/node'
 import { initTf } from '../src/runtime/tf-node'
 import { decode, decodeLstmWeights, encode, encodeLstmWeights } from '../src/weights'
-import { randomGradients, randomLstmWeights } from '../test/support/random'
+import { paperArchitecture, randomGradients, randomLstmWeights } from '../test/support/random'
 
 const { values: flags } = parseArgs({ options: { runs: { type: 'string' }, sizes: { type: 'string' } } })
 const RUNS = Number(flags.runs ?? 15)
@@ -159,14 +159,7 @@ async function main() {
     const a = decodeLstmWeights(v.weights).architecture
     return a.layers === 2 && a.hidden === 20
   })
-  const weightBytes =
-    shipped?.weights ??
-    encodeLstmWeights(
-      randomLstmWeights(
-        { kind: 'lstm-cw', layers: 2, hidden: 20, preprocessing: 'log-sign', p: 10, outputScale: 0.1 },
-        2016,
-      ),
-    )
+  const weightBytes = shipped?.weights ?? encodeLstmWeights(randomLstmWeights(paperArchitecture, 2016))
   await initTf('wasm')
   const core = lstmOptimizer(decodeLstmWeights(weightBytes))
   const S = core.stateSize

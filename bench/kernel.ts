@@ -6,7 +6,7 @@ import os from 'node:os'
 import * as tf from '@tensorflow/tfjs-core'
 import { lstmOptimizer, lstmPlainOptimizer, lstmReferenceOptimizer, type Optimizer } from '../src/core'
 import { initTf } from '../src/runtime/tf-node'
-import { randomGradients, randomLstmWeights, randomUniform } from '../test/support/random'
+import { paperArchitecture, randomGradients, randomLstmWeights, randomUniform } from '../test/support/random'
 
 const SIZES = [1_000, 10_000, 65_536]
 
@@ -19,10 +19,7 @@ interface Path {
   warmup: number
 }
 
-const weights = randomLstmWeights(
-  { kind: 'lstm-cw', layers: 2, hidden: 20, preprocessing: 'log-sign', p: 10, outputScale: 0.1 },
-  2016,
-)
+const weights = randomLstmWeights(paperArchitecture, 2016)
 
 const paths: Path[] = [
   {

@@ -1,5 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import { randomGradients, randomLstmWeights, randomUniform } from '../../test/support/random'
+import {
+  paperArchitecture,
+  randomGradients,
+  randomLstmWeights,
+  randomUniform,
+} from '../../test/support/random'
 import { initTf } from '../runtime/tf-node'
 import { adam, momentum, nesterov, rmsprop, sgd } from './baselines'
 import { NonFiniteGradientError, StateLengthError } from './errors'
@@ -8,10 +13,7 @@ import { lstmPlainOptimizer } from './lstm-plain'
 import { lstmReferenceOptimizer } from './lstm-reference'
 import type { Optimizer } from './optimizer'
 
-const paper = randomLstmWeights(
-  { kind: 'lstm-cw', layers: 2, hidden: 20, preprocessing: 'log-sign', p: 10, outputScale: 0.1 },
-  2016,
-)
+const paper = randomLstmWeights(paperArchitecture, 2016)
 const quadratics = randomLstmWeights(
   { kind: 'lstm-cw', layers: 3, hidden: 5, preprocessing: 'none', outputScale: 0.05 },
   7,

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
+import { paperArchitecture } from '../../test/support/random'
 import { architectureJson, inputSize, lstmArchitectureSchema, stateSize } from './architecture'
 import {
   decodeLstmWeights,
@@ -13,14 +14,7 @@ import {
 import { decode, encode, type Tensor } from './safetensors'
 import type { LstmArchitecture, LstmWeights } from './types'
 
-const paper: LstmArchitecture = {
-  kind: 'lstm-cw',
-  layers: 2,
-  hidden: 20,
-  preprocessing: 'log-sign',
-  p: 10,
-  outputScale: 0.1,
-}
+const paper = paperArchitecture
 const quadratic: LstmArchitecture = {
   kind: 'lstm-cw',
   layers: 1,

@@ -28,11 +28,21 @@ export function randomGradients(length: number, seed: number): Float32Array {
   return out
 }
 
+/** The paper's architecture for MNIST: L = 2, H = 20, log-sign preprocessing with p = 10. */
+export const paperArchitecture: LstmArchitecture = {
+  kind: 'lstm-cw',
+  layers: 2,
+  hidden: 20,
+  preprocessing: 'log-sign',
+  p: 10,
+  outputScale: 0.1,
+}
+
 /**
  * Valid LstmWeights for an architecture, every tensor uniform in [-scale, scale) like PyTorch's
  * LSTMCell init (default scale 1/√H); deterministic in `seed`.
  *
- * @example randomLstmWeights({ kind: 'lstm-cw', layers: 2, hidden: 20, preprocessing: 'log-sign', p: 10, outputScale: 0.1 }, 1)
+ * @example randomLstmWeights(paperArchitecture, 1)
  */
 export function randomLstmWeights(architecture: LstmArchitecture, seed: number, scale?: number): LstmWeights {
   const h = architecture.hidden

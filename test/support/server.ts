@@ -6,17 +6,9 @@ import type { AppDeps } from '../../src/server/deps'
 import { publishVersion } from '../../src/server/registry/publish'
 import { encode, encodeLstmWeights, type Tensor } from '../../src/weights'
 import type { LstmArchitecture } from '../../src/weights/types'
-import { randomLstmWeights } from './random'
+import { paperArchitecture, randomLstmWeights } from './random'
 
-/** The paper's architecture for MNIST: L = 2, H = 20, log-sign preprocessing with p = 10. */
-export const paperArchitecture: LstmArchitecture = {
-  kind: 'lstm-cw',
-  layers: 2,
-  hidden: 20,
-  preprocessing: 'log-sign',
-  p: 10,
-  outputScale: 0.1,
-}
+export { paperArchitecture }
 
 /** A small architecture, so tests run fast: S = 2·1·4 = 8. */
 export const tinyArchitecture: LstmArchitecture = {
