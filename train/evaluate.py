@@ -146,6 +146,14 @@ def evaluate_learned(spec: TestSpec, module, steps: int = 0, device="cpu"):
     }
 
 
+def read_cache(path: Path, key: dict, field: str):
+    """The cached `field` in `path` when it was made for exactly `key`, else None."""
+    if not path.exists():
+        return None
+    cached = json.loads(path.read_text())
+    return cached[field] if cached.get("key") == key else None
+
+
 def baseline_cache(out_dir: Path, spec: TestSpec) -> Path:
     return out_dir / f"baselines-{spec.name}.json"
 
@@ -175,11 +183,7 @@ def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tu
             spec.tune_instances = tune_instances
         cache = baseline_cache(out_dir, spec)
         key = {"spec": spec.config(), "steps": steps, "grids": LR_GRIDS}
-        base = None
-        if cache.exists():
-            cached = json.loads(cache.read_text())
-            if cached.get("key") == key:
-                base = cached["baselines"]
+        base = read_cache(cache, key, "baselines")
         if base is None and cached_only:
             log(f"[{spec.name}] no cached baseline results: left out")
             continue
@@ -190,11 +194,7 @@ def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tu
             continue
         lcache = out_dir / f"learned-{spec.name}.json"
         lkey = {**key, "digest": digest}
-        learned = None
-        if lcache.exists():
-            cached = json.loads(lcache.read_text())
-            if cached.get("key") == lkey:
-                learned = cached["learned"]
+        learned = read_cache(lcache, lkey, "learned")
         if learned is None and cached_only:
             log(f"[{spec.name}] no cached results for this optimizer: left out")
             continue
