@@ -3,10 +3,17 @@ import type { Optimizer, StepResult } from './optimizer'
 
 /** Throws NonFiniteGradientError naming the first NaN or ±Infinity gradient. */
 export function assertFiniteGradients(grads: Float32Array): void {
-  for (let i = 0; i < grads.length; i++) {
-    // x - x is 0 for finite x and NaN for NaN and ±Infinity: one test for all three.
-    if (grads[i] - grads[i] !== 0) throw new NonFiniteGradientError(i, grads[i])
+  const i = firstNonFinite(grads)
+  if (i >= 0) throw new NonFiniteGradientError(i, grads[i])
+}
+
+/** Index of the first NaN or ±Infinity, or -1: an all-ones exponent, tested on the bits (fast). */
+export function firstNonFinite(values: Float32Array): number {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length)
+  for (let i = 0; i < bits.length; i++) {
+    if ((bits[i] & 0x7f800000) === 0x7f800000) return i
   }
+  return -1
 }
 
 /** Throws StateLengthError unless `state` holds exactly numParams · stateSize floats. */

@@ -4,20 +4,11 @@
  */
 import type { Context } from 'hono'
 import { headerNames, type StateDtype, stateDtypes } from '../contract'
-import { OptimizerInputError, type StepResult } from '../core'
+import { firstNonFinite, OptimizerInputError, type StepResult } from '../core'
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../weights'
 import type { AppEnv } from './env'
 import { ApiError } from './errors'
 import type { Target } from './registry/resolve'
-
-/** Index of the first NaN or ±Infinity, or -1: an all-ones exponent, tested on the bits (fast). */
-export function firstNonFinite(values: Float32Array): number {
-  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length)
-  for (let i = 0; i < bits.length; i++) {
-    if ((bits[i] & 0x7f800000) === 0x7f800000) return i
-  }
-  return -1
-}
 
 /** Refuses (422) the first NaN or ±Infinity gradient, naming its index. */
 export function assertFinite(grads: Float32Array, what = 'gradient'): void {
