@@ -136,7 +136,7 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("ship", help="reproduce a shipped optimizer end to end: train, evaluate, export, card")
     p.add_argument("name", choices=["l2o-quadratic", "l2o-mnist"])
-    p.add_argument("--version", default="1.0.0")
+    p.add_argument("--version", default="", help="default: the newest recipe for the name")
     p.add_argument("--run", help="run folder (default train/runs/<name>)")
     p.add_argument("--suite", help="evaluation suite (default from the name)")
     p.add_argument("--device", default="cpu")

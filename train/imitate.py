@@ -1,0 +1,183 @@
+"""Warm start by behaviour cloning: the LSTM learns to reproduce a tuned baseline's steps.
+
+Meta-training from a random initialisation needs the LSTM's input-gate weights on log|g|/p to
+grow to about p before its steps can be proportional to the gradient (momentum SGD is
+sigmoid(log|g| + b) * sign(g) accumulated in the cell). Adam at meta-lr 1e-3 gets nowhere near that in a
+few hundred meta-steps, so on a CPU budget the paper's objective alone ends at an Adam-like
+optimizer. Cloning a tuned baseline first (Chen et al. 2020, "Training stronger baselines for
+learning to optimize", use imitation of an analytic optimizer the same way) is cheap, because the
+baseline's trajectories are fixed data: no optimizee in the loop.
+
+The teacher runs on `batch` training instances for `horizon` steps; each iteration takes
+`coords` random coordinates of those trajectories, feeds their gradient sequences through the LSTM
+from a zero state (truncated BPTT of `unroll` steps) and regresses the teacher's updates, each
+coordinate's error scaled by that coordinate's RMS update (plus half the median one, so that
+coordinates the teacher hardly moves do not dominate). Validation, checkpoints, early stopping
+and the CSV log work as in meta-training, on the real task.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .baselines import BASELINES
+from .metatrain import MetaTrainConfig, load_checkpoint, validate
+from .tasks import instance_seeds
+
+
+@dataclass
+class ImitationConfig(MetaTrainConfig):
+    """MetaTrainConfig's fields keep their meaning, read per imitation iteration: `batch` teacher
+    trajectories, `iterations` regression steps, `meta_lr` the peak learning rate (cosine decay to
+    a tenth), `unroll` the BPTT truncation, `clip` the gradient-norm clip."""
+
+    stage: str = "imitation"
+    teacher: str = "nag"
+    teacher_lr: float = 1.0
+    coords: int = 4096
+
+
+def teacher_trajectories(cfg: ImitationConfig, device):
+    """Gradients and the teacher's updates along its own trajectories: two [horizon, batch*D]."""
+    family = cfg.make_family()
+    problem = family.sample(instance_seeds(cfg.seed + 7, cfg.batch), "train", device, cfg.horizon + 1)
+    teacher = BASELINES[cfg.teacher](cfg.teacher_lr)
+    theta = problem.theta0.clone()
+    state = teacher.init(theta.numel(), device)
+    grads, updates = [], []
+    for t in range(cfg.horizon):
+        th = theta.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(problem.loss(th, t).sum(), th)
+        with torch.no_grad():
+            u, state = teacher.update(g.reshape(-1), state)
+            theta = theta + u.reshape(theta.shape)
+        grads.append(g.reshape(-1))
+        updates.append(u)
+    return torch.stack(grads), torch.stack(updates)
+
+
+def coordinate_scale(updates: torch.Tensor) -> torch.Tensor:
+    rms = updates.pow(2).mean(dim=0).sqrt()
+    return rms + 0.5 * rms.median()
+
+
+def imitation_loss(opt, grads, targets, scale, unroll: int, step=None) -> float:
+    """Scaled MSE between the LSTM's and the teacher's updates over the whole horizon, from a zero
+    state; with `step` (a callable) the meta-gradient is applied after every truncation."""
+    state = opt.init_state(grads.shape[1], grads.device)
+    total, horizon = 0.0, grads.shape[0]
+    for a in range(0, horizon, unroll):
+        state = state.detach()
+        loss = 0.0
+        for t in range(a, min(a + unroll, horizon)):
+            u, state = opt(grads[t], state)
+            loss = loss + ((u - targets[t]) / scale).pow(2).mean()
+        loss = loss / (min(a + unroll, horizon) - a)
+        if step is not None:
+            step(loss)
+        total += loss.item()
+    return total / math.ceil(horizon / unroll)
+
+
+def imitate(cfg: ImitationConfig, out_dir, resume: bool = True, progress: bool = True) -> dict:
+    """Behaviour cloning; writes checkpoint.pt, best.pt, log.csv and summary.json like meta_train."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    opt = cfg.make_optimizer().to(device)
+    adam = torch.optim.Adam(opt.parameters(), lr=cfg.meta_lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(adam, cfg.iterations, eta_min=cfg.meta_lr / 10)
+    grads, targets = teacher_trajectories(cfg, device)
+    scale = coordinate_scale(targets)
+    val_problem = cfg.make_family().sample(
+        instance_seeds(cfg.seed + 1, cfg.val_instances), "train", device, cfg.horizon + 1
+    )
+    ckpt_path, best_path, log_path = out / "checkpoint.pt", out / "best.pt", out / "log.csv"
+    it0, best_val, bad_rounds, elapsed0, skipped = 0, float("inf"), 0, 0.0, 0
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path, device)
+        # Unlike meta-training, the iteration count is part of what is trained (the lr schedule).
+        stopping = {"max_minutes", "patience", "device"}
+        differs = {k for k, v in asdict(cfg).items() if k not in stopping and ck["config"].get(k) != v}
+        if differs:
+            raise ValueError(f"{ckpt_path} was written with other {sorted(differs)}; use a new --out")
+        opt.load_state_dict(ck["model"])
+        adam.load_state_dict(ck["meta_opt"])
+        sched.load_state_dict(ck["sched"])
+        gen.set_state(ck["generator"])
+        it0, best_val, bad_rounds, elapsed0 = ck["iteration"], ck["best_val"], ck["bad_rounds"], ck["elapsed_s"]
+        skipped = ck["skipped"]
+    else:
+        with open(log_path, "w", newline="") as f:
+            csv.writer(f).writerow(["iteration", "meta_loss", "final_loss", "grad_norm", "val_loss", "skipped", "wall_s"])
+        best_val = validate(opt, val_problem, cfg.horizon, cfg.val_metric)
+        torch.save({"model": opt.state_dict(), "iteration": 0, "val": best_val}, best_path)
+
+    norms: list[float] = []
+
+    def step(loss):
+        nonlocal skipped
+        adam.zero_grad(set_to_none=True)
+        if not math.isfinite(loss.item()):
+            skipped += 1
+            return
+        loss.backward()
+        norms.append(float(torch.nn.utils.clip_grad_norm_(opt.parameters(), cfg.clip)))
+        adam.step()
+
+    t_start = time.time() - elapsed0
+    stopped, it = "iterations", it0
+    bar = tqdm(range(it0, cfg.iterations), initial=it0, total=cfg.iterations, disable=not progress, mininterval=5.0)
+    for it in bar:
+        idx = torch.randint(0, grads.shape[1], (cfg.coords,), generator=gen).to(device)
+        norms.clear()
+        loss = imitation_loss(opt, grads[:, idx], targets[:, idx], scale[idx], cfg.unroll, step)
+        sched.step()
+        bar.set_postfix(imitation_loss=f"{loss:.4f}")
+        done, val = it + 1, ""
+        if done % cfg.val_every == 0 or done == cfg.iterations:
+            val = validate(opt, val_problem, cfg.horizon, cfg.val_metric)
+            if val < best_val:
+                best_val, bad_rounds = val, 0
+                torch.save({"model": opt.state_dict(), "iteration": done, "val": val}, best_path)
+            else:
+                bad_rounds += 1
+        elapsed = time.time() - t_start
+        with open(log_path, "a", newline="") as f:
+            csv.writer(f).writerow([done, loss, "", max(norms, default=""), val, skipped, round(elapsed, 2)])
+        if val != "":
+            torch.save(
+                {
+                    "config": asdict(cfg), "model": opt.state_dict(), "meta_opt": adam.state_dict(),
+                    "sched": sched.state_dict(), "generator": gen.get_state(), "iteration": done,
+                    "best_val": best_val, "bad_rounds": bad_rounds, "skipped": skipped, "elapsed_s": elapsed,
+                },
+                ckpt_path,
+            )
+            if bad_rounds >= cfg.patience:
+                stopped = "early-stopping"
+                break
+    bar.close()
+    best = load_checkpoint(best_path, device)
+    summary = {
+        "iterations": it + 1 if cfg.iterations > it0 else it0,
+        "bestIteration": best["iteration"],
+        "bestValLoss": best["val"],
+        "skippedNonFinite": skipped,
+        "stopped": stopped,
+        "wallSeconds": round(time.time() - t_start, 1),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
