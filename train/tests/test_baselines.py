@@ -45,7 +45,7 @@ def test_learned_adapter_has_the_same_interface():
     opt = Learned(LSTMOptimizer(layers=1, hidden=4))
     state = opt.init(5)
     upd, new_state = opt.update(torch.randn(5), state)
-    assert upd.shape == (5,) and new_state.shape == (5, 8) and torch.all(state == 0)
+    assert upd.shape == (5,) and new_state.shape == (8, 5) and torch.all(state == 0)  # feature-major
 
 
 def test_learned_adapter_blocks_give_the_same_result_as_one_pass():
@@ -53,8 +53,8 @@ def test_learned_adapter_blocks_give_the_same_result_as_one_pass():
     opt = Learned(module)
     opt.block = 7
     g, state = torch.randn(30), torch.randn(30, 16)
-    u1, s1 = opt.update(g, state)
+    u1, s1 = opt.update(g, state.t().contiguous())
     with torch.no_grad():
         u2, s2 = module(g, state)
     torch.testing.assert_close(u1, u2, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(s1, s2, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(s1.t(), s2, rtol=1e-5, atol=1e-6)
