@@ -132,6 +132,19 @@ describe.each(['wasm', 'cpu'] as const)('lstmOptimizer on tfjs-%s', (backend) =>
     expect(tf.memory().numTensors).toBe(before)
   })
 
+  it('hands out its own arrays, which later tfjs work (that may grow the backend heap) leaves alone', () => {
+    const opt = lstmOptimizer(randomLstmWeights(arch(2, 20, 'log-sign'), 3))
+    const grads = randomGradients(500, 3)
+    const result = opt.update(grads, opt.init(500))
+    const updates = result.updates.slice()
+    const state = result.state.slice()
+    tf.tidy(() => tf.fill([1 << 22], 7).dataSync())
+    opt.update(randomGradients(500, 4), opt.init(500))
+    expect(result.updates).toEqual(updates)
+    expect(result.state).toEqual(state)
+    opt.dispose?.()
+  })
+
   it('keeps its weights when called inside a tidy()', () => {
     const opt = lstmOptimizer(randomLstmWeights(arch(1, 4, 'none'), 1))
     const grads = randomGradients(10, 1)

@@ -111,42 +111,41 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
       }
     }
 
-    const hNew: Float32Array[] = []
-    const cNew: Float32Array[] = []
-    for (let k = 0; k < layers; k++) {
-      const [h, c] = tf.tidy(() => cellStep(model, k, inputs[k], cOld[k], n))
-      try {
-        hNew.push(h.dataSync() as Float32Array)
-        cNew.push(c.dataSync() as Float32Array)
+    // Each layer's new h and c stay tensors until every op has run: on tfjs-wasm they are then read
+    // straight from the backend's heap (views an op could invalidate by growing it), with no copies.
+    const outputs: tf.Tensor[] = []
+    try {
+      for (let k = 0; k < layers; k++) {
+        const [h, c] = tf.tidy(() => cellStep(model, k, inputs[k], cOld[k], n))
+        outputs.push(h, c)
         if (k + 1 < layers) {
           // The next layer's x is this layer's new h: columns [0, H) of its [h'_k, h_{k+1}] rows.
           const above = inputs[k + 1]
-          const hValues = hNew[k]
+          const hValues = valuesOf(h)
           for (let i = 0, src = 0, dst = 0; i < n; i++, src += hidden, dst += 2 * hidden) {
             for (let u = 0; u < hidden; u++) above[dst + u] = hValues[src + u]
           }
         } else {
-          const head = tf.fused.matMul({ a: h, b: model.headWeight, bias: model.headBias })
-          // dataSync may hand out the backend's own buffer (cpu): copied into the caller's.
-          out.updates.set(head.dataSync() as Float32Array)
-          head.dispose()
-        }
-      } finally {
-        tf.dispose([h, c])
-      }
-    }
-
-    const next = out.state
-    for (let i = 0, dst = 0; i < n; i++) {
-      const src = i * hidden
-      for (let k = 0; k < layers; k++, dst += 2 * hidden) {
-        const h = hNew[k]
-        const c = cNew[k]
-        for (let u = 0; u < hidden; u++) {
-          next[dst + u] = h[src + u]
-          next[dst + hidden + u] = c[src + u]
+          outputs.push(tf.fused.matMul({ a: h, b: model.headWeight, bias: model.headBias }))
         }
       }
+      // No tfjs op from here on: the views below stay valid.
+      const values = outputs.map(valuesOf)
+      out.updates.set(values[2 * layers])
+      const next = out.state
+      for (let i = 0, dst = 0; i < n; i++) {
+        const src = i * hidden
+        for (let k = 0; k < layers; k++, dst += 2 * hidden) {
+          const h = values[2 * k]
+          const c = values[2 * k + 1]
+          for (let u = 0; u < hidden; u++) {
+            next[dst + u] = h[src + u]
+            next[dst + hidden + u] = c[src + u]
+          }
+        }
+      }
+    } finally {
+      tf.dispose(outputs)
     }
   }
 
@@ -163,6 +162,22 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
       uploaded.clear()
     },
   })
+}
+
+/** A tfjs backend that can show a tensor's values in its own memory (tfjs-wasm: its heap). */
+interface HeapBackend {
+  typedArrayFromHeap(tensor: tf.TensorInfo): Float32Array
+}
+
+/**
+ * A float32 tensor's values without a copy where the backend allows (tfjs-wasm's
+ * typedArrayFromHeap, which its own kernels use): a view valid only until the next tfjs op, which
+ * may grow the heap. Elsewhere dataSync (the cpu backend hands out its own array, also no copy).
+ */
+function valuesOf(tensor: tf.Tensor): Float32Array {
+  const backend = tf.backend() as Partial<HeapBackend>
+  if (typeof backend.typedArrayFromHeap === 'function') return backend.typedArrayFromHeap(tensor)
+  return tensor.dataSync() as Float32Array
 }
 
 /**
