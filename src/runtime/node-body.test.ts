@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest'
+import { BodyBuffers } from './node-body'
+
+describe('BodyBuffers', () => {
+  it('hands a released large buffer to the next request, grown when needed', () => {
+    const buffers = new BodyBuffers()
+    const first = buffers.acquire(3 << 20)
+    first.bytes[0] = 42
+    first.release()
+    first.release()
+    const second = buffers.acquire(2 << 20)
+    expect(second.bytes.buffer).toBe(first.bytes.buffer)
+    expect(second.bytes.length).toBe(2 << 20)
+    second.release()
+    const third = buffers.acquire(5 << 20)
+    expect(third.bytes.length).toBe(5 << 20)
+    expect(third.bytes.byteOffset).toBe(0)
+  })
+
+  it('gives concurrent requests separate buffers, and small bodies plain ones', () => {
+    const buffers = new BodyBuffers()
+    const a = buffers.acquire(2 << 20)
+    const b = buffers.acquire(2 << 20)
+    expect(a.bytes.buffer).not.toBe(b.bytes.buffer)
+    const small = buffers.acquire(1000)
+    expect(small.bytes.length).toBe(1000)
+    expect(small.bytes.buffer).toBeInstanceOf(ArrayBuffer)
+  })
+})
