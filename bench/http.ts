@@ -3,7 +3,7 @@
 // H=20, S=80). Prints per mode: median latency, coordinates/s, bytes on the wire per coordinate per
 // step (request + response, bodies and headers, counted on the socket), the in-process core time
 // for the same N and the ratio, and the server's peak resident memory (VmHWM from /proc).
-// Run: npm run bench:http [-- --runs 15]
+// Run: npm run bench:http [-- --runs 15 --sizes 1000,65536 --modes binary,json,session]
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
@@ -16,9 +16,12 @@ import { initTf } from '../src/runtime/tf-node'
 import { decode, decodeLstmWeights, encode, encodeLstmWeights } from '../src/weights'
 import { paperArchitecture, randomGradients, randomLstmWeights } from '../test/support/random'
 
-const { values: flags } = parseArgs({ options: { runs: { type: 'string' }, sizes: { type: 'string' } } })
+const { values: flags } = parseArgs({
+  options: { runs: { type: 'string' }, sizes: { type: 'string' }, modes: { type: 'string' } },
+})
 const RUNS = Number(flags.runs ?? 15)
 const SIZES = (flags.sizes ?? '1000,65536').split(',').map(Number)
+const MODES = new Set((flags.modes ?? 'binary,json,session').split(','))
 const WARMUP = 3
 const root = path.resolve(import.meta.dirname, '..')
 const adminKey = 'l2o_bench_admin_key_0123456789'
@@ -101,12 +104,21 @@ function memoryOf(pid: number): { rss: number; peak: number } | undefined {
 
 interface Answer {
   status: number
+  /** Valid until `release()`: its memory then receives a later answer. */
   body: Buffer
   wireBytes: number
+  release: () => void
 }
 
 function client(port: number, sockets: number) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: sockets })
+  // Answers are read into reused buffers: the client should cost the machine little, and a fresh
+  // 21 MB buffer per answer would add page faults and garbage to every timed exchange.
+  const spare: Buffer[] = []
+  const take = (length: number): Buffer => {
+    const i = spare.findIndex((b) => b.length >= length)
+    return i >= 0 ? spare.splice(i, 1)[0] : Buffer.allocUnsafeSlow(length)
+  }
   const send = (
     method: string,
     url: string,
@@ -121,10 +133,10 @@ function client(port: number, sockets: number) {
       })
       req.on('error', reject)
       req.on('response', (res) => {
-        // Into one buffer of Content-Length when sent: the client should cost the machine little.
+        // Into one buffer of Content-Length when sent.
         const length = Number(res.headers['content-length'])
         const known = Number.isSafeInteger(length)
-        const whole = known ? Buffer.allocUnsafe(length) : undefined
+        const whole = known ? take(length) : undefined
         const chunks: Buffer[] = []
         let at = 0
         res.on('data', (c: Buffer) => {
@@ -134,7 +146,14 @@ function client(port: number, sockets: number) {
         res.on('end', () => {
           const socket = req.socket!
           const wireBytes = socket.bytesRead - start.read + (socket.bytesWritten - start.written)
-          resolve({ status: res.statusCode!, body: whole ?? Buffer.concat(chunks), wireBytes })
+          resolve({
+            status: res.statusCode!,
+            body: whole?.subarray(0, length) ?? Buffer.concat(chunks),
+            wireBytes,
+            release: () => {
+              if (whole) spare.push(whole)
+            },
+          })
         })
       })
       req.end(body)
@@ -209,29 +228,33 @@ async function main() {
     }
 
     // Stateless binary: grads + F32 state in, updates + state out; each step continues the last.
-    {
+    if (MODES.has('binary')) {
       startMode()
-      let state = core.init(n)
+      // One request body, encoded once: each step writes the state it got back into it.
+      const body = encode(
+        {
+          grads: { dtype: 'F32', shape: [n], data: grads },
+          state: { dtype: 'F32', shape: [n, S], data: core.init(n) },
+        },
+        { optimizer: reference, digest: resolved.digest },
+      )
+      const bodyState = decode(body).tensors.get('state')!.data as Float32Array
       const times: number[] = []
       const wire: number[] = []
       for (let i = 0; i < WARMUP + RUNS; i++) {
         timeCore()
-        const body = encode(
-          {
-            grads: { dtype: 'F32', shape: [n], data: grads },
-            state: { dtype: 'F32', shape: [n, S], data: state },
-          },
-          { optimizer: reference, digest: resolved.digest },
-        )
         settle()
         const t = performance.now()
         const res = await api.send('POST', '/v1/step', { ...auth, 'content-type': binary }, body)
         const ms = performance.now() - t
         if (res.status !== 200)
           throw new Error(`binary step: ${res.status} ${res.body.toString().slice(0, 300)}`)
-        state = decode(new Uint8Array(res.body.buffer, res.body.byteOffset, res.body.byteLength)).tensors.get(
-          'state',
-        )!.data as Float32Array
+        bodyState.set(
+          decode(new Uint8Array(res.body.buffer, res.body.byteOffset, res.body.byteLength)).tensors.get(
+            'state',
+          )!.data as Float32Array,
+        )
+        res.release()
         if (i >= WARMUP) {
           times.push(ms)
           wire.push(res.wireBytes)
@@ -248,7 +271,7 @@ async function main() {
     }
 
     // Stateless JSON: only where the 8 MiB JSON body limit allows a full state.
-    {
+    if (MODES.has('json')) {
       const jsonBytesEstimate = n * (S + 1) * 12
       if (jsonBytesEstimate > 8 * 1024 * 1024) {
         rows.push({
@@ -285,6 +308,7 @@ async function main() {
           if (res.status !== 200)
             throw new Error(`JSON step: ${res.status} ${res.body.toString().slice(0, 300)}`)
           state = (JSON.parse(res.body.toString()) as { state: number[] }).state
+          res.release()
           if (i >= WARMUP) {
             times.push(ms)
             wire.push(res.wireBytes)
@@ -302,7 +326,7 @@ async function main() {
     }
 
     // Session: grads in, updates out; one step = every shard (in parallel over 4 connections).
-    {
+    if (MODES.has('session')) {
       startMode()
       const created = await api.send(
         'POST',
@@ -340,6 +364,7 @@ async function main() {
         for (const a of answers)
           if (a.status !== 200)
             throw new Error(`session step: ${a.status} ${a.body.toString().slice(0, 300)}`)
+        for (const a of answers) a.release()
         if (t > WARMUP) {
           times.push(ms)
           wire.push(answers.reduce((sum, a) => sum + a.wireBytes, 0))
