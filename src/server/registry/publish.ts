@@ -3,7 +3,13 @@
  * the admin route, the Node runtime's seeding of weights/ and the Workers seed script.
  */
 import { and, eq } from 'drizzle-orm'
-import { maxRowBytes, namePattern, type PublishVersionResponse, semverPattern } from '../../contract'
+import {
+  aliasPattern,
+  maxRowBytes,
+  namePattern,
+  type PublishVersionResponse,
+  semverPattern,
+} from '../../contract'
 import { baselineHyperparameters } from '../../core'
 import type { Db } from '../../db/db'
 import { optimizers, versions } from '../../db/schema'
@@ -21,6 +27,12 @@ export interface PublishInput {
   card?: unknown
   /** Shown in listings; taken from card.description when absent. */
   description?: string
+  /**
+   * Aliases to point at this version when it is created (besides `latest`), e.g. `stable` from a
+   * shipped weights/<name>/aliases.json. A version already present moves nothing, so an alias an
+   * admin has moved since stays where it is.
+   */
+  aliases?: string[]
 }
 
 /** Largest card.json accepted, in bytes of JSON. */
@@ -30,8 +42,8 @@ export const maxCardBytes = 256 * 1024
 const rowMarginBytes = 16 * 1024
 
 /**
- * Validates and stores a version, then points `latest` at it and `stable` too when the name has
- * none yet (and the version is not a pre-release). The same bytes again create nothing
+ * Validates and stores a version, then points `latest` and the input's `aliases` at it, and
+ * `stable` too when the name has none yet (and the version is not a pre-release). The same bytes again create nothing
  * (`created: false`); the same name@version with other bytes is a 409 version_conflict.
  *
  * @throws ApiError: invalid_request, invalid_weights, payload_too_large, version_conflict.
@@ -53,6 +65,13 @@ export async function publishVersion(
   }
   if (!semverPattern.test(version)) {
     throw new ApiError('invalid_request', `invalid version '${version}': use semver, e.g. 1.0.0`)
+  }
+  const bad = input.aliases?.find((alias) => !aliasPattern.test(alias) || alias === 'latest')
+  if (bad !== undefined) {
+    throw new ApiError(
+      'invalid_request',
+      `invalid alias '${bad}': use lowercase letters, digits and '-', not 'latest'`,
+    )
   }
   const cardText = cardToText(input.card, name, version)
   if (weights.byteLength + (cardText?.length ?? 0) + rowMarginBytes > maxRowBytes) {
@@ -120,7 +139,8 @@ export async function publishVersion(
   if (inserted.length === 0) return publishVersion(db, input, now)
 
   await moveAlias(db, { name, alias: 'latest', version, digest }, now)
-  if (!version.includes('-')) {
+  for (const alias of input.aliases ?? []) await moveAlias(db, { name, alias, version, digest }, now)
+  if (!version.includes('-') && !input.aliases?.includes('stable')) {
     await moveAlias(db, { name, alias: 'stable', version, digest }, now, { onlyIfAbsent: true })
   }
   return { name, version, digest, created: true }

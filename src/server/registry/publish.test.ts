@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { testServer, weightFile } from '../../../test/support/server'
+import { ApiError } from '../errors'
+import { publishVersion } from './publish'
+import { resolveReference } from './resolve'
+
+type Server = Awaited<ReturnType<typeof testServer>>
+let s: Server
+const now = new Date('2026-01-01T00:00:00Z')
+
+beforeAll(async () => {
+  s = await testServer()
+})
+afterAll(() => s.close())
+
+const versionOf = async (ref: string) => {
+  const target = await resolveReference(s.deps.db, ref)
+  return target.kind === 'learned' ? target.version : undefined
+}
+
+describe('publishVersion aliases', () => {
+  it('keeps stable on the first version unless the input names it', async () => {
+    await publishVersion(s.deps.db, { name: 'shipped', version: '1.0.0', weights: weightFile(50) }, now)
+    await publishVersion(s.deps.db, { name: 'shipped', version: '1.1.0', weights: weightFile(51) }, now)
+    expect(await versionOf('shipped@stable')).toBe('1.0.0')
+    expect(await versionOf('shipped@latest')).toBe('1.1.0')
+    const input = { name: 'shipped', version: '1.2.0', weights: weightFile(52), aliases: ['stable', 'paper'] }
+    expect((await publishVersion(s.deps.db, input, now)).created).toBe(true)
+    expect(await versionOf('shipped@stable')).toBe('1.2.0')
+    expect(await versionOf('shipped@paper')).toBe('1.2.0')
+  })
+
+  it('moves nothing when the version is already present', async () => {
+    const input = { name: 'present', version: '1.0.0', weights: weightFile(53) }
+    await publishVersion(s.deps.db, input, now)
+    await publishVersion(s.deps.db, { name: 'present', version: '1.1.0', weights: weightFile(54) }, now)
+    const again = await publishVersion(s.deps.db, { ...input, aliases: ['stable'] }, now)
+    expect(again.created).toBe(false)
+    expect(await versionOf('present@stable')).toBe('1.0.0')
+  })
+
+  it('refuses an invalid alias before writing anything', async () => {
+    for (const alias of ['latest', 'Bad_Alias']) {
+      const input = { name: 'refused', version: '1.0.0', weights: weightFile(55), aliases: [alias] }
+      await expect(publishVersion(s.deps.db, input, now)).rejects.toBeInstanceOf(ApiError)
+    }
+    await expect(resolveReference(s.deps.db, 'refused')).rejects.toBeInstanceOf(ApiError)
+  })
+})
