@@ -70,6 +70,29 @@ class Adam:
         return -(self.lr / (1 - b1**t)) * m / denom, {"m": m, "v": v, "t": t}
 
 
+class PartiallyAdaptiveNAG:
+    """NAG on g / rms(g)^a, rms from an RMSprop average with bias correction (a = 0: NAG;
+    a = 1: RMSprop-normalised NAG; in between, "partially adaptive" as in Chen & Gu 2018's Padam).
+    Not a baseline of the evaluation: a teacher for imitation (train/imitate.py)."""
+
+    name = "pnag"
+
+    def __init__(self, lr: float, a: float = 0.4, momentum: float = 0.9, alpha: float = 0.99,
+                 eps: float = 1e-8) -> None:
+        self.lr, self.a, self.momentum, self.alpha, self.eps = lr, a, momentum, alpha, eps
+
+    def init(self, n: int, device=None) -> dict:
+        z = torch.zeros(n, device=device)
+        return {"buf": z, "sq": z.clone(), "t": 0}
+
+    def update(self, g: torch.Tensor, state: dict):
+        t = state["t"] + 1
+        sq = self.alpha * state["sq"] + (1 - self.alpha) * g * g
+        gn = g / (sq / (1 - self.alpha**t)).sqrt().clamp_min(self.eps) ** self.a
+        buf = self.momentum * state["buf"] + gn
+        return -self.lr * (gn + self.momentum * buf), {"buf": buf, "sq": sq, "t": t}
+
+
 class Learned:
     """Adapter giving the LSTM module the same interface (no meta-gradient).
 
@@ -99,3 +122,4 @@ class Learned:
 
 
 BASELINES = {"sgd": SGD, "nag": NAG, "rmsprop": RMSprop, "adam": Adam}
+TEACHERS = {**BASELINES, PartiallyAdaptiveNAG.name: PartiallyAdaptiveNAG}

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .baselines import BASELINES
+from .baselines import TEACHERS
 from .metatrain import MetaTrainConfig, load_checkpoint, validate
 from .tasks import instance_seeds
 
@@ -49,7 +49,7 @@ def teacher_trajectories(cfg: ImitationConfig, device):
     """Gradients and the teacher's updates along its own trajectories: two [horizon, batch*D]."""
     family = cfg.make_family()
     problem = family.sample(instance_seeds(cfg.seed + 7, cfg.batch), "train", device, cfg.horizon + 1)
-    teacher = BASELINES[cfg.teacher](cfg.teacher_lr)
+    teacher = TEACHERS[cfg.teacher](cfg.teacher_lr)
     theta = problem.theta0.clone()
     state = teacher.init(theta.numel(), device)
     grads, updates = [], []

@@ -59,6 +59,8 @@ class MetaTrainConfig:
     # "mean": mean over steps and instances of f(theta_t) (the paper's sum, scaled).
     # "relative": each instance's f(theta_t) divided by its (constant) loss at the truncation's
     # start, so late truncations, where losses are small, get meta-gradients as large as early ones.
+    # "late": mean of f(theta_t) over the last fifth of the horizon only (what the evaluation
+    # reports); truncations that end before it make no meta-step.
     meta_loss: str = "mean"
     init_from: str = ""  # warm start: a run's best.pt (weights only)
     # Early-stopping criterion on the validation instances: "mean" loss over all steps, or "late":
@@ -74,13 +76,17 @@ class MetaTrainConfig:
         return LSTMOptimizer(self.layers, self.hidden, self.preprocessing, self.p, self.output_scale)
 
 
-def truncation(opt, problem, theta, state, start: int, unroll: int, meta_loss: str = "mean"):
-    """One truncated-BPTT segment: returns (meta-loss tensor, theta, state, per-step mean losses)."""
+def truncation(opt, problem, theta, state, start: int, unroll: int, meta_loss: str = "mean",
+               horizon: int = 0):
+    """One truncated-BPTT segment: returns (meta-loss tensor, theta, state, per-step mean losses).
+    With meta_loss "late" the meta-loss is None when the segment ends before the last fifth of
+    `horizon`."""
     theta = theta.detach().requires_grad_(True)
     state = state.detach()
     loss = problem.loss(theta, start)
     scale = 1.0 / loss.detach().clamp_min(1e-12) if meta_loss == "relative" else None
-    total = 0.0
+    late_from = horizon - horizon // 5 + 1  # first step counted by "late"
+    total, counted = 0.0, 0
     step_losses = []
     for k in range(unroll):
         # The gradient fed to the optimizer is data: no second derivatives (paper §3).
@@ -89,9 +95,11 @@ def truncation(opt, problem, theta, state, start: int, unroll: int, meta_loss: s
         theta = theta + upd.reshape(theta.shape)
         loss = problem.loss(theta, start + k + 1)
         mean = loss.mean()
-        total = total + (mean if scale is None else (loss * scale).mean())
+        if meta_loss != "late" or start + k + 1 >= late_from:
+            total = total + (mean if scale is None else (loss * scale).mean())
+            counted += 1
         step_losses.append(mean.item())
-    return total / unroll, theta, state, step_losses
+    return (total / counted if counted else None), theta, state, step_losses
 
 
 def validate(opt, problem, horizon: int, metric: str = "mean") -> float:
@@ -111,8 +119,8 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
     if cfg.init_from:
         opt.load_state_dict(load_checkpoint(cfg.init_from, device)["model"])
     meta_opt = torch.optim.Adam(opt.parameters(), lr=cfg.meta_lr)
-    if cfg.meta_loss not in ("mean", "relative"):
-        raise ValueError(f"meta_loss must be 'mean' or 'relative', got {cfg.meta_loss!r}")
+    if cfg.meta_loss not in ("mean", "relative", "late"):
+        raise ValueError(f"meta_loss must be 'mean', 'relative' or 'late', got {cfg.meta_loss!r}")
     val_problem = family.sample(
         instance_seeds(cfg.seed + 1, cfg.val_instances), "train", device, cfg.horizon + 1
     )
@@ -153,7 +161,12 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
         metas, norms, final = [], [], float("nan")
         for start in range(0, cfg.horizon, cfg.unroll):
             n = min(cfg.unroll, cfg.horizon - start)
-            meta, theta, state, step_losses = truncation(opt, problem, theta, state, start, n, cfg.meta_loss)
+            meta, theta, state, step_losses = truncation(
+                opt, problem, theta, state, start, n, cfg.meta_loss, cfg.horizon
+            )
+            final = step_losses[-1]
+            if meta is None:  # "late": nothing of the last fifth in this segment
+                continue
             if not math.isfinite(meta.item()):
                 skipped += 1
                 warnings.warn(f"iteration {it}: non-finite meta-loss skipped ({skipped} so far)")
@@ -170,7 +183,6 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
             meta_opt.step()
             metas.append(meta.item())
             norms.append(float(norm))
-            final = step_losses[-1]
         meta_loss = sum(metas) / len(metas) if metas else float("nan")
         bar.set_postfix(meta_loss=f"{meta_loss:.4f}", final=f"{final:.4f}", skipped=skipped)
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from train.baselines import NAG, SGD, Adam, Learned, RMSprop
+from train.baselines import NAG, SGD, Adam, Learned, PartiallyAdaptiveNAG, RMSprop
 from train.optimizer import LSTMOptimizer
 
 CASES = [
@@ -31,6 +31,23 @@ def test_update_rule_matches_torch_optim_over_several_steps(ours, theirs):
         assert state is not before or isinstance(ours, SGD)
         theta = theta + upd
         torch.testing.assert_close(theta, ref.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_partially_adaptive_nag_spans_nag_and_a_hand_computed_step():
+    gen = torch.Generator().manual_seed(1)
+    gs = [torch.randn(9, generator=gen) for _ in range(4)]
+    nag, pnag0, pnag = NAG(0.1), PartiallyAdaptiveNAG(0.1, a=0.0), PartiallyAdaptiveNAG(0.1, a=0.5)
+    s_nag, s0, s = nag.init(9), pnag0.init(9), pnag.init(9)
+    buf, sq = torch.zeros(9), torch.zeros(9)
+    for t, g in enumerate(gs, start=1):
+        u_nag, s_nag = nag.update(g, s_nag)
+        u0, s0 = pnag0.update(g, s0)
+        torch.testing.assert_close(u0, u_nag)  # a = 0 is NAG
+        u, s = pnag.update(g, s)
+        sq = 0.99 * sq + 0.01 * g * g
+        gn = g / (sq / (1 - 0.99**t)) ** 0.25
+        buf = 0.9 * buf + gn
+        torch.testing.assert_close(u, -0.1 * (gn + 0.9 * buf))
 
 
 def test_update_leaves_input_state_untouched():

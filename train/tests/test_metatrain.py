@@ -76,3 +76,15 @@ def test_resume_may_change_stopping_rules_but_not_what_is_trained(tmp_path):
     assert summary["iterations"] == 10
     with pytest.raises(ValueError, match="meta_lr"):
         meta_train(_tiny(iterations=15, val_every=5, meta_lr=0.5), tmp_path, progress=False)
+
+
+def test_late_meta_loss_counts_only_the_last_fifth_of_the_horizon():
+    cfg = _tiny()
+    opt = cfg.make_optimizer()
+    prob = cfg.make_family().sample(instance_seeds(0, 4))
+    state = opt.init_state(40)
+    early, theta, state2, _ = truncation(opt, prob, prob.theta0, state, 0, 5, "late", horizon=20)
+    assert early is None  # steps 1-5 of 20: before the last fifth
+    late, _, _, losses = truncation(opt, prob, prob.theta0, state, 15, 5, "late", horizon=20)
+    # steps 16-20: only 17..20 are in the last fifth (20 - 20 // 5 + 1 = 17)
+    assert abs(late.item() - sum(losses[1:]) / 4) < 1e-6
