@@ -13,9 +13,11 @@ import torch
 from .metatrain import MetaTrainConfig, meta_train
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    d = MetaTrainConfig()
-    for f in fields(MetaTrainConfig):
+def _add_config_args(p: argparse.ArgumentParser, cls=MetaTrainConfig) -> None:
+    d = cls()
+    for f in fields(cls):
+        if f.name == "stage":
+            continue
         val = getattr(d, f.name)
         flag = "--" + f.name.replace("_", "-")
         if isinstance(val, list):
@@ -24,9 +26,9 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, type=type(val), default=None, help=f"default {val}")
 
 
-def _config_from_args(args, base: MetaTrainConfig | None = None) -> MetaTrainConfig:
-    cfg = base or MetaTrainConfig()
-    for f in fields(MetaTrainConfig):
+def _config_from_args(args, cls=MetaTrainConfig) -> MetaTrainConfig:
+    cfg = cls()
+    for f in fields(cls):
         v = getattr(args, f.name, None)
         if v is not None:
             setattr(cfg, f.name, v)
@@ -40,16 +42,37 @@ def cmd_meta_train(args) -> int:
     return 0
 
 
+def cmd_imitate(args) -> int:
+    from .imitate import ImitationConfig, imitate
+
+    summary = imitate(_config_from_args(args, ImitationConfig), args.out, resume=not args.fresh)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_tune_teacher(args) -> int:
+    from .imitate import tune_teacher
+    from .tasks import make_family
+
+    family = make_family(args.family, hidden=tuple(args.optimizee_hidden), activation=args.activation)
+    rows = tune_teacher(family, args.instances, args.steps, args.device)
+    print("| teacher | a | lr | mean loss |\n|---|---|---|---|")
+    for name, a, lr, loss in rows[:10]:
+        print(f"| {name} | {a} | {lr:.3g} | {loss:.4f} |")
+    return 0
+
+
 def _load_optimizer(path):
     from .export import load_model
-    from .metatrain import MetaTrainConfig, load_checkpoint
+    from .imitate import stage_config
+    from .metatrain import load_checkpoint
 
     path = Path(path)
     if path.suffix == ".safetensors":
         return load_model(path)
     ck = load_checkpoint(path)  # a run's best.pt or checkpoint.pt
     run_dir = path.parent
-    cfg = MetaTrainConfig(**load_checkpoint(run_dir / "checkpoint.pt")["config"])
+    cfg = stage_config(load_checkpoint(run_dir / "checkpoint.pt")["config"])
     opt = cfg.make_optimizer()
     opt.load_state_dict(ck["model"])
     return opt
@@ -109,6 +132,23 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="run folder, e.g. train/runs/mnist")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     p.set_defaults(fn=cmd_meta_train)
+
+    p = sub.add_parser("imitate", help="warm start: clone a tuned baseline's steps (train/imitate.py)")
+    from .imitate import ImitationConfig
+
+    _add_config_args(p, ImitationConfig)
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.set_defaults(fn=cmd_imitate)
+
+    p = sub.add_parser("tune-teacher", help="tune NAG and partially adaptive NAG as imitation teachers")
+    p.add_argument("--family", default="mnist-mlp")
+    p.add_argument("--optimizee-hidden", type=int, nargs="+", default=[20])
+    p.add_argument("--activation", default="sigmoid")
+    p.add_argument("--instances", type=int, default=16)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(fn=cmd_tune_teacher)
 
     p = sub.add_parser("evaluate", help="learned vs tuned baselines: results.json, curves.csv, loss.png")
     p.add_argument("--weights", help="model.safetensors, or a run's best.pt")

@@ -45,6 +45,12 @@ class ImitationConfig(MetaTrainConfig):
     coords: int = 4096
 
 
+def stage_config(saved: dict) -> MetaTrainConfig:
+    """The config of a run from its checkpoint's record: imitation or meta-training."""
+    cls = ImitationConfig if saved.get("stage") == "imitation" else MetaTrainConfig
+    return cls(**saved)
+
+
 def teacher_trajectories(cfg: ImitationConfig, device):
     """Gradients and the teacher's updates along its own trajectories: two [horizon, batch*D]."""
     family = cfg.make_family()
@@ -181,3 +187,27 @@ def imitate(cfg: ImitationConfig, out_dir, resume: bool = True, progress: bool =
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+# The grid `tune-teacher` searched for l2o-mnist@1.1.0's teacher: exponent a, and lr on a
+# quarter-decade grid around where the step's scale puts it (|g|^(1-a) with |g| ~ 1e-2).
+TEACHER_GRID = {0.25: [0.178, 0.237, 0.316, 0.422, 0.562], 0.4: [0.0896, 0.12, 0.16, 0.213, 0.285],
+                0.5: [0.056, 0.075, 0.1, 0.133, 0.178]}
+
+
+def tune_teacher(family, instances: int = 16, steps: int = 100, device="cpu", grid=None, log=print):
+    """Mean loss at `steps` of NAG (its evaluation grid) and of partially adaptive NAG (`grid`) on
+    the evaluation's tuning instances. Returns rows (name, a, lr, loss), best first."""
+    from .baselines import NAG, PartiallyAdaptiveNAG
+    from .evaluate import LR_GRIDS, TUNE_SEED, run_set
+
+    seeds = instance_seeds(TUNE_SEED, instances)
+    rows = []
+    candidates = [("nag", 0.0, lr, NAG(lr)) for lr in LR_GRIDS["nag"]]
+    for a, lrs in (grid or TEACHER_GRID).items():
+        candidates += [("pnag", a, lr, PartiallyAdaptiveNAG(lr, a=a)) for lr in lrs]
+    for name, a, lr, opt in candidates:
+        loss = run_set(opt, family, seeds, "train", steps, device, 32)[steps].double().mean().item()
+        rows.append((name, a, lr, loss))
+        log(f"{name} a={a} lr={lr:.3g}: {loss:.4f}")
+    return sorted(rows, key=lambda r: r[3] if math.isfinite(r[3]) else float("inf"))

@@ -1,5 +1,7 @@
 """Behaviour cloning of a baseline: the teacher's data is right, the regression learns, resume works."""
 
+import math
+
 import pytest
 import torch
 
@@ -51,3 +53,24 @@ def test_resume_and_refusal_of_another_config(tmp_path):
     assert imitate(_tiny(iterations=20), tmp_path, progress=False)["iterations"] == 20
     with pytest.raises(ValueError, match="teacher_lr"):
         imitate(_tiny(iterations=20, teacher_lr=0.1), tmp_path, progress=False)
+
+
+def test_tune_teacher_ranks_candidates_by_loss():
+    from train.imitate import tune_teacher
+
+    fam = _tiny().make_family()
+    rows = tune_teacher(fam, instances=4, steps=10, grid={0.5: [0.01, 0.1]}, log=lambda _: None)
+    keys = [r[3] if math.isfinite(r[3]) else math.inf for r in rows]
+    assert keys == sorted(keys)
+    assert {r[0] for r in rows} == {"nag", "pnag"} and len(rows) == 9 + 2
+
+
+def test_a_saved_config_rebuilds_its_stage():
+    from dataclasses import asdict
+
+    from train.imitate import stage_config
+    from train.metatrain import MetaTrainConfig
+
+    cfg = _tiny()
+    assert stage_config(asdict(cfg)) == cfg
+    assert type(stage_config(asdict(MetaTrainConfig()))) is MetaTrainConfig
