@@ -154,12 +154,21 @@ def baseline_cache(out_dir: Path, spec: TestSpec) -> Path:
     return out_dir / f"baselines-{spec.name}.json"
 
 
+def evaluate_teacher(spec: TestSpec, teacher, steps: int, device="cpu") -> dict:
+    """An imitation teacher at its own fixed lr (not tuned per test) on the held-out instances."""
+    losses = run_set(teacher, spec.make_family(), instance_seeds(TEST_SEED, spec.instances), "test",
+                     steps, device, spec.chunk)
+    return {"results": {str(h): mean_se(losses[h]) for h in HORIZONS},
+            "curve": losses.double().mean(dim=1).tolist()}
+
+
 def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tune_instances=None,
                    steps: int = 0, only_baselines=False, tests_filter=None, cached_only=False,
-                   log=print) -> dict:
+                   teacher=None, log=print) -> dict:
     """Evaluate a suite. Results are cached per test in out_dir (baselines by test config, the
     learned optimizer also by its digest), so several processes can each take some tests and a
-    final call assembles results.json from the caches."""
+    final call assembles results.json from the caches. `teacher` (name, lr) adds the imitation
+    teacher of the learned optimizer as a reference column ("teacher"), run at that lr."""
     steps = steps or max(HORIZONS)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -209,6 +218,18 @@ def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tu
             "results": {"learned": learned["results"], **base["results"]},
             "curves": {"learned": learned["curve"], **base["curves"]},
         }
+        if teacher is not None:
+            from .baselines import TEACHERS
+
+            name, lr = teacher
+            tcache, tkey = out_dir / f"teacher-{spec.name}.json", {**key, "teacher": [name, lr]}
+            ref = read_cache(tcache, tkey, "teacher")
+            if ref is None:
+                ref = evaluate_teacher(spec, TEACHERS[name](lr), steps, device)
+                tcache.write_text(json.dumps({"key": tkey, "teacher": ref}))
+            tests[spec.name]["teacher"] = {"name": name, "lr": lr}
+            tests[spec.name]["results"]["teacher"] = ref["results"]
+            tests[spec.name]["curves"]["teacher"] = ref["curve"]
     if only_baselines or tests_filter:
         return {}
     results = {"suite": suite, "digest": digest, "horizons": list(HORIZONS), "lrGrids": LR_GRIDS, "tests": tests}
@@ -231,6 +252,8 @@ def write_curves_csv(results: dict, path) -> None:
 def markdown_table(results: dict) -> str:
     """Markdown table: rows = test x horizon, columns = learned and each tuned baseline."""
     opts = ["learned", *BASELINES]
+    if any("teacher" in r["results"] for r in results["tests"].values()):
+        opts.append("teacher")
     lines = [
         "| test | steps | " + " | ".join(opts) + " |",
         "|---|---|" + "---|" * len(opts),

@@ -10,8 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLORS = {"learned": "tab:red", "sgd": "tab:gray", "nag": "tab:green", "rmsprop": "tab:purple", "adam": "tab:blue"}
-LABELS = {"learned": "LSTM (learned)", "sgd": "SGD", "nag": "NAG", "rmsprop": "RMSprop", "adam": "ADAM"}
+COLORS = {"teacher": "tab:orange", "learned": "tab:red", "sgd": "tab:gray", "nag": "tab:green", "rmsprop": "tab:purple", "adam": "tab:blue"}
+LABELS = {"teacher": "teacher", "learned": "LSTM (learned)", "sgd": "SGD", "nag": "NAG", "rmsprop": "RMSprop", "adam": "ADAM"}
 
 
 def plot_results(results: dict, path, horizon_tuned: int = 100, title: str = "") -> None:
@@ -22,15 +22,18 @@ def plot_results(results: dict, path, horizon_tuned: int = 100, title: str = "")
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
     for ax, (name, r) in zip(axes.flat, tests.items()):
-        for opt in ["sgd", "nag", "rmsprop", "adam", "learned"]:
-            key = opt if opt == "learned" else f"{opt}@{horizon_tuned}"
+        for opt in ["sgd", "nag", "rmsprop", "adam", "teacher", "learned"]:
+            key = opt if opt in ("learned", "teacher") else f"{opt}@{horizon_tuned}"
             curve = r["curves"].get(key)
             if curve is None:
                 continue
             label = LABELS[opt]
-            if opt != "learned":
+            if opt == "teacher":
+                label = f"{r['teacher']['name']} (teacher, lr {r['teacher']['lr']:.2g})"
+            elif opt != "learned":
                 label += f" (lr {r['tunedLr'][opt][str(horizon_tuned)]:.2g})"
-            ax.plot(range(len(curve)), curve, color=COLORS[opt], label=label, lw=1.6 if opt == "learned" else 1.1)
+            ax.plot(range(len(curve)), curve, color=COLORS[opt], label=label,
+                    lw=1.6 if opt == "learned" else 1.1, ls="--" if opt == "teacher" else "-")
         ax.set_yscale("log")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("step")

@@ -151,8 +151,10 @@ def ship(name: str, version: str = "", run_dir=None, suite=None, device="cpu",
     module = load_model(out / "model.safetensors")  # everything below uses the exported file
     make_golden(module, digest, out / "golden.safetensors")
 
+    first = stages[0]
+    teacher = (first.teacher, first.teacher_lr) if isinstance(first, ImitationConfig) else None
     results = evaluate_suite(module, suite, run / "eval", device=device, instances=instances,
-                             tune_instances=tune_instances, cached_only=cached_only)
+                             tune_instances=tune_instances, cached_only=cached_only, teacher=teacher)
     plot_results(results, out / "loss.png", title=f"{name}@{version}: mean held-out loss")
     plot_training_log([d / "log.csv" for d in dirs], out / "training.png", title=f"{name}: meta-training")
     card = make_card(name, version, digest, preset, saved, summaries, results, device)
@@ -168,7 +170,7 @@ def make_card(name, version, digest, preset, cfgs, summaries, results, device) -
     for test, r in results["tests"].items():
         beats = {
             h: sorted(
-                o for o in r["results"] if o != "learned"
+                o for o in r["results"] if o not in ("learned", "teacher")
                 and r["results"]["learned"][h]["mean"] < r["results"][o][h]["mean"]
             )
             for h in r["results"]["learned"]
@@ -184,6 +186,7 @@ def make_card(name, version, digest, preset, cfgs, summaries, results, device) -
                 for opt, res in r["results"].items()
             },
             "tunedLearningRates": r["tunedLr"],
+            **({"teacher": r["teacher"]} if "teacher" in r else {}),
             "learnedEvalWallSeconds": r.get("learnedWallSeconds"),
         }
     return {

@@ -47,3 +47,22 @@ def test_evaluate_cli_writes_results_curves_and_plot(tmp_path, monkeypatch):
     mtime = (tmp_path / "e" / "learned-quadratic.json").stat().st_mtime
     assert main(args) == 0
     assert (tmp_path / "e" / "learned-quadratic.json").stat().st_mtime == mtime
+
+
+def test_a_teacher_is_a_reference_column_run_at_its_own_lr(tmp_path, monkeypatch):
+    from train.baselines import NAG
+    from train.plots import plot_results
+
+    monkeypatch.setattr(ev, "HORIZONS", (3, 6))
+    monkeypatch.setattr(ev, "LR_GRIDS", {k: [0.01, 0.1] for k in ev.LR_GRIDS})
+    monkeypatch.setattr(ev, "SUITES", {"q": [ev.TestSpec("q", "quadratic", instances=10, tune_instances=4, chunk=10)]})
+    module = LSTMOptimizer(layers=1, hidden=4, preprocessing="none")
+    res = ev.evaluate_suite(module, "q", tmp_path, teacher=("nag", 0.05), log=lambda *_: None)
+    q = res["tests"]["q"]
+    assert q["teacher"] == {"name": "nag", "lr": 0.05}
+    family = ev.SUITES["q"][0].make_family()
+    direct = ev.run_set(NAG(0.05), family, ev.instance_seeds(ev.TEST_SEED, 10), "test", 6, "cpu", 10)
+    assert math.isclose(q["results"]["teacher"]["6"]["mean"], direct[6].double().mean().item(), rel_tol=1e-9)
+    assert "| teacher |" in ev.markdown_table(res).splitlines()[0] + "|"
+    plot_results(res, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 1000
