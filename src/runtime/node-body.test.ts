@@ -25,5 +25,21 @@ describe('BodyBuffers', () => {
     const small = buffers.acquire(1000)
     expect(small.bytes.length).toBe(1000)
     expect(small.bytes.buffer).toBeInstanceOf(ArrayBuffer)
+    expect(small.firstNonFinite).toBeUndefined()
+  })
+
+  it('gives a large buffer a finite scan of its own memory, kept when it is grown', () => {
+    const buffers = new BodyBuffers()
+    const first = buffers.acquire(2 << 20)
+    const values = new Float32Array(first.bytes.buffer, 64, 1000)
+    values[500] = Number.NaN
+    expect(first.firstNonFinite?.(values)).toBe(500)
+    first.release()
+    const second = buffers.acquire(3 << 20)
+    expect(second.firstNonFinite).toBe(first.firstNonFinite)
+    const grown = new Float32Array(second.bytes.buffer, (2 << 20) + 4, 100)
+    grown[99] = Number.NEGATIVE_INFINITY
+    expect(second.firstNonFinite?.(grown)).toBe(99)
+    expect(second.firstNonFinite?.(grown.subarray(0, 99))).toBe(-1)
   })
 })

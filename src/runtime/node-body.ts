@@ -7,45 +7,58 @@ import { bodyTooLarge } from '../server/body'
 import type { BodyReader } from '../server/deps'
 import { ApiError } from '../server/errors'
 import { allocateBytes } from './large-buffer'
+import { wasmFiniteScan } from './wasm-finite'
+
+/** A buffer for a body of known length, and optionally a fast finite scan of views into it. */
+export interface BodyBuffer {
+  bytes: Uint8Array
+  firstNonFinite?: (values: Float32Array) => number
+}
 
 /**
  * Buffers for large request bodies, reused from one request to the next: one WebAssembly.Memory
  * (its own mmap'd pages, grown when needed) instead of a fresh 21 MB allocation per step, which
- * would cost page faults, fragment malloc's heap and wait for a full GC to be freed.
+ * would cost page faults, fragment malloc's heap and wait for a full GC to be freed. Each memory
+ * comes with a wasm SIMD finite scan of its own (wasm-finite.ts).
  */
 export class BodyBuffers {
-  private spare: WebAssembly.Memory | undefined
+  private spare: { memory: WebAssembly.Memory; firstNonFinite?: (values: Float32Array) => number } | undefined
 
   /** A buffer of `length` bytes (contents undefined) and the function that gives it back. */
-  acquire(length: number): { bytes: Uint8Array; release: () => void } {
+  acquire(length: number): BodyBuffer & { release: () => void } {
     if (length < 1 << 20) return { bytes: new Uint8Array(length), release: () => {} }
     const pages = Math.ceil(length / 65_536)
-    let memory = this.spare
+    let leased = this.spare
     this.spare = undefined
-    if (memory === undefined) memory = new WebAssembly.Memory({ initial: pages })
-    else if (memory.buffer.byteLength < length) memory.grow(pages - memory.buffer.byteLength / 65_536)
+    if (leased === undefined) {
+      const memory = new WebAssembly.Memory({ initial: pages })
+      leased = { memory, firstNonFinite: wasmFiniteScan(memory) }
+    } else if (leased.memory.buffer.byteLength < length) {
+      leased.memory.grow(pages - leased.memory.buffer.byteLength / 65_536)
+    }
     let released = false
-    const leased = memory
+    const spare = leased
     return {
-      bytes: new Uint8Array(leased.buffer, 0, length),
+      bytes: new Uint8Array(spare.memory.buffer, 0, length),
+      firstNonFinite: spare.firstNonFinite,
       release: () => {
         if (released) return
         released = true
-        this.spare = leased
+        this.spare = spare
       },
     }
   }
 }
 
 /**
- * A request body read from the socket into one fresh buffer of its Content-Length (one copy per
- * chunk, no concatenation), usable while it arrives. Refuses more than `limit` bytes: from
+ * A request body read from the socket into one buffer of its Content-Length from `allocate` (one
+ * copy per chunk, no concatenation), usable while it arrives. Refuses more than `limit` bytes: from
  * Content-Length before reading, or while reading a body without one (which is read whole first).
  */
 export async function openIncoming(
   incoming: IncomingMessage,
   limit: number,
-  allocate: (length: number) => Uint8Array = allocateBytes,
+  allocate: (length: number) => BodyBuffer = (length) => ({ bytes: allocateBytes(length) }),
 ): Promise<BodyReader> {
   const header = incoming.headers['content-length']
   const declared = header === undefined ? Number.NaN : Number(header)
@@ -54,7 +67,7 @@ export async function openIncoming(
     return { bytes, ready: () => Promise.resolve() }
   }
   if (declared > limit) throw bodyTooLarge(String(declared), limit)
-  const bytes = allocate(declared)
+  const { bytes, firstNonFinite } = allocate(declared)
   let received = 0
   let failure: Error | undefined
   const waiting: { n: number; resolve: () => void; reject: (e: Error) => void }[] = []
@@ -93,6 +106,7 @@ export async function openIncoming(
   })
   return {
     bytes,
+    firstNonFinite,
     ready: (n) => {
       const needed = Math.min(n, declared)
       if (needed <= received) return Promise.resolve()

@@ -109,7 +109,7 @@ export function createNodeApp(deps: AppDeps): App<HttpBindings> {
           const lease = buffers.acquire(length)
           // The body is used until the answer is done; then its pages serve the next request.
           env.outgoing.once('close', lease.release)
-          return lease.bytes
+          return lease
         }),
       reclaimMemory,
     }

@@ -10,13 +10,16 @@ import type { AppEnv } from './env'
 import { ApiError } from './errors'
 import type { Target } from './registry/resolve'
 
+/** Finds the first NaN or ±Infinity (core's firstNonFinite, or a runtime's faster equivalent). */
+export type FiniteScan = (values: Float32Array) => number
+
 /** Refuses (422) the first NaN or ±Infinity gradient, naming its index. */
-export function assertFinite(grads: Float32Array, what = 'gradient'): void {
-  const i = firstNonFinite(grads)
+export function assertFinite(grads: Float32Array, scan: FiniteScan = firstNonFinite): void {
+  const i = scan(grads)
   if (i >= 0) {
     throw new ApiError(
       'non_finite_gradient',
-      `${what} at coordinate ${i} is ${grads[i]}; every gradient must be a finite float32 (clip or skip this step)`,
+      `gradient at coordinate ${i} is ${grads[i]}; every gradient must be a finite float32 (clip or skip this step)`,
       { index: i },
     )
   }
@@ -81,13 +84,18 @@ export function stateSlice(state: StateData, stateSize: number, begin: number, e
 /**
  * Refuses a state whose values are not all finite (a corrupted or foreign state); checks F16 and
  * BF16 on their bit patterns (exponent all ones), without widening. Checks the coordinates from
- * `from` on (the error names the index in the whole state).
+ * `from` on (the error names the index in the whole state). `scan` checks F32 states.
  */
-export function assertFiniteState(state: StateData, stateSize: number, from = 0): void {
+export function assertFiniteState(
+  state: StateData,
+  stateSize: number,
+  from = 0,
+  scan: FiniteScan = firstNonFinite,
+): void {
   const start = from * stateSize
   let bad = -1
   if (state.dtype === 'F32') {
-    bad = firstNonFinite(state.data.subarray(start))
+    bad = scan(state.data.subarray(start))
   } else {
     const mask = state.dtype === 'F16' ? 0x7c00 : 0x7f80
     const u = state.data.subarray(start)

@@ -11,6 +11,11 @@ export interface BodyReader {
   bytes: Uint8Array
   /** Resolves once the first `n` bytes are in; rejects if the body ends early or fails. */
   ready(n: number): Promise<void>
+  /**
+   * Optional fast finite check of float32 views into `bytes` (Node: wasm SIMD on the body's own
+   * memory). Must answer exactly as core's firstNonFinite, which the server uses without it.
+   */
+  firstNonFinite?: (values: Float32Array) => number
 }
 
 /** The runtimes this app runs on. */

@@ -143,6 +143,29 @@ describe('binary steps over HTTP (Node runtime)', () => {
     },
   )
 
+  it.each([0, 4096, n - 1])(
+    'refuses a large body with a non-finite gradient at %i, storing nothing',
+    async (bad) => {
+      const g = grads.slice()
+      g[bad] = Number.NaN
+      const before = s.snapshot()
+      const res = await post(
+        '/v1/step',
+        encode(
+          {
+            grads: { dtype: 'F32', shape: [n], data: g },
+            state: { dtype: 'F32', shape: [n, 80], data: first.state },
+          },
+          { optimizer: 'paper', digest },
+        ),
+      )
+      expect(res.status).toBe(422)
+      expect(res.headers.get('content-type')).toBe('application/problem+json')
+      expect(await res.json()).toMatchObject({ code: 'non_finite_gradient', index: bad })
+      expect(s.snapshot()).toBe(before)
+    },
+  )
+
   it('refuses a declared body over the limit without reading it', async () => {
     const status = await new Promise<string>((resolve, reject) => {
       const port = Number(new URL(url).port)

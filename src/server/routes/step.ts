@@ -92,7 +92,7 @@ async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Respons
     }
   }
   await body.ready(endIn(body.bytes, grads))
-  assertFinite(grads)
+  assertFinite(grads, body.firstNonFinite)
 
   const layout = stepAnswerLayout(n, s, outDtype, {
     [metadataKeys.optimizer]: target.label,
@@ -112,7 +112,7 @@ async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Respons
       if (sentState !== undefined) {
         await body.ready(endIn(body.bytes, sentState.data.subarray(0, end * s)))
         if (stopped) return false
-        assertFiniteState(stateSlice(sentState, s, 0, end), s, begin)
+        assertFiniteState(stateSlice(sentState, s, 0, end), s, begin, body.firstNonFinite)
         checked = end
       }
       return !stopped
@@ -138,7 +138,7 @@ async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Respons
   // Nothing is answered before the whole body is in and checked (a refusal is a clean problem).
   try {
     await body.ready(body.bytes.length)
-    if (sentState !== undefined) assertFiniteState(sentState, s, checked)
+    if (sentState !== undefined) assertFiniteState(sentState, s, checked, body.firstNonFinite)
   } catch (error) {
     stopped = true
     await computing
