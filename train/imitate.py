@@ -43,6 +43,10 @@ class ImitationConfig(MetaTrainConfig):
     teacher: str = "nag"
     teacher_lr: float = 1.0
     coords: int = 4096
+    # Which weights the stage hands on: "best" on validation (as in meta-training) or the "final"
+    # iterate, for when the validation set is too small to rank iterates whose imitation loss has
+    # converged (the cosine schedule ends at a tenth of meta_lr).
+    select: str = "best"
 
 
 def stage_config(saved: dict) -> MetaTrainConfig:
@@ -95,6 +99,8 @@ def imitation_loss(opt, grads, targets, scale, unroll: int, step=None) -> float:
 
 def imitate(cfg: ImitationConfig, out_dir, resume: bool = True, progress: bool = True) -> dict:
     """Behaviour cloning; writes checkpoint.pt, best.pt, log.csv and summary.json like meta_train."""
+    if cfg.select not in ("best", "final"):
+        raise ValueError(f"select must be 'best' or 'final', got {cfg.select!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(cfg.device)
@@ -113,7 +119,7 @@ def imitate(cfg: ImitationConfig, out_dir, resume: bool = True, progress: bool =
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path, device)
         # Unlike meta-training, the iteration count is part of what is trained (the lr schedule).
-        stopping = {"max_minutes", "patience", "device"}
+        stopping = {"max_minutes", "patience", "device", "select"}
         differs = {k for k, v in asdict(cfg).items() if k not in stopping and ck["config"].get(k) != v}
         if differs:
             raise ValueError(f"{ckpt_path} was written with other {sorted(differs)}; use a new --out")
@@ -174,6 +180,10 @@ def imitate(cfg: ImitationConfig, out_dir, resume: bool = True, progress: bool =
                 stopped = "early-stopping"
                 break
     bar.close()
+    if cfg.select == "final":
+        final_val = validate(opt, val_problem, cfg.horizon, cfg.val_metric)
+        torch.save({"model": opt.state_dict(), "iteration": it + 1 if cfg.iterations > it0 else it0,
+                    "val": final_val}, best_path)
     best = load_checkpoint(best_path, device)
     summary = {
         "iterations": it + 1 if cfg.iterations > it0 else it0,

@@ -74,3 +74,15 @@ def test_a_saved_config_rebuilds_its_stage():
     cfg = _tiny()
     assert stage_config(asdict(cfg)) == cfg
     assert type(stage_config(asdict(MetaTrainConfig()))) is MetaTrainConfig
+
+
+def test_select_final_hands_on_the_last_iterate(tmp_path):
+    from train.metatrain import load_checkpoint
+
+    imitate(_tiny(iterations=20), tmp_path, progress=False)  # best on validation
+    summary = imitate(_tiny(iterations=20, select="final"), tmp_path, progress=False)  # resumes: done
+    best, ck = load_checkpoint(tmp_path / "best.pt"), load_checkpoint(tmp_path / "checkpoint.pt")
+    assert summary["bestIteration"] == 20 and best["iteration"] == 20
+    assert all(torch.equal(best["model"][k], v) for k, v in ck["model"].items())
+    with pytest.raises(ValueError, match="select"):
+        imitate(_tiny(select="last"), tmp_path / "x", progress=False)
