@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { lstmOptimizer } from '../../src/core'
+import { lstmOptimizer, preprocessInto } from '../../src/core'
 import { initTf, type NodeTfBackend } from '../../src/runtime/tf-node'
 import { decode, readWeightFile } from '../../src/weights'
 import type { LstmWeights } from '../../src/weights/types'
@@ -23,8 +23,12 @@ const absoluteTolerance = 1e-7
 /** Every shipped version that has golden vectors, as `name@version` → folder. */
 function shippedGoldens(): Map<string, string> {
   const found = new Map<string, string>()
-  for (const name of readdirSync(weightsRoot)) {
-    for (const version of readdirSync(path.join(weightsRoot, name))) {
+  const folders = (dir: string) =>
+    readdirSync(dir, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+  for (const name of folders(weightsRoot)) {
+    for (const version of folders(path.join(weightsRoot, name))) {
       const dir = path.join(weightsRoot, name, version)
       if (readdirSync(dir).includes('golden.safetensors')) found.set(`${name}@${version}`, dir)
     }
@@ -66,19 +70,75 @@ function readGolden(dir: string): Golden {
   }
 }
 
-/** Scale of the operands behind each state element: 1 + |c| of the same unit before the step. */
-function stateScales(stateIn: Float32Array, hidden: number, stateSize: number): Float32Array {
+/**
+ * Σ|terms| of the largest gate pre-activation of every unit, [N, L·H]: W_ih·x + b_ih + W_hh·h + b_hh
+ * summed in absolute value (float64). A float32 sum's rounding error grows with this, not with the
+ * sum itself: a unit whose weights are ~10 (a clone of momentum SGD learns input-gate weights
+ * of about p on log|g|/p) has gates ten times less exact in absolute terms than one whose are ~1.
+ */
+function gateOperandSums(
+  weights: LstmWeights,
+  grads: Float32Array,
+  stateIn: Float32Array,
+  stateOut: Float32Array,
+) {
+  const a = weights.architecture
+  const { hidden, layers } = a
+  const stateSize = 2 * layers * hidden
+  const n = grads.length
+  const inputs0 = a.preprocessing === 'none' ? 1 : 2
+  const features = new Float64Array(n * inputs0)
+  preprocessInto(a, grads, features, inputs0)
+  const sums = new Float64Array(n * layers * hidden)
+  for (let i = 0; i < n; i++) {
+    let x: ArrayLike<number> = features.subarray(i * inputs0, (i + 1) * inputs0)
+    for (let k = 0; k < layers; k++) {
+      const cell = weights.cells[k]
+      const hOff = i * stateSize + 2 * k * hidden
+      for (let u = 0; u < hidden; u++) {
+        let worst = 0
+        for (let q = 0; q < 4; q++) {
+          const r = q * hidden + u
+          let sum = Math.abs(cell.biasIh[r]) + Math.abs(cell.biasHh[r])
+          for (let j = 0; j < x.length; j++) sum += Math.abs(cell.weightIh[r * x.length + j] * x[j])
+          for (let j = 0; j < hidden; j++) sum += Math.abs(cell.weightHh[r * hidden + j] * stateIn[hOff + j])
+          worst = Math.max(worst, sum)
+        }
+        sums[(i * layers + k) * hidden + u] = worst
+      }
+      x = stateOut.subarray(hOff, hOff + hidden)
+    }
+  }
+  return sums
+}
+
+/** Scale of the operands behind each state element: 1 + |c| before the step + the gate sums. */
+function stateScales(
+  stateIn: Float32Array,
+  gates: Float64Array,
+  hidden: number,
+  stateSize: number,
+): Float32Array {
   const scales = new Float32Array(stateIn.length)
   for (let i = 0; i < stateIn.length; i++) {
     const offset = i % stateSize
     const layerStart = i - offset + Math.floor(offset / (2 * hidden)) * 2 * hidden
-    scales[i] = 1 + Math.abs(stateIn[layerStart + hidden + (offset % hidden)])
+    const unit =
+      Math.floor(i / stateSize) * (stateSize / 2) +
+      Math.floor(offset / (2 * hidden)) * hidden +
+      (offset % hidden)
+    scales[i] = 1 + Math.abs(stateIn[layerStart + hidden + (offset % hidden)]) + gates[unit]
   }
   return scales
 }
 
-/** Scale behind each update: 1 + Σ_j |outputScale·W_out,j|·(1 + |c_L,j|). */
-function updateScales(weights: LstmWeights, stateIn: Float32Array, numParams: number): Float32Array {
+/** Scale behind each update: 1 + Σ_j |outputScale·W_out,j|·(1 + |c_L,j| + gate sum of j). */
+function updateScales(
+  weights: LstmWeights,
+  stateIn: Float32Array,
+  gates: Float64Array,
+  numParams: number,
+): Float32Array {
   const { hidden, layers, outputScale } = weights.architecture
   const stateSize = 2 * layers * hidden
   const lastC = (layers - 1) * 2 * hidden + hidden
@@ -86,8 +146,10 @@ function updateScales(weights: LstmWeights, stateIn: Float32Array, numParams: nu
   for (let i = 0; i < numParams; i++) {
     let scale = 1
     for (let u = 0; u < hidden; u++) {
+      const gate = gates[(i * layers + layers - 1) * hidden + u]
       scale +=
-        Math.abs(outputScale * weights.head.weight[u]) * (1 + Math.abs(stateIn[i * stateSize + lastC + u]))
+        Math.abs(outputScale * weights.head.weight[u]) *
+        (1 + Math.abs(stateIn[i * stateSize + lastC + u]) + gate)
     }
     scales[i] = scale
   }
@@ -151,12 +213,18 @@ describe('the TypeScript core matches PyTorch on the shipped golden vectors', ()
           const stateOut = golden.states.subarray((t + 1) * stateLength, (t + 2) * stateLength)
           const updates = golden.updates.subarray(t * n, (t + 1) * n)
 
+          const gates = gateOperandSums(weights, grads, stateIn, stateOut)
           const fed = optimizer.update(grads, stateIn)
-          expectClose(fed.updates, updates, updateScales(weights, stateIn, n), `${id} step ${t} updates`)
+          expectClose(
+            fed.updates,
+            updates,
+            updateScales(weights, stateIn, gates, n),
+            `${id} step ${t} updates`,
+          )
           expectClose(
             fed.state,
             stateOut,
-            stateScales(stateIn, weights.architecture.hidden, golden.stateSize),
+            stateScales(stateIn, gates, weights.architecture.hidden, golden.stateSize),
             `${id} step ${t} state`,
           )
 
@@ -165,7 +233,7 @@ describe('the TypeScript core matches PyTorch on the shipped golden vectors', ()
           expectClose(
             own.updates,
             updates,
-            updateScales(weights, chained, n),
+            updateScales(weights, chained, gateOperandSums(weights, grads, chained, own.state), n),
             `${id} chained step ${t} updates`,
           )
           chained = own.state
