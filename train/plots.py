@@ -52,7 +52,7 @@ def plot_results(results: dict, path, horizon_tuned: int = 100, title: str = "")
 
 
 def plot_training_log(log_csvs, path, title: str = "") -> None:
-    """Meta-loss and validation loss per meta-iteration; several logs are consecutive stages."""
+    """Training objective and validation loss per iteration; several logs are consecutive stages."""
     import csv
 
     if isinstance(log_csvs, (str, Path)):
@@ -73,13 +73,13 @@ def plot_training_log(log_csvs, path, title: str = "") -> None:
                     val_it.append(i)
                     val.append(float(row["val_loss"]))
         sfx = f" (stage {k + 1})" if len(log_csvs) > 1 else ""
-        ax.plot(it, meta, lw=0.6, alpha=0.6, label="meta-loss, train batch" + sfx)
+        ax.plot(it, meta, lw=0.6, alpha=0.6, label="training objective (meta- or imitation loss)" + sfx)
         ax.plot(val_it, val, "o-", ms=3, label="validation" + sfx)
         if k:
             ax.axvline(offset, color="k", lw=0.5, ls=":")
         offset = last
     ax.set_yscale("log")
-    ax.set_xlabel("meta-iteration")
+    ax.set_xlabel("iteration")
     ax.set_ylabel("loss (per stage's objective)")
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(fontsize=6)

@@ -170,7 +170,7 @@ def ship(name: str, version: str = "", run_dir=None, suite=None, device="cpu",
     results = evaluate_suite(module, suite, run / "eval", device=device, instances=instances,
                              tune_instances=tune_instances, cached_only=cached_only, teacher=teacher)
     plot_results(results, out / "loss.png", title=f"{name}@{version}: mean held-out loss")
-    plot_training_log([d / "log.csv" for d in dirs], out / "training.png", title=f"{name}: meta-training")
+    plot_training_log([d / "log.csv" for d in dirs], out / "training.png", title=f"{name}@{version}: training")
     card = make_card(name, version, digest, preset, saved, summaries, results, device)
     (out / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     (run / "results.md").write_text(markdown_table(results) + "\n")

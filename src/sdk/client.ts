@@ -38,7 +38,7 @@ export interface ClientOptions {
  *
  * @example
  * const l2o = new L2oClient({ baseUrl: 'http://127.0.0.1:8787', apiKey: process.env.L2O_KEY })
- * const opt = await l2o.remoteOptimizer({ optimizer: 'l2o-mnist@1.0.0' })
+ * const opt = await l2o.remoteOptimizer({ optimizer: 'l2o-mnist@1.1.0' })
  */
 export class L2oClient {
   /** Catalogue and resolve calls. */
@@ -94,7 +94,7 @@ export class L2oClient {
    * A remote optimizer for tf.js training loops, or one resumed from `TfOptimizer.save()` bytes.
    *
    * @example
-   * const opt = await l2o.tfOptimizer({ optimizer: 'l2o-mnist@1.0.0', mode: 'session' })
+   * const opt = await l2o.tfOptimizer({ optimizer: 'l2o-mnist@1.1.0', mode: 'session' })
    * const { grads } = tf.variableGrads(loss)
    * await opt.applyGradients(grads)
    */

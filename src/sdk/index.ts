@@ -4,7 +4,7 @@
  * @example
  * import { L2oClient } from 'l2o'
  * const l2o = new L2oClient({ baseUrl: 'http://127.0.0.1:8787', apiKey })
- * const opt = await l2o.remoteOptimizer({ optimizer: 'l2o-mnist@1.0.0', mode: 'stateless' })
+ * const opt = await l2o.remoteOptimizer({ optimizer: 'l2o-mnist@1.1.0', mode: 'stateless' })
  * const updates = await opt.step(grads) // θ ← θ + updates
  */
 export type {

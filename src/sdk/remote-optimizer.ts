@@ -40,7 +40,7 @@ export type LoadOptions = Pick<RemoteOptimizerOptions, 'maxCoordinatesPerRequest
  * `client.loadOptimizer(bytes)`.
  *
  * @example
- * const opt = await client.remoteOptimizer({ optimizer: 'l2o-mnist@1.0.0', mode: 'session' })
+ * const opt = await client.remoteOptimizer({ optimizer: 'l2o-mnist@1.1.0', mode: 'session' })
  * const updates = await opt.step(grads) // Float32Array, same length as grads
  */
 export class RemoteOptimizer {

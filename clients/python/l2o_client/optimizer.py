@@ -36,7 +36,7 @@ class RemoteOptimizer(torch.optim.Optimizer):
     Example::
 
         opt = RemoteOptimizer(model.parameters(), url="http://127.0.0.1:8787", key=key,
-                              optimizer="l2o-mnist@1.0.0", mode="session")
+                              optimizer="l2o-mnist@1.1.0", mode="session")
         loss.backward(); opt.step(); opt.zero_grad()
     """
 
@@ -59,7 +59,7 @@ class RemoteOptimizer(torch.optim.Optimizer):
         client: Optional[Client] = None,
     ) -> None:
         if not optimizer:
-            raise ValueError('optimizer is required: a reference such as "l2o-mnist@1.0.0" or "l2o-mnist@stable"')
+            raise ValueError('optimizer is required: a reference such as "l2o-mnist@1.1.0" or "l2o-mnist@stable"')
         if mode not in ("stateless", "session"):
             raise ValueError(f"mode must be 'stateless' or 'session', got {mode!r}")
         if state_dtype not in STATE_DTYPES:
