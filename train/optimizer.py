@@ -106,7 +106,7 @@ class LSTMOptimizer(nn.Module):
         """Inference-only forward with the same math as `forward` (float32 rounding aside), for
         evaluation. The state is feature-major, [2LH, N] (the transpose of `forward`'s), so each
         gate is a contiguous block of rows: one matmul per layer on [x; h] and in-place
-        activations, about 2x faster on CPU than the coordinate-major layout. `out` receives the
+        activations, which is faster on CPU than the coordinate-major layout (strided gate slices). `out` receives the
         new state."""
         h_dim = self.hidden
         x = self.preprocess(grads).t()
