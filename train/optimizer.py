@@ -106,8 +106,8 @@ class LSTMOptimizer(nn.Module):
         """Inference-only forward with the same math as `forward` (float32 rounding aside), for
         evaluation. The state is feature-major, [2LH, N] (the transpose of `forward`'s), so each
         gate is a contiguous block of rows: one matmul per layer on [x; h] and in-place
-        activations, which is faster on CPU than the coordinate-major layout (strided gate slices). `out` receives the
-        new state."""
+        activations, faster on CPU than strided gate slices of the coordinate-major layout. `out`
+        receives the new state."""
         h_dim = self.hidden
         x = self.preprocess(grads).t()
         new = torch.empty_like(state_fm) if out is None else out
