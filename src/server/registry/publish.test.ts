@@ -39,6 +39,18 @@ describe('publishVersion aliases', () => {
     expect(await versionOf('present@stable')).toBe('1.0.0')
   })
 
+  it("gives the name the newest version's description", async () => {
+    const publish = (version: string, seed: number, description?: string) =>
+      publishVersion(s.deps.db, { name: 'described', version, weights: weightFile(seed), description }, now)
+    const described = async () =>
+      (await s.app.request('/v1/optimizers/described').then((r) => r.json())).description
+    await publish('1.0.0', 56, 'first')
+    await publish('1.1.0', 57, 'second')
+    expect(await described()).toBe('second')
+    await publish('1.2.0', 58)
+    expect(await described()).toBe('second')
+  })
+
   it('refuses an invalid alias before writing anything', async () => {
     for (const alias of ['latest', 'Bad_Alias']) {
       const input = { name: 'refused', version: '1.0.0', weights: weightFile(55), aliases: [alias] }

@@ -25,7 +25,7 @@ export interface PublishInput {
   weights: Uint8Array
   /** card.json, parsed (any JSON object), or its text. */
   card?: unknown
-  /** Shown in listings; taken from card.description when absent. */
+  /** Shown in listings (the newest version's wins); taken from card.description when absent. */
   description?: string
   /**
    * Aliases to point at this version when it is created (besides `latest`), e.g. `stable` from a
@@ -137,6 +137,8 @@ export async function publishVersion(
     .returning({ version: versions.version })
   // A concurrent publish of the same version won the race: answer as if it came first.
   if (inserted.length === 0) return publishVersion(db, input, now)
+  // The name's description follows the newest version that has one.
+  if (description !== '') await db.update(optimizers).set({ description }).where(eq(optimizers.name, name))
 
   await moveAlias(db, { name, alias: 'latest', version, digest }, now)
   for (const alias of input.aliases ?? []) await moveAlias(db, { name, alias, version, digest }, now)
