@@ -42,8 +42,10 @@ describe('publishVersion aliases', () => {
   it("gives the name the newest version's description", async () => {
     const publish = (version: string, seed: number, description?: string) =>
       publishVersion(s.deps.db, { name: 'described', version, weights: weightFile(seed), description }, now)
-    const described = async () =>
-      (await s.app.request('/v1/optimizers/described').then((r) => r.json())).description
+    const described = async () => {
+      const res = await s.app.request('/v1/optimizers/described')
+      return ((await res.json()) as { description: string }).description
+    }
     await publish('1.0.0', 56, 'first')
     await publish('1.1.0', 57, 'second')
     expect(await described()).toBe('second')
