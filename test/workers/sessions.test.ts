@@ -3,6 +3,7 @@ import { and, eq } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/d1'
 import { beforeAll, describe, expect, it } from 'vitest'
 import * as schema from '../../src/db/schema'
+import { isForeignKeyViolation } from '../../src/server/routes/sessions'
 import { decode, encode } from '../../src/weights'
 import {
   decodeParityCase,
@@ -109,5 +110,28 @@ describe('a session on D1 inside workerd', () => {
     expect((await call('GET', `/v1/sessions/${sessionId}`, auth('client'))).status).toBe(404)
     const left = await env.DB.prepare('SELECT count(*) AS n FROM session_shards').first('n')
     expect(left).toBe(0)
+  })
+})
+
+describe('D1 foreign keys', () => {
+  it('reports a shard without its session in the words isForeignKeyViolation looks for', async () => {
+    const db = drizzle(env.DB, { schema })
+    const values = {
+      sessionId: 'no-such-session',
+      shard: 0,
+      step: 1,
+      state: new Uint8Array(),
+      updates: new Uint8Array(),
+      updatedAt: '2026-01-01',
+    }
+    const error = await db
+      .insert(schema.sessionShards)
+      .values(values)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+    expect(isForeignKeyViolation(error)).toBe(true)
+    expect(isForeignKeyViolation(new Error('UNIQUE constraint failed'))).toBe(false)
   })
 })

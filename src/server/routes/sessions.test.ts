@@ -12,6 +12,7 @@ import {
 } from '../../../test/support/server'
 import { maxRowBytes, type Session } from '../../contract'
 import { lstmOptimizer } from '../../core'
+import { sessionShards, sessions } from '../../db/schema'
 import { initTf } from '../../runtime/tf-node'
 import { decode, decodeLstmWeights } from '../../weights'
 import { createApp } from '../app'
@@ -209,6 +210,74 @@ describe('sessions', () => {
     expect(
       s.sqlite.prepare('select count(*) as n from session_shards where session_id = ?').get(session.id),
     ).toEqual({ n: 0 })
+  })
+})
+
+describe('a session deleted while a step runs', () => {
+  // A database whose insert/delete into `table` first runs `before`: the race, made deterministic.
+  const racingDb = (table: unknown, method: 'insert' | 'update' | 'delete', before: () => void) =>
+    new Proxy(s.deps.db, {
+      get(target, key, receiver) {
+        const value = Reflect.get(target, key, receiver)
+        if (key !== method) return value
+        return (t: unknown) => {
+          if (t === table) before()
+          return (value as (t: unknown) => unknown).call(target, t)
+        }
+      },
+    })
+  const shardRows = (id: string) =>
+    s.sqlite.prepare('select count(*) as n from session_shards where session_id = ?').get(id)
+  const gone = (id: string) => s.sqlite.prepare('delete from sessions where id = ?').run(id)
+
+  it('answers a first step whose shard row can no longer be stored with 404, not 500', async () => {
+    const session = await create({ optimizer: 'tiny', numParams: 10 })
+    const app = createApp(() => ({
+      ...s.deps,
+      db: racingDb(sessionShards, 'insert', () => gone(session.id)),
+    }))
+    const res = await app.request(stepUrl(session.id, 0, 1), {
+      method: 'POST',
+      body: binaryBody({ grads: f32([10], randomGradients(10, 8)) }),
+      headers: { ...s.clientAuth, ...binaryType },
+    })
+    await expectProblem(res, 404, 'session_not_found')
+    expect(shardRows(session.id)).toEqual({ n: 0 })
+  })
+
+  it('answers a later step whose shard row was deleted with 404, not a step conflict', async () => {
+    const session = await create({ optimizer: 'tiny', numParams: 10 })
+    expect((await step(session.id, 0, 1, randomGradients(10, 9))).status).toBe(200)
+    const db = racingDb(sessionShards, 'update', () => {
+      s.sqlite.prepare('delete from session_shards where session_id = ?').run(session.id)
+      gone(session.id)
+    })
+    const res = await createApp(() => ({ ...s.deps, db })).request(stepUrl(session.id, 0, 2), {
+      method: 'POST',
+      body: binaryBody({ grads: f32([10], randomGradients(10, 10)) }),
+      headers: { ...s.clientAuth, ...binaryType },
+    })
+    await expectProblem(res, 404, 'session_not_found')
+  })
+
+  it('deletes a session even when a first step stores a shard between its two deletes', async () => {
+    const session = await create({ optimizer: 'tiny', numParams: 10 })
+    let raced = false
+    const db = racingDb(sessions, 'delete', () => {
+      if (raced) return
+      raced = true
+      s.sqlite
+        .prepare(
+          "insert into session_shards (session_id, shard, step, state, updates, updated_at) values (?, 0, 1, x'', x'', '2026-01-01')",
+        )
+        .run(session.id)
+    })
+    const app = createApp(() => ({ ...s.deps, db }))
+    const res = await app.request(`/v1/sessions/${session.id}`, { method: 'DELETE', headers: s.clientAuth })
+    expect(res.status).toBe(204)
+    expect(raced).toBe(true)
+    expect(shardRows(session.id)).toEqual({ n: 0 })
+    expect((await s.app.request(`/v1/sessions/${session.id}`, { headers: s.clientAuth })).status).toBe(404)
   })
 })
 

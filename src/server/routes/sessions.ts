@@ -101,9 +101,17 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
   app.delete('/v1/sessions/:id', requireKey(), async (c) => {
     const session = await ownSession(c, c.req.param('id') ?? '')
     const { db } = c.get('deps')
-    await db.delete(sessionShards).where(eq(sessionShards.sessionId, session.id))
-    await db.delete(sessions).where(eq(sessions.id, session.id))
-    return c.body(null, 204)
+    // A first step of a shard may insert its row between the two deletes (the step route runs
+    // outside any transaction, and D1 has none across statements): delete the shards again then.
+    for (let attempt = 1; ; attempt++) {
+      await db.delete(sessionShards).where(eq(sessionShards.sessionId, session.id))
+      try {
+        await db.delete(sessions).where(eq(sessions.id, session.id))
+        return c.body(null, 204)
+      } catch (error) {
+        if (!isForeignKeyViolation(error) || attempt === 3) throw error
+      }
+    }
   })
 
   app.post('/v1/sessions/:id/shards/:shard/steps/:step', requireKey(), sessionStep)
@@ -168,6 +176,11 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
             .values({ sessionId: session.id, shard, ...values })
             .onConflictDoNothing()
             .returning({ step: sessionShards.step })
+            .catch((error: unknown) => {
+              // The session was deleted since ownSession read it: its shard cannot be stored.
+              if (isForeignKeyViolation(error)) throw sessionNotFound(session.id)
+              throw error
+            })
         : await db
             .update(sessionShards)
             .set(values)
@@ -182,6 +195,15 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
       .where(where)
       .get()
     if (now !== undefined && now.step === t) return reply(f32View(now.updates))
+    if (now === undefined) {
+      // Its row is gone: the session was deleted since ownSession read it.
+      const alive = await db
+        .select({ id: sessions.id })
+        .from(sessions)
+        .where(eq(sessions.id, session.id))
+        .get()
+      if (alive === undefined) throw sessionNotFound(session.id)
+    }
     throw stepConflict(shard, now?.step ?? 0, t)
   })
 }
@@ -274,13 +296,23 @@ async function ownSession(c: Context<AppEnv>, id: string): Promise<SessionRow> {
     .from(sessions)
     .where(and(eq(sessions.id, id), eq(sessions.clientId, c.get('caller').clientId)))
     .get()
-  if (row === undefined) {
-    throw new ApiError(
-      'session_not_found',
-      `no session '${id.slice(0, 80)}' for this key; POST /v1/sessions creates one`,
-    )
-  }
+  if (row === undefined) throw sessionNotFound(id)
   return row
+}
+
+function sessionNotFound(id: string): ApiError {
+  return new ApiError(
+    'session_not_found',
+    `no session '${id.slice(0, 80)}' for this key; POST /v1/sessions creates one`,
+  )
+}
+
+/** SQLite's and D1's error for a write that breaks a foreign key (their messages share this text). */
+export function isForeignKeyViolation(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e.message.includes('FOREIGN KEY constraint failed')) return true
+  }
+  return false
 }
 
 function parseIndex(text: string, what: string): number {
