@@ -18,10 +18,9 @@ and the CSV log work as in meta-training, on the real task.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,7 +28,17 @@ import torch
 from tqdm import tqdm
 
 from .baselines import TEACHERS
-from .metatrain import MetaTrainConfig, load_checkpoint, validate
+from .metatrain import (
+    LOG_COLUMNS,
+    MetaTrainConfig,
+    append_log,
+    guarded_step,
+    keep_if_best,
+    load_checkpoint,
+    refuse_other_config,
+    validate,
+    write_summary,
+)
 from .tasks import instance_seeds
 
 
@@ -119,10 +128,7 @@ def imitate(cfg: ImitationConfig, out_dir, resume: bool = True, progress: bool =
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path, device)
         # Unlike meta-training, the iteration count is part of what is trained (the lr schedule).
-        stopping = {"max_minutes", "patience", "device", "select"}
-        differs = {k for k, v in asdict(cfg).items() if k not in stopping and ck["config"].get(k) != v}
-        if differs:
-            raise ValueError(f"{ckpt_path} was written with other {sorted(differs)}; use a new --out")
+        refuse_other_config(ckpt_path, ck["config"], cfg, {"max_minutes", "patience", "device", "select"})
         opt.load_state_dict(ck["model"])
         adam.load_state_dict(ck["meta_opt"])
         sched.load_state_dict(ck["sched"])
@@ -130,8 +136,7 @@ def imitate(cfg: ImitationConfig, out_dir, resume: bool = True, progress: bool =
         it0, best_val, bad_rounds, elapsed0 = ck["iteration"], ck["best_val"], ck["bad_rounds"], ck["elapsed_s"]
         skipped = ck["skipped"]
     else:
-        with open(log_path, "w", newline="") as f:
-            csv.writer(f).writerow(["iteration", "meta_loss", "final_loss", "grad_norm", "val_loss", "skipped", "wall_s"])
+        append_log(log_path, LOG_COLUMNS, header=True)
         best_val = validate(opt, val_problem, cfg.horizon, cfg.val_metric)
         torch.save({"model": opt.state_dict(), "iteration": 0, "val": best_val}, best_path)
 
@@ -139,13 +144,12 @@ def imitate(cfg: ImitationConfig, out_dir, resume: bool = True, progress: bool =
 
     def step(loss):
         nonlocal skipped
-        adam.zero_grad(set_to_none=True)
-        if not math.isfinite(loss.item()):
+        norm, bad = guarded_step(adam, opt.parameters(), loss, cfg.clip)
+        if norm is None:
             skipped += 1
-            return
-        loss.backward()
-        norms.append(float(torch.nn.utils.clip_grad_norm_(opt.parameters(), cfg.clip)))
-        adam.step()
+            warnings.warn(f"non-finite {bad} skipped ({skipped} so far)")
+        else:
+            norms.append(norm)
 
     t_start = time.time() - elapsed0
     stopped, it = "iterations", it0
@@ -159,14 +163,9 @@ def imitate(cfg: ImitationConfig, out_dir, resume: bool = True, progress: bool =
         done, val = it + 1, ""
         if done % cfg.val_every == 0 or done == cfg.iterations:
             val = validate(opt, val_problem, cfg.horizon, cfg.val_metric)
-            if val < best_val:
-                best_val, bad_rounds = val, 0
-                torch.save({"model": opt.state_dict(), "iteration": done, "val": val}, best_path)
-            else:
-                bad_rounds += 1
+            best_val, bad_rounds = keep_if_best(opt, best_path, done, val, best_val, bad_rounds)
         elapsed = time.time() - t_start
-        with open(log_path, "a", newline="") as f:
-            csv.writer(f).writerow([done, loss, "", max(norms, default=""), val, skipped, round(elapsed, 2)])
+        append_log(log_path, [done, loss, "", max(norms, default=""), val, skipped, round(elapsed, 2)])
         if val != "":
             torch.save(
                 {
@@ -180,23 +179,11 @@ def imitate(cfg: ImitationConfig, out_dir, resume: bool = True, progress: bool =
                 stopped = "early-stopping"
                 break
     bar.close()
+    iterations = it + 1 if cfg.iterations > it0 else it0
     if cfg.select == "final":
         final_val = validate(opt, val_problem, cfg.horizon, cfg.val_metric)
-        torch.save({"model": opt.state_dict(), "iteration": it + 1 if cfg.iterations > it0 else it0,
-                    "val": final_val}, best_path)
-    best = load_checkpoint(best_path, device)
-    summary = {
-        "iterations": it + 1 if cfg.iterations > it0 else it0,
-        "bestIteration": best["iteration"],
-        "bestValLoss": best["val"],
-        "skippedNonFinite": skipped,
-        "stopped": stopped,
-        "wallSeconds": round(time.time() - t_start, 1),
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+        torch.save({"model": opt.state_dict(), "iteration": iterations, "val": final_val}, best_path)
+    return write_summary(out, iterations, skipped, stopped, t_start, device)
 
 
 # The grid `tune-teacher` searched for l2o-mnist@1.1.0's teacher: exponent a, and lr on a

@@ -108,6 +108,63 @@ def validate(opt, problem, horizon: int, metric: str = "mean") -> float:
     return m if math.isfinite(m) else float("inf")
 
 
+# Run bookkeeping shared by meta_train and imitate.imitate: the same files, log and summary.
+LOG_COLUMNS = ["iteration", "meta_loss", "final_loss", "grad_norm", "val_loss", "skipped", "wall_s"]
+
+
+def append_log(path: Path, row: list, header: bool = False) -> None:
+    with open(path, "w" if header else "a", newline="") as f:
+        csv.writer(f).writerow(row)
+
+
+def refuse_other_config(ckpt_path: Path, saved: dict, cfg, stopping: set) -> None:
+    """A checkpoint resumes only the run it was written by: every field but `stopping` must match
+    (fields the checkpoint predates count at their defaults)."""
+    saved = {**asdict(type(cfg)()), **saved}
+    differs = {k for k, v in asdict(cfg).items() if k not in stopping and saved[k] != v}
+    if differs:
+        raise ValueError(f"{ckpt_path} was written with other {sorted(differs)}; use a new --out")
+
+
+def guarded_step(meta_opt, params, loss, clip: float):
+    """zero_grad, backward, clip, step. Returns (gradient norm, "") or, when the loss or the
+    gradient is not finite, (None, what was) with nothing applied."""
+    meta_opt.zero_grad(set_to_none=True)
+    if not math.isfinite(loss.item()):
+        return None, "meta-loss"
+    loss.backward()
+    norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+    if not math.isfinite(norm):
+        meta_opt.zero_grad(set_to_none=True)
+        return None, "meta-gradient"
+    meta_opt.step()
+    return norm, ""
+
+
+def keep_if_best(opt, best_path: Path, iteration: int, val: float, best_val: float, bad_rounds: int):
+    """Saves best.pt when `val` beats `best_val`. Returns the new (best_val, bad_rounds)."""
+    if val < best_val:
+        torch.save({"model": opt.state_dict(), "iteration": iteration, "val": val}, best_path)
+        return val, 0
+    return best_val, bad_rounds + 1
+
+
+def write_summary(out: Path, iterations: int, skipped: int, stopped: str, t_start: float, device) -> dict:
+    best = load_checkpoint(out / "best.pt", device)
+    summary = {
+        "iterations": iterations,
+        "bestIteration": best["iteration"],
+        "bestValLoss": best["val"],
+        "skippedNonFinite": skipped,
+        "stopped": stopped,
+        "wallSeconds": round(time.time() - t_start, 1),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
 def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: bool = True) -> dict:
     """Meta-train; writes checkpoint.pt, best.pt and log.csv under out_dir. Returns a summary."""
     out = Path(out_dir)
@@ -130,21 +187,13 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path, device)
         # Stopping rules may change on resume (e.g. a longer time limit); what is trained may not.
-        stopping = {"iterations", "max_minutes", "patience", "device"}
-        defaults = asdict(MetaTrainConfig())
-        saved = {**defaults, **ck["config"]}
-        differs = {k for k, v in asdict(cfg).items() if k not in stopping and saved[k] != v}
-        if differs:
-            raise ValueError(f"{ckpt_path} was written with other {sorted(differs)}; use a new --out")
+        refuse_other_config(ckpt_path, ck["config"], cfg, {"iterations", "max_minutes", "patience", "device"})
         opt.load_state_dict(ck["model"])
         meta_opt.load_state_dict(ck["meta_opt"])
         it0, best_val, bad_rounds = ck["iteration"], ck["best_val"], ck["bad_rounds"]
         skipped, elapsed0 = ck["skipped"], ck["elapsed_s"]
     else:
-        with open(log_path, "w", newline="") as f:
-            csv.writer(f).writerow(
-                ["iteration", "meta_loss", "final_loss", "grad_norm", "val_loss", "skipped", "wall_s"]
-            )
+        append_log(log_path, LOG_COLUMNS, header=True)
         best_val = validate(opt, val_problem, cfg.horizon, cfg.val_metric)
         torch.save({"model": opt.state_dict(), "iteration": 0, "val": best_val}, best_path)
 
@@ -167,22 +216,13 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
             final = step_losses[-1]
             if meta is None:  # "late": nothing of the last fifth in this segment
                 continue
-            if not math.isfinite(meta.item()):
+            norm, bad = guarded_step(meta_opt, opt.parameters(), meta, cfg.clip)
+            if norm is None:
                 skipped += 1
-                warnings.warn(f"iteration {it}: non-finite meta-loss skipped ({skipped} so far)")
-                meta_opt.zero_grad(set_to_none=True)
+                warnings.warn(f"iteration {it}: non-finite {bad} skipped ({skipped} so far)")
                 break  # the trajectory diverged: its later truncations would be garbage too
-            meta_opt.zero_grad(set_to_none=True)
-            meta.backward()
-            norm = torch.nn.utils.clip_grad_norm_(opt.parameters(), cfg.clip)
-            if not math.isfinite(float(norm)):
-                skipped += 1
-                warnings.warn(f"iteration {it}: non-finite meta-gradient skipped ({skipped} so far)")
-                meta_opt.zero_grad(set_to_none=True)
-                break
-            meta_opt.step()
             metas.append(meta.item())
-            norms.append(float(norm))
+            norms.append(norm)
         meta_loss = sum(metas) / len(metas) if metas else float("nan")
         bar.set_postfix(meta_loss=f"{meta_loss:.4f}", final=f"{final:.4f}", skipped=skipped)
 
@@ -190,16 +230,9 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
         done = it + 1
         if done % cfg.val_every == 0 or done == cfg.iterations:
             val = validate(opt, val_problem, cfg.horizon, cfg.val_metric)
-            if val < best_val:
-                best_val, bad_rounds = val, 0
-                torch.save({"model": opt.state_dict(), "iteration": done, "val": val}, best_path)
-            else:
-                bad_rounds += 1
+            best_val, bad_rounds = keep_if_best(opt, best_path, done, val, best_val, bad_rounds)
         elapsed = time.time() - t_start
-        with open(log_path, "a", newline="") as f:
-            csv.writer(f).writerow(
-                [done, meta_loss, final, max(norms) if norms else "", val, skipped, round(elapsed, 2)]
-            )
+        append_log(log_path, [done, meta_loss, final, max(norms, default=""), val, skipped, round(elapsed, 2)])
         timed_out = bool(cfg.max_minutes) and elapsed > cfg.max_minutes * 60
         if val != "" or timed_out:
             torch.save(
@@ -222,19 +255,7 @@ def meta_train(cfg: MetaTrainConfig, out_dir, resume: bool = True, progress: boo
             stopped = "time-limit"
             break
     bar.close()
-    best = load_checkpoint(best_path, device)
-    summary = {
-        "iterations": it + 1 if cfg.iterations > it0 else it0,
-        "bestIteration": best["iteration"],
-        "bestValLoss": best["val"],
-        "skippedNonFinite": skipped,
-        "stopped": stopped,
-        "wallSeconds": round(time.time() - t_start, 1),
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    return write_summary(out, it + 1 if cfg.iterations > it0 else it0, skipped, stopped, t_start, device)
 
 
 def load_best(cfg: MetaTrainConfig, out_dir) -> LSTMOptimizer:
