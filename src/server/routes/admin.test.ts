@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { expectProblem } from '../../../test/support/problem'
+import { expectProblem, itRefusesAndChangesNothing, type Refusal } from '../../../test/support/problem'
 import { testServer, weightFile } from '../../../test/support/server'
 import { digestOf } from '../../weights'
 import { createClient } from '../auth'
@@ -140,7 +140,7 @@ describe('publishing', () => {
 
 describe('admin routes refuse bad input with problem+json and change nothing', () => {
   const json = { 'content-type': 'application/json' }
-  const cases: [string, () => Response | Promise<Response>, number, string][] = [
+  const cases: Refusal[] = [
     [
       'publish without a key',
       () => publish('x', { version: '1.0.0', weights: weightFile(30) }, {} as Record<string, string>),
@@ -314,13 +314,7 @@ describe('admin routes refuse bad input with problem+json and change nothing', (
       'key_not_found',
     ],
   ]
-  for (const [what, send, status, code] of cases) {
-    it(`refuses to ${what}: ${status} ${code}`, async () => {
-      const before = s.snapshot()
-      await expectProblem(await send(), status, code)
-      expect(s.snapshot()).toBe(before)
-    })
-  }
+  itRefusesAndChangesNothing(cases, () => s.snapshot(), 'refuses to')
 
   it('refuses a revoked admin key', async () => {
     const admin = await createClient(s.deps.db, { name: 'ops', role: 'admin' }, new Date(), (n) =>

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { expectProblem } from '../../../test/support/problem'
+import { expectProblem, itRefusesAndChangesNothing, type Refusal } from '../../../test/support/problem'
 import { randomGradients } from '../../../test/support/random'
 import {
   binaryBody,
@@ -296,7 +296,7 @@ describe('sessions refuse bad input with problem+json and change nothing', () =>
       body: typeof body === 'string' ? body : JSON.stringify(body),
       headers: { ...s.clientAuth, ...headers },
     })
-  const cases: [string, () => Response | Promise<Response>, number, string][] = [
+  const cases: Refusal[] = [
     [
       'create without a key',
       () => s.app.request('/v1/sessions', { method: 'POST', body: '{}', headers: jsonType }),
@@ -456,13 +456,7 @@ describe('sessions refuse bad input with problem+json and change nothing', () =>
       'shape_mismatch',
     ],
   ]
-  for (const [what, send, status, code] of cases) {
-    it(`refuses ${what}: ${status} ${code}`, async () => {
-      const before = s.snapshot()
-      await expectProblem(await send(), status, code)
-      expect(s.snapshot()).toBe(before)
-    })
-  }
+  itRefusesAndChangesNothing(cases, () => s.snapshot())
 
   it('says which step comes next', async () => {
     const body = await expectProblem(

@@ -13,7 +13,7 @@ import { publishVersion } from '../registry/publish'
 
 const bytesOf = (a: Float32Array | Uint16Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
 
-import { expectProblem } from '../../../test/support/problem'
+import { expectProblem, itRefusesAndChangesNothing, type Refusal } from '../../../test/support/problem'
 import { baselineOptimizer, lstmOptimizer } from '../../core'
 import { initTf } from '../../runtime/tf-node'
 import { decode, decodeLstmWeights, f16ToF32, f32ToBf16, f32ToF16 } from '../../weights'
@@ -180,7 +180,7 @@ describe('POST /v1/step (JSON)', () => {
 describe('POST /v1/step refuses bad input with problem+json and changes nothing', () => {
   const grads = f32([4], [0.1, -0.2, 0.3, 0.4])
   const meta = { optimizer: 'tiny' }
-  const cases: [string, () => Response | Promise<Response>, number, string][] = [
+  const cases: Refusal[] = [
     [
       'no key',
       () =>
@@ -470,13 +470,7 @@ describe('POST /v1/step refuses bad input with problem+json and changes nothing'
       'too_many_coordinates',
     ],
   ]
-  for (const [what, send, status, code] of cases) {
-    it(`refuses ${what}: ${status} ${code}`, async () => {
-      const before = s.snapshot()
-      await expectProblem(await send(), status, code)
-      expect(s.snapshot()).toBe(before)
-    })
-  }
+  itRefusesAndChangesNothing(cases, () => s.snapshot())
 
   it('reports the index of the first non-finite gradient', async () => {
     const res = await post(binaryBody({ grads: f32([4], [0, 0, Number.NaN, 0]) }, meta), binaryType)
