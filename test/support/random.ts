@@ -1,20 +1,12 @@
+import { seededRandom } from '../../examples/mnist-mlp'
 import type { LstmArchitecture, LstmWeights } from '../../src/weights/types'
 
-/** mulberry32: a tiny seeded PRNG returning floats in [0, 1); same seed, same sequence. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+// mulberry32, the examples' seeded PRNG (floats in [0, 1); same seed, same sequence): one copy.
+export { seededRandom }
 
 /** `length` floats uniform in [-scale, scale) from a seeded generator. */
 export function randomUniform(length: number, seed: number, scale = 1): Float32Array {
-  const next = mulberry32(seed)
+  const next = seededRandom(seed)
   const out = new Float32Array(length)
   for (let i = 0; i < length; i++) out[i] = scale * (2 * next() - 1)
   return out
@@ -22,7 +14,7 @@ export function randomUniform(length: number, seed: number, scale = 1): Float32A
 
 /** `length` gradients spanning many orders of magnitude (|g| from 1e-8 to 1e2, random signs). */
 export function randomGradients(length: number, seed: number): Float32Array {
-  const next = mulberry32(seed)
+  const next = seededRandom(seed)
   const out = new Float32Array(length)
   for (let i = 0; i < length; i++) out[i] = (next() < 0.5 ? -1 : 1) * 10 ** (-8 + 10 * next())
   return out
@@ -47,7 +39,7 @@ export const paperArchitecture: LstmArchitecture = {
 export function randomLstmWeights(architecture: LstmArchitecture, seed: number, scale?: number): LstmWeights {
   const h = architecture.hidden
   const s = scale ?? 1 / Math.sqrt(h)
-  const next = mulberry32(seed)
+  const next = seededRandom(seed)
   const uniform = (length: number) => {
     const out = new Float32Array(length)
     for (let i = 0; i < length; i++) out[i] = s * (2 * next() - 1)
