@@ -17,27 +17,22 @@ export function sgd(hp: { learningRate: number }): Optimizer {
 
 /** torch.optim.SGD with momentum μ, dampening 0: buf = μ·buf + g, update = −lr·buf. State [buf]. */
 export function momentum(hp: { learningRate: number; momentum: number }): Optimizer {
-  const { learningRate: lr, momentum: mu } = hp
-  return defineOptimizer(1, (grads, state) => {
-    const buf = new Float32Array(grads.length)
-    const updates = new Float32Array(grads.length)
-    for (let i = 0; i < grads.length; i++) {
-      buf[i] = mu * state[i] + grads[i]
-      updates[i] = -lr * buf[i]
-    }
-    return { updates, state: buf }
-  })
+  return momentumSgd(hp, false)
 }
 
 /** torch.optim.SGD with nesterov=True: buf = μ·buf + g, update = −lr·(g + μ·buf). State [buf]. */
 export function nesterov(hp: { learningRate: number; momentum: number }): Optimizer {
+  return momentumSgd(hp, true)
+}
+
+function momentumSgd(hp: { learningRate: number; momentum: number }, lookahead: boolean): Optimizer {
   const { learningRate: lr, momentum: mu } = hp
   return defineOptimizer(1, (grads, state) => {
     const buf = new Float32Array(grads.length)
     const updates = new Float32Array(grads.length)
     for (let i = 0; i < grads.length; i++) {
       buf[i] = mu * state[i] + grads[i]
-      updates[i] = -lr * (grads[i] + mu * buf[i])
+      updates[i] = -lr * (lookahead ? grads[i] + mu * buf[i] : buf[i])
     }
     return { updates, state: buf }
   })
