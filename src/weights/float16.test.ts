@@ -44,6 +44,28 @@ function referenceRound(x: number, value: (h: number) => number, maxFinite: numb
 const refF16 = (x: number) => referenceRound(x, f16Value, 0x7bff, 2 ** 16)
 const refBf16 = (x: number) => referenceRound(x, (h) => fromBits([h << 16])[0], 0x7f7f, 2 ** 128)
 
+/** `convert` rounds every random float32 bit pattern as `reference` does (NaN to some NaN). */
+function expectReferenceRoundingOnRandomBits(
+  convert: (xs: Float32Array) => Uint16Array,
+  isNaN16: (h: number) => boolean,
+  reference: (x: number) => number,
+): void {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 1, maxLength: 64 }),
+      (bits) => {
+        const xs = fromBits(bits)
+        const got = convert(xs)
+        xs.forEach((x, i) => {
+          if (Number.isNaN(x)) expect(isNaN16(got[i])).toBe(true)
+          else expect(got[i], `x=${x}`).toBe(reference(x))
+        })
+      },
+    ),
+    { numRuns: 300 },
+  )
+}
+
 describe('F16', () => {
   it('converts edge cases: ±0, subnormals, max, overflow, Inf, NaN', () => {
     expect(half([0, -0])).toEqual([0x0000, 0x8000])
@@ -83,20 +105,7 @@ describe('F16', () => {
   })
 
   it('matches the reference rounding for random float32 bit patterns', () => {
-    fc.assert(
-      fc.property(
-        fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 1, maxLength: 64 }),
-        (bits) => {
-          const xs = fromBits(bits)
-          const got = f32ToF16(xs)
-          xs.forEach((x, i) => {
-            if (Number.isNaN(x)) expect(isF16NaN(got[i])).toBe(true)
-            else expect(got[i], `x=${x}`).toBe(refF16(x))
-          })
-        },
-      ),
-      { numRuns: 300 },
-    )
+    expectReferenceRoundingOnRandomBits(f32ToF16, isF16NaN, refF16)
   })
 
   it('matches the reference rounding on exact ties (random patterns whose dropped bits are 1000…0)', () => {
@@ -157,20 +166,7 @@ describe('BF16', () => {
   })
 
   it('matches the reference rounding for random float32 bit patterns', () => {
-    fc.assert(
-      fc.property(
-        fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 1, maxLength: 64 }),
-        (bits) => {
-          const xs = fromBits(bits)
-          const got = f32ToBf16(xs)
-          xs.forEach((x, i) => {
-            if (Number.isNaN(x)) expect(isBf16NaN(got[i])).toBe(true)
-            else expect(got[i], `x=${x}`).toBe(refBf16(x))
-          })
-        },
-      ),
-      { numRuns: 300 },
-    )
+    expectReferenceRoundingOnRandomBits(f32ToBf16, isBf16NaN, refBf16)
   })
   it('matches the reference rounding on exact ties', () => {
     fc.assert(
