@@ -10,14 +10,11 @@ import torch
 from train import safetensors_io as st
 from train.export import export_model, golden_grads, load_model, make_golden
 from train.optimizer import LSTMOptimizer
+from train.tests.helpers import randomized
 
 
 def _trained_like(opt):
-    gen = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for p in opt.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return opt
+    return randomized(opt, seed=3, scale=0.3)
 
 
 def test_export_reload_gives_the_same_outputs(tmp_path):

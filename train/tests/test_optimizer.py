@@ -6,14 +6,11 @@ import pytest
 import torch
 
 from train.optimizer import LSTMOptimizer
+from train.tests.helpers import randomized
 
 
 def _randomized(opt):
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in opt.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-    return opt
+    return randomized(opt, seed=1, scale=0.5)
 
 
 def test_state_dict_names_are_the_weight_file_names():

@@ -1,0 +1,12 @@
+"""Helpers shared by the train/ tests."""
+
+import torch
+
+
+def randomized(opt, seed: int, scale: float):
+    """`opt` with every parameter drawn N(0, scale²) from `seed`: weights unlike the initial ones."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in opt.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * scale)
+    return opt
