@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .baselines import BASELINES, Learned
+from .baselines import BASELINES, TEACHERS, Learned
 from .runner import run
 from .tasks import instance_seeds, make_family
 
@@ -219,8 +219,6 @@ def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tu
             "curves": {"learned": learned["curve"], **base["curves"]},
         }
         if teacher is not None:
-            from .baselines import TEACHERS
-
             name, lr = teacher
             tcache, tkey = out_dir / f"teacher-{spec.name}.json", {**key, "teacher": [name, lr]}
             ref = read_cache(tcache, tkey, "teacher")
