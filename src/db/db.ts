@@ -7,3 +7,11 @@ import type * as schema from './schema'
  */
 // biome-ignore lint/suspicious/noExplicitAny: the driver's run-result type differs between drivers.
 export type Db = BaseSQLiteDatabase<'sync' | 'async', any, typeof schema>
+
+/** SQLite's and D1's error for a write that breaks a foreign key (their messages share this text). */
+export function isForeignKeyViolation(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e.message.includes('FOREIGN KEY constraint failed')) return true
+  }
+  return false
+}

@@ -12,11 +12,11 @@ import Database from 'better-sqlite3'
 import { drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { z } from 'zod'
-import { aliasNameSchema, semverSchema } from '../contract'
+import { semverSchema } from '../contract'
 import * as schema from '../db/schema'
 import { type App, createApp } from '../server/app'
 import type { AppDeps } from '../server/deps'
-import type { PublishInput } from '../server/registry/publish'
+import { isSettableAlias, type PublishInput } from '../server/registry/publish'
 import { compareSemver } from '../server/registry/semver'
 import { BodyBuffers, openIncoming } from './node-body'
 import { exposeGc, memoryReclaimer } from './node-memory'
@@ -105,7 +105,7 @@ export async function readShippedVersions(weightsDir = path.join(root, 'weights'
 // weights/<name>/aliases.json: alias → version. `latest` is not set by hand: it follows registration.
 const shippedAliasesSchema = z.record(z.string(), semverSchema).superRefine((aliases, ctx) => {
   for (const alias of Object.keys(aliases)) {
-    if (!aliasNameSchema.safeParse(alias).success || alias === 'latest') {
+    if (!isSettableAlias(alias)) {
       ctx.addIssue({
         code: 'custom',
         path: [alias],

@@ -2,8 +2,8 @@ import { env, exports } from 'cloudflare:workers'
 import { and, eq } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/d1'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { isForeignKeyViolation } from '../../src/db/db'
 import * as schema from '../../src/db/schema'
-import { isForeignKeyViolation } from '../../src/server/routes/sessions'
 import { decode, encode } from '../../src/weights'
 import {
   decodeParityCase,

@@ -66,7 +66,7 @@ export async function publishVersion(
   if (!semverPattern.test(version)) {
     throw new ApiError('invalid_request', `invalid version '${version}': use semver, e.g. 1.0.0`)
   }
-  const bad = input.aliases?.find((alias) => !aliasPattern.test(alias) || alias === 'latest')
+  const bad = input.aliases?.find((alias) => !isSettableAlias(alias))
   if (bad !== undefined) {
     throw new ApiError(
       'invalid_request',
@@ -146,6 +146,11 @@ export async function publishVersion(
     await moveAlias(db, { name, alias: 'stable', version, digest }, now, { onlyIfAbsent: true })
   }
   return { name, version, digest, created: true }
+}
+
+/** An alias a publish may name: a valid alias name other than `latest`, which follows publishing. */
+export function isSettableAlias(alias: string): boolean {
+  return aliasPattern.test(alias) && alias !== 'latest'
 }
 
 function cardToText(card: unknown, name: string, version: string): string | null {

@@ -21,7 +21,7 @@ import {
   safetensorsMediaType,
   tensorNames,
 } from '../../contract'
-import type { Db } from '../../db/db'
+import { type Db, isForeignKeyViolation } from '../../db/db'
 import { sessionShards, sessions } from '../../db/schema'
 import { encode, type Tensor } from '../../weights'
 import { requireKey } from '../auth'
@@ -305,14 +305,6 @@ function sessionNotFound(id: string): ApiError {
     'session_not_found',
     `no session '${id.slice(0, 80)}' for this key; POST /v1/sessions creates one`,
   )
-}
-
-/** SQLite's and D1's error for a write that breaks a foreign key (their messages share this text). */
-export function isForeignKeyViolation(error: unknown): boolean {
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    if (e.message.includes('FOREIGN KEY constraint failed')) return true
-  }
-  return false
 }
 
 function parseIndex(text: string, what: string): number {
