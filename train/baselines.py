@@ -96,22 +96,31 @@ class PartiallyAdaptiveNAG:
 class Learned:
     """Adapter giving the LSTM module the same interface (no meta-gradient).
 
-    Its state is feature-major, [2LH, N] (see `LSTMOptimizer.fast_forward`); callers treat it as
-    opaque. On CPU, coordinates go through the LSTM in blocks that fit in cache.
+    On CPU with a C compiler it runs the native kernel (train/kernel.py) on a blocked state;
+    otherwise `LSTMOptimizer.fast_forward` on a feature-major [S, N] state, in blocks that fit in
+    cache. Callers treat the state as opaque.
     """
 
     name = "learned"
     block = 8192
 
-    def __init__(self, module) -> None:
+    def __init__(self, module, native: bool | None = None) -> None:
+        from .kernel import NativeStep, native_available
+
         self.module = module
+        use = native_available() if native is None else native
+        self.native = NativeStep(module) if use else None
 
     def init(self, n: int, device=None) -> torch.Tensor:
+        if self.native is not None and (device is None or torch.device(device).type == "cpu"):
+            return self.native.init_blocked(n)
         return self.module.init_state(n, device).t().contiguous()
 
     @torch.no_grad()
     def update(self, g: torch.Tensor, state: torch.Tensor):
         g = g.reshape(-1)
+        if state.dim() == 3:  # the native kernel's blocked state, stepped in place
+            return self.native(g, state), state
         if g.numel() <= self.block or g.device.type != "cpu":
             return self.module.fast_forward(g, state)
         updates, new = torch.empty_like(g), torch.empty_like(state)

@@ -70,17 +70,30 @@ _CONVERTERS = {"mnist": _convert_mnist, "fashion": _convert_fashion}
 _MEMO: dict = {}
 
 
+POOLS = ("train", "test", "all", "pool")
+
+
+def pool_split(name: str) -> str:
+    """The data a user's model trains on, as l2o-mlp's evaluation uses it: all 10,000 MNIST digits,
+    or Fashion-MNIST's 60,000 training images."""
+    return "all" if name == "mnist" else "train"
+
+
 def load_dataset(name: str, split: str, device=None):
-    """(x float32 [n, 784] in [0, 1], y int64 [n]) for split 'train' or 'test' (held-out)."""
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    """(x float32 [n, 784] in [0, 1], y int64 [n]) for split 'train', 'test' (held-out), 'all'
+    (both) or 'pool' (`pool_split(name)`)."""
+    if split not in POOLS:
+        raise ValueError(f"split must be one of {POOLS}, got {split!r}")
+    if split == "pool":
+        split = pool_split(name)
     key = (name, split, str(device))
     if key not in _MEMO:
         path = CACHE_DIR / f"{name}.npz"
         if not path.exists():
             _CONVERTERS[name](path)
+        parts = ("train", "test") if split == "all" else (split,)
         with np.load(path) as z:
-            x = torch.from_numpy(z[f"{split}_x"].astype(np.float32) / 255.0)
-            y = torch.from_numpy(z[f"{split}_y"].astype(np.int64))
+            x = torch.from_numpy(np.concatenate([z[f"{s}_x"] for s in parts]).astype(np.float32) / 255.0)
+            y = torch.from_numpy(np.concatenate([z[f"{s}_y"] for s in parts]).astype(np.int64))
         _MEMO[key] = (x.to(device), y.to(device))
     return _MEMO[key]

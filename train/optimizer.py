@@ -1,6 +1,16 @@
-"""The learned optimizer: one small LSTM applied to every coordinate (DESIGN.md §2).
+"""The learned optimizer: one small network applied to every coordinate (DESIGN.md §2,
+docs/optimizer-math.md).
 
-The module's state_dict names are the weight file's tensor names, so export is a plain dump.
+Two generations of architecture share this module:
+- the paper's (`l2o/1` files with `preprocessing` and `outputScale`): gradient preprocessing
+  `log-sign` or `none`, L stacked LSTM cells, a linear head times `outputScale`;
+- the extended form (`features`, optional `inputLayer`, `output`): feature kinds that keep
+  per-coordinate state slots (Adam-style moments at several time scales), an ELU input layer, and
+  output transforms such as `scale * tanh(head)` with the zero-gradient mask.
+
+The module's state_dict names are the weight file's tensor names, so export is a plain dump. A
+state is [N, S] coordinate-major: the LSTM's [h_1, c_1, …, h_L, c_L] (2·L·H floats), then the
+feature kind's slots.
 """
 
 from __future__ import annotations
@@ -11,10 +21,75 @@ import torch
 from torch import nn
 
 PREPROCESSING = ("log-sign", "none")
+FEATURE_KINDS = ("log-sign", "none", "moments")
+OUTPUT_KINDS = ("linear", "tanh")
+
+
+def _f32(x: float) -> torch.Tensor:
+    return torch.tensor(x, dtype=torch.float32)
+
+
+class Moments:
+    """Feature kind `moments` (docs/optimizer-math.md): momentum EMAs at K time scales and an RMS
+    EMA, normalised so that the inputs are invariant to the gradient's scale. Slots per
+    coordinate: m_1..m_K, r (the RMS), z (1 once a nonzero gradient was seen). The moments are
+    computed in float64 from float32 operands and rounded once, so every implementation agrees
+    bit for bit; the first nonzero gradient initialises the averages (no bias correction, hence no
+    step counter to keep)."""
+
+    def __init__(self, beta1, beta2: float, eps: float) -> None:
+        self.beta1 = [float(b) for b in beta1]
+        self.beta2 = float(beta2)
+        self.eps = float(eps)
+        if not self.beta1 or not all(0.0 <= b < 1.0 for b in self.beta1 + [self.beta2]):
+            raise ValueError("moments: beta1 (a non-empty list) and beta2 must lie in [0, 1)")
+        if not (self.eps > 0 and math.isfinite(self.eps)):
+            raise ValueError("moments: eps must be a finite number > 0")
+
+    @property
+    def inputs(self) -> int:
+        return len(self.beta1) + 1
+
+    @property
+    def slots(self) -> int:
+        return len(self.beta1) + 2
+
+    def spec(self) -> dict:
+        return {"kind": "moments", "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+    def __call__(self, g: torch.Tensor, slots: torch.Tensor):
+        """g [N] float32, slots [N, K+2] -> (features [N, K+1], new slots, seen mask [N] bool)."""
+        k = len(self.beta1)
+        gd = g.double()
+        z = slots[:, k + 1]
+        seen_before = z > 0
+        seen = seen_before | (g != 0)
+        new = []
+        for j, b in enumerate(self.beta1):
+            w = torch.where(seen_before, b, 0.0).double()
+            new.append((w * slots[:, j].double() + (1.0 - w) * gd).float())
+        w2 = torch.where(seen_before, self.beta2, 0.0).double()
+        r_old = slots[:, k].double()
+        r = torch.sqrt(w2 * r_old * r_old + (1.0 - w2) * gd * gd).float()
+        denom = r.double() + self.eps
+        feats = [(m.double() / denom).float() for m in new] + [(gd / denom).float()]
+        new_slots = torch.stack(new + [r, seen.float()], dim=1)
+        return torch.stack(feats, dim=1), new_slots, seen
+
+
+def _elu(x: torch.Tensor) -> torch.Tensor:
+    # ELU with alpha 1, written out (F.elu computes exp(x) - 1; docs/optimizer-math.md says expm1).
+    return torch.where(x > 0, x, torch.expm1(torch.clamp(x, max=0.0)))
 
 
 class LSTMOptimizer(nn.Module):
-    """Coordinatewise L-layer LSTM; `forward(grads [N], state [N, 2LH]) -> (updates [N], state)`."""
+    """Coordinatewise L-layer LSTM; `forward(grads [N], state [N, S]) -> (updates [N], state)`.
+
+    The paper's architecture: `LSTMOptimizer(layers, hidden, preprocessing, p, output_scale)`.
+    The extended one: pass `features` (e.g. `{"kind": "moments", "beta1": [0.5, 0.9, 0.99],
+    "beta2": 0.99, "eps": 1e-8}`), `input_size` (ELU input layer width, 0 for none) and
+    `output` (`{"kind": "tanh", "scale": 0.1}` or `{"kind": "linear", "scale": …}`).
+    """
 
     def __init__(
         self,
@@ -23,36 +98,66 @@ class LSTMOptimizer(nn.Module):
         preprocessing: str = "log-sign",
         p: float = 10.0,
         output_scale: float = 0.1,
+        *,
+        features: dict | None = None,
+        input_size: int = 0,
+        output: dict | None = None,
     ) -> None:
         super().__init__()
-        if preprocessing not in PREPROCESSING:
-            raise ValueError(f"preprocessing must be one of {PREPROCESSING}, got {preprocessing!r}")
         if layers < 1 or hidden < 1:
             raise ValueError("layers and hidden must be >= 1")
         self.layers = int(layers)
         self.hidden = int(hidden)
-        self.preprocessing = preprocessing
-        self.p = float(p)
-        self.output_scale = float(output_scale)
-        in_dim = 2 if preprocessing == "log-sign" else 1
+        self.extended = features is not None
+        if self.extended:
+            if features.get("kind") != "moments":
+                raise ValueError(f"unknown feature kind {features.get('kind')!r}; use moments")
+            self.features = Moments(features["beta1"], features["beta2"], features["eps"])
+            out = output or {"kind": "tanh", "scale": 0.1}
+            if out.get("kind") not in OUTPUT_KINDS:
+                raise ValueError(f"output kind must be one of {OUTPUT_KINDS}, got {out.get('kind')!r}")
+            self.output_kind, self.output_scale = out["kind"], float(out["scale"])
+            self.preprocessing, self.p = None, None
+            in_dim = self.features.inputs
+        else:
+            if preprocessing not in PREPROCESSING:
+                raise ValueError(f"preprocessing must be one of {PREPROCESSING}, got {preprocessing!r}")
+            if input_size or output is not None:
+                raise ValueError("inputLayer and output need the extended form (features=…)")
+            self.features = None
+            self.preprocessing = preprocessing
+            self.p = float(p)
+            self.output_kind, self.output_scale = "linear", float(output_scale)
+            in_dim = 2 if preprocessing == "log-sign" else 1
+        if not math.isfinite(self.output_scale):
+            raise ValueError("the output scale must be finite")
+        self.input_size = int(input_size)
+        if self.input_size:
+            self.input = nn.Linear(in_dim, self.input_size)
+            in_dim = self.input_size
         self.cells = nn.ModuleList(
             [nn.LSTMCell(in_dim if k == 0 else hidden, hidden) for k in range(layers)]
         )
         self.head = nn.Linear(hidden, 1)
 
     @property
-    def state_size(self) -> int:
+    def lstm_size(self) -> int:
         return 2 * self.layers * self.hidden
+
+    @property
+    def state_size(self) -> int:
+        return self.lstm_size + (self.features.slots if self.features else 0)
 
     def architecture(self) -> dict:
         """The architecture record stored in the weight file's metadata (DESIGN.md §3)."""
-        arch = {
-            "kind": "lstm-cw",
-            "layers": self.layers,
-            "hidden": self.hidden,
-            "preprocessing": self.preprocessing,
-            "outputScale": self.output_scale,
-        }
+        arch = {"kind": "lstm-cw", "layers": self.layers, "hidden": self.hidden}
+        if self.extended:
+            arch["features"] = self.features.spec()
+            if self.input_size:
+                arch["inputLayer"] = {"size": self.input_size, "activation": "elu"}
+            arch["output"] = {"kind": self.output_kind, "scale": self.output_scale}
+            return arch
+        arch.update(preprocessing=self.preprocessing, outputScale=self.output_scale)
         if self.preprocessing == "log-sign":
             arch["p"] = self.p
         return arch
@@ -61,6 +166,12 @@ class LSTMOptimizer(nn.Module):
     def from_architecture(cls, arch: dict) -> "LSTMOptimizer":
         if arch.get("kind") != "lstm-cw":
             raise ValueError(f"unknown optimizer kind {arch.get('kind')!r}; expected 'lstm-cw'")
+        if "features" in arch:
+            layer = arch.get("inputLayer")
+            if layer is not None and layer.get("activation") != "elu":
+                raise ValueError("inputLayer.activation must be 'elu'")
+            return cls(int(arch["layers"]), int(arch["hidden"]), features=arch["features"],
+                       input_size=int(layer["size"]) if layer else 0, output=arch["output"])
         return cls(
             layers=int(arch["layers"]),
             hidden=int(arch["hidden"]),
@@ -85,11 +196,30 @@ class LSTMOptimizer(nn.Module):
         x1 = torch.where(big, torch.sign(g), g * math.exp(self.p))
         return torch.cat([x0, x1], dim=1)
 
+    def inputs(self, grads: torch.Tensor, state: torch.Tensor):
+        """(cell-0 inputs [N, in], new feature slots or None, seen mask or None)."""
+        if self.features is None:
+            x, slots, seen = self.preprocess(grads), None, None
+        else:
+            x, slots, seen = self.features(grads.reshape(-1).float(), state[:, self.lstm_size :])
+        if self.input_size:
+            x = _elu(self.input(x))
+        return x, slots, seen
+
+    def transform(self, y: torch.Tensor, seen) -> torch.Tensor:
+        """Head output [N] -> update [N]."""
+        if self.output_kind == "tanh":
+            y = torch.tanh(y)
+        u = self.output_scale * y
+        if seen is not None:  # by construction, never-nonzero gradients give exactly 0
+            u = torch.where(seen, u, torch.zeros_like(u))
+        return u
+
     def forward(self, grads: torch.Tensor, state: torch.Tensor):
         n = grads.numel()
         if state.shape != (n, self.state_size):
             raise ValueError(f"state must be [{n}, {self.state_size}], got {list(state.shape)}")
-        x = self.preprocess(grads)
+        x, slots, seen = self.inputs(grads, state)
         h_dim = self.hidden
         new_parts = []
         for k, cell in enumerate(self.cells):
@@ -98,19 +228,29 @@ class LSTMOptimizer(nn.Module):
             h, c = cell(x, (h, c))
             new_parts += [h, c]
             x = h
-        updates = self.output_scale * self.head(x).reshape(grads.shape)
+        updates = self.transform(self.head(x).reshape(-1), seen).reshape(grads.shape)
+        if slots is not None:
+            new_parts.append(slots)
         return updates, torch.cat(new_parts, dim=1)
 
     @torch.no_grad()
     def fast_forward(self, grads: torch.Tensor, state_fm: torch.Tensor, out=None):
         """Inference-only forward with the same math as `forward` (float32 rounding aside), for
-        evaluation. The state is feature-major, [2LH, N] (the transpose of `forward`'s), so each
+        evaluation. The state is feature-major, [S, N] (the transpose of `forward`'s), so each
         gate is a contiguous block of rows: one matmul per layer on [x; h] and in-place
         activations, faster on CPU than strided gate slices of the coordinate-major layout. `out`
         receives the new state."""
         h_dim = self.hidden
-        x = self.preprocess(grads).t()
         new = torch.empty_like(state_fm) if out is None else out
+        lstm = self.lstm_size
+        if self.features is None:
+            x, seen = self.preprocess(grads).t(), None
+        else:
+            feats, slots, seen = self.features(grads.reshape(-1).float(), state_fm[lstm:].t())
+            new[lstm:] = slots.t()
+            x = feats.t()
+        if self.input_size:
+            x = _elu(torch.addmm(self.input.bias.unsqueeze(1), self.input.weight, x))
         for k, cell in enumerate(self.cells):
             w = torch.cat([cell.weight_ih, cell.weight_hh], dim=1)
             b = (cell.bias_ih + cell.bias_hh).unsqueeze(1)
@@ -128,5 +268,5 @@ class LSTMOptimizer(nn.Module):
             torch.tanh(c_new, out=h_new)
             h_new.mul_(o)
             x = h_new
-        updates = torch.addmm(self.head.bias.unsqueeze(1), self.head.weight, x).mul_(self.output_scale)
-        return updates.reshape(grads.shape), new
+        y = torch.addmm(self.head.bias.unsqueeze(1), self.head.weight, x).reshape(-1)
+        return self.transform(y, seen).reshape(grads.shape), new

@@ -29,9 +29,17 @@ def _generator(seed: int) -> torch.Generator:
 
 
 class Problem:
-    """B instances of a family on one device; subclasses implement `loss(theta, step) -> [B]`."""
+    """B instances of a family on one device; subclasses implement `base_loss(theta, step) -> [B]`
+    (the minibatch loss of step `step`) and may override `base_full_loss(theta) -> [B]` (the loss on
+    all the data the model trains on; by default the minibatch-free loss of step 0).
+
+    Random scaling (RNNprop's augmentation): with per-instance factors `pscale` and `lscale` the
+    optimizer sees parameters theta' = pscale * theta and the loss lscale * f(theta' / pscale), so
+    the same instance asks for other step sizes and gradient scales. `theta0` is already scaled."""
 
     theta0: torch.Tensor
+    pscale: torch.Tensor | None = None
+    lscale: torch.Tensor | None = None
 
     @property
     def num(self) -> int:
@@ -41,15 +49,37 @@ class Problem:
     def dim(self) -> int:
         return self.theta0.shape[1]
 
-    def loss(self, theta: torch.Tensor, step: int) -> torch.Tensor:  # pragma: no cover
+    def scale(self, pscale: torch.Tensor, lscale: torch.Tensor) -> "Problem":
+        """Apply random scaling factors [B] (in place); returns self."""
+        self.pscale, self.lscale = pscale.to(self.theta0), lscale.to(self.theta0)
+        self.theta0 = self.theta0 * self.pscale[:, None]
+        return self
+
+    def _unscaled(self, theta: torch.Tensor) -> torch.Tensor:
+        return theta if self.pscale is None else theta / self.pscale[:, None]
+
+    def _scaled(self, loss: torch.Tensor) -> torch.Tensor:
+        return loss if self.lscale is None else loss * self.lscale
+
+    def loss(self, theta: torch.Tensor, step: int) -> torch.Tensor:
+        return self._scaled(self.base_loss(self._unscaled(theta), step))
+
+    def full_loss(self, theta: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self._scaled(self.base_full_loss(self._unscaled(theta)))
+
+    def base_loss(self, theta: torch.Tensor, step: int) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+    def base_full_loss(self, theta: torch.Tensor) -> torch.Tensor:
+        return self.base_loss(theta, 0)
 
 
 class QuadraticProblem(Problem):
     def __init__(self, w: torch.Tensor, y: torch.Tensor, theta0: torch.Tensor) -> None:
         self.w, self.y, self.theta0 = w, y, theta0
 
-    def loss(self, theta: torch.Tensor, step: int) -> torch.Tensor:
+    def base_loss(self, theta: torch.Tensor, step: int) -> torch.Tensor:
         r = torch.bmm(self.w, theta.unsqueeze(2)).squeeze(2) - self.y
         return (r * r).sum(dim=1)
 
@@ -78,26 +108,42 @@ class QuadraticFamily:
 
 
 class MLPProblem(Problem):
-    def __init__(self, family, x, y, theta0, batch_idx) -> None:
+    def __init__(self, family, x, y, theta0, batch_idx, xscale=None) -> None:
         self.family, self.x, self.y, self.theta0, self.batch_idx = family, x, y, theta0, batch_idx
+        self.xscale = xscale  # [B] input scaling (random scaling of the inputs), or None
 
-    def loss(self, theta: torch.Tensor, step: int) -> torch.Tensor:
-        idx = self.batch_idx[:, step % self.batch_idx.shape[1]]  # [B, batch]
-        h = self.x[idx]  # [B, batch, 784]
-        targets = self.y[idx]
+    def _logits(self, theta: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """h [B, rows, 784] (or [rows, 784], shared by all instances) -> logits [B, rows, 10]."""
         act = ACTIVATIONS[self.family.activation]
-        off = 0
         sizes = self.family.layer_sizes()
+        if self.xscale is not None:
+            h = h * self.xscale.reshape(-1, 1, 1)
+        off = 0
         for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             w = theta[:, off : off + fan_in * fan_out].reshape(-1, fan_in, fan_out)
             off += fan_in * fan_out
             b = theta[:, off : off + fan_out]
             off += fan_out
-            h = torch.baddbmm(b.unsqueeze(1), h, w)
+            h = torch.baddbmm(b.unsqueeze(1), h, w) if h.dim() == 3 else torch.matmul(h, w) + b.unsqueeze(1)
             if k < len(sizes) - 2:
                 h = act(h)
-        ce = F.cross_entropy(h.reshape(-1, sizes[-1]), targets.reshape(-1), reduction="none")
+        return h
+
+    def base_loss(self, theta: torch.Tensor, step: int) -> torch.Tensor:
+        idx = self.batch_idx[:, step % self.batch_idx.shape[1]]  # [B, batch]
+        logits = self._logits(theta, self.x[idx])
+        ce = F.cross_entropy(logits.reshape(-1, 10), self.y[idx].reshape(-1), reduction="none")
         return ce.reshape(theta.shape[0], -1).mean(dim=1)
+
+    def base_full_loss(self, theta: torch.Tensor, rows: int = 2500) -> torch.Tensor:
+        """Mean cross-entropy over every example of the pool the minibatches are drawn from."""
+        total = torch.zeros(theta.shape[0], dtype=torch.float64, device=theta.device)
+        for i in range(0, self.x.shape[0], rows):
+            logits = self._logits(theta, self.x[i : i + rows])
+            y = self.y[i : i + rows].expand(theta.shape[0], -1)
+            ce = F.cross_entropy(logits.reshape(-1, 10), y.reshape(-1), reduction="none")
+            total += ce.reshape(theta.shape[0], -1).double().sum(dim=1)
+        return (total / self.x.shape[0]).float()
 
 
 @dataclass
@@ -134,6 +180,8 @@ class MLPFamily:
         }
 
     def sample(self, seeds: list[int], split: str = "train", device=None, horizon: int = 200):
+        """Instances whose minibatches come from `split` (see data.load_dataset; 'pool' is what
+        l2o-mlp's evaluation trains on)."""
         x, y = load_dataset(self.dataset, split, device)
         sizes = self.layer_sizes()
         thetas, idxs = [], []

@@ -10,3 +10,7 @@ def randomized(opt, seed: int, scale: float):
         for p in opt.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * scale)
     return opt
+
+
+# The feature kind l2o-mlp uses (docs/optimizer-math.md), for tests of the extended architecture.
+MOMENTS = {"kind": "moments", "beta1": [0.5, 0.9, 0.99], "beta2": 0.99, "eps": 1e-8}

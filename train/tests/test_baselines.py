@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from train.baselines import NAG, SGD, Adam, Learned, PartiallyAdaptiveNAG, RMSprop
+from train.kernel import BLOCK, native_available
 from train.optimizer import LSTMOptimizer
+from train.tests.helpers import MOMENTS, randomized
 
 CASES = [
     (SGD(0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
@@ -59,10 +61,35 @@ def test_update_leaves_input_state_untouched():
 
 
 def test_learned_adapter_has_the_same_interface():
-    opt = Learned(LSTMOptimizer(layers=1, hidden=4))
+    opt = Learned(LSTMOptimizer(layers=1, hidden=4), native=False)
     state = opt.init(5)
     upd, new_state = opt.update(torch.randn(5), state)
     assert upd.shape == (5,) and new_state.shape == (8, 5) and torch.all(state == 0)  # feature-major
+
+
+@pytest.mark.skipif(not native_available(), reason="no C compiler")
+@pytest.mark.parametrize("arch", [
+    {"layers": 2, "hidden": 4, "preprocessing": "log-sign"},
+    {"layers": 1, "hidden": 3, "preprocessing": "none"},
+    {"layers": 2, "hidden": 5, "features": MOMENTS, "input_size": 6, "output": {"kind": "tanh", "scale": 0.1}},
+])
+def test_native_kernel_follows_the_module_over_several_steps(arch):
+    module = randomized(LSTMOptimizer(**arch), seed=3, scale=0.4)
+    native, ref = Learned(module, native=True), module
+    n = 2 * BLOCK + 77  # several blocks and a partial one
+    g = torch.randn(n) * 10 ** torch.randint(-6, 2, (n,)).float()
+    g[:9] = 0.0
+    state, ref_state = native.init(n), module.init_state(n)
+    for t in range(4):
+        gt = g * (t % 3 - 1) if t else g  # zeros stay zero; some coordinates change sign
+        u, state = native.update(gt, state)
+        with torch.no_grad():
+            ur, ref_state = ref(gt, ref_state)
+        torch.testing.assert_close(u, ur, rtol=1e-4, atol=1e-6)
+        blocked = state.permute(0, 2, 1).reshape(-1, module.state_size)[:n]
+        torch.testing.assert_close(blocked, ref_state, rtol=1e-4, atol=1e-5)
+    if module.features is not None:
+        assert torch.all(u[:9] == 0)
 
 
 def test_learned_adapter_blocks_give_the_same_result_as_one_pass():

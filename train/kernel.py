@@ -1,0 +1,136 @@
+"""A native inference kernel for the learned optimizer, for evaluation and meta-training on CPU.
+
+`csrc/lstm_cw.c` runs one step of the coordinatewise network BLK coordinates at a time, which on
+CPU is several times faster than torch's one op per gate (`LSTMOptimizer.fast_forward`). It is
+compiled on first use with the machine's C compiler into train/.cache (keyed by the source, the
+flags and the compiler) and loaded with ctypes. Where no compiler is found, or on a GPU, callers
+fall back to `fast_forward`: `native_available()` says which.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).resolve().parent / "csrc" / "lstm_cw.c"
+CACHE_DIR = Path(__file__).resolve().parent / ".cache"
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared"]
+FEATURE_KINDS = {"log-sign": 0, "none": 1, "moments": 2}
+OUTPUT_KINDS = {"linear": 0, "tanh": 1}
+
+_LIB = None
+_TRIED = False
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CC"), "gcc", "cc", "clang"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def _load():
+    global _LIB, _TRIED
+    if _TRIED:
+        return _LIB
+    _TRIED = True
+    if os.environ.get("L2O_NO_NATIVE"):
+        return None
+    cc = _compiler()
+    if cc is None:
+        return None
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + version.encode()).hexdigest()[:16]
+    lib_path = CACHE_DIR / f"lstm_cw-{key}.so"
+    if not lib_path.exists():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = lib_path.with_suffix(f".{os.getpid()}.tmp")
+        done = subprocess.run([cc, *FLAGS, str(SOURCE), "-o", str(tmp), "-lm"], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"compiling {SOURCE} failed:\n{done.stderr}")
+        tmp.replace(lib_path)
+    lib = ctypes.CDLL(str(lib_path))
+    P = ctypes.c_void_p
+    for f in (lib.l2o_lstm_cw_step, lib.l2o_lstm_cw_blocks):
+        f.restype = ctypes.c_int
+        f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_float,
+                      ctypes.c_int, P, ctypes.c_double, ctypes.c_double, ctypes.c_int, ctypes.c_float,
+                      P, P, P, ctypes.c_int64, P, ctypes.c_int64]
+    _LIB = lib
+    return lib
+
+
+def native_available() -> bool:
+    return _load() is not None
+
+
+def pack_params(module) -> torch.Tensor:
+    """The module's parameters in the kernel's order (see csrc/lstm_cw.c)."""
+    parts = []
+    if module.input_size:
+        parts += [module.input.weight.reshape(-1), module.input.bias]
+    for cell in module.cells:
+        parts += [torch.cat([cell.weight_ih, cell.weight_hh], dim=1).reshape(-1), cell.bias_ih + cell.bias_hh]
+    parts += [module.head.weight.reshape(-1), module.head.bias]
+    return torch.cat([p.detach().float().reshape(-1) for p in parts]).contiguous()
+
+
+BLOCK = 2048
+
+
+class NativeStep:
+    """`step(grads [N], state, in place) -> updates [N]` for one module. The state is either
+    feature-major [S, N] (rows contiguous) or, with `blocked`, [ceil(N / BLOCK), S, BLOCK]: each
+    block's rows contiguous, so the working set of a step stays in cache (`init_blocked`)."""
+
+    def __init__(self, module) -> None:
+        self.lib = _load()
+        if self.lib is None:
+            raise RuntimeError("no C compiler: use LSTMOptimizer.fast_forward")
+        self.module = module
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the module's weights (after a meta-step)."""
+        m = self.module
+        self.params = pack_params(m)
+        feats = m.features
+        if feats is not None:
+            self.kind, self.k, self.p = FEATURE_KINDS["moments"], len(feats.beta1), 0.0
+            self.beta1 = (ctypes.c_double * len(feats.beta1))(*feats.beta1)
+            self.beta2, self.eps, self.feat_in = feats.beta2, feats.eps, feats.inputs
+        else:
+            self.kind, self.k, self.p = FEATURE_KINDS[m.preprocessing], 0, m.p
+            self.beta1, self.beta2, self.eps = (ctypes.c_double * 1)(0.0), 0.0, 0.0
+            self.feat_in = 2 if m.preprocessing == "log-sign" else 1
+
+    def init_blocked(self, n: int) -> torch.Tensor:
+        return torch.zeros(-(-n // BLOCK), self.module.state_size, BLOCK, dtype=torch.float32)
+
+    def __call__(self, grads: torch.Tensor, state: torch.Tensor, updates: torch.Tensor | None = None):
+        g = grads.reshape(-1).float().contiguous()
+        n = g.numel()
+        out = torch.empty(n, dtype=torch.float32) if updates is None else updates
+        m = self.module
+        args = (m.layers, m.hidden, self.feat_in, m.input_size, self.kind, self.p, self.k, self.beta1,
+                self.beta2, self.eps, OUTPUT_KINDS[m.output_kind], m.output_scale, self.params.data_ptr(),
+                g.data_ptr(), state.data_ptr())
+        if state.dtype != torch.float32:
+            raise ValueError("state must be float32")
+        if state.dim() == 3:
+            if not state.is_contiguous() or tuple(state.shape) != (-(-n // BLOCK), m.state_size, BLOCK):
+                raise ValueError(f"blocked state must be contiguous [{-(-n // BLOCK)}, {m.state_size}, {BLOCK}]")
+            rc = self.lib.l2o_lstm_cw_blocks(*args, BLOCK, out.data_ptr(), n)
+        else:
+            if state.stride(1) != 1 or tuple(state.shape) != (m.state_size, n):
+                raise ValueError("state must be float32 [S, N] with contiguous rows")
+            rc = self.lib.l2o_lstm_cw_step(*args, state.stride(0), out.data_ptr(), n)
+        if rc != 0:
+            raise ValueError("the native kernel supports H, E and F up to 128 and 16 layers")
+        return out
