@@ -21,7 +21,8 @@ def _add_config_args(p: argparse.ArgumentParser, cls=MetaTrainConfig) -> None:
         val = getattr(d, f.name)
         flag = "--" + f.name.replace("_", "-")
         if isinstance(val, list):
-            p.add_argument(flag, type=int, nargs="+", default=None, help=f"default {val}")
+            kind = type(val[0]) if val else int
+            p.add_argument(flag, type=kind, nargs="+", default=None, help=f"default {val}")
         else:
             p.add_argument(flag, type=type(val), default=None, help=f"default {val}")
 
@@ -47,6 +48,28 @@ def cmd_imitate(args) -> int:
 
     summary = imitate(_config_from_args(args, ImitationConfig), args.out, resume=not args.fresh)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_meta_train_mix(args) -> int:
+    from .metamix import MixConfig, imitate_mix, meta_train_mix
+
+    cfg = _config_from_args(args, MixConfig)
+    run = imitate_mix if cfg.stage == "imitation" else meta_train_mix
+    print(json.dumps(run(cfg, args.out, resume=not args.fresh), indent=2))
+    return 0
+
+
+def cmd_evaluate_mix(args) -> int:
+    from .evalmix import evaluate_mix, markdown
+
+    res = evaluate_mix(args.weights, args.out, jobs=args.jobs, tests=args.tests, instances=args.instances,
+                       long_instances=args.long_instances, baselines_only=args.only_baselines)
+    if res:
+        from .plots import plot_mix
+
+        plot_mix(res, Path(args.out) / "loss.png", title="held-out loss on the whole pool")
+        print(markdown(res))
     return 0
 
 
@@ -141,6 +164,25 @@ def main(argv=None) -> int:
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     p.set_defaults(fn=cmd_imitate)
 
+    from .metamix import MixConfig
+
+    p = sub.add_parser("meta-train-mix", help="l2o-mlp: imitation warm start or meta-training on the task distribution")
+    _add_config_args(p, MixConfig)
+    p.add_argument("--stage", choices=["imitation", "meta-training"], default=None)
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.set_defaults(fn=cmd_meta_train_mix)
+
+    p = sub.add_parser("evaluate-mix", help="l2o-mlp's evaluation: 9 tests, full-pool loss, 100/200/1,000 steps")
+    p.add_argument("--weights", help="model.safetensors")
+    p.add_argument("--out", required=True)
+    p.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
+    p.add_argument("--tests", nargs="+", help="only these tests")
+    p.add_argument("--instances", type=int, help="held-out instances at 100/200 steps (default 256)")
+    p.add_argument("--long-instances", type=int, help="held-out instances at 1,000 steps (default 64)")
+    p.add_argument("--only-baselines", action="store_true", help="tune and run the baselines only (cached)")
+    p.set_defaults(fn=cmd_evaluate_mix)
+
     p = sub.add_parser("tune-teacher", help="tune NAG and partially adaptive NAG as imitation teachers")
     p.add_argument("--family", default="mnist-mlp")
     p.add_argument("--optimizee-hidden", type=int, nargs="+", default=[20])
@@ -175,7 +217,7 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_golden)
 
     p = sub.add_parser("ship", help="reproduce a shipped optimizer end to end: train, evaluate, export, card")
-    p.add_argument("name", choices=["l2o-quadratic", "l2o-mnist"])
+    p.add_argument("name", choices=["l2o-quadratic", "l2o-mnist", "l2o-mlp"])
     p.add_argument("--version", default="", help="default: the newest recipe for the name")
     p.add_argument("--run", help="run folder (default train/runs/<name>)")
     p.add_argument("--suite", help="evaluation suite (default from the name)")

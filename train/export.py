@@ -70,10 +70,20 @@ def golden_grads(steps: int = 5, n: int = 384, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
+ALWAYS_ZERO = 6  # extended architectures: the last coordinates' gradients are exactly ±0 at every
+LATE_START = 6  # step, and the ones before them are ±0 until step 2, then ordinary
+
+
 @torch.no_grad()
 def make_golden(opt: LSTMOptimizer, digest: str, path, steps: int = 5, n: int = 384, seed: int = 0):
-    """Run the module over `steps` gradient vectors from a fresh state; write golden.safetensors."""
+    """Run the module over `steps` gradient vectors from a fresh state; write golden.safetensors.
+    For extended architectures the last coordinates test the zero-gradient rule (ALWAYS_ZERO,
+    LATE_START); the paper's architectures keep the vectors their shipped goldens were made with."""
     grads = golden_grads(steps, n, seed)
+    if opt.extended:
+        z, late = ALWAYS_ZERO, LATE_START
+        grads[:, n - z :] = torch.tensor([0.0, -0.0] * (z // 2))
+        grads[:2, n - z - late : n - z] = torch.tensor([-0.0, 0.0] * (late // 2))
     state = opt.init_state(n)
     states, updates = [state], []
     for t in range(steps):

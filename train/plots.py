@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 COLORS = {"teacher": "tab:orange", "learned": "tab:red", "sgd": "tab:gray", "nag": "tab:green", "rmsprop": "tab:purple", "adam": "tab:blue"}
-LABELS = {"teacher": "teacher", "learned": "LSTM (learned)", "sgd": "SGD", "nag": "NAG", "rmsprop": "RMSprop", "adam": "ADAM"}
+LABELS = {"teacher": "teacher", "learned": "learned", "sgd": "SGD", "nag": "NAG", "rmsprop": "RMSprop", "adam": "ADAM"}
 
 
 def plot_results(results: dict, path, horizon_tuned: int = 100, title: str = "") -> None:
@@ -87,4 +87,40 @@ def plot_training_log(log_csvs, path, title: str = "") -> None:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_mix(results: dict, path, title: str = "", horizon: int = 200) -> None:
+    """l2o-mlp's evaluation (evalmix): one panel per test, mean minibatch loss per step of the
+    learned optimizer and of each baseline at the lr tuned for `horizon` (200 or 1000), with the
+    full-pool loss at the horizon as markers."""
+    tests = results["tests"]
+    n = len(tests)
+    cols = 3
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    key_learned = "learned@1000" if horizon == 1000 else "learned"
+    for ax, (name, r) in zip(axes.flat, tests.items()):
+        for opt in ["sgd", "nag", "rmsprop", "adam", "learned"]:
+            key = key_learned if opt == "learned" else f"{opt}@{horizon}"
+            curve = r["curves"].get(key)
+            if curve is None:
+                continue
+            label = LABELS[opt] if opt == "learned" else f"{LABELS[opt]} (lr {r['tunedLr'][opt][str(horizon)]:.2g})"
+            ax.plot(range(len(curve)), curve, color=COLORS[opt], label=label, lw=1.6 if opt == "learned" else 1.0)
+            full = r["results"][opt][str(horizon)]["mean"]
+            if math.isfinite(full):
+                ax.plot([horizon], [full], "o", color=COLORS[opt], ms=4)
+        ax.set_yscale("log")
+        ax.set_title(f"{name}: learned/best {r['ratios'][str(horizon)]['ratio']:.2f}", fontsize=9)
+        ax.set_xlabel("step (dots: whole-pool loss)")
+        ax.grid(True, which="both", lw=0.3, alpha=0.5)
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(f"{title} ({horizon} steps)", fontsize=11)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=70)
     plt.close(fig)

@@ -64,14 +64,15 @@ class Problem:
     def loss(self, theta: torch.Tensor, step: int) -> torch.Tensor:
         return self._scaled(self.base_loss(self._unscaled(theta), step))
 
-    def full_loss(self, theta: torch.Tensor) -> torch.Tensor:
+    def full_loss(self, theta: torch.Tensor, limit: int = 0) -> torch.Tensor:
+        """The loss on all the data (or, with `limit`, on the first `limit` examples of it)."""
         with torch.no_grad():
-            return self._scaled(self.base_full_loss(self._unscaled(theta)))
+            return self._scaled(self.base_full_loss(self._unscaled(theta), limit))
 
     def base_loss(self, theta: torch.Tensor, step: int) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def base_full_loss(self, theta: torch.Tensor) -> torch.Tensor:
+    def base_full_loss(self, theta: torch.Tensor, limit: int = 0) -> torch.Tensor:
         return self.base_loss(theta, 0)
 
 
@@ -112,11 +113,12 @@ class MLPProblem(Problem):
         self.family, self.x, self.y, self.theta0, self.batch_idx = family, x, y, theta0, batch_idx
         self.xscale = xscale  # [B] input scaling (random scaling of the inputs), or None
 
-    def _logits(self, theta: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """h [B, rows, 784] (or [rows, 784], shared by all instances) -> logits [B, rows, 10]."""
+    def _logits(self, theta: torch.Tensor, h: torch.Tensor, first_done: bool = False) -> torch.Tensor:
+        """h [B, rows, 784] -> logits [B, rows, 10]; with `first_done`, h is already the first
+        layer's product x @ W1 [B, rows, H1] (without its bias)."""
         act = ACTIVATIONS[self.family.activation]
         sizes = self.family.layer_sizes()
-        if self.xscale is not None:
+        if self.xscale is not None and not first_done:
             h = h * self.xscale.reshape(-1, 1, 1)
         off = 0
         for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -124,7 +126,7 @@ class MLPProblem(Problem):
             off += fan_in * fan_out
             b = theta[:, off : off + fan_out]
             off += fan_out
-            h = torch.baddbmm(b.unsqueeze(1), h, w) if h.dim() == 3 else torch.matmul(h, w) + b.unsqueeze(1)
+            h = h + b.unsqueeze(1) if (k == 0 and first_done) else torch.baddbmm(b.unsqueeze(1), h, w)
             if k < len(sizes) - 2:
                 h = act(h)
         return h
@@ -135,15 +137,24 @@ class MLPProblem(Problem):
         ce = F.cross_entropy(logits.reshape(-1, 10), self.y[idx].reshape(-1), reduction="none")
         return ce.reshape(theta.shape[0], -1).mean(dim=1)
 
-    def base_full_loss(self, theta: torch.Tensor, rows: int = 2500) -> torch.Tensor:
-        """Mean cross-entropy over every example of the pool the minibatches are drawn from."""
-        total = torch.zeros(theta.shape[0], dtype=torch.float64, device=theta.device)
-        for i in range(0, self.x.shape[0], rows):
-            logits = self._logits(theta, self.x[i : i + rows])
-            y = self.y[i : i + rows].expand(theta.shape[0], -1)
+    def base_full_loss(self, theta: torch.Tensor, limit: int = 0, rows: int = 5000) -> torch.Tensor:
+        """Mean cross-entropy over every example of the pool the minibatches are drawn from (or
+        its first `limit` examples). The first layer of all instances is one matrix product."""
+        sizes = self.family.layer_sizes()
+        n_inst, n_pool = theta.shape[0], self.x.shape[0] if not limit else min(limit, self.x.shape[0])
+        w1 = theta[:, : sizes[0] * sizes[1]].reshape(n_inst, sizes[0], sizes[1])
+        w1 = w1.permute(1, 0, 2).reshape(sizes[0], n_inst * sizes[1])
+        if self.xscale is not None:
+            raise ValueError("full_loss of input-scaled instances is not supported")
+        total = torch.zeros(n_inst, dtype=torch.float64, device=theta.device)
+        for i in range(0, n_pool, rows):
+            x = self.x[i : min(i + rows, n_pool)]
+            h1 = (x @ w1).reshape(x.shape[0], n_inst, sizes[1]).permute(1, 0, 2)
+            logits = self._logits(theta, h1, first_done=True)
+            y = self.y[i : i + x.shape[0]].expand(n_inst, -1)
             ce = F.cross_entropy(logits.reshape(-1, 10), y.reshape(-1), reduction="none")
-            total += ce.reshape(theta.shape[0], -1).double().sum(dim=1)
-        return (total / self.x.shape[0]).float()
+            total += ce.reshape(n_inst, -1).double().sum(dim=1)
+        return (total / n_pool).float()
 
 
 @dataclass

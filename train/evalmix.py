@@ -1,0 +1,358 @@
+"""The evaluation a user would run (l2o-mlp): loss on the whole data the model trains on.
+
+Protocol (issue 10):
+- Each test is a task; its optimizee trains on minibatches of a pool (all 10,000 MNIST digits, or
+  Fashion-MNIST's 60,000 training images) and the reported loss is the cross-entropy on the whole
+  pool at the step (quadratics: the loss itself).
+- Held-out instances (new initialisations and minibatch orders, seeds apart from tuning and from
+  meta-training): `instances` (256) for 100 and 200 steps, `long_instances` (64) for 1,000 steps.
+- SGD, NAG, RMSprop and Adam get their learning rate tuned per test and per horizon on separate
+  tuning instances (`tune_instances`, 16; 8 for 1,000 steps), on a half-decade log grid that is
+  extended whenever the best lr lies on its edge. Each is also reported at its usual default lr.
+- The summary, per horizon: the geometric mean over tests of learned loss / best tuned baseline's.
+
+The work is split into jobs (test x optimizer), cached as JSON in the output folder, and run in
+`jobs` processes, so a suite can be resumed and spread over cores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .baselines import BASELINES, Learned
+from .tasks import instance_seeds, make_family
+
+HORIZONS = (100, 200, 1000)
+SHORT = (100, 200)
+TUNE_SEED = 4_000_037
+TEST_SEED = 3_000_017
+# Usual defaults: torch.optim's (RMSprop 0.01, Adam 1e-3) and the common 0.01 for SGD and NAG.
+DEFAULT_LR = {"sgd": 0.01, "nag": 0.01, "rmsprop": 0.01, "adam": 0.001}
+# Half-decade grids; an lr tuned at an edge extends the grid by one step, until it is inside.
+BASE_GRID = {
+    "sgd": (-3.0, 1.0),  # log10 range
+    "nag": (-3.0, 0.5),
+    "rmsprop": (-4.0, -0.5),
+    "adam": (-4.0, -0.5),
+}
+STEP = 0.5
+MAX_EXTEND = 6
+# Tuning scores a learning rate by the loss on the pool's first 10,000 examples (all of MNIST's;
+# a sixth of Fashion-MNIST's), a user's validation sample; held-out results use the whole pool.
+TUNE_POOL = 10_000
+
+
+@dataclass
+class MixTest:
+    name: str
+    family: str
+    hidden: tuple = (20,)
+    activation: str = "sigmoid"
+    note: str = ""
+    instances: int = 256
+    long_instances: int = 64
+    tune_instances: int = 16
+    long_tune_instances: int = 8
+    chunk: int = 64
+
+    def make_family(self):
+        if self.family == "quadratic":
+            return make_family("quadratic")
+        return make_family(self.family, hidden=self.hidden, activation=self.activation)
+
+    def config(self) -> dict:
+        return {"name": self.name, "task": self.make_family().config(), "note": self.note,
+                "instances": self.instances, "longInstances": self.long_instances,
+                "tuneInstances": self.tune_instances, "longTuneInstances": self.long_tune_instances}
+
+
+TESTS = [
+    MixTest("mnist-20-sigmoid", "mnist-mlp", note="the paper's MNIST MLP"),
+    MixTest("mnist-40-sigmoid", "mnist-mlp", hidden=(40,), note="wider"),
+    MixTest("mnist-2x20-sigmoid", "mnist-mlp", hidden=(20, 20), note="deeper"),
+    MixTest("mnist-20-relu", "mnist-mlp", activation="relu", note="ReLU"),
+    MixTest("mnist-3x32-relu", "mnist-mlp", hidden=(32, 32, 32), activation="relu", note="deeper ReLU"),
+    MixTest("mnist-20-tanh", "mnist-mlp", activation="tanh", note="tanh"),
+    MixTest("fashion-20-sigmoid", "fashion-mlp", note="transfer: Fashion-MNIST (never meta-trained on)"),
+    MixTest("fashion-2x32-relu", "fashion-mlp", hidden=(32, 32), activation="relu",
+            note="transfer: Fashion-MNIST, deeper ReLU"),
+    MixTest("quadratic", "quadratic", hidden=(), activation="", note="10-d quadratics ||W theta - y||^2",
+            chunk=256),
+]
+
+
+def run_full(optimizer, problem, steps: int, eval_at, limit: int = 0) -> tuple[torch.Tensor, dict]:
+    """Minibatch losses [steps + 1, B] and the full-pool loss at each step in `eval_at` (on the
+    pool's first `limit` examples when given)."""
+    theta = problem.theta0.clone()
+    state = optimizer.init(theta.numel(), theta.device)
+    curve, full = [], {}
+    for t in range(steps + 1):
+        if t in eval_at:
+            full[t] = problem.full_loss(theta, limit).float().cpu()
+        th = theta.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = problem.loss(th, t)
+            if t < steps:
+                (g,) = torch.autograd.grad(loss.sum(), th)
+        curve.append(loss.detach().float().cpu())
+        if t == steps:
+            break
+        with torch.no_grad():
+            upd, state = optimizer.update(g.reshape(-1), state)
+            theta = theta + upd.reshape(theta.shape)
+    return torch.stack(curve), full
+
+
+def run_instances(optimizer, test: MixTest, seeds, steps: int, eval_at, limit: int = 0):
+    curves, full = [], {h: [] for h in eval_at}
+    family = test.make_family()
+    for i in range(0, len(seeds), test.chunk):
+        problem = family.sample(seeds[i : i + test.chunk], "pool", None, steps + 1)
+        c, f = run_full(optimizer, problem, steps, eval_at, limit)
+        curves.append(c)
+        for h in eval_at:
+            full[h].append(f[h])
+    return torch.cat(curves, dim=1), {h: torch.cat(v) for h, v in full.items()}
+
+
+def run_horizons(optimizer, test: MixTest):
+    """Held-out runs of one optimizer: the first `long_instances` seeds to 1,000 steps, the rest
+    of the `instances` seeds to 200 (seeds are prefix-stable). Returns the mean minibatch curve
+    over the 200-step instances, the 1,000-step curve, and the full-pool losses per horizon."""
+    seeds = instance_seeds(TEST_SEED, max(test.instances, test.long_instances))
+    n_long = test.long_instances
+    c_long, f_long = run_instances(optimizer, test, seeds[:n_long], 1000, {100, 200, 1000})
+    c_rest, f_rest = run_instances(optimizer, test, seeds[n_long : test.instances], 200, {100, 200})
+    full = {h: torch.cat([f_long[h], f_rest[h]])[: test.instances] for h in SHORT}
+    full[1000] = f_long[1000]
+    curve = torch.cat([c_long[:201], c_rest], dim=1)[:, : test.instances]
+    return curve.double().mean(dim=1).tolist(), c_long.double().mean(dim=1).tolist(), full
+
+
+def summarize(x: torch.Tensor) -> dict:
+    """Mean and standard error; a diverged instance (non-finite) makes the mean infinite."""
+    x = x.double()
+    n = x.numel()
+    finite = torch.isfinite(x)
+    if not finite.all():
+        return {"mean": float("inf"), "se": float("nan"), "n": n, "diverged": int((~finite).sum())}
+    se = x.std().item() / math.sqrt(n) if n > 1 else float("nan")
+    return {"mean": x.mean().item(), "se": se, "n": n, "diverged": 0}
+
+
+def _mean_or_inf(x: torch.Tensor) -> float:
+    m = x.double().mean().item()
+    return m if math.isfinite(m) else float("inf")
+
+
+def tune(name: str, test: MixTest, horizons, instances: int, start=None, log=print) -> dict:
+    """Best lr per horizon: the half-decade grid (or `start` ± 2 steps), extended at its edges."""
+    cls = BASELINES[name]
+    seeds = instance_seeds(TUNE_SEED, instances)
+    lo, hi = BASE_GRID[name] if start is None else (start - 2 * STEP, start + 2 * STEP)
+    exps = [lo + k * STEP for k in range(int(round((hi - lo) / STEP)) + 1)]
+    scores: dict = {}
+    steps = max(horizons)
+
+    def score(e):
+        if e not in scores:
+            _, full = run_instances(cls(10.0**e), test, seeds, steps, set(horizons), TUNE_POOL)
+            scores[e] = {h: _mean_or_inf(full[h]) for h in horizons}
+        return scores[e]
+
+    best = {}
+    for h in horizons:
+        grid = list(exps)
+        for _ in range(MAX_EXTEND + 1):
+            vals = [score(e)[h] for e in grid]
+            i = min(range(len(grid)), key=lambda k: vals[k])
+            if 0 < i < len(grid) - 1 or not math.isfinite(vals[i]):
+                break
+            grid = [grid[0] - STEP] + grid if i == 0 else grid + [grid[-1] + STEP]
+        best[h] = grid[i]
+    table = {str(e): {str(h): v for h, v in s.items()} for e, s in sorted(scores.items())}
+    return {"best": {str(h): 10.0 ** best[h] for h in horizons}, "bestLog10": best, "grid": table}
+
+
+def baseline_job(name: str, test: MixTest, log=print) -> dict:
+    """Tune `name` for each horizon, then run it on the held-out instances at each horizon's lr,
+    and at its default lr (the first `long_instances` seeds, to 1,000 steps)."""
+    t0 = time.time()
+    short = tune(name, test, SHORT, test.tune_instances, log=log)
+    long = tune(name, test, (1000,), test.long_tune_instances, start=short["bestLog10"][200], log=log)
+    lrs = {**short["best"], **long["best"]}
+    cls = BASELINES[name]
+    short_seeds = instance_seeds(TEST_SEED, test.instances)
+    long_seeds = instance_seeds(TEST_SEED, test.long_instances)
+    res, curves, runs = {}, {}, {}
+    for h in HORIZONS:
+        lr = lrs[str(h)]
+        if h == 1000:
+            curve, full = run_instances(cls(lr), test, long_seeds, 1000, {1000})
+        else:
+            if lr not in runs:
+                steps = 200 if lr == lrs["200"] else h
+                runs[lr] = run_instances(cls(lr), test, short_seeds, steps, {100, 200} & set(range(steps + 1)))
+            curve, full = runs[lr]
+        res[str(h)] = {**summarize(full[h]), "lr": lr}
+        curves[f"{name}@{h}"] = curve.double().mean(dim=1).tolist()
+    d = DEFAULT_LR[name]
+    c_def, f_def = run_instances(cls(d), test, long_seeds, 1000, set(HORIZONS))
+    default = {**{str(h): summarize(f_def[h]) for h in HORIZONS}, "lr": d, "instances": len(long_seeds)}
+    curves[f"{name}@default"] = c_def.double().mean(dim=1).tolist()
+    log(f"[{test.name}] {name}: lr {lrs} ({time.time() - t0:.0f}s)")
+    return {"tuning": {"short": short["grid"], "long": long["grid"]}, "tunedLr": lrs, "results": res,
+            "default": default, "curves": curves, "wallSeconds": round(time.time() - t0, 1)}
+
+
+def learned_job(module, test: MixTest, log=print) -> dict:
+    t0 = time.time()
+    curve, curve_long, full = run_horizons(Learned(module), test)
+    out = {
+        "results": {str(h): summarize(full[h]) for h in HORIZONS},
+        "perInstance": {str(h): full[h].tolist() for h in HORIZONS},
+        "curves": {"learned": curve, "learned@1000": curve_long},
+        "wallSeconds": round(time.time() - t0, 1),
+    }
+    log(f"[{test.name}] learned: {out['results']} ({time.time() - t0:.0f}s)")
+    return out
+
+
+def _job(args):
+    kind, test, weights_path, cache, key = args
+    torch.set_num_threads(1)
+    if kind == "learned":
+        from .export import load_model
+
+        result = learned_job(load_model(weights_path), test, log=lambda *_: None)
+    else:
+        result = baseline_job(kind, test, log=lambda *_: None)
+    Path(cache).write_text(json.dumps({"key": key, "result": result}))
+    return kind, test.name
+
+
+def _cached(path: Path, key: dict):
+    if path.exists():
+        data = json.loads(path.read_text())
+        if data.get("key") == key:
+            return data["result"]
+    return None
+
+
+def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=None, long_instances=None,
+                 baselines_only=False, progress=True, log=print) -> dict:
+    """Run (or reuse from `out_dir`'s caches) every job of the suite; assemble results.json."""
+    from . import safetensors_io as st
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    digest = None if baselines_only else st.digest(Path(weights_path).read_bytes())
+    specs = [t for t in TESTS if not tests or t.name in tests]
+    for t in specs:
+        if instances:
+            t.instances = instances
+        if long_instances:
+            t.long_instances = long_instances
+    todo, cached = [], {}
+    for t in specs:
+        for kind in ([] if baselines_only else ["learned"]) + list(BASELINES):
+            key = {"test": asdict(t), "kind": kind, "grid": BASE_GRID, "defaults": DEFAULT_LR,
+                   "protocol": 1, **({"digest": digest} if kind == "learned" else {})}
+            path = out / f"{kind}-{t.name}.json"
+            hit = _cached(path, key)
+            if hit is None:
+                todo.append((kind, t, str(weights_path), str(path), key))
+            else:
+                cached[(kind, t.name)] = hit
+    t0 = time.time()
+    if todo:
+        bar = tqdm(total=len(todo), disable=not progress, desc="evaluate", mininterval=5.0)
+        # learned jobs first: the longest; baselines fill in behind them
+        todo.sort(key=lambda a: (a[0] != "learned", a[1].name))
+        if jobs > 1:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                for kind, name in pool.map(_job, todo):
+                    bar.update(1)
+                    bar.set_postfix_str(f"{kind} {name}")
+        else:
+            for a in todo:
+                _job(a)
+                bar.update(1)
+                bar.set_postfix_str(f"{a[0]} {a[1].name}")
+        bar.close()
+        for kind, t, _, path, key in todo:
+            cached[(kind, t.name)] = _cached(Path(path), key)
+    if baselines_only:
+        return {}
+    results = assemble(specs, cached, digest)
+    results["wallSeconds"] = round(time.time() - t0, 1)
+    results["jobs"] = jobs
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
+def assemble(specs, cached, digest) -> dict:
+    tests = {}
+    for t in specs:
+        learned = cached[("learned", t.name)]
+        base = {b: cached[(b, t.name)] for b in BASELINES}
+        results = {"learned": learned["results"], **{b: base[b]["results"] for b in BASELINES}}
+        defaults = {b: base[b]["default"] for b in BASELINES}
+        curves = {**learned["curves"]}
+        for b in BASELINES:
+            curves.update(base[b]["curves"])
+        ratios = {}
+        for h in map(str, HORIZONS):
+            best = min(BASELINES, key=lambda b: results[b][h]["mean"])
+            ratios[h] = {"bestBaseline": best, "ratio": results["learned"][h]["mean"] / results[best][h]["mean"],
+                         "vsAdam": results["learned"][h]["mean"] / results["adam"][h]["mean"]}
+        tests[t.name] = {**t.config(), "results": results, "defaults": defaults, "ratios": ratios,
+                         "tunedLr": {b: base[b]["tunedLr"] for b in BASELINES},
+                         "tuning": {b: base[b]["tuning"] for b in BASELINES}, "curves": curves,
+                         "perInstance": learned["perInstance"],
+                         "wallSeconds": {k: (learned if k == "learned" else base[k])["wallSeconds"]
+                                         for k in ["learned", *BASELINES]}}
+    geo = {}
+    for h in map(str, HORIZONS):
+        logs = [math.log(r["ratios"][h]["ratio"]) for r in tests.values()]
+        geo[h] = math.exp(sum(logs) / len(logs)) if all(map(math.isfinite, logs)) else float("inf")
+    diverged = {name: r["results"]["learned"]["1000"]["diverged"] for name, r in tests.items()}
+    worst_vs_adam = {h: max(r["ratios"][h]["vsAdam"] for r in tests.values()) for h in map(str, HORIZONS)}
+    return {"protocol": __doc__.strip().splitlines()[0], "digest": digest, "horizons": list(HORIZONS),
+            "geoMean": geo, "worstVsAdam": worst_vs_adam, "divergedAt1000": diverged,
+            "defaults": DEFAULT_LR, "grids": BASE_GRID, "tests": tests}
+
+
+def markdown(results: dict) -> str:
+    """Tests x horizons: learned, each tuned baseline (best in bold), the ratio to the best."""
+    opts = ["learned", *BASELINES]
+    lines = ["| test | steps | " + " | ".join(opts) + " | learned ÷ best |", "|---|---:|" + "---:|" * (len(opts) + 1)]
+    for name, r in results["tests"].items():
+        for h in map(str, results["horizons"]):
+            vals = {o: r["results"][o][h] for o in opts}
+            best = min(opts, key=lambda o: vals[o]["mean"])
+            cells = []
+            for o in opts:
+                v = vals[o]
+                cell = "diverged" if not math.isfinite(v["mean"]) else f"{v['mean']:.4g} ± {v['se']:.2g}"
+                cells.append(f"**{cell}**" if o == best else cell)
+            lines.append(f"| {name} | {h} | " + " | ".join(cells) + f" | {r['ratios'][h]['ratio']:.3f} |")
+    geo = results["geoMean"]
+    lines.append("")
+    lines.append("Geometric mean of learned ÷ best tuned baseline: " +
+                 ", ".join(f"{h} steps **{geo[h]:.3f}**" for h in map(str, results["horizons"])))
+    return "\n".join(lines)
+
+
+def default_jobs() -> int:
+    return max(1, min(2, os.cpu_count() or 1))

@@ -1,0 +1,458 @@
+"""Meta-training on a distribution of tasks (l2o-mlp): MLPs on MNIST and quadratics, with random
+scaling and horizons up to 1,000 steps in truncated unrolls.
+
+The estimator is the paper's first-order truncated BPTT, computed so that it costs little more
+than running the optimizees. With the gradients fed to the optimizer detached, theta_s =
+theta_t + u_t + … + u_(s-1), so the meta-loss of a truncation, L = mean_s w_s(f_s), depends on the
+update u_t,i of coordinate i at step t only through the later losses of the same truncation:
+
+    dL/du_t,i = sum_(s>t) w_s'(f_s) * g_s,i          (g_s is the gradient fed at step s)
+
+and every coordinate's updates depend on the optimizer's weights only through that coordinate's
+own gradients and state. So dL/dphi = sum_i sum_t a_t,i * du_t,i/dphi with a_t,i as above: the
+optimizees run without autograd (the native kernel steps every coordinate), the gradients of a
+random subset of coordinates are recorded, and autograd replays only that subset through the
+optimizer's torch module. Scaled by D / |subset| this is an unbiased estimate of the full
+truncated-BPTT meta-gradient. The meta-loss is the mean of log f over each truncation's steps
+(f + 1e-4 f_0 for instances whose minimum is 0), which weighs tasks of every scale alike and
+matches the evaluation's geometric mean.
+
+Several workers each carry a task instance through its horizon; a meta-step advances every worker
+by one truncation, so each meta-gradient mixes tasks and phases of training. Horizons are drawn
+log-uniformly, so long runs (up to 1,000 steps) are seen as often as short ones per truncation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .baselines import TEACHERS, Learned
+from .metatrain import (
+    LOG_COLUMNS,
+    append_log,
+    keep_if_best,
+    load_checkpoint,
+    refuse_other_config,
+    write_summary,
+)
+from .optimizer import LSTMOptimizer
+from .tasks import make_family
+
+ACTS = ("sigmoid", "relu", "tanh")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """One task of the distribution: an MLP on MNIST (pool: all 10,000 digits) or a quadratic."""
+
+    family: str = "mnist-mlp"
+    hidden: tuple = (20,)
+    activation: str = "sigmoid"
+    batch_size: int = 128
+
+    def make_family(self):
+        if self.family == "quadratic":
+            return make_family("quadratic")
+        return make_family(self.family, hidden=self.hidden, activation=self.activation,
+                           batch_size=self.batch_size)
+
+    def label(self) -> str:
+        if self.family == "quadratic":
+            return "quadratic"
+        return f"{'x'.join(map(str, self.hidden))} {self.activation} b{self.batch_size}"
+
+
+@dataclass
+class MixConfig:
+    # learned optimizer architecture (docs/optimizer-math.md)
+    layers: int = 2
+    hidden: int = 8
+    input_size: int = 8
+    beta1: list = field(default_factory=lambda: [0.5, 0.9, 0.99])
+    beta2: float = 0.99
+    eps: float = 1e-8
+    output_scale: float = 0.1
+    # task distribution
+    quadratic_prob: float = 0.15
+    min_layers: int = 1
+    max_layers: int = 3
+    min_units: int = 10
+    max_units: int = 64
+    batch_sizes: list = field(default_factory=lambda: [32, 64, 128, 256])
+    pscale: float = 3.0  # parameter scaling log-uniform in [1/pscale, pscale]
+    lscale: float = 10.0  # loss scaling log-uniform in [1/lscale, lscale]
+    xscale: float = 2.0  # input scaling log-uniform in [1/xscale, xscale]
+    min_horizon: int = 50
+    max_horizon: int = 1000
+    # meta-training
+    workers: int = 8
+    instances: int = 2  # per worker
+    unroll: int = 20
+    subset: int = 512  # coordinates per instance replayed through autograd
+    meta_lr: float = 1e-3
+    final_lr_ratio: float = 0.1  # cosine decay of the meta-lr to meta_lr * this
+    iterations: int = 2000
+    clip: float = 1.0
+    val_every: int = 100
+    val_configs: int = 16
+    val_instances: int = 4  # per validation config: 64 instances in all
+    val_horizon: int = 200
+    val_long: int = 4  # the last val_long configs run to max_horizon
+    patience: int = 100
+    max_minutes: float = 0.0
+    seed: int = 0
+    device: str = "cpu"
+    init_from: str = ""
+    # imitation warm start (stage "imitation"): clone `teacher` at `teacher_lr` across the
+    # distribution; 0 iterations means no such stage
+    stage: str = "meta-training"
+    teacher: str = "adam"
+    teacher_lr: float = 0.01
+    coords: int = 4096
+    teacher_configs: int = 16
+    teacher_horizon: int = 200
+
+    def make_optimizer(self) -> LSTMOptimizer:
+        return LSTMOptimizer(
+            self.layers, self.hidden,
+            features={"kind": "moments", "beta1": list(self.beta1), "beta2": self.beta2, "eps": self.eps},
+            input_size=self.input_size, output={"kind": "tanh", "scale": self.output_scale},
+        )
+
+    def sample_task(self, rng: random.Random) -> TaskConfig:
+        if rng.random() < self.quadratic_prob:
+            return TaskConfig("quadratic", (), "", 0)
+        depth = rng.randint(self.min_layers, self.max_layers)
+        units = tuple(int(round(math.exp(rng.uniform(math.log(self.min_units), math.log(self.max_units)))))
+                      for _ in range(depth))
+        return TaskConfig("mnist-mlp", units, rng.choice(ACTS), rng.choice(list(self.batch_sizes)))
+
+    def sample_horizon(self, rng: random.Random) -> int:
+        lo, hi = math.log(self.min_horizon), math.log(self.max_horizon)
+        return int(round(math.exp(rng.uniform(lo, hi))))
+
+    def sample_problem(self, task: TaskConfig, rng: random.Random, n: int, horizon: int, scaled: bool = True):
+        seeds = [rng.randrange(2**62) for _ in range(n)]
+        problem = task.make_family().sample(seeds, "pool", self.device, horizon + 1)
+        if scaled:
+            def draw(r):
+                return torch.tensor([math.exp(rng.uniform(-math.log(r), math.log(r))) for _ in range(n)])
+
+            p, loss, x = draw(self.pscale), draw(self.lscale), draw(self.xscale)
+            if task.family != "quadratic":
+                problem.xscale = x.to(problem.theta0)
+            problem.scale(p, loss)
+        return problem
+
+
+def loss_and_grad(problem, theta: torch.Tensor, step: int):
+    th = theta.detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss = problem.loss(th, step)
+        (g,) = torch.autograd.grad(loss.sum(), th)
+    return loss.detach(), g.detach()
+
+
+class Worker:
+    """One task instance (batch of `instances`) carried through its horizon across meta-steps."""
+
+    def __init__(self, cfg: MixConfig, rng: random.Random, learned: Learned) -> None:
+        self.cfg, self.rng, self.learned = cfg, rng, learned
+        self.reset()
+
+    def reset(self) -> None:
+        cfg = self.cfg
+        self.task = cfg.sample_task(self.rng)
+        horizon = cfg.sample_horizon(self.rng)
+        self.start(cfg.sample_problem(self.task, self.rng, cfg.instances, horizon), horizon)
+
+    def start(self, problem, horizon: int) -> None:
+        self.problem, self.horizon = problem, horizon
+        self.theta = problem.theta0.clone()
+        self.state = self.learned.init(self.theta.numel(), self.theta.device)
+        self.t = 0
+        self.loss, self.grad = loss_and_grad(problem, self.theta, 0)
+        self.floor = 1e-4 * self.loss  # log(f + floor): instances whose minimum is 0 stay bounded
+
+    def truncation(self, module: LSTMOptimizer, subset: int):
+        """Advance one truncation; returns (surrogate tensor or None, mean log-loss, final loss)."""
+        cfg = self.cfg
+        n_inst, dim = self.theta.shape
+        steps = min(cfg.unroll, self.horizon - self.t)
+        k = min(subset, dim)
+        idx = torch.stack([torch.randperm(dim, generator=torch.Generator().manual_seed(self.rng.randrange(2**62)))[:k]
+                           + i * dim for i in range(n_inst)]).reshape(-1)
+        blocked = self.state
+        start_state = (blocked[idx // blocked.shape[2], :, idx % blocked.shape[2]].clone()
+                       if blocked.dim() == 3 else blocked[:, idx].t().clone())
+        sub_grads = [self.grad.reshape(-1)[idx]]
+        weights, logs = [], []
+        for _ in range(steps):
+            upd, self.state = self.learned.update(self.grad.reshape(-1), self.state)
+            self.theta = self.theta + upd.reshape(self.theta.shape)
+            self.t += 1
+            self.loss, self.grad = loss_and_grad(self.problem, self.theta, self.t)
+            if not torch.isfinite(self.loss).all() or not torch.isfinite(self.grad).all():
+                self.reset()
+                return None, float("nan"), float("nan")
+            f = self.loss + self.floor
+            weights.append(1.0 / (steps * f))  # d/df of mean_s log(f_s + floor)
+            logs.append(torch.log(f).mean().item())
+            sub_grads.append(self.grad.reshape(-1)[idx])
+        final = self.loss.mean().item()
+        # upstream a_t = sum_{s>t} w_s g_s on the subset, per instance
+        g = torch.stack(sub_grads)  # [steps + 1, n_inst * k]
+        w = torch.stack(weights).repeat_interleave(k, dim=1)  # [steps, n_inst * k]
+        contrib = w * g[1:]
+        upstream = contrib.flip(0).cumsum(0).flip(0)  # a_t for t = 0..steps-1
+        state = start_state
+        sur = 0.0
+        with torch.enable_grad():
+            for t in range(steps):
+                u, state = module(g[t], state)
+                sur = sur + (upstream[t] * u).sum()
+        sur = sur * (dim / k) / n_inst
+        if self.t >= self.horizon:
+            self.reset()
+        return sur, sum(logs) / len(logs), final
+
+
+def validation_set(cfg: MixConfig):
+    """Fixed validation tasks: `val_configs` configs from the distribution (seeded apart from
+    training), `val_instances` instances each, unscaled; the last `val_long` run to max_horizon."""
+    rng = random.Random(10_000 + cfg.seed)
+    out = []
+    for c in range(cfg.val_configs):
+        task = cfg.sample_task(rng)
+        horizon = cfg.max_horizon if c >= cfg.val_configs - cfg.val_long else cfg.val_horizon
+        out.append((task, horizon, cfg.sample_problem(task, rng, cfg.val_instances, horizon, scaled=False)))
+    return out
+
+
+@torch.no_grad()
+def validate_mix(module, val_set, details: bool = False):
+    """Mean over validation instances of log(full-pool loss at the horizon); divergence counts as
+    log(1e3 * initial loss). With `details`, also each config's mean final loss. `module` is the
+    learned optimizer's module, or any optimizer with init/update (a baseline, for reference)."""
+    learned = Learned(module) if isinstance(module, LSTMOptimizer) else module
+    logs, rows = [], []
+    for task, horizon, problem in val_set:
+        theta = problem.theta0.clone()
+        state = learned.init(theta.numel())
+        f0 = problem.full_loss(theta)
+        for t in range(horizon):
+            _, g = loss_and_grad(problem, theta, t)
+            upd, state = learned.update(g.reshape(-1), state)
+            theta = theta + upd.reshape(theta.shape)
+        f = problem.full_loss(theta)
+        bad = ~torch.isfinite(f) | (f > 1e3 * f0)
+        f = torch.where(bad, 1e3 * f0, f)
+        logs.append(torch.log(f.double() + 1e-12))
+        rows.append((task.label(), horizon, f.double().mean().item()))
+    score = torch.cat(logs).mean().item()
+    return (score, rows) if details else score
+
+
+def _cosine(cfg: MixConfig, it: int) -> float:
+    frac = min(it / max(cfg.iterations, 1), 1.0)
+    lo = cfg.final_lr_ratio
+    return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def _save(path, cfg, module, meta_opt, it, best_val, bad_rounds, skipped, elapsed, rng) -> None:
+    torch.save({"config": asdict(cfg), "model": module.state_dict(), "meta_opt": meta_opt.state_dict(),
+                "iteration": it, "best_val": best_val, "bad_rounds": bad_rounds, "skipped": skipped,
+                "elapsed_s": elapsed, "rng": rng.getstate()}, path)
+
+
+def meta_train_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = True) -> dict:
+    """Meta-train on the task distribution; writes checkpoint.pt, best.pt, log.csv, summary.json.
+    A resumed run continues from its last checkpoint (validation time) with fresh workers."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    module = cfg.make_optimizer().to(device)
+    if cfg.init_from:
+        module.load_state_dict(load_checkpoint(cfg.init_from, device)["model"])
+    meta_opt = torch.optim.Adam(module.parameters(), lr=cfg.meta_lr)
+    val_set = validation_set(cfg)
+    ckpt_path, best_path, log_path = out / "checkpoint.pt", out / "best.pt", out / "log.csv"
+    it0, best_val, bad_rounds, skipped, elapsed0 = 0, float("inf"), 0, 0, 0.0
+    if resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path, device)
+        refuse_other_config(ckpt_path, ck["config"], cfg, {"max_minutes", "patience", "device", "val_every"})
+        module.load_state_dict(ck["model"])
+        meta_opt.load_state_dict(ck["meta_opt"])
+        it0, best_val, bad_rounds = ck["iteration"], ck["best_val"], ck["bad_rounds"]
+        skipped, elapsed0 = ck["skipped"], ck["elapsed_s"]
+        rng.setstate(ck["rng"])
+    else:
+        append_log(log_path, LOG_COLUMNS, header=True)
+        best_val, rows = validate_mix(module, val_set, details=True)
+        (out / "validation-start.json").write_text(json.dumps({"score": best_val, "configs": rows}))
+        torch.save({"model": module.state_dict(), "iteration": 0, "val": best_val}, best_path)
+        append_log(log_path, [0, "", "", "", best_val, 0, 0.0])
+    learned = Learned(module)
+    workers = [Worker(cfg, random.Random(rng.randrange(2**62)), learned) for _ in range(cfg.workers)]
+    t_start = time.time() - elapsed0
+    bar = tqdm(range(it0, cfg.iterations), initial=it0, total=cfg.iterations, disable=not progress,
+               mininterval=5.0, desc="meta-train")
+    stopped, it = "iterations", it0
+    for it in bar:
+        for group in meta_opt.param_groups:
+            group["lr"] = cfg.meta_lr * _cosine(cfg, it)
+        meta_opt.zero_grad(set_to_none=True)
+        metas, finals, used = [], [], 0
+        for w in workers:
+            sur, meta, final = w.truncation(module, cfg.subset)
+            if sur is None:
+                skipped += 1
+                continue
+            (sur / len(workers)).backward()
+            metas.append(meta)
+            finals.append(final)
+            used += 1
+        norm = float("nan")
+        if used:
+            norm = float(torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.clip))
+            if math.isfinite(norm):
+                meta_opt.step()
+            else:
+                skipped += 1
+                warnings.warn(f"iteration {it}: non-finite meta-gradient skipped ({skipped} so far)")
+        if learned.native is not None:
+            learned.native.refresh()
+        meta_loss = sum(metas) / len(metas) if metas else float("nan")
+        bar.set_postfix(log_loss=f"{meta_loss:.3f}", skipped=skipped)
+        done, val = it + 1, ""
+        if done % cfg.val_every == 0 or done == cfg.iterations:
+            val = validate_mix(module, val_set)
+            best_val, bad_rounds = keep_if_best(module, best_path, done, val, best_val, bad_rounds)
+        elapsed = time.time() - t_start
+        append_log(log_path, [done, meta_loss, sum(finals) / max(len(finals), 1), norm, val, skipped,
+                              round(elapsed, 2)])
+        timed_out = bool(cfg.max_minutes) and elapsed > cfg.max_minutes * 60
+        if val != "" or timed_out:
+            _save(ckpt_path, cfg, module, meta_opt, done, best_val, bad_rounds, skipped, elapsed, rng)
+        if val != "" and bad_rounds >= cfg.patience:
+            stopped = "early-stopping"
+            break
+        if timed_out:
+            stopped = "time-limit"
+            break
+    bar.close()
+    summary = write_summary(out, it + 1 if cfg.iterations > it0 else it0, skipped, stopped, t_start, device)
+    write_validation(out, cfg, val_set)
+    return summary
+
+
+def write_validation(out: Path, cfg: MixConfig, val_set) -> dict:
+    """validation.json: the validation set's per-config losses for the stage's starting point
+    and for its best weights, so a card can show what the stage changed."""
+    module = cfg.make_optimizer()
+    module.load_state_dict(load_checkpoint(out / "best.pt")["model"])
+    score, rows = validate_mix(module, val_set, details=True)
+    start = json.loads((out / "validation-start.json").read_text())
+    report = {
+        "instances": cfg.val_configs * cfg.val_instances,
+        "metric": "mean over instances of log(whole-pool loss at the horizon)",
+        "start": start,
+        "best": {"score": score, "configs": rows},
+        "lossRatioGeoMean": math.exp(score - start["score"]),
+    }
+    (out / "validation.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def teacher_data(cfg: MixConfig):
+    """A teacher's gradients and updates along its own trajectories on `teacher_configs` tasks of
+    the distribution (unscaled), coordinates of all tasks side by side: two [horizon, sum D]."""
+    rng = random.Random(20_000 + cfg.seed)
+    grads, updates = [], []
+    for _ in range(cfg.teacher_configs):
+        task = cfg.sample_task(rng)
+        problem = cfg.sample_problem(task, rng, 1, cfg.teacher_horizon, scaled=False)
+        teacher = TEACHERS[cfg.teacher](cfg.teacher_lr)
+        theta = problem.theta0.clone()
+        state = teacher.init(theta.numel(), theta.device)
+        gs, us = [], []
+        for t in range(cfg.teacher_horizon):
+            _, g = loss_and_grad(problem, theta, t)
+            u, state = teacher.update(g.reshape(-1), state)
+            theta = theta + u.reshape(theta.shape)
+            gs.append(g.reshape(-1))
+            us.append(u)
+        grads.append(torch.stack(gs))
+        updates.append(torch.stack(us))
+    return torch.cat(grads, dim=1), torch.cat(updates, dim=1)
+
+
+def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = True) -> dict:
+    """Warm start: regress the teacher's updates (imitate.imitation_loss) on random coordinates of
+    its trajectories over the distribution; cosine lr from meta_lr to meta_lr * final_lr_ratio;
+    validation as in meta-training. Hands on the final iterate."""
+    from .imitate import coordinate_scale, imitation_loss
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    module = cfg.make_optimizer()
+    adam = torch.optim.Adam(module.parameters(), lr=cfg.meta_lr)
+    grads, targets = teacher_data(cfg)
+    scale = coordinate_scale(targets)
+    val_set = validation_set(cfg)
+    ckpt_path, best_path, log_path = out / "checkpoint.pt", out / "best.pt", out / "log.csv"
+    gen = torch.Generator().manual_seed(cfg.seed)
+    it0, elapsed0, skipped = 0, 0.0, 0
+    if resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path)
+        refuse_other_config(ckpt_path, ck["config"], cfg, {"max_minutes", "patience", "device", "val_every"})
+        module.load_state_dict(ck["model"])
+        adam.load_state_dict(ck["meta_opt"])
+        gen.set_state(ck["generator"])
+        it0, elapsed0 = ck["iteration"], ck["elapsed_s"]
+    else:
+        append_log(log_path, LOG_COLUMNS, header=True)
+    t_start = time.time() - elapsed0
+    it = it0
+    bar = tqdm(range(it0, cfg.iterations), initial=it0, total=cfg.iterations, disable=not progress,
+               mininterval=5.0, desc="imitate")
+    for it in bar:
+        for group in adam.param_groups:
+            group["lr"] = cfg.meta_lr * _cosine(cfg, it)
+        idx = torch.randint(0, grads.shape[1], (cfg.coords,), generator=gen)
+
+        def step(loss):
+            nonlocal skipped
+            adam.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.clip)
+            if math.isfinite(float(norm)):
+                adam.step()
+            else:
+                skipped += 1
+
+        loss = imitation_loss(module, grads[:, idx], targets[:, idx], scale[idx], cfg.unroll, step)
+        bar.set_postfix(imitation_loss=f"{loss:.4f}")
+        done, val = it + 1, ""
+        if done % cfg.val_every == 0 or done == cfg.iterations:
+            val = validate_mix(module, val_set)
+            torch.save({"config": asdict(cfg), "model": module.state_dict(), "meta_opt": adam.state_dict(),
+                        "generator": gen.get_state(), "iteration": done, "elapsed_s": time.time() - t_start},
+                       ckpt_path)
+        append_log(log_path, [done, loss, "", "", val, skipped, round(time.time() - t_start, 2)])
+    bar.close()
+    final_val = validate_mix(module, val_set)
+    torch.save({"model": module.state_dict(), "iteration": cfg.iterations, "val": final_val}, best_path)
+    return write_summary(out, cfg.iterations, skipped, "iterations", t_start, cfg.device)

@@ -1,0 +1,96 @@
+"""Meta-training on the task distribution: the cheap meta-gradient is the truncated-BPTT one."""
+
+import random
+
+import pytest
+import torch
+
+from train.baselines import Learned
+from train.metamix import MixConfig, Worker, loss_and_grad, meta_train_mix, validate_mix, validation_set
+from train.tasks import QuadraticFamily, instance_seeds
+from train.tests.helpers import randomized
+
+
+def _config(**kw):
+    base = dict(hidden=4, input_size=3, workers=2, instances=2, unroll=5, subset=64, quadratic_prob=1.0,
+                min_horizon=10, max_horizon=20, val_configs=2, val_instances=2, val_horizon=10, val_long=0,
+                iterations=6, val_every=3)
+    return MixConfig(**{**base, **kw})
+
+
+def _direct_meta_gradient(module, problem, steps):
+    """Truncated BPTT by autograd through theta and the optimizer state, gradients fed detached:
+    the paper's estimator, on the mean over steps of log(f + 1e-4 f_0), averaged over instances."""
+    theta = problem.theta0.clone()
+    state = module.init_state(theta.numel())
+    f0, g = loss_and_grad(problem, theta, 0)
+    total = 0.0
+    for t in range(steps):
+        u, state = module(g.reshape(-1), state)
+        theta = theta + u.reshape(theta.shape)
+        f = problem.loss(theta, t + 1)
+        (g,) = torch.autograd.grad(f.sum(), theta, retain_graph=True)
+        total = total + torch.log(f + 1e-4 * f0) / steps
+    module.zero_grad()
+    total.mean().backward()
+    return [p.grad.clone() for p in module.parameters()]
+
+
+def test_the_subset_meta_gradient_is_exactly_truncated_bptt_when_the_subset_is_everything():
+    cfg = _config(unroll=6)
+    module = randomized(cfg.make_optimizer(), seed=4, scale=0.3)
+    problem = QuadraticFamily().sample(instance_seeds(3, 2))
+    expected = _direct_meta_gradient(module, problem, 6)
+    worker = Worker.__new__(Worker)
+    worker.cfg, worker.rng, worker.learned = cfg, random.Random(0), Learned(module, native=False)
+    worker.start(QuadraticFamily().sample(instance_seeds(3, 2)), horizon=100)
+    module.zero_grad()
+    sur, _, _ = worker.truncation(module, subset=problem.dim)  # every coordinate
+    sur.backward()
+    for got, want in zip([p.grad for p in module.parameters()], expected):
+        torch.testing.assert_close(got, want, rtol=2e-3, atol=1e-7)
+
+
+def test_a_subset_estimate_is_unbiased():
+    cfg = _config(unroll=4)
+    module = randomized(cfg.make_optimizer(), seed=5, scale=0.3)
+    problem = QuadraticFamily().sample(instance_seeds(9, 2))
+    want = torch.cat([g.reshape(-1) for g in _direct_meta_gradient(module, problem, 4)])
+    draws = []
+    rng = random.Random(1)
+    for _ in range(400):
+        worker = Worker.__new__(Worker)
+        worker.cfg, worker.rng, worker.learned = cfg, rng, Learned(module, native=False)
+        worker.start(QuadraticFamily().sample(instance_seeds(9, 2)), horizon=100)
+        module.zero_grad()
+        sur, _, _ = worker.truncation(module, subset=3)  # 3 of 10 coordinates per instance
+        sur.backward()
+        draws.append(torch.cat([p.grad.reshape(-1) for p in module.parameters()]))
+    mean = torch.stack(draws).mean(dim=0)
+    assert torch.nn.functional.cosine_similarity(mean, want, dim=0) > 0.98
+    assert (mean.norm() / want.norm() - 1).abs() < 0.1
+
+
+@pytest.mark.parametrize("stage", ["meta-training"])
+def test_a_smoke_run_lowers_the_validation_loss_and_resumes(tmp_path, stage):
+    cfg = _config(iterations=30, val_every=15, meta_lr=1e-2, workers=4, seed=2)
+    summary = meta_train_mix(cfg, tmp_path, progress=False)
+    assert summary["iterations"] == 30
+    report = __import__("json").loads((tmp_path / "validation.json").read_text())
+    assert report["best"]["score"] < report["start"]["score"]
+    assert report["instances"] == 4
+    # resuming a finished run trains no further and keeps the same best weights
+    again = meta_train_mix(cfg, tmp_path, progress=False)
+    assert again["bestIteration"] == summary["bestIteration"]
+
+
+def test_validation_scores_a_baseline_and_a_learned_optimizer_alike():
+    from train.baselines import Adam
+
+    cfg = _config()
+    vs = validation_set(cfg)
+    assert len(vs) == 2 and all(p.num == 2 for _, _, p in vs)
+    module = cfg.make_optimizer()
+    assert isinstance(validate_mix(module, vs), float)
+    score, rows = validate_mix(Adam(0.01), vs, details=True)
+    assert len(rows) == 2 and score < 10
