@@ -266,8 +266,8 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
     todo, cached = [], {}
     for t in specs:
         for kind in ([] if baselines_only else ["learned"]) + list(BASELINES):
-            key = {"test": asdict(t), "kind": kind, "grid": BASE_GRID, "defaults": DEFAULT_LR,
-                   "protocol": 1, **({"digest": digest} if kind == "learned" else {})}
+            key = json.loads(json.dumps({"test": asdict(t), "kind": kind, "grid": BASE_GRID, "defaults": DEFAULT_LR,
+                                         "protocol": 1, **({"digest": digest} if kind == "learned" else {})}))
             path = out / f"{kind}-{t.name}.json"
             hit = _cached(path, key)
             if hit is None:

@@ -84,6 +84,34 @@ def pack_params(module) -> torch.Tensor:
 BLOCK = 2048
 
 
+@torch.no_grad()
+def unpack_params(module, packed: torch.Tensor) -> None:
+    """The inverse of `pack_params`, into `module` (in place). A cell's bias sum goes to bias_ih,
+    bias_hh becomes 0: the same optimizer."""
+    off = 0
+
+    def take(n):
+        nonlocal off
+        out = packed[off : off + n]
+        off += n
+        return out
+
+    if module.input_size:
+        module.input.weight.copy_(take(module.input.weight.numel()).reshape(module.input.weight.shape))
+        module.input.bias.copy_(take(module.input.bias.numel()))
+    for cell in module.cells:
+        rows, cols_ih = cell.weight_ih.shape
+        w = take(rows * (cols_ih + cell.weight_hh.shape[1])).reshape(rows, -1)
+        cell.weight_ih.copy_(w[:, :cols_ih])
+        cell.weight_hh.copy_(w[:, cols_ih:])
+        cell.bias_ih.copy_(take(rows))
+        cell.bias_hh.zero_()
+    module.head.weight.copy_(take(module.head.weight.numel()).reshape(module.head.weight.shape))
+    module.head.bias.copy_(take(1))
+    if off != packed.numel():
+        raise ValueError(f"packed params hold {packed.numel()} floats, the module {off}")
+
+
 class NativeStep:
     """`step(grads [N], state, in place) -> updates [N]` for one module. The state is either
     feature-major [S, N] (rows contiguous) or, with `blocked`, [ceil(N / BLOCK), S, BLOCK]: each
@@ -113,13 +141,18 @@ class NativeStep:
     def init_blocked(self, n: int) -> torch.Tensor:
         return torch.zeros(-(-n // BLOCK), self.module.state_size, BLOCK, dtype=torch.float32)
 
-    def __call__(self, grads: torch.Tensor, state: torch.Tensor, updates: torch.Tensor | None = None):
+    def __call__(self, grads: torch.Tensor, state: torch.Tensor, updates: torch.Tensor | None = None,
+                 params: torch.Tensor | None = None):
+        """One step; `params` (packed as `pack_params`, float32, contiguous) overrides the module's."""
         g = grads.reshape(-1).float().contiguous()
         n = g.numel()
         out = torch.empty(n, dtype=torch.float32) if updates is None else updates
         m = self.module
+        packed = self.params if params is None else params
+        if packed.numel() != self.params.numel() or packed.dtype != torch.float32 or not packed.is_contiguous():
+            raise ValueError("params must be a contiguous float32 vector shaped like pack_params(module)")
         args = (m.layers, m.hidden, self.feat_in, m.input_size, self.kind, self.p, self.k, self.beta1,
-                self.beta2, self.eps, OUTPUT_KINDS[m.output_kind], m.output_scale, self.params.data_ptr(),
+                self.beta2, self.eps, OUTPUT_KINDS[m.output_kind], m.output_scale, packed.data_ptr(),
                 g.data_ptr(), state.data_ptr())
         if state.dtype != torch.float32:
             raise ValueError("state must be float32")

@@ -1,0 +1,50 @@
+"""The user-facing evaluation: grids extend at their edges, results assemble into the bar's figures."""
+
+import json
+import math
+
+import pytest
+
+from train import evalmix
+from train.export import export_model
+from train.metamix import MixConfig
+from train.tests.helpers import randomized
+
+
+def _tiny(name="quadratic"):
+    return evalmix.MixTest(name, "quadratic", hidden=(), activation="", instances=6, long_instances=3,
+                           tune_instances=3, long_tune_instances=2, chunk=8)
+
+
+def test_a_tuned_lr_on_the_edge_of_the_grid_extends_it(monkeypatch):
+    # SGD on these quadratics wants an lr near 1e-2; a grid of 1e-5..1e-4 must grow upwards to it.
+    monkeypatch.setitem(evalmix.BASE_GRID, "sgd", (-5.0, -4.0))
+    out = evalmix.tune("sgd", _tiny(), (100,), 3)
+    best = out["bestLog10"][100]
+    tried = sorted(float(e) for e in out["grid"])
+    assert best > -4.0, "the grid must have been extended past its upper edge"
+    assert tried[0] < best < tried[-1], "the tuned lr must end up inside the grid"
+
+
+def test_the_suite_reports_ratios_geometric_means_and_defaults(tmp_path, monkeypatch):
+    monkeypatch.setattr(evalmix, "TESTS", [_tiny("q1"), _tiny("q2")])
+    weights = tmp_path / "model.safetensors"
+    export_model(randomized(MixConfig(hidden=4, input_size=3).make_optimizer(), seed=1, scale=0.2), weights)
+    res = evalmix.evaluate_mix(weights, tmp_path / "eval", jobs=1, progress=False)
+    assert set(res["tests"]) == {"q1", "q2"} and res["horizons"] == [100, 200, 1000]
+    for name, r in res["tests"].items():
+        for h in ("100", "200", "1000"):
+            best = r["ratios"][h]["bestBaseline"]
+            assert r["ratios"][h]["ratio"] == pytest.approx(
+                r["results"]["learned"][h]["mean"] / r["results"][best][h]["mean"])
+            assert all(r["results"][best][h]["mean"] <= r["results"][b][h]["mean"] for b in evalmix.BASELINES)
+        assert r["defaults"]["adam"]["lr"] == 0.001 and r["results"]["learned"]["100"]["n"] == 6
+        assert r["results"]["learned"]["1000"]["n"] == 3
+    for h in ("100", "200", "1000"):
+        logs = [math.log(r["ratios"][h]["ratio"]) for r in res["tests"].values()]
+        assert res["geoMean"][h] == pytest.approx(math.exp(sum(logs) / 2))
+    # a second call reuses every cached job
+    again = evalmix.evaluate_mix(weights, tmp_path / "eval", jobs=1, progress=False)
+    assert again["geoMean"] == res["geoMean"]
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["digest"].startswith("sha256:")
+    assert "learned ÷ best" in evalmix.markdown(res)
