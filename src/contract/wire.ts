@@ -7,7 +7,6 @@ export const jsonMediaType = 'application/json'
 /** Dtypes a state may travel in. Updates and gradients are always F32. */
 export const stateDtypes = ['F32', 'F16', 'BF16'] as const
 export type StateDtype = (typeof stateDtypes)[number]
-export const bytesPerElement: Record<StateDtype, number> = { F32: 4, F16: 2, BF16: 2 }
 
 /** Coordinates one request may carry; the server advertises its own value in /v1/resolve. */
 export const defaultMaxCoordinatesPerRequest = 65_536

@@ -5,7 +5,7 @@
 import type { Context } from 'hono'
 import type { z } from 'zod'
 import { jsonMediaType, safetensorsMediaType } from '../contract'
-import { decode, SafetensorsError, type SafetensorsFile } from '../weights'
+import { decode, SafetensorsError, type SafetensorsFile } from '../safetensors'
 import type { BodyReader } from './deps'
 import type { AppEnv } from './env'
 import { ApiError } from './errors'

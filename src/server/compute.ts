@@ -5,7 +5,7 @@
 import type { Context } from 'hono'
 import { headerNames, type StateDtype, stateDtypes } from '../contract'
 import { firstNonFinite, OptimizerInputError, type StepResult } from '../core'
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../weights'
+import { type FloatData, fromFloat32, sliceRows, toFloat32, zerosOf } from '../safetensors'
 import type { AppEnv } from './env'
 import { ApiError } from './errors'
 import type { Target } from './registry/resolve'
@@ -57,37 +57,13 @@ export function parseStateDtype(text: string | undefined, fallback: StateDtype):
   throw new ApiError('invalid_request', `state dtype '${text}' is not one of ${stateDtypes.join(', ')}`)
 }
 
-/** A state as it travels: F32 values, or F16/BF16 bit patterns. */
-export type StateData = { dtype: 'F32'; data: Float32Array } | { dtype: 'F16' | 'BF16'; data: Uint16Array }
-
-/** A state's values as float32 (a view for F32; widened for F16 and BF16). */
-export function stateToF32(state: StateData): Float32Array {
-  if (state.dtype === 'F32') return state.data
-  return state.dtype === 'F16' ? f16ToF32(state.data) : bf16ToF32(state.data)
-}
-
-/** float32 values narrowed to a state dtype (F32: the same array). */
-export function stateFromF32(values: Float32Array, dtype: StateDtype): StateData {
-  if (dtype === 'F32') return { dtype, data: values }
-  return { dtype, data: dtype === 'F16' ? f32ToF16(values) : f32ToBf16(values) }
-}
-
-/** The coordinates [begin, end) of a state with `stateSize` floats per coordinate (a view). */
-export function stateSlice(state: StateData, stateSize: number, begin: number, end: number): StateData {
-  const a = begin * stateSize
-  const b = end * stateSize
-  return state.dtype === 'F32'
-    ? { dtype: 'F32', data: state.data.subarray(a, b) }
-    : { dtype: state.dtype, data: state.data.subarray(a, b) }
-}
-
 /**
  * Refuses a state whose values are not all finite (a corrupted or foreign state); checks F16 and
  * BF16 on their bit patterns (exponent all ones), without widening. Checks the coordinates from
  * `from` on (the error names the index in the whole state). `scan` checks F32 states.
  */
 export function assertFiniteState(
-  state: StateData,
+  state: FloatData,
   stateSize: number,
   from = 0,
   scan: FiniteScan = firstNonFinite,
@@ -109,7 +85,7 @@ export function assertFiniteState(
   if (bad >= 0) {
     bad += start
     const per = Math.max(1, stateSize)
-    const value = stateToF32(stateSlice(state, 1, bad, bad + 1))[0]
+    const value = toFloat32(sliceRows(state, 1, bad, bad + 1))[0]
     throw new ApiError(
       'invalid_request',
       `state value ${bad} (coordinate ${Math.floor(bad / per)}) is ${value}; send the state the last step returned, or none to start fresh`,
@@ -121,7 +97,7 @@ export function assertFiniteState(
 /** Where a step's results go: updates [N] and the new state [N, S] in the output dtype. */
 export interface StepOutput {
   updates: Float32Array
-  state: StateData
+  state: FloatData
 }
 
 /** A StepOutput backed by fresh arrays. */
@@ -129,8 +105,7 @@ export function newStepOutput(n: number, stateSize: number, dtype: StateDtype): 
   const count = n * stateSize
   return {
     updates: new Float32Array(n),
-    state:
-      dtype === 'F32' ? { dtype, data: new Float32Array(count) } : { dtype, data: new Uint16Array(count) },
+    state: zerosOf(dtype, count),
   }
 }
 
@@ -158,7 +133,7 @@ const reclaimFloats = 262_144
  */
 export interface ChunkHooks {
   before?: (begin: number, end: number) => Promise<boolean> | boolean
-  after: (begin: number, end: number, updates: Float32Array, state: StateData) => void
+  after: (begin: number, end: number, updates: Float32Array, state: FloatData) => void
   inPlace?: boolean
   into?: (begin: number, end: number) => StepResult
 }
@@ -173,7 +148,7 @@ export async function stepChunks(
   c: Context<AppEnv>,
   target: Target,
   grads: Float32Array,
-  state: StateData | undefined,
+  state: FloatData | undefined,
   dtype: StateDtype,
   hooks: ChunkHooks,
 ): Promise<void> {
@@ -191,7 +166,7 @@ export async function stepChunks(
     const optimizer =
       target.kind === 'baseline' ? target.optimizer : await c.get('optimizers').get(deps.db, target.digest)
     const stateIn =
-      state === undefined ? optimizer.init(end - begin) : stateToF32(stateSlice(state, s, begin, end))
+      state === undefined ? optimizer.init(end - begin) : toFloat32(sliceRows(state, s, begin, end))
     let result: StepResult
     try {
       if (chunkUpdates !== undefined || (hooks.into !== undefined && dtype === 'F32')) {
@@ -208,7 +183,7 @@ export async function stepChunks(
       if (error instanceof OptimizerInputError) throw new ApiError('shape_mismatch', error.message)
       throw error
     }
-    hooks.after(begin, end, result.updates, stateFromF32(result.state, dtype))
+    hooks.after(begin, end, result.updates, fromFloat32(dtype, result.state))
     if (n > chunk || (end - begin) * (s + 1) >= reclaimFloats) await deps.reclaimMemory?.()
   }
 }
@@ -218,7 +193,7 @@ export function runStep(
   c: Context<AppEnv>,
   target: Target,
   grads: Float32Array,
-  state: StateData | undefined,
+  state: FloatData | undefined,
   out: StepOutput,
 ): Promise<void> {
   const s = target.stateSize

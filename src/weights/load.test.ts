@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { paperArchitecture } from '../../test/support/random'
+import { decode, encode, type Tensor } from '../safetensors'
 import { architectureJson, inputSize, lstmArchitectureSchema, stateSize } from './architecture'
 import {
   decodeLstmWeights,
@@ -11,7 +12,6 @@ import {
   WeightsError,
   type WeightsErrorCode,
 } from './load'
-import { decode, encode, type Tensor } from './safetensors'
 import type { LstmArchitecture, LstmWeights } from './types'
 
 const paper = paperArchitecture

@@ -4,8 +4,9 @@
  * architecture, all F32 and finite. F16/BF16 weight files are refused rather than widened: the
  * design fixes weights to float32, and one version should have one byte form.
  */
+
+import { decode, encode, SafetensorsError, type Tensor } from '../safetensors'
 import { architectureJson, inputSize, lstmArchitectureSchema, WEIGHTS_FORMAT } from './architecture'
-import { decode, encode, SafetensorsError, type Tensor } from './safetensors'
 import type { LstmArchitecture, LstmWeights } from './types'
 
 /** Stable reasons a weight file is refused. */

@@ -3,7 +3,8 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { lstmOptimizer, preprocessInto } from '../../src/core'
 import { initTf, type NodeTfBackend } from '../../src/runtime/tf-node'
-import { decode, readWeightFile } from '../../src/weights'
+import { decode } from '../../src/safetensors'
+import { readWeightFile } from '../../src/weights'
 import type { LstmWeights } from '../../src/weights/types'
 
 // Parity with PyTorch (DESIGN §2): train/ exports golden trajectories made by its nn.LSTMCell module

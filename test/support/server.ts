@@ -1,10 +1,11 @@
 /** Test helpers for the server: an app on in-memory SQLite with keys, weight files and body builders. */
 import { createNodeDeps } from '../../src/runtime/node'
+import { encode, type Tensor } from '../../src/safetensors'
 import { createApp } from '../../src/server/app'
 import { createClient } from '../../src/server/auth'
 import type { AppDeps } from '../../src/server/deps'
 import { publishVersion } from '../../src/server/registry/publish'
-import { encode, encodeLstmWeights, type Tensor } from '../../src/weights'
+import { encodeLstmWeights } from '../../src/weights'
 import type { LstmArchitecture } from '../../src/weights/types'
 import { paperArchitecture, randomLstmWeights } from './random'
 

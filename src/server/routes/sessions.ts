@@ -8,7 +8,6 @@ import type { OpenAPIHono } from '@hono/zod-openapi'
 import { and, eq } from 'drizzle-orm'
 import type { Context } from 'hono'
 import {
-  bytesPerElement,
   createSessionRequestSchema,
   headerNames,
   type JsonSessionStepResponse,
@@ -23,17 +22,10 @@ import {
 } from '../../contract'
 import { type Db, isForeignKeyViolation } from '../../db/db'
 import { sessionShards, sessions } from '../../db/schema'
-import { encode, type Tensor } from '../../weights'
+import { bytesOf, encode, type FloatData, ITEMSIZE, type Tensor } from '../../safetensors'
 import { requireKey } from '../auth'
 import { bodyKindOf, decodeSafetensors, jsonNumbers, parseJson, parseJsonWithArrays, readBody } from '../body'
-import {
-  assertFinite,
-  maxJsonBodyBytes,
-  newStepOutput,
-  runStep,
-  type StateData,
-  stepHeaders,
-} from '../compute'
+import { assertFinite, maxJsonBodyBytes, newStepOutput, runStep, stepHeaders } from '../compute'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
 import { randomId } from '../ids'
@@ -49,7 +41,7 @@ const shardRowMarginBytes = 4096
  * its last updates fit one row: length·(S·bytes(dtype) + 4) ≤ maxRowBytes − margin.
  */
 export function shardSizeFor(stateSize: number, dtype: StateDtype, maxCoordinatesPerRequest: number): number {
-  const perCoordinate = stateSize * bytesPerElement[dtype] + 4
+  const perCoordinate = stateSize * ITEMSIZE[dtype] + 4
   return Math.max(
     1,
     Math.min(maxCoordinatesPerRequest, Math.floor((maxRowBytes - shardRowMarginBytes) / perCoordinate)),
@@ -391,19 +383,16 @@ function describe(session: SessionRow, steps: Map<number, number>): Session {
   }
 }
 
-const bytesOf = (a: Float32Array | Uint16Array): Uint8Array =>
-  new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
-
 /** A stored F32 blob as a Float32Array (a view when aligned). */
 function f32View(bytes: Uint8Array): Float32Array {
   const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice()
   return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4)
 }
 
-function stateFrom(bytes: Uint8Array, dtype: StateDtype, elements: number): StateData {
-  if (bytes.byteLength !== elements * bytesPerElement[dtype]) {
+function stateFrom(bytes: Uint8Array, dtype: StateDtype, elements: number): FloatData {
+  if (bytes.byteLength !== elements * ITEMSIZE[dtype]) {
     throw new Error(
-      `stored shard state has ${bytes.byteLength} bytes, expected ${elements * bytesPerElement[dtype]}`,
+      `stored shard state has ${bytes.byteLength} bytes, expected ${elements * ITEMSIZE[dtype]}`,
     )
   }
   if (dtype === 'F32') return { dtype, data: f32View(bytes) }

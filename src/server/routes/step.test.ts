@@ -16,7 +16,8 @@ const bytesOf = (a: Float32Array | Uint16Array) => Buffer.from(a.buffer, a.byteO
 import { expectProblem, itRefusesAndChangesNothing, type Refusal } from '../../../test/support/problem'
 import { baselineOptimizer, lstmOptimizer } from '../../core'
 import { initTf } from '../../runtime/tf-node'
-import { decode, decodeLstmWeights, f16ToF32, f32ToBf16, f32ToF16 } from '../../weights'
+import { decode, f16ToF32, f32ToBf16, f32ToF16 } from '../../safetensors'
+import { decodeLstmWeights } from '../../weights'
 
 type Server = Awaited<ReturnType<typeof testServer>>
 let s: Server

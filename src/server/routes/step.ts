@@ -11,7 +11,7 @@ import {
   safetensorsMediaType,
   tensorNames,
 } from '../../contract'
-import type { Tensor } from '../../weights'
+import { fromFloat32, sliceRows, type Tensor, toFloat32 } from '../../safetensors'
 import { requireKey } from '../auth'
 import { bodyKindOf, decodeArriving, jsonNumbers, openBody, parseJsonWithArrays, readBody } from '../body'
 import {
@@ -24,10 +24,6 @@ import {
   newStepOutput,
   parseStateDtype,
   runStep,
-  type StateData,
-  stateFromF32,
-  stateSlice,
-  stateToF32,
   stepChunks,
   stepHeaders,
 } from '../compute'
@@ -73,7 +69,7 @@ async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Respons
     )
   }
   const hyperparameters = parseHyperparameters(meta[metadataKeys.hyperparameters])
-  const sentState: (StateData & { shape: number[] }) | undefined = file.tensors.get(tensorNames.state)
+  const sentState: Tensor | undefined = file.tensors.get(tensorNames.state)
   const outDtype = parseStateDtype(meta[metadataKeys.stateDtype], sentState?.dtype ?? 'F32')
   const digest = checkDigestField(meta[metadataKeys.digest], sentState !== undefined)
 
@@ -112,7 +108,7 @@ async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Respons
       if (sentState !== undefined) {
         await body.ready(endIn(body.bytes, sentState.data.subarray(0, end * s)))
         if (stopped) return false
-        assertFiniteState(stateSlice(sentState, s, 0, end), s, begin, body.firstNonFinite)
+        assertFiniteState(sliceRows(sentState, s, 0, end), s, begin, body.firstNonFinite)
         checked = end
       }
       return !stopped
@@ -209,7 +205,7 @@ async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response
   assertFinite(grads)
   const dtype: StateDtype = request.stateDtype ?? 'F32'
   // The state travels in `dtype` precision: round what comes in the same way binary would.
-  const state = arrays.state === undefined ? undefined : stateFromF32(arrays.state, dtype)
+  const state = arrays.state === undefined ? undefined : fromFloat32(dtype, arrays.state)
   if (state !== undefined) assertFiniteState(state, target.stateSize)
 
   const out = newStepOutput(n, target.stateSize, dtype)
@@ -221,7 +217,7 @@ async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response
     numParams: n,
     stateSize: target.stateSize,
   }
-  const json = `${JSON.stringify(head).slice(0, -1)},"updates":${jsonNumbers(out.updates)},"state":${jsonNumbers(stateToF32(out.state))}}`
+  const json = `${JSON.stringify(head).slice(0, -1)},"updates":${jsonNumbers(out.updates)},"state":${jsonNumbers(toFloat32(out.state))}}`
   return c.body(json, 200, {
     'content-type': 'application/json',
     ...stepHeaders(target, deprecatedAt(target)),
