@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { firstMismatch } from '../../test/support/close'
 import { randomGradients, randomLstmWeights, randomUniform } from '../../test/support/random'
-import type { LstmArchitecture } from '../weights/types'
+import type { Architecture } from '../contract'
 import { lstmPlainOptimizer } from './lstm-plain'
 import { lstmReferenceStep } from './lstm-reference'
 
@@ -16,7 +16,7 @@ describe('lstmPlainOptimizer', () => {
   ] as const)(
     'matches the float64 oracle with L=%i, H=%i, %s, over 3 chained steps',
     (layers, hidden, pre) => {
-      const architecture: LstmArchitecture = {
+      const architecture: Architecture = {
         kind: 'lstm-cw',
         layers,
         hidden,

@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs-core'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { firstMismatch, maxScaledError } from '../../test/support/close'
 import { randomGradients, randomLstmWeights, randomUniform } from '../../test/support/random'
+import type { Architecture } from '../contract'
 import { initTf } from '../runtime/tf-node'
-import type { LstmArchitecture } from '../weights/types'
 import { NonFiniteGradientError, OptimizerConfigError, StateLengthError } from './errors'
 import { lstmOptimizer } from './lstm'
 import { lstmReferenceStep } from './lstm-reference'
@@ -14,14 +14,9 @@ import { lstmReferenceStep } from './lstm-reference'
 // is near 0, where a purely relative test would be meaningless. Floors below are a tenth of it.
 const RTOL = 1e-5
 const STATE_FLOOR = 0.1
-const updatesFloor = (a: LstmArchitecture) => 0.1 * Math.abs(a.outputScale)
+const updatesFloor = (a: Architecture) => 0.1 * Math.abs(a.outputScale)
 
-const arch = (
-  layers: number,
-  hidden: number,
-  preprocessing: 'log-sign' | 'none',
-  p = 10,
-): LstmArchitecture => ({
+const arch = (layers: number, hidden: number, preprocessing: 'log-sign' | 'none', p = 10): Architecture => ({
   kind: 'lstm-cw',
   layers,
   hidden,
@@ -31,7 +26,7 @@ const arch = (
 })
 
 /** Runs tfjs and the oracle side by side for `steps` chained steps, each on its own state. */
-function expectMatchesOracle(architecture: LstmArchitecture, n: number, steps: number, seed: number) {
+function expectMatchesOracle(architecture: Architecture, n: number, steps: number, seed: number) {
   const weights = randomLstmWeights(architecture, seed)
   const opt = lstmOptimizer(weights)
   let state = opt.init(n)

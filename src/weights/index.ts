@@ -1,21 +1,13 @@
-/** Public API of src/weights: the LSTM weight-file loader. */
-export {
-  architectureJson,
-  inputSize,
-  lstmArchitectureSchema,
-  MAX_HIDDEN,
-  MAX_LAYERS,
-  stateSize,
-  WEIGHTS_FORMAT,
-} from './architecture'
+/**
+ * The LSTM weight-file loader (DESIGN §3): decode and encode `model.safetensors` files, and their
+ * digests. The architecture and its sizes are the contract's; the weights type is the core's.
+ */
 export {
   decodeLstmWeights,
   digestOf,
   encodeLstmWeights,
-  expectedTensors,
   parseArchitecture,
   readWeightFile,
   WeightsError,
   type WeightsErrorCode,
 } from './load'
-export type { LstmArchitecture, LstmCellWeights, LstmWeights } from './types'

@@ -16,11 +16,10 @@ import {
   seededRandom,
   trainMlp,
 } from '../../examples/mnist-mlp'
-import { lstmOptimizer } from '../../src/core'
+import { type LstmWeights, lstmOptimizer } from '../../src/core'
 import { initTf } from '../../src/runtime/tf-node'
 import { L2oClient, type RemoteMode } from '../../src/sdk'
 import { encodeLstmWeights, readWeightFile } from '../../src/weights'
-import type { LstmWeights } from '../../src/weights/types'
 import { type ServerProcess, startServer } from './server-process'
 
 const steps = 100

@@ -1,4 +1,6 @@
 /** Test helpers for the server: an app on in-memory SQLite with keys, weight files and body builders. */
+
+import type { Architecture } from '../../src/contract'
 import { createNodeDeps } from '../../src/runtime/node'
 import { encode, type Tensor } from '../../src/safetensors'
 import { createApp } from '../../src/server/app'
@@ -6,13 +8,12 @@ import { createClient } from '../../src/server/auth'
 import type { AppDeps } from '../../src/server/deps'
 import { publishVersion } from '../../src/server/registry/publish'
 import { encodeLstmWeights } from '../../src/weights'
-import type { LstmArchitecture } from '../../src/weights/types'
 import { paperArchitecture, randomLstmWeights } from './random'
 
 export { paperArchitecture }
 
 /** A small architecture, so tests run fast: S = 2·1·4 = 8. */
-export const tinyArchitecture: LstmArchitecture = {
+export const tinyArchitecture: Architecture = {
   kind: 'lstm-cw',
   layers: 1,
   hidden: 4,
@@ -21,7 +22,7 @@ export const tinyArchitecture: LstmArchitecture = {
 }
 
 /** A weight file of random weights (deterministic in `seed`). */
-export function weightFile(seed: number, architecture: LstmArchitecture = tinyArchitecture): Uint8Array {
+export function weightFile(seed: number, architecture: Architecture = tinyArchitecture): Uint8Array {
   return encodeLstmWeights(randomLstmWeights(architecture, seed))
 }
 

@@ -5,6 +5,7 @@
 import { and, eq } from 'drizzle-orm'
 import {
   aliasPattern,
+  architectureJson,
   maxRowBytes,
   namePattern,
   type PublishVersionResponse,
@@ -13,7 +14,7 @@ import {
 import { baselineHyperparameters } from '../../core'
 import type { Db } from '../../db/db'
 import { optimizers, versions } from '../../db/schema'
-import { architectureJson, decodeLstmWeights, digestOf, WeightsError } from '../../weights'
+import { decodeLstmWeights, digestOf, WeightsError } from '../../weights'
 import { ApiError } from '../errors'
 import { moveAlias } from './aliases'
 

@@ -1,6 +1,6 @@
 /** Resolving a reference (DESIGN §4) to exactly one optimizer: a learned version or a baseline. */
 import { and, desc, eq } from 'drizzle-orm'
-import { type Architecture, parseReference, type Reference } from '../../contract'
+import { type Architecture, parseReference, type Reference, stateSize } from '../../contract'
 import type { Db } from '../../db/db'
 import { aliases, aliasHistory, optimizers, versions } from '../../db/schema'
 import { ApiError } from '../errors'
@@ -14,7 +14,7 @@ export interface LearnedTarget {
   digest: string
   deprecatedAt: string | null
   architecture: Architecture
-  /** Floats of state per coordinate: 2·L·H. */
+  /** Floats of state per coordinate (S), from the architecture. */
   stateSize: number
   /** name@version, as responses name it. */
   label: string
@@ -63,7 +63,7 @@ function learned(row: VersionRow): LearnedTarget {
     digest: row.digest,
     deprecatedAt: row.deprecatedAt,
     architecture,
-    stateSize: 2 * architecture.layers * architecture.hidden,
+    stateSize: stateSize(architecture),
     label: `${row.name}@${row.version}`,
   }
 }
