@@ -1,8 +1,14 @@
 export type { BaselineName } from './baselines'
 export {
   adam,
+  type Baseline,
+  baselineDefaults,
   baselineHyperparameters,
+  baselineNames,
   baselineOptimizer,
+  baselines,
+  baselineWith,
+  isBaseline,
   momentum,
   nesterov,
   rmsprop,

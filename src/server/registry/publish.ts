@@ -11,7 +11,7 @@ import {
   type PublishVersionResponse,
   semverPattern,
 } from '../../contract'
-import { baselineHyperparameters } from '../../core'
+import { isBaseline } from '../../core'
 import type { Db } from '../../db/db'
 import { optimizers, versions } from '../../db/schema'
 import { decodeLstmWeights, digestOf, WeightsError } from '../../weights'
@@ -61,7 +61,7 @@ export async function publishVersion(
       `invalid optimizer name '${name}': use lowercase letters, digits and '-'`,
     )
   }
-  if (Object.hasOwn(baselineHyperparameters, name)) {
+  if (isBaseline(name)) {
     throw new ApiError('invalid_request', `'${name}' is a built-in baseline; publish under another name`)
   }
   if (!semverPattern.test(version)) {

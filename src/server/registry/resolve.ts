@@ -1,10 +1,11 @@
 /** Resolving a reference (DESIGN §4) to exactly one optimizer: a learned version or a baseline. */
 import { and, desc, eq } from 'drizzle-orm'
 import { type Architecture, parseReference, type Reference, stateSize } from '../../contract'
+import { isBaseline } from '../../core'
 import type { Db } from '../../db/db'
 import { aliases, aliasHistory, optimizers, versions } from '../../db/schema'
 import { ApiError } from '../errors'
-import { type BaselineConfig, baselineConfig, isBaseline } from './baselines'
+import { type BaselineConfig, baselineConfig } from './baselines'
 
 /** A resolved learned optimizer version (the weights stay in the database until needed). */
 export interface LearnedTarget {

@@ -12,12 +12,12 @@ import {
   stateDtypes,
   type VersionInfo,
 } from '../../contract'
+import { baselineDefaults, baselineNames, baselines, isBaseline } from '../../core'
 import type { Db } from '../../db/db'
 import { aliases, aliasHistory, optimizers, versions } from '../../db/schema'
 import { coordinateLimit, stepHeaders } from '../compute'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
-import { baselineDefaults, baselineDescriptions, baselineNames, isBaseline } from '../registry/baselines'
 import { resolveReference } from '../registry/resolve'
 import { compareSemver } from '../registry/semver'
 
@@ -42,14 +42,14 @@ export function registerRegistry(app: OpenAPIHono<AppEnv<any>>): void {
         aliasRows.filter((a) => a.name === o.name).map((a) => [a.alias, a.version]),
       ),
     }))
-    const baselines: OptimizerSummary[] = baselineNames.map((name) => ({
+    const builtIn: OptimizerSummary[] = baselineNames.map((name) => ({
       name,
       kind: 'baseline',
-      description: baselineDescriptions[name],
+      description: baselines[name].description,
       versions: [],
       aliases: {},
     }))
-    return c.json({ optimizers: [...learned, ...baselines] })
+    return c.json({ optimizers: [...learned, ...builtIn] })
   })
 
   app.get('/v1/optimizers/:name', async (c) => {
@@ -58,10 +58,10 @@ export function registerRegistry(app: OpenAPIHono<AppEnv<any>>): void {
       const detail: OptimizerDetail = {
         name,
         kind: 'baseline',
-        description: baselineDescriptions[name],
+        description: baselines[name].description,
         versions: [],
         aliases: [],
-        hyperparameters: baselineDefaults[name],
+        hyperparameters: baselineDefaults(name),
       }
       return c.json(detail)
     }

@@ -20,6 +20,7 @@ import {
   safetensorsMediaType,
   tensorNames,
 } from '../../contract'
+import { isBaseline } from '../../core'
 import { type Db, isForeignKeyViolation } from '../../db/db'
 import { sessionShards, sessions } from '../../db/schema'
 import { bytesOf, encode, type FloatData, ITEMSIZE, type Tensor } from '../../safetensors'
@@ -29,7 +30,7 @@ import { assertFinite, maxJsonBodyBytes, newStepOutput, runStep, stepHeaders } f
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
 import { randomId } from '../ids'
-import { baselineConfig, isBaseline } from '../registry/baselines'
+import { baselineConfig } from '../registry/baselines'
 import { resolveReference, type Target } from '../registry/resolve'
 import { checkDigest } from './step'
 
