@@ -52,6 +52,11 @@ export async function openBody(c: Context<AppEnv>, limit: number): Promise<BodyR
   return { bytes, ready: () => Promise.resolve() }
 }
 
+/** Resolves once the body is in up to the end of `view`, a view into `body.bytes`' buffer. */
+export function readyThrough(body: BodyReader, view: ArrayBufferView): Promise<void> {
+  return body.ready(view.byteOffset + view.byteLength - body.bytes.byteOffset)
+}
+
 /** Reads the whole body (see openBody). */
 export async function readBody(c: Context<AppEnv>, limit: number): Promise<Uint8Array> {
   const body = await openBody(c, limit)

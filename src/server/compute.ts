@@ -212,10 +212,10 @@ export function runStep(
   })
 }
 
-/** Headers every step answer carries: the digest, and Deprecation for a deprecated version. */
-export function stepHeaders(target: { digest: string }, deprecatedAt: string | null): Record<string, string> {
+/** Headers every answer naming a target carries: the digest, and Deprecation (RFC 9745) when deprecated. */
+export function stepHeaders(target: Pick<Target, 'digest' | 'deprecatedAt'>): Record<string, string> {
   const headers: Record<string, string> = { [headerNames.digest]: target.digest }
-  if (deprecatedAt !== null)
-    headers[headerNames.deprecation] = `@${Math.floor(Date.parse(deprecatedAt) / 1000)}`
+  if (target.deprecatedAt !== null)
+    headers[headerNames.deprecation] = `@${Math.floor(Date.parse(target.deprecatedAt) / 1000)}`
   return headers
 }

@@ -1,6 +1,13 @@
 /** Resolving a reference (DESIGN §4) to exactly one optimizer: a learned version or a baseline. */
 import { and, desc, eq } from 'drizzle-orm'
-import { type Architecture, parseReference, type Reference, stateSize } from '../../contract'
+import {
+  type Architecture,
+  digestPattern,
+  metadataKeys,
+  parseReference,
+  type Reference,
+  stateSize,
+} from '../../contract'
 import { isBaseline } from '../../core'
 import type { Db } from '../../db/db'
 import { aliases, aliasHistory, optimizers, versions } from '../../db/schema'
@@ -21,15 +28,44 @@ export interface LearnedTarget {
   label: string
 }
 
-/** A resolved baseline, with its optimizer ready to use. */
+/** A resolved baseline, with its optimizer ready to use. Baselines are never deprecated. */
 export interface BaselineTarget extends BaselineConfig {
   kind: 'baseline'
   stateSize: number
   label: string
+  deprecatedAt: null
 }
 
 /** What a reference resolves to. */
 export type Target = LearnedTarget | BaselineTarget
+
+/** Checks the digest field's form; a state without one is refused, since it is bound to its digest. */
+export function checkDigestField(digest: string | undefined, hasState: boolean): string | undefined {
+  if (digest !== undefined && !digestPattern.test(digest)) {
+    throw new ApiError(
+      'invalid_request',
+      `digest '${digest.slice(0, 80)}' is not sha256: followed by 64 hex digits`,
+    )
+  }
+  if (digest === undefined && hasState) {
+    throw new ApiError(
+      'invalid_request',
+      `a state must come with the digest it was made under (the '${metadataKeys.digest}' the step that returned it named)`,
+    )
+  }
+  return digest
+}
+
+/** 409 when the request is bound to another digest than the reference resolves to. */
+export function checkDigest(target: Target, digest: string | undefined): void {
+  if (digest !== undefined && digest !== target.digest) {
+    throw new ApiError(
+      'digest_mismatch',
+      `the request is bound to ${digest}, but ${target.label} resolves to ${target.digest}; reference the optimizer by that digest (name@${digest}) or start from a fresh state`,
+      { expectedDigest: digest, resolvedDigest: target.digest },
+    )
+  }
+}
 
 /** Parses a reference or throws invalid_reference. */
 export function parseOrThrow(text: string): Reference {
@@ -182,5 +218,27 @@ async function resolveBaseline(ref: Reference, hyperparameters: unknown): Promis
       { expectedDigest: ref.digest, resolvedDigest: config.digest },
     )
   }
-  return { kind: 'baseline', ...config, stateSize: config.optimizer.stateSize, label: config.name }
+  return baselineTarget(config)
 }
+
+/**
+ * What a session (or anything else stored with its pin) runs under: a learned optimizer by its
+ * digest, a baseline by its stored hyper-parameters (JSON).
+ */
+export async function resolvePinned(
+  db: Db,
+  pin: { optimizer: string; digest: string; hyperparameters: string | null },
+): Promise<Target> {
+  const name = pin.optimizer.split('@')[0]
+  if (isBaseline(name))
+    return baselineTarget(await baselineConfig(name, JSON.parse(pin.hyperparameters ?? '{}')))
+  return resolveReference(db, `${name}@${pin.digest}`)
+}
+
+const baselineTarget = (config: BaselineConfig): BaselineTarget => ({
+  kind: 'baseline',
+  ...config,
+  stateSize: config.optimizer.stateSize,
+  label: config.name,
+  deprecatedAt: null,
+})

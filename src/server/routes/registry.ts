@@ -97,21 +97,20 @@ export function registerRegistry(app: OpenAPIHono<AppEnv<any>>): void {
       }
     }
     const target = await resolveReference(deps.db, ref, hyperparameters)
-    const deprecatedAt = target.kind === 'learned' ? target.deprecatedAt : null
     const body: Resolved = {
       reference: ref,
       name: target.name,
       kind: target.kind,
       version: target.kind === 'learned' ? target.version : null,
       digest: target.digest,
-      deprecated: deprecatedAt !== null,
+      deprecated: target.deprecatedAt !== null,
       architecture: target.kind === 'learned' ? target.architecture : null,
       hyperparameters: target.kind === 'baseline' ? target.hyperparameters : null,
       stateSize: target.stateSize,
       maxCoordinatesPerRequest: coordinateLimit(target.stateSize, deps.maxCoordinatesPerRequest),
       stateDtypes: [...stateDtypes],
     }
-    return c.json(body, 200, stepHeaders(target, deprecatedAt))
+    return c.json(body, 200, stepHeaders(target))
   })
 }
 

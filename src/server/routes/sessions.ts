@@ -5,29 +5,17 @@
  */
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import {
-  createSessionRequestSchema,
-  headerNames,
-  type JsonSessionStepResponse,
-  jsonSessionStepRequestSchema,
-  metadataKeys,
-  routes,
-  safetensorsMediaType,
-  tensorNames,
-} from '../../contract'
-import { isBaseline } from '../../core'
-import { encode, type Tensor } from '../../safetensors'
+import { createSessionRequestSchema, headerNames, routes } from '../../contract'
 import { requireKey } from '../auth'
-import { bodyKindOf, decodeSafetensors, jsonNumbers, parseJson, parseJsonWithArrays, readBody } from '../body'
-import { assertFinite, maxJsonBodyBytes, newStepOutput, runStep, stepHeaders } from '../compute'
+import { bodyKindOf, parseJson, readBody } from '../body'
+import { assertFinite, maxJsonBodyBytes, newStepOutput, runStep } from '../compute'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
 import { randomId } from '../ids'
-import { baselineConfig } from '../registry/baselines'
-import { resolveReference, type Target } from '../registry/resolve'
+import { checkDigest, resolvePinned, resolveReference } from '../registry/resolve'
 import { describeSession, shardCount, shardRange, shardSizeFor } from '../sessions/shards'
+import { sessionStepAnswer, sessionStepGrads } from '../sessions/step-body'
 import type { SessionRecord } from '../sessions/store'
-import { checkDigest } from './step'
 
 // biome-ignore lint/suspicious/noExplicitAny: routes are independent of the runtime's bindings.
 export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
@@ -102,7 +90,7 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
 
   const kind = bodyKindOf(c.req.raw, ['binary', 'json'])
   const bytes = await readBody(c, kind === 'binary' ? 4 * length + 64 * 1024 : maxJsonBodyBytes)
-  const grads = kind === 'binary' ? binaryGrads(bytes, session, t) : jsonGrads(bytes)
+  const grads = sessionStepGrads(kind, bytes, session, t)
   if (grads.length !== length) {
     throw new ApiError(
       'shape_mismatch',
@@ -110,12 +98,12 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
     )
   }
   assertFinite(grads)
-  const target = await sessionTarget(c, session)
+  const target = await resolvePinned(deps.db, session)
 
   return c.get('lane').run(async () => {
     const stored = await store.readShard(session, shard)
     const current = stored?.step ?? 0
-    const reply = (updates: Float32Array) => stepReply(c, kind, target, t, updates)
+    const reply = (updates: Float32Array) => sessionStepAnswer(c, kind, target, t, updates)
     if (t === current && stored !== undefined) return reply(stored.updates)
     if (t !== current + 1) throw stepConflict(shard, current, t)
 
@@ -134,84 +122,12 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
   })
 }
 
-function stepReply(
-  c: Context<AppEnv>,
-  kind: 'binary' | 'json',
-  target: Target,
-  t: number,
-  updates: Float32Array,
-): Response {
-  const headers = stepHeaders(target, target.kind === 'learned' ? target.deprecatedAt : null)
-  if (kind === 'json') {
-    // JsonSessionStepResponse, written without an array of boxed numbers.
-    const head: Omit<JsonSessionStepResponse, 'updates'> = { step: t, digest: target.digest }
-    const json = `${JSON.stringify(head).slice(0, -1)},"updates":${jsonNumbers(updates)}}`
-    return c.body(json, 200, { 'content-type': 'application/json', ...headers })
-  }
-  const body = encode(
-    { [tensorNames.updates]: { dtype: 'F32', shape: [updates.length], data: updates } },
-    { [metadataKeys.digest]: target.digest, [metadataKeys.step]: String(t) },
-  )
-  return new Response(body, { headers: { 'content-type': safetensorsMediaType, ...headers } })
-}
-
 function stepConflict(shard: number, current: number, t: number): ApiError {
   return new ApiError(
     'step_conflict',
     `shard ${shard} has applied ${current} step${current === 1 ? '' : 's'}; send step ${current + 1} next${current > 0 ? ` (or step ${current} again to get its updates)` : ''}, not step ${t}`,
     { currentStep: current, expectedStep: current + 1 },
   )
-}
-
-function binaryGrads(bytes: Uint8Array, session: SessionRecord, t: number): Float32Array {
-  const file = decodeSafetensors(bytes, 1)
-  const meta = file.metadata ?? {}
-  const grads: Tensor | undefined = file.tensors.get(tensorNames.grads)
-  if (grads === undefined) {
-    const other = [...file.tensors.keys()][0]
-    throw new ApiError(
-      other === undefined ? 'shape_mismatch' : 'invalid_safetensors',
-      other === undefined
-        ? `the body has no tensor '${tensorNames.grads}': send grads as F32 [shard length]`
-        : `unexpected tensor '${other.slice(0, 64)}': a session step sends only grads (the server holds the state)`,
-    )
-  }
-  if (grads.dtype !== 'F32' || grads.shape.length !== 1) {
-    throw new ApiError(
-      'shape_mismatch',
-      `grads is ${grads.dtype} [${grads.shape.join(', ')}]; send F32 [shard length]`,
-    )
-  }
-  const step = meta[metadataKeys.step]
-  if (step !== undefined && step !== String(t)) {
-    throw new ApiError(
-      'invalid_request',
-      `metadata step '${step.slice(0, 20)}' disagrees with step ${t} in the path`,
-    )
-  }
-  const digest = meta[metadataKeys.digest]
-  if (digest !== undefined && digest !== session.digest) {
-    throw new ApiError(
-      'digest_mismatch',
-      `this session runs under ${session.digest}, not ${digest.slice(0, 80)}; start a new session for another optimizer`,
-      { expectedDigest: digest, resolvedDigest: session.digest },
-    )
-  }
-  return grads.data
-}
-
-function jsonGrads(bytes: Uint8Array): Float32Array {
-  const schema = jsonSessionStepRequestSchema.omit({ grads: true })
-  return parseJsonWithArrays(bytes, schema, [{ name: 'grads', required: true }]).arrays.grads!
-}
-
-async function sessionTarget(c: Context<AppEnv>, session: SessionRecord): Promise<Target> {
-  const name = session.optimizer.split('@')[0]
-  if (isBaseline(name)) {
-    const config = await baselineConfig(name, JSON.parse(session.hyperparameters ?? '{}'))
-    return { kind: 'baseline', ...config, stateSize: config.optimizer.stateSize, label: name }
-  }
-  return resolveReference(c.get('deps').db, `${name}@${session.digest}`)
 }
 
 /** The caller's own session, or 404 (also for sessions of other clients, which must stay invisible). */
