@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
@@ -10,21 +10,23 @@ const sources = (folder: string): string[] =>
     if (e.isDirectory()) return sources(full)
     return e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [full] : []
   })
+const specifiersOf = (file: string): string[] =>
+  [...readFileSync(file, 'utf8').matchAll(/^\s*(?:import|export)[^'"]*from\s+'([^']+)'/gm)].map((m) => m[1])
 
 // The SDK must run in Node, browsers and Workers: Web APIs only, and imports from the contract,
-// the (pure) safetensors codec and tfjs-core, never from the server, runtime, db or core.
-const allowed = [/^\.\.?\//, /^zod$/, /^@tensorflow\/tfjs-core$/]
+// the (pure) safetensors codec and zod, never from the server, runtime, db or core. tf.js belongs
+// to the `l2o/tf` entry (tf.ts) alone.
+const allowed = [/^\.\.?\//, /^zod$/]
+const allowedIn: Record<string, RegExp[]> = { 'tf.ts': [/^@tensorflow\/tfjs-core$/] }
 const allowedUp = [/^(\.\.\/)+contract$/, /^(\.\.\/)+safetensors$/]
 
 describe('SDK portability', () => {
   for (const file of sources(dir)) {
     const name = path.relative(dir, file)
-    it(`${name} imports only the contract, the codec, zod and tfjs-core, and no Node APIs`, () => {
-      const text = readFileSync(file, 'utf8')
-      const specifiers = [...text.matchAll(/^\s*(?:import|export)[^'"]*from\s+'([^']+)'/gm)].map((m) => m[1])
-      for (const s of specifiers) {
+    it(`${name} imports only the contract, the codec and zod (tf.ts also tfjs-core), and no Node APIs`, () => {
+      for (const s of specifiersOf(file)) {
         expect(
-          allowed.some((r) => r.test(s)),
+          [...allowed, ...(allowedIn[name] ?? [])].some((r) => r.test(s)),
           s,
         ).toBe(true)
         if (s.startsWith('../') && !s.startsWith('../resources')) {
@@ -32,8 +34,31 @@ describe('SDK portability', () => {
           expect(inSdk || allowedUp.some((r) => r.test(s)), s).toBe(true)
         }
       }
-      const code = text.replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '')
+      const code = readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '')
       expect(code).not.toMatch(/\bBuffer\b|\bprocess\.|\brequire\(|from 'node:/)
     })
   }
+
+  it('keeps the root entry (`l2o`) fetch-only: nothing it loads imports tf.js', () => {
+    const seen = new Set<string>()
+    const packages = new Set<string>()
+    const visit = (file: string) => {
+      if (seen.has(file)) return
+      seen.add(file)
+      const text = readFileSync(file, 'utf8')
+      // Type-only imports load nothing at run time.
+      const loaded = [...text.matchAll(/^\s*(?:import|export)\s+(?!type\s)[^'"]*from\s+'([^']+)'/gm)]
+      for (const [, s] of loaded) {
+        if (!s.startsWith('.')) {
+          packages.add(s)
+          continue
+        }
+        const base = path.resolve(path.dirname(file), s)
+        visit(existsSync(`${base}.ts`) ? `${base}.ts` : path.join(base, 'index.ts'))
+      }
+    }
+    visit(path.join(dir, 'index.ts'))
+    expect([...packages].sort()).toEqual(['zod'])
+    expect(seen.has(path.join(dir, 'tf.ts'))).toBe(false)
+  })
 })
