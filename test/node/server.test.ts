@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { readShippedVersions } from '../../src/runtime/node'
+import { readShippedVersions } from '../../src/runtime/shipped-weights'
 import { decode, encode } from '../../src/safetensors'
 
 const root = path.resolve(import.meta.dirname, '../..')

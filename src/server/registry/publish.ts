@@ -4,7 +4,6 @@
  */
 import { and, eq } from 'drizzle-orm'
 import {
-  aliasPattern,
   architectureJson,
   maxRowBytes,
   namePattern,
@@ -16,7 +15,7 @@ import type { Db } from '../../db/db'
 import { optimizers, versions } from '../../db/schema'
 import { decodeLstmWeights, digestOf, WeightsError } from '../../weights'
 import { ApiError } from '../errors'
-import { moveAlias } from './aliases'
+import { isSettableAlias, moveAlias } from './aliases'
 
 /** What a publish needs: the weight file's bytes and, optionally, its card. */
 export interface PublishInput {
@@ -147,11 +146,6 @@ export async function publishVersion(
     await moveAlias(db, { name, alias: 'stable', version, digest }, now, { onlyIfAbsent: true })
   }
   return { name, version, digest, created: true }
-}
-
-/** An alias a publish may name: a valid alias name other than `latest`, which follows publishing. */
-export function isSettableAlias(alias: string): boolean {
-  return aliasPattern.test(alias) && alias !== 'latest'
 }
 
 function cardToText(card: unknown, name: string, version: string): string | null {
