@@ -4,9 +4,11 @@ import { asc, eq } from 'drizzle-orm'
 import {
   type AliasInfo,
   type Architecture,
+  honoPath,
   namePattern,
   type OptimizerDetail,
   type OptimizerSummary,
+  paths,
   type Resolved,
   routes,
   stateDtypes,
@@ -52,7 +54,7 @@ export function registerRegistry(app: OpenAPIHono<AppEnv<any>>): void {
     return c.json({ optimizers: [...learned, ...builtIn] })
   })
 
-  app.get('/v1/optimizers/:name', async (c) => {
+  app.get(honoPath(paths.optimizer), async (c) => {
     const name = c.req.param('name')
     if (isBaseline(name)) {
       const detail: OptimizerDetail = {

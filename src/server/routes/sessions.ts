@@ -5,7 +5,7 @@
  */
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { createSessionRequestSchema, headerNames, routes } from '../../contract'
+import { createSessionRequestSchema, headerNames, honoPath, paths, routes } from '../../contract'
 import { requireKey } from '../auth'
 import { bodyKindOf, parseJson, readBody } from '../body'
 import { assertFinite, maxJsonBodyBytes, newStepOutput, runStep } from '../compute'
@@ -59,17 +59,17 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
     return c.json(describeSession(earlier, steps), 200, { Location: routes.session(earlier.id) })
   })
 
-  app.get('/v1/sessions/:id', requireKey(), async (c) => {
+  app.get(honoPath(paths.session), requireKey(), async (c) => {
     const session = await ownSession(c)
     return c.json(describeSession(session, await c.get('deps').sessions.shardSteps(session.id)))
   })
 
-  app.delete('/v1/sessions/:id', requireKey(), async (c) => {
+  app.delete(honoPath(paths.session), requireKey(), async (c) => {
     await c.get('deps').sessions.delete((await ownSession(c)).id)
     return c.body(null, 204)
   })
 
-  app.post('/v1/sessions/:id/shards/:shard/steps/:step', requireKey(), sessionStep)
+  app.post(honoPath(paths.sessionStep), requireKey(), sessionStep)
 }
 
 async function sessionStep(c: Context<AppEnv>): Promise<Response> {
