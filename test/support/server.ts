@@ -1,7 +1,9 @@
 /** Test helpers for the server: an app on in-memory SQLite with keys, weight files and body builders. */
 
+import { afterAll, beforeAll } from 'vitest'
 import type { Architecture } from '../../src/contract'
 import { createNodeDeps } from '../../src/runtime/node'
+import { initTf } from '../../src/runtime/tf-node'
 import { encode, type Tensor } from '../../src/safetensors'
 import { createApp } from '../../src/server/app'
 import { createClient } from '../../src/server/auth'
@@ -77,6 +79,23 @@ export async function testServer(options: Partial<AppDeps> = {}) {
     otherAuth: auth(other.secret),
     tiny: { bytes: tiny, digest: published.digest },
   }
+}
+
+/** What testServer resolves to. */
+export type TestServer = Awaited<ReturnType<typeof testServer>>
+
+/**
+ * A testServer for one test file: made before its tests (with tfjs on wasm when `tf`), closed after
+ * them. The object returned reads through to it, so tests write `s.app`, `s.clientAuth`, ….
+ */
+export function useTestServer(options: Partial<AppDeps> = {}, { tf = false } = {}): TestServer {
+  let server: TestServer | undefined
+  beforeAll(async () => {
+    server = await testServer(options)
+    if (tf) await initTf('wasm')
+  })
+  afterAll(() => server?.close())
+  return new Proxy({} as TestServer, { get: (_target, key) => Reflect.get(server as TestServer, key) })
 }
 
 /** A binary step body. */

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { expectProblem, itRefusesAndChangesNothing, type Refusal } from '../../../test/support/problem'
 import { racingDb } from '../../../test/support/racing-db'
 import { randomGradients } from '../../../test/support/random'
@@ -8,31 +8,26 @@ import {
   f32,
   jsonType,
   paperArchitecture,
-  testServer,
+  useTestServer,
   weightFile,
 } from '../../../test/support/server'
 import type { Session } from '../../contract'
 import { lstmOptimizer } from '../../core'
 import { sessionShards, sessions } from '../../db/schema'
-import { initTf } from '../../runtime/tf-node'
 import { decode } from '../../safetensors'
 import { decodeLstmWeights } from '../../weights'
 import { createApp } from '../app'
 import { publishVersion } from '../registry/publish'
 
-type Server = Awaited<ReturnType<typeof testServer>>
-let s: Server
+const s = useTestServer({ maxCoordinatesPerRequest: 1000 }, { tf: true })
 
 beforeAll(async () => {
-  s = await testServer({ maxCoordinatesPerRequest: 1000 })
-  await initTf('wasm')
   await publishVersion(
     s.deps.db,
     { name: 'paper', version: '1.0.0', weights: weightFile(2, paperArchitecture) },
     new Date(),
   )
 })
-afterAll(() => s.close())
 
 async function create(body: Record<string, unknown>, auth = s.clientAuth): Promise<Session> {
   const res = await s.app.request('/v1/sessions', {
