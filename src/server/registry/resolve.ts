@@ -121,31 +121,18 @@ export async function resolveReference(db: Db, text: string, hyperparameters?: u
       `${ref.name} is a learned optimizer: its hyper-parameters are in its weight file; send none`,
     )
   }
-  if (ref.kind === 'version') {
-    const row = await db
-      .select(versionColumns)
-      .from(versions)
-      .where(and(eq(versions.name, ref.name), eq(versions.version, ref.version)))
-      .get()
+  if (ref.kind === 'version' || ref.kind === 'digest') {
+    const row =
+      ref.kind === 'version'
+        ? await versionRow(db, ref.name, versions.version, ref.version)
+        : await versionRow(db, ref.name, versions.digest, ref.digest)
     if (row !== undefined) return learned(row)
     await assertOptimizerExists(db, ref.name)
-    throw new ApiError(
-      'version_not_found',
-      `no version ${ref.name}@${ref.version}; GET /v1/optimizers/${ref.name} lists its versions`,
-    )
-  }
-  if (ref.kind === 'digest') {
-    const row = await db
-      .select(versionColumns)
-      .from(versions)
-      .where(and(eq(versions.name, ref.name), eq(versions.digest, ref.digest)))
-      .get()
-    if (row !== undefined) return learned(row)
-    await assertOptimizerExists(db, ref.name)
-    throw new ApiError(
-      'version_not_found',
-      `${ref.name} has no version with digest ${ref.digest}; GET /v1/optimizers/${ref.name} lists its versions`,
-    )
+    const missing =
+      ref.kind === 'version'
+        ? `no version ${ref.name}@${ref.version}`
+        : `${ref.name} has no version with digest ${ref.digest}`
+    throw new ApiError('version_not_found', `${missing}; GET /v1/optimizers/${ref.name} lists its versions`)
   }
   const alias = await db
     .select({ version: aliases.version })
@@ -159,11 +146,7 @@ export async function resolveReference(db: Db, text: string, hyperparameters?: u
       `${ref.name} has no alias '${ref.alias}'; GET /v1/optimizers/${ref.name} lists its aliases`,
     )
   }
-  const current = await db
-    .select(versionColumns)
-    .from(versions)
-    .where(and(eq(versions.name, ref.name), eq(versions.version, alias.version)))
-    .get()
+  const current = await versionRow(db, ref.name, versions.version, alias.version)
   if (current !== undefined && current.status === 'active') return learned(current)
   // The alias points at a deprecated version: the newest earlier target that is still active.
   const history = await db
@@ -173,17 +156,27 @@ export async function resolveReference(db: Db, text: string, hyperparameters?: u
     .orderBy(desc(aliasHistory.id))
     .limit(50)
   for (const { version } of history) {
-    const row = await db
-      .select(versionColumns)
-      .from(versions)
-      .where(and(eq(versions.name, ref.name), eq(versions.version, version)))
-      .get()
+    const row = await versionRow(db, ref.name, versions.version, version)
     if (row !== undefined && row.status === 'active') return learned(row)
   }
   throw new ApiError(
     'version_not_found',
     `every version ${ref.name}@${ref.alias} pointed to is deprecated; pin a version (name@1.0.0) or ask an admin to move the alias`,
   )
+}
+
+/** The version of `name` whose `column` (its version or its digest) is `value`. */
+function versionRow(
+  db: Db,
+  name: string,
+  column: typeof versions.version | typeof versions.digest,
+  value: string,
+) {
+  return db
+    .select(versionColumns)
+    .from(versions)
+    .where(and(eq(versions.name, name), eq(column, value)))
+    .get()
 }
 
 async function assertOptimizerExists(db: Db, name: string): Promise<void> {
