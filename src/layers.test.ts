@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { importSpecifiers, sourceFiles as sources, withoutComments } from '../test/support/sources'
 
 // Which way imports point (STYLE "Layout"; DESIGN §1): runtime → server → weights → core → contract,
 // with the codec and the database schema beside them. Each folder of src/ may import only the
@@ -29,15 +30,6 @@ const layers: Record<string, { folders: string[]; packages: RegExp[] }> = {
 }
 
 const src = import.meta.dirname
-const sources = (folder: string): string[] =>
-  readdirSync(folder, { withFileTypes: true }).flatMap((e) => {
-    const full = path.join(folder, e.name)
-    if (e.isDirectory()) return sources(full)
-    return e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [full] : []
-  })
-const specifiersOf = (text: string): string[] =>
-  [...text.matchAll(/^\s*(?:import|export)[^'"]*from\s+'([^']+)'/gm)].map((m) => m[1])
-const withoutComments = (text: string) => text.replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '')
 
 describe('layers', () => {
   it('covers every folder of src/ but the SDK', () => {
@@ -51,7 +43,7 @@ describe('layers', () => {
     for (const file of sources(path.join(src, layer))) {
       const name = path.relative(src, file)
       it(`${name} imports only ${[...rule.folders, 'its own folder'].join(', ')} and its packages`, () => {
-        for (const s of specifiersOf(readFileSync(file, 'utf8'))) {
+        for (const s of importSpecifiers(readFileSync(file, 'utf8'))) {
           if (s.startsWith('.')) {
             const target = path.relative(src, path.resolve(path.dirname(file), s)).split(path.sep)[0]
             expect([layer, ...rule.folders], `${s} (${target})`).toContain(target)

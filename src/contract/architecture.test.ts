@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { paperArchitecture as paper } from '../../test/support/random'
+import { paperArchitecture as paper, quadraticArchitecture as quadratic } from '../../test/support/random'
 import {
-  type Architecture,
   architectureJson,
   architectureSchema,
   featureKinds,
@@ -11,14 +10,6 @@ import {
   stateSize,
   weightShapes,
 } from './architecture'
-
-const quadratic: Architecture = {
-  kind: 'lstm-cw',
-  layers: 1,
-  hidden: 3,
-  preprocessing: 'none',
-  outputScale: 1,
-}
 
 describe('architecture', () => {
   it('accepts the paper and quadratic architectures and computes sizes', () => {

@@ -1,7 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { firstMismatch, maxScaledError } from '../../test/support/close'
-import { randomGradients, randomLstmWeights, randomUniform } from '../../test/support/random'
+import {
+  lstmArchitecture,
+  randomGradients,
+  randomLstmWeights,
+  randomUniform,
+} from '../../test/support/random'
 import type { Architecture } from '../contract'
 import { initTf } from '../runtime/tf-node'
 import { NonFiniteGradientError, OptimizerConfigError, StateLengthError } from './errors'
@@ -16,14 +21,7 @@ const RTOL = 1e-5
 const STATE_FLOOR = 0.1
 const updatesFloor = (a: Architecture) => 0.1 * Math.abs(a.outputScale)
 
-const arch = (layers: number, hidden: number, preprocessing: 'log-sign' | 'none', p = 10): Architecture => ({
-  kind: 'lstm-cw',
-  layers,
-  hidden,
-  preprocessing,
-  ...(preprocessing === 'log-sign' ? { p } : {}),
-  outputScale: 0.1,
-})
+const arch = lstmArchitecture
 
 /** Runs tfjs and the oracle side by side for `steps` chained steps, each on its own state. */
 function expectMatchesOracle(architecture: Architecture, n: number, steps: number, seed: number) {

@@ -1,17 +1,10 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
+import { importSpecifiers, sourceFiles as sources, withoutComments } from '../../test/support/sources'
 
 const dir = path.dirname(fileURLToPath(import.meta.url))
-const sources = (folder: string): string[] =>
-  readdirSync(folder, { withFileTypes: true }).flatMap((e) => {
-    const full = path.join(folder, e.name)
-    if (e.isDirectory()) return sources(full)
-    return e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [full] : []
-  })
-const specifiersOf = (file: string): string[] =>
-  [...readFileSync(file, 'utf8').matchAll(/^\s*(?:import|export)[^'"]*from\s+'([^']+)'/gm)].map((m) => m[1])
 
 // The SDK must run in Node, browsers and Workers: Web APIs only, and imports from the contract,
 // the (pure) safetensors codec and zod, never from the server, runtime, db or core. tf.js belongs
@@ -24,7 +17,7 @@ describe('SDK portability', () => {
   for (const file of sources(dir)) {
     const name = path.relative(dir, file)
     it(`${name} imports only the contract, the codec and zod (tf.ts also tfjs-core), and no Node APIs`, () => {
-      for (const s of specifiersOf(file)) {
+      for (const s of importSpecifiers(readFileSync(file, 'utf8'))) {
         expect(
           [...allowed, ...(allowedIn[name] ?? [])].some((r) => r.test(s)),
           s,
@@ -34,7 +27,7 @@ describe('SDK portability', () => {
           expect(inSdk || allowedUp.some((r) => r.test(s)), s).toBe(true)
         }
       }
-      const code = readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '')
+      const code = withoutComments(readFileSync(file, 'utf8'))
       expect(code).not.toMatch(/\bBuffer\b|\bprocess\.|\brequire\(|from 'node:/)
     })
   }
@@ -45,10 +38,8 @@ describe('SDK portability', () => {
     const visit = (file: string) => {
       if (seen.has(file)) return
       seen.add(file)
-      const text = readFileSync(file, 'utf8')
       // Type-only imports load nothing at run time.
-      const loaded = [...text.matchAll(/^\s*(?:import|export)\s+(?!type\s)[^'"]*from\s+'([^']+)'/gm)]
-      for (const [, s] of loaded) {
+      for (const s of importSpecifiers(readFileSync(file, 'utf8'), { loaded: true })) {
         if (!s.startsWith('.')) {
           packages.add(s)
           continue

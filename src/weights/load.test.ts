@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { paperArchitecture } from '../../test/support/random'
+import { paperArchitecture, quadraticArchitecture } from '../../test/support/random'
 import { type Architecture, architectureJson, inputSize, weightShapes } from '../contract'
 import type { LstmWeights } from '../core/lstm-weights'
 import { decode, encode, type Tensor } from '../safetensors'
@@ -14,13 +14,7 @@ import {
 } from './load'
 
 const paper = paperArchitecture
-const quadratic: Architecture = {
-  kind: 'lstm-cw',
-  layers: 1,
-  hidden: 3,
-  preprocessing: 'none',
-  outputScale: 1,
-}
+const quadratic = quadraticArchitecture
 
 // Deterministic pseudo-random floats, so the expected digest below never changes.
 function values(n: number, seed: number): Float32Array {

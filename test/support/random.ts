@@ -31,6 +31,32 @@ export const paperArchitecture: Architecture = {
   outputScale: 0.1,
 }
 
+/** An architecture with L layers of H units, `log-sign` (with p) or `none` features, outputScale 0.1. */
+export function lstmArchitecture(
+  layers: number,
+  hidden: number,
+  preprocessing: 'log-sign' | 'none',
+  p = 10,
+): Architecture {
+  return {
+    kind: 'lstm-cw',
+    layers,
+    hidden,
+    preprocessing,
+    ...(preprocessing === 'log-sign' ? { p } : {}),
+    outputScale: 0.1,
+  }
+}
+
+/** A small architecture without preprocessing (the paper's kind for quadratics): L = 1, H = 3. */
+export const quadraticArchitecture: Architecture = {
+  kind: 'lstm-cw',
+  layers: 1,
+  hidden: 3,
+  preprocessing: 'none',
+  outputScale: 1,
+}
+
 /**
  * Valid LstmWeights for an architecture, every tensor uniform in [-scale, scale) like PyTorch's
  * LSTMCell init (default scale 1/√H); deterministic in `seed`.
