@@ -102,11 +102,7 @@ export interface StepOutput {
 
 /** A StepOutput backed by fresh arrays. */
 export function newStepOutput(n: number, stateSize: number, dtype: StateDtype): StepOutput {
-  const count = n * stateSize
-  return {
-    updates: new Float32Array(n),
-    state: zerosOf(dtype, count),
-  }
+  return { updates: new Float32Array(n), state: zerosOf(dtype, n * stateSize) }
 }
 
 /**
@@ -124,17 +120,18 @@ const chunkFloats = 524_288
 /** A call over at least this many floats (state and updates) is followed by reclaimMemory. */
 const reclaimFloats = 262_144
 
-/**
- * Hooks of stepChunks: `before` may wait for input (return false to stop), `after` takes the
- * results (`updates` is only valid until `after` returns). `inPlace`: an F32 state in F32 out is
- * overwritten, chunk by chunk, with the new state (then `after` gets views of it), instead of
- * going to fresh arrays: no garbage to collect. Only for a state the caller owns and may lose.
- * `into`: for F32 out, where a call's updates [end - begin] and state go (then `after` gets them).
- */
+/** How stepChunks hands each optimizer call's coordinates [begin, end) in and its results out. */
 export interface ChunkHooks {
+  /** Before the call: may wait for its input; false stops the step. */
   before?: (begin: number, end: number) => Promise<boolean> | boolean
+  /** The call's results; `updates` is valid only until `after` returns. */
   after: (begin: number, end: number, updates: Float32Array, state: FloatData) => void
+  /**
+   * An F32 state in, F32 out: overwrite it chunk by chunk with the new state (`after` gets views
+   * of it), so no garbage is made. Only for a state the caller owns and may lose.
+   */
   inPlace?: boolean
+  /** F32 out: the buffers a call writes its updates [end − begin] and state into (`after` gets them). */
   into?: (begin: number, end: number) => StepResult
 }
 
