@@ -5,12 +5,17 @@
  *
  * The wire form is fixed by the files already published: `{ kind: 'lstm-cw', layers, hidden,
  * preprocessing, p?, outputScale }`. Code reads the normalized view instead, `lstmSpec(a)`: L and H,
- * the input features and the output transform, each a kind with a small descriptor below
- * (`featureKinds`, `outputKinds`) that says how many inputs it feeds the first cell and how many
- * floats of per-coordinate state it keeps. The state of a coordinate is the LSTM's 2·L·H floats
- * `[h_1, c_1, …, h_L, c_L]`, then the feature kind's slots, then the output transform's.
- * A new kind is one member in each place TypeScript checks for exhaustiveness: its descriptor, its
- * case in `lstmSpec`, and its math in core (DESIGN §2: written down in docs/optimizer-math.md first).
+ * the input features `{ kind, …params }` and the output transform `{ kind, scale }`, each kind with
+ * a small descriptor (`featureKinds`, `outputKinds`) that says, from its parameters, how many inputs
+ * it feeds the first cell and how many floats of per-coordinate state it keeps. A coordinate's state
+ * row is the LSTM's 2·L·H floats `[h_1, c_1, …, h_L, c_L]`, then the feature kind's slots, then the
+ * output transform's (`LstmSpec.state`).
+ *
+ * Extending it: a new kind is a member of `Features` or `OutputTransform` plus its descriptor (the
+ * compiler asks for both), its case where lstmSpec reads the wire form, and its math in core (DESIGN
+ * §2: written down in docs/optimizer-math.md first). A richer wire form (e.g. `features`, `inputLayer`
+ * and `output` records) is a second member of the schema that lstmSpec maps onto the same view; an
+ * input layer of width E makes E the first cell's width, and weightShapes lists its tensors.
  */
 import { z } from 'zod'
 
@@ -21,33 +26,41 @@ export const WEIGHTS_FORMAT = 'l2o/1'
 export const MAX_LAYERS = 8
 export const MAX_HIDDEN = 256
 
-/** What a kind adds to each coordinate. */
-export interface KindLayout {
-  /** Inputs it feeds the first cell (feature kinds only). */
-  inputs: number
+/** The first cell's input features, computed per coordinate from its gradient (and its own slots). */
+export type Features = { kind: 'log-sign'; p: number } | { kind: 'none' }
+
+/** How the head h_L·W_out + b_out becomes the update. */
+export type OutputTransform = { kind: 'linear'; scale: number }
+
+/** What a kind adds to each coordinate, given its parameters. */
+export interface KindLayout<T> {
+  /** Inputs it feeds the first cell (feature kinds; 0 for output transforms). */
+  inputs: (kind: T) => number
   /** Floats of per-coordinate state it keeps, after the LSTM's 2·L·H. */
-  stateSlots: number
+  stateSlots: (kind: T) => number
 }
 
+type LayoutTable<U extends { kind: string }> = { [K in U['kind']]: KindLayout<Extract<U, { kind: K }>> }
+
 /**
- * Input feature kinds, by their wire name (`preprocessing`), and whether they take `p`:
- * `log-sign`: (log|g|/p, sign g) if |g| ≥ e^−p, else (−1, e^p·g), so tiny and huge gradients share
- * one input scale (the paper's, for MNIST); `none`: g itself (the paper's, for quadratics).
+ * Input feature kinds: `log-sign`: (log|g|/p, sign g) if |g| ≥ e^−p, else (−1, e^p·g), so tiny and
+ * huge gradients share one input scale (the paper's, for MNIST); `none`: g itself (the paper's,
+ * for quadratics).
  */
-export const featureKinds = {
-  'log-sign': { inputs: 2, stateSlots: 0, p: 'required' },
-  none: { inputs: 1, stateSlots: 0, p: 'absent' },
-} as const satisfies Record<string, KindLayout & { p: 'required' | 'absent' }>
+export const featureKinds: LayoutTable<Features> = {
+  'log-sign': { inputs: () => 2, stateSlots: () => 0 },
+  none: { inputs: () => 1, stateSlots: () => 0 },
+}
 
-/** Output transforms of the head h_L·W_out + b_out: `linear`, update = outputScale · head. */
-export const outputKinds = {
-  linear: { stateSlots: 0 },
-} as const satisfies Record<string, Pick<KindLayout, 'stateSlots'>>
+/** Output transforms: `linear`, update = scale · head. */
+export const outputKinds: LayoutTable<OutputTransform> = {
+  linear: { inputs: () => 0, stateSlots: () => 0 },
+}
 
-/** The name of an input feature kind. */
-export type FeatureKindName = keyof typeof featureKinds
-
-const featureKindNames = Object.keys(featureKinds) as [FeatureKindName, ...FeatureKindName[]]
+// l2o/1 files name their feature kind `preprocessing`; `p` goes with the kinds that take it.
+const preprocessings = { 'log-sign': { takesP: true }, none: { takesP: false } } as const
+type Preprocessing = keyof typeof preprocessings
+const preprocessingNames = Object.keys(preprocessings) as [Preprocessing, ...Preprocessing[]]
 
 /**
  * The architecture as a weight file declares it (strict: an unknown key is refused, since it could
@@ -61,23 +74,23 @@ export const architectureSchema = z
     /** Hidden size of every cell (H). */
     hidden: z.int().min(1).max(MAX_HIDDEN),
     /** The input feature kind (see featureKinds). */
-    preprocessing: z.enum(featureKindNames),
+    preprocessing: z.enum(preprocessingNames),
     /** Preprocessing constant p > 0, for the kinds that take it. */
     p: z.number().positive().optional(),
     /** update = outputScale · (W_out·h_L + b_out). */
     outputScale: z.number(),
   })
   .superRefine((a, ctx) => {
-    // Refinements run on a parsed shape only, but stay safe on a kind this map does not name.
-    const p = featureKinds[a.preprocessing]?.p
-    if (p === 'required' && a.p === undefined) {
+    // Refinements run on a parsed shape only, but stay safe on a name this map does not know.
+    const takesP = preprocessings[a.preprocessing]?.takesP
+    if (takesP === true && a.p === undefined) {
       ctx.addIssue({
         code: 'custom',
         path: ['p'],
         message: `p is required when preprocessing is ${a.preprocessing}`,
       })
     }
-    if (p === 'absent' && a.p !== undefined) {
+    if (takesP === false && a.p !== undefined) {
       ctx.addIssue({
         code: 'custom',
         path: ['p'],
@@ -92,12 +105,6 @@ export const architectureSchema = z
 
 /** An architecture in its wire form. */
 export type Architecture = z.infer<typeof architectureSchema>
-
-/** The first cell's input features, computed per coordinate from its gradient (and its own slots). */
-export type Features = { kind: 'log-sign'; p: number } | { kind: 'none' }
-
-/** How the head becomes the update. */
-export type OutputTransform = { kind: 'linear'; scale: number }
 
 /** A range of the floats of one coordinate's state row. */
 export interface Slots {
@@ -124,19 +131,17 @@ export function lstmSpec(a: Architecture): LstmSpec {
   const features: Features =
     a.preprocessing === 'log-sign' ? { kind: 'log-sign', p: a.p as number } : { kind: 'none' }
   const output: OutputTransform = { kind: 'linear', scale: a.outputScale }
-  const featureKind = featureKinds[features.kind]
+  const featureKind = featureKinds[features.kind] as KindLayout<Features>
+  const outputKind = outputKinds[output.kind] as KindLayout<OutputTransform>
   const lstm = { offset: 0, size: 2 * a.layers * a.hidden }
-  const featureSlots = { offset: lstm.size, size: featureKind.stateSlots }
-  const outputSlots = {
-    offset: featureSlots.offset + featureSlots.size,
-    size: outputKinds[output.kind].stateSlots,
-  }
+  const featureSlots = { offset: lstm.size, size: featureKind.stateSlots(features) }
+  const outputSlots = { offset: featureSlots.offset + featureSlots.size, size: outputKind.stateSlots(output) }
   return {
     layers: a.layers,
     hidden: a.hidden,
     features,
     output,
-    inputSize: featureKind.inputs,
+    inputSize: featureKind.inputs(features),
     stateSize: outputSlots.offset + outputSlots.size,
     state: { lstm, features: featureSlots, output: outputSlots },
   }
