@@ -11,9 +11,10 @@ import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { lstmOptimizer } from '../src/core'
-import { readShippedVersions } from '../src/runtime/node'
+import { readShippedVersions } from '../src/runtime/shipped-weights'
 import { initTf } from '../src/runtime/tf-node'
-import { decode, decodeLstmWeights, encode, encodeLstmWeights } from '../src/weights'
+import { decode, encode } from '../src/safetensors'
+import { decodeLstmWeights, encodeLstmWeights } from '../src/weights'
 import { paperArchitecture, randomGradients, randomLstmWeights } from '../test/support/random'
 
 const { values: flags } = parseArgs({

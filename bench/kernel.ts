@@ -4,7 +4,9 @@
 // Run: npm run bench:kernel   (about a minute; tfjs-cpu dominates)
 import os from 'node:os'
 import * as tf from '@tensorflow/tfjs-core'
-import { lstmOptimizer, lstmPlainOptimizer, lstmReferenceOptimizer, type Optimizer } from '../src/core'
+import { lstmOptimizer, type Optimizer } from '../src/core'
+import { lstmPlainOptimizer } from '../src/core/lstm-plain'
+import { lstmReferenceOptimizer } from '../src/core/lstm-reference'
 import { initTf } from '../src/runtime/tf-node'
 import { paperArchitecture, randomGradients, randomLstmWeights, randomUniform } from '../test/support/random'
 

@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core'
 import { L2oClient, type RemoteMode } from 'l2o'
+import { TfOptimizer, type TfOptimizerOptions } from 'l2o/tf'
 import {
   batchSchedule,
   batchTensors,
@@ -67,8 +68,8 @@ function fullLoss(p: MlpParams, data: MnistData): number {
 
 let runs = 0
 
-async function run(l2o: L2oClient, data: MnistData, options: Parameters<L2oClient['tfOptimizer']>[0]) {
-  const opt = await l2o.tfOptimizer(options)
+async function run(l2o: L2oClient, data: MnistData, options: TfOptimizerOptions) {
+  const opt = await TfOptimizer.create(l2o, options)
   const p = createMlp(seed, `run${++runs}`)
   const started = performance.now()
   const losses = await trainMlp(p, data, batchSchedule(data, steps, seed), (grads) =>

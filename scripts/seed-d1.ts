@@ -12,16 +12,14 @@
  */
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
-import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { getTableConfig, type SQLiteTable } from 'drizzle-orm/sqlite-core'
 import * as schema from '../src/db/schema'
-import { createNodeDeps, readShippedVersions } from '../src/runtime/node'
+import { createNodeDeps } from '../src/runtime/node'
+import { readShippedVersions, shippedWeightsDir } from '../src/runtime/shipped-weights'
 import { createClient } from '../src/server/auth'
 import { type PublishInput, publishVersion } from '../src/server/registry/publish'
-
-const root = path.resolve(import.meta.dirname, '..')
 
 /** D1's limit on one SQL statement, in bytes (Cloudflare's D1 limits page). */
 export const maxStatementBytes = 100_000
@@ -168,7 +166,7 @@ function bytesDerivedFrom(secret: string): (n: number) => Uint8Array {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { out: { type: 'string' }, weights: { type: 'string', default: path.join(root, 'weights') } },
+    options: { out: { type: 'string' }, weights: { type: 'string', default: shippedWeightsDir } },
   })
   const keys: SeedKey[] = []
   if (process.env.L2O_ADMIN_KEY)

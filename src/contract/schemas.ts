@@ -3,6 +3,7 @@
  * validation, its OpenAPI document, and the SDK's types. Plain zod (`.meta()` feeds OpenAPI).
  */
 import { z } from 'zod'
+import { architectureSchema } from './architecture'
 import { aliasPattern, digestPattern, namePattern, semverPattern } from './reference'
 import { stateDtypes } from './wire'
 
@@ -23,18 +24,6 @@ export const stateDtypeSchema = z.enum(stateDtypes)
 export const hyperparametersSchema = z.record(z.string(), z.number())
 export const optimizerKindSchema = z.enum(['learned', 'baseline'])
 export const versionStatusSchema = z.enum(['active', 'deprecated'])
-
-/** Architecture of a learned optimizer (the weight file's metadata; DESIGN §2). */
-export const architectureSchema = z
-  .object({
-    kind: z.literal('lstm-cw'),
-    layers: z.number().int(),
-    hidden: z.number().int(),
-    preprocessing: z.enum(['log-sign', 'none']),
-    p: z.number().optional(),
-    outputScale: z.number(),
-  })
-  .meta({ id: 'Architecture' })
 
 export const versionSchema = z
   .object({
@@ -186,7 +175,6 @@ export const createClientResponseSchema = z
 export const createKeyResponseSchema = z.object({ key: apiKeySchema, secret: z.string() })
 export const healthSchema = z.object({ status: z.literal('ok'), runtime: z.string(), backend: z.string() })
 
-export type Architecture = z.infer<typeof architectureSchema>
 export type VersionInfo = z.infer<typeof versionSchema>
 export type AliasInfo = z.infer<typeof aliasSchema>
 export type OptimizerSummary = z.infer<typeof optimizerSummarySchema>

@@ -7,7 +7,6 @@ export const jsonMediaType = 'application/json'
 /** Dtypes a state may travel in. Updates and gradients are always F32. */
 export const stateDtypes = ['F32', 'F16', 'BF16'] as const
 export type StateDtype = (typeof stateDtypes)[number]
-export const bytesPerElement: Record<StateDtype, number> = { F32: 4, F16: 2, BF16: 2 }
 
 /** Coordinates one request may carry; the server advertises its own value in /v1/resolve. */
 export const defaultMaxCoordinatesPerRequest = 65_536
@@ -42,27 +41,63 @@ export const headerNames = {
   retryAfter: 'Retry-After',
 } as const
 
-/** Routes, relative to the server's origin. Path parameters are URL-encoded. */
-export const routes = {
+/**
+ * Every route's path, relative to the server's origin, as a template with `{param}` placeholders:
+ * the one place each path is written. The OpenAPI document uses these as they are, the server
+ * registers them through honoPath, and clients fill them through `routes`.
+ */
+export const paths = {
   health: '/healthz',
   openapi: '/openapi.json',
   docs: '/docs',
   optimizers: '/v1/optimizers',
-  optimizer: (name: string) => `/v1/optimizers/${encodeURIComponent(name)}`,
+  optimizer: '/v1/optimizers/{name}',
   /** GET ?ref=<reference>[&hyperparameters=<json>] */
   resolve: '/v1/resolve',
   /** POST: stateless step, binary or JSON. */
   step: '/v1/step',
   sessions: '/v1/sessions',
-  session: (id: string) => `/v1/sessions/${encodeURIComponent(id)}`,
-  sessionStep: (id: string, shard: number, step: number) =>
-    `/v1/sessions/${encodeURIComponent(id)}/shards/${shard}/steps/${step}`,
-  adminVersions: (name: string) => `/v1/admin/optimizers/${encodeURIComponent(name)}/versions`,
-  adminDeprecate: (name: string, version: string) =>
-    `/v1/admin/optimizers/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}/deprecate`,
-  adminAlias: (name: string, alias: string) =>
-    `/v1/admin/optimizers/${encodeURIComponent(name)}/aliases/${encodeURIComponent(alias)}`,
+  session: '/v1/sessions/{id}',
+  sessionStep: '/v1/sessions/{id}/shards/{shard}/steps/{step}',
+  adminVersions: '/v1/admin/optimizers/{name}/versions',
+  adminDeprecate: '/v1/admin/optimizers/{name}/versions/{version}/deprecate',
+  adminAlias: '/v1/admin/optimizers/{name}/aliases/{alias}',
   adminClients: '/v1/admin/clients',
-  adminClientKeys: (clientId: string) => `/v1/admin/clients/${encodeURIComponent(clientId)}/keys`,
-  adminKey: (keyId: string) => `/v1/admin/keys/${encodeURIComponent(keyId)}`,
+  adminClientKeys: '/v1/admin/clients/{id}/keys',
+  adminKey: '/v1/admin/keys/{id}',
+} as const
+
+/** A path template with its `{param}` placeholders filled in, each URL-encoded. */
+export function fillPath(template: string, params: Readonly<Record<string, string | number>>): string {
+  return template.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(String(params[name])))
+}
+
+/** A path template in Hono's form: `:param` for each `{param}`. */
+export type HonoPath<T extends string> = T extends `${infer Head}{${infer Param}}${infer Tail}`
+  ? `${Head}:${Param}${HonoPath<Tail>}`
+  : T
+
+/** A path template in Hono's form, `:param` for `{param}` (typed, so handlers see their params). */
+export function honoPath<T extends string>(template: T): HonoPath<T> {
+  return template.replace(/\{(\w+)\}/g, ':$1') as HonoPath<T>
+}
+
+/** Routes as clients call them: `paths` with their parameters filled in. */
+export const routes = {
+  health: paths.health,
+  openapi: paths.openapi,
+  docs: paths.docs,
+  optimizers: paths.optimizers,
+  optimizer: (name: string) => fillPath(paths.optimizer, { name }),
+  resolve: paths.resolve,
+  step: paths.step,
+  sessions: paths.sessions,
+  session: (id: string) => fillPath(paths.session, { id }),
+  sessionStep: (id: string, shard: number, step: number) => fillPath(paths.sessionStep, { id, shard, step }),
+  adminVersions: (name: string) => fillPath(paths.adminVersions, { name }),
+  adminDeprecate: (name: string, version: string) => fillPath(paths.adminDeprecate, { name, version }),
+  adminAlias: (name: string, alias: string) => fillPath(paths.adminAlias, { name, alias }),
+  adminClients: paths.adminClients,
+  adminClientKeys: (clientId: string) => fillPath(paths.adminClientKeys, { id: clientId }),
+  adminKey: (keyId: string) => fillPath(paths.adminKey, { id: keyId }),
 } as const

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest'
-import { adam, baselineOptimizer, momentum, nesterov, rmsprop, sgd } from './baselines'
+import {
+  adam,
+  baselineHyperparameters,
+  baselineNames,
+  baselineOptimizer,
+  baselineWith,
+  momentum,
+  nesterov,
+  rmsprop,
+  sgd,
+} from './baselines'
 import { OptimizerConfigError } from './errors'
 import type { Optimizer } from './optimizer'
 
@@ -85,6 +95,21 @@ describe('baselineOptimizer', () => {
     ['adam', { learningRate: 1e-3, beta1: 0.8, beta2: 0.99, eps: 1e-7 }, 3],
   ])('builds %s', (name, hp, stateSize) => {
     expect(baselineOptimizer(name, hp).stateSize).toBe(stateSize)
+  })
+
+  it('fills defaults from the one table, the same ones the factories use', () => {
+    const filled = baselineWith('adam', { learningRate: 0.01 })
+    expect(filled.hyperparameters).toEqual({ beta1: 0.9, beta2: 0.999, eps: 1e-8, learningRate: 0.01 })
+    const explicit = trajectory(
+      baselineOptimizer('rmsprop', { learningRate: 0.01, alpha: 0.99, eps: 1e-8 }),
+      [[1], [2]],
+    )
+    expect(trajectory(rmsprop({ learningRate: 0.01 }), [[1], [2]])).toEqual(explicit)
+    expect(baselineNames).toEqual(['sgd', 'momentum', 'nag', 'rmsprop', 'adam'])
+    expect(baselineHyperparameters('rmsprop')).toEqual({
+      required: ['learningRate'],
+      optional: ['alpha', 'eps'],
+    })
   })
 
   it('passes hyper-parameters through', () => {

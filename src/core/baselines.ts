@@ -40,7 +40,8 @@ function momentumSgd(hp: { learningRate: number; momentum: number }, lookahead: 
 
 /** torch.optim.RMSprop: v = α·v + (1−α)·g², update = −lr·g/(√v + ε). State [v]. */
 export function rmsprop(hp: { learningRate: number; alpha?: number; eps?: number }): Optimizer {
-  const { learningRate: lr, alpha = 0.99, eps = 1e-8 } = hp
+  const d = baselineDefaults('rmsprop')
+  const { learningRate: lr, alpha = d.alpha, eps = d.eps } = hp
   return defineOptimizer(1, (grads, state) => {
     const v = new Float32Array(grads.length)
     const updates = new Float32Array(grads.length)
@@ -58,7 +59,8 @@ export function rmsprop(hp: { learningRate: number; alpha?: number; eps?: number
  * the state (exact in float32 up to 2^24 steps) so Adam shards like every other optimizer.
  */
 export function adam(hp: { learningRate: number; beta1?: number; beta2?: number; eps?: number }): Optimizer {
-  const { learningRate: lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8 } = hp
+  const d = baselineDefaults('adam')
+  const { learningRate: lr, beta1 = d.beta1, beta2 = d.beta2, eps = d.eps } = hp
   return defineOptimizer(3, (grads, state) => {
     const next = new Float32Array(3 * grads.length)
     const updates = new Float32Array(grads.length)
@@ -79,54 +81,134 @@ export function adam(hp: { learningRate: number; beta1?: number; beta2?: number;
   })
 }
 
-/** Names accepted by baselineOptimizer. */
-export type BaselineName = 'sgd' | 'momentum' | 'nag' | 'rmsprop' | 'adam'
-
-/** Hyper-parameters each baseline accepts; `required` must be given, the rest have torch's defaults. */
-export const baselineHyperparameters: Record<BaselineName, { required: string[]; optional: string[] }> = {
-  sgd: { required: ['learningRate'], optional: [] },
-  momentum: { required: ['learningRate', 'momentum'], optional: [] },
-  nag: { required: ['learningRate', 'momentum'], optional: [] },
-  rmsprop: { required: ['learningRate'], optional: ['alpha', 'eps'] },
-  adam: { required: ['learningRate'], optional: ['beta1', 'beta2', 'eps'] },
+/** An allowed range of a hyper-parameter, [low, high] with inclusive flags, and how to say it. */
+interface Range {
+  low: number
+  high: number
+  lowIncl: boolean
+  highIncl: boolean
+  text: string
 }
 
-// Allowed range per hyper-parameter: [low, high] with inclusive flags.
-const RANGES: Record<
-  string,
-  { low: number; high: number; lowIncl: boolean; highIncl: boolean; text: string }
-> = {
-  learningRate: { low: 0, high: Number.POSITIVE_INFINITY, lowIncl: false, highIncl: false, text: '> 0' },
-  momentum: { low: 0, high: 1, lowIncl: true, highIncl: false, text: 'in [0, 1)' },
-  alpha: { low: 0, high: 1, lowIncl: true, highIncl: false, text: 'in [0, 1)' },
-  beta1: { low: 0, high: 1, lowIncl: true, highIncl: false, text: 'in [0, 1)' },
-  beta2: { low: 0, high: 1, lowIncl: true, highIncl: false, text: 'in [0, 1)' },
-  eps: { low: 0, high: Number.POSITIVE_INFINITY, lowIncl: false, highIncl: false, text: '> 0' },
+const positive: Range = {
+  low: 0,
+  high: Number.POSITIVE_INFINITY,
+  lowIncl: false,
+  highIncl: false,
+  text: '> 0',
+}
+const fraction: Range = { low: 0, high: 1, lowIncl: true, highIncl: false, text: 'in [0, 1)' }
+
+/** One hyper-parameter of a baseline: its range, and its default (torch.optim's) unless required. */
+interface Hyperparameter {
+  range: Range
+  default?: number
+}
+
+/** Everything about one baseline: how listings describe it, what it accepts, and how to build it. */
+export interface Baseline {
+  description: string
+  /** In the order messages list them: required ones first. */
+  hyperparameters: Readonly<Record<string, Hyperparameter>>
+  /** Builds it from hyper-parameters that are checked and complete (defaults filled). */
+  make: (hp: Record<string, number>) => Optimizer
+}
+
+type Hp = Record<string, number>
+
+/**
+ * The baselines, one entry each: the one place their descriptions, hyper-parameters, ranges and
+ * defaults are written. The server lists them, fills defaults and hashes them (the digest) from here.
+ */
+export const baselines = {
+  sgd: {
+    description: 'Plain SGD: update = -learningRate * g (torch.optim.SGD).',
+    hyperparameters: { learningRate: { range: positive } },
+    make: (hp: Hp) => sgd({ learningRate: hp.learningRate }),
+  },
+  momentum: {
+    description: 'SGD with heavy-ball momentum (torch.optim.SGD, momentum).',
+    hyperparameters: { learningRate: { range: positive }, momentum: { range: fraction } },
+    make: (hp: Hp) => momentum({ learningRate: hp.learningRate, momentum: hp.momentum }),
+  },
+  nag: {
+    description: 'SGD with Nesterov momentum (torch.optim.SGD, nesterov=True).',
+    hyperparameters: { learningRate: { range: positive }, momentum: { range: fraction } },
+    make: (hp: Hp) => nesterov({ learningRate: hp.learningRate, momentum: hp.momentum }),
+  },
+  rmsprop: {
+    description: 'RMSprop (torch.optim.RMSprop).',
+    hyperparameters: {
+      learningRate: { range: positive },
+      alpha: { range: fraction, default: 0.99 },
+      eps: { range: positive, default: 1e-8 },
+    },
+    make: (hp: Hp) => rmsprop({ learningRate: hp.learningRate, alpha: hp.alpha, eps: hp.eps }),
+  },
+  adam: {
+    description: 'Adam with bias correction (torch.optim.Adam).',
+    hyperparameters: {
+      learningRate: { range: positive },
+      beta1: { range: fraction, default: 0.9 },
+      beta2: { range: fraction, default: 0.999 },
+      eps: { range: positive, default: 1e-8 },
+    },
+    make: (hp: Hp) => adam({ learningRate: hp.learningRate, beta1: hp.beta1, beta2: hp.beta2, eps: hp.eps }),
+  },
+} satisfies Record<string, Baseline>
+
+/** Names accepted by baselineOptimizer. */
+export type BaselineName = keyof typeof baselines
+
+/** Baseline names, in listing order. */
+export const baselineNames = Object.keys(baselines) as BaselineName[]
+
+/** True when `name` is a built-in baseline. */
+export function isBaseline(name: string): name is BaselineName {
+  return Object.hasOwn(baselines, name)
+}
+
+/** The defaults of a baseline's optional hyper-parameters. */
+export function baselineDefaults(name: BaselineName): Record<string, number> {
+  const defaults: Record<string, number> = {}
+  for (const [key, h] of Object.entries(baselines[name].hyperparameters as Record<string, Hyperparameter>)) {
+    if (h.default !== undefined) defaults[key] = h.default
+  }
+  return defaults
+}
+
+/** The hyper-parameters a baseline accepts: `required` must be given, `optional` have defaults. */
+export function baselineHyperparameters(name: BaselineName): { required: string[]; optional: string[] } {
+  const entries = Object.entries(baselines[name].hyperparameters as Record<string, Hyperparameter>)
+  return {
+    required: entries.filter(([, h]) => h.default === undefined).map(([key]) => key),
+    optional: entries.filter(([, h]) => h.default !== undefined).map(([key]) => key),
+  }
 }
 
 /**
- * A baseline by name, with validated hyper-parameters (unknown names, unknown or missing keys and
- * out-of-range values throw OptimizerConfigError with a message saying what is accepted).
- *
- * @example baselineOptimizer('adam', { learningRate: 1e-3 })
+ * A baseline by name with its hyper-parameters checked and every default filled in (the complete
+ * set is what identifies it). Unknown names, unknown or missing keys and out-of-range values
+ * throw OptimizerConfigError with a message saying what is accepted.
  */
-export function baselineOptimizer(name: string, hyperparameters: Record<string, unknown>): Optimizer {
-  if (!Object.hasOwn(baselineHyperparameters, name)) {
+export function baselineWith(
+  name: string,
+  given: Record<string, unknown>,
+): { name: BaselineName; hyperparameters: Record<string, number>; optimizer: Optimizer } {
+  if (!isBaseline(name)) {
     throw new OptimizerConfigError(
-      `unknown optimizer ${JSON.stringify(name)}; baselines are ${Object.keys(baselineHyperparameters).join(', ')}`,
+      `unknown optimizer ${JSON.stringify(name)}; baselines are ${baselineNames.join(', ')}`,
     )
   }
-  const baseline = name as BaselineName
-  const { required, optional } = baselineHyperparameters[baseline]
-  const accepted = [...required, ...optional]
+  const accepted = baselines[name].hyperparameters as Record<string, Hyperparameter>
   const hp: Record<string, number> = {}
-  for (const [key, value] of Object.entries(hyperparameters)) {
-    if (!accepted.includes(key)) {
+  for (const [key, value] of Object.entries({ ...baselineDefaults(name), ...given })) {
+    if (!Object.hasOwn(accepted, key)) {
       throw new OptimizerConfigError(
-        `${name} has no hyper-parameter ${key}; it accepts ${accepted.join(', ')}`,
+        `${name} has no hyper-parameter ${key}; it accepts ${Object.keys(accepted).join(', ')}`,
       )
     }
-    const range = RANGES[key]
+    const range = accepted[key].range
     const ok =
       typeof value === 'number' &&
       Number.isFinite(value) &&
@@ -138,19 +220,17 @@ export function baselineOptimizer(name: string, hyperparameters: Record<string, 
       )
     hp[key] = value as number
   }
-  for (const key of required) {
+  for (const key of Object.keys(accepted)) {
     if (!(key in hp)) throw new OptimizerConfigError(`${name} needs ${key}`)
   }
-  switch (baseline) {
-    case 'sgd':
-      return sgd({ learningRate: hp.learningRate })
-    case 'momentum':
-      return momentum({ learningRate: hp.learningRate, momentum: hp.momentum })
-    case 'nag':
-      return nesterov({ learningRate: hp.learningRate, momentum: hp.momentum })
-    case 'rmsprop':
-      return rmsprop(hp as { learningRate: number })
-    case 'adam':
-      return adam(hp as { learningRate: number })
-  }
+  return { name, hyperparameters: hp, optimizer: baselines[name].make(hp) }
+}
+
+/**
+ * A baseline by name, with validated hyper-parameters (see baselineWith).
+ *
+ * @example baselineOptimizer('adam', { learningRate: 1e-3 })
+ */
+export function baselineOptimizer(name: string, hyperparameters: Record<string, unknown>): Optimizer {
+  return baselineWith(name, hyperparameters).optimizer
 }

@@ -1,8 +1,22 @@
-export type { BaselineName } from './baselines'
+/**
+ * The optimizer core (DESIGN §2): the coordinatewise LSTM on tfjs and the hand-designed baselines
+ * behind one Optimizer interface. Pure: no I/O, clock or randomness, and it never picks a backend.
+ *
+ * This file is the core's surface for the server, the runtimes and the weight loader. Every other
+ * export of src/core is internal (the float64 oracle and the plain-TypeScript LSTM exist for tests
+ * and the kernel benchmark): import those from their own modules, in tests and benches only.
+ */
 export {
   adam,
+  type Baseline,
+  type BaselineName,
+  baselineDefaults,
   baselineHyperparameters,
+  baselineNames,
   baselineOptimizer,
+  baselines,
+  baselineWith,
+  isBaseline,
   momentum,
   nesterov,
   rmsprop,
@@ -10,10 +24,6 @@ export {
 } from './baselines'
 export { NonFiniteGradientError, OptimizerConfigError, OptimizerInputError, StateLengthError } from './errors'
 export { lstmOptimizer } from './lstm'
-export { assertLstmWeights, featureCount, lstmStateSize } from './lstm-architecture'
-export { lstmPlainOptimizer } from './lstm-plain'
-export type { LstmReferenceResult } from './lstm-reference'
-export { lstmReferenceOptimizer, lstmReferenceStep } from './lstm-reference'
+export type { LstmCellWeights, LstmWeights } from './lstm-weights'
 export type { Optimizer, StepResult } from './optimizer'
-export { preprocessInto } from './preprocess'
-export { assertFiniteGradients, assertStateLength, defineOptimizer, firstNonFinite } from './validate'
+export { defineOptimizer, firstNonFinite } from './validate'

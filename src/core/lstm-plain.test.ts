@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { firstMismatch } from '../../test/support/close'
-import { randomGradients, randomLstmWeights, randomUniform } from '../../test/support/random'
-import type { LstmArchitecture } from '../weights/types'
+import {
+  lstmArchitecture,
+  randomGradients,
+  randomLstmWeights,
+  randomUniform,
+} from '../../test/support/random'
 import { lstmPlainOptimizer } from './lstm-plain'
 import { lstmReferenceStep } from './lstm-reference'
 
@@ -16,14 +20,7 @@ describe('lstmPlainOptimizer', () => {
   ] as const)(
     'matches the float64 oracle with L=%i, H=%i, %s, over 3 chained steps',
     (layers, hidden, pre) => {
-      const architecture: LstmArchitecture = {
-        kind: 'lstm-cw',
-        layers,
-        hidden,
-        preprocessing: pre,
-        ...(pre === 'log-sign' ? { p: 10 } : {}),
-        outputScale: 0.1,
-      }
+      const architecture = lstmArchitecture(layers, hidden, pre)
       const weights = randomLstmWeights(architecture, layers + hidden)
       const opt = lstmPlainOptimizer(weights)
       const n = 2000

@@ -1,5 +1,5 @@
-import type { LstmWeights } from '../weights/types'
-import { assertLstmWeights, featureCount, lstmStateSize } from './lstm-architecture'
+import { lstmSpec } from '../contract'
+import { assertLstmWeights, type LstmWeights } from './lstm-weights'
 import type { Optimizer } from './optimizer'
 import { preprocessInto } from './preprocess'
 import { defineOptimizer } from './validate'
@@ -13,10 +13,8 @@ import { defineOptimizer } from './validate'
 export function lstmPlainOptimizer(weights: LstmWeights): Optimizer {
   assertLstmWeights(weights)
   const a = weights.architecture
-  const hidden = a.hidden
+  const { hidden, layers, stateSize, inputSize: inputs0, output } = lstmSpec(a)
   const gates4 = 4 * hidden
-  const stateSize = lstmStateSize(a)
-  const inputs0 = featureCount(a)
   // Per layer: [4H, in+H], row r = gate r's weights on [x, h] (PyTorch rows, W_ih and W_hh side by side).
   const joined = weights.cells.map((cell, k) => {
     const inputSize = k === 0 ? inputs0 : hidden
@@ -31,7 +29,7 @@ export function lstmPlainOptimizer(weights: LstmWeights): Optimizer {
   const biases = weights.cells.map((cell) => Float64Array.from(cell.biasIh, (b, r) => b + cell.biasHh[r]))
   const headWeight = weights.head.weight
   const headBias = weights.head.bias[0]
-  const scale = a.outputScale
+  const scale = output.scale
 
   return defineOptimizer(stateSize, (grads, state) => {
     const n = grads.length
@@ -45,7 +43,7 @@ export function lstmPlainOptimizer(weights: LstmWeights): Optimizer {
       const row = i * stateSize
       for (let j = 0; j < inputs0; j++) v[j] = features[i * inputs0 + j]
       let inputSize = inputs0
-      for (let k = 0; k < a.layers; k++) {
+      for (let k = 0; k < layers; k++) {
         const hOff = row + 2 * k * hidden
         for (let j = 0; j < hidden; j++) v[inputSize + j] = state[hOff + j]
         const w = joined[k]

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import type { LstmWeights } from '../weights/types'
 import { lstmReferenceStep } from './lstm-reference'
+import type { LstmWeights } from './lstm-weights'
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z))
 const f32 = (...xs: number[]) => Float32Array.from(xs)

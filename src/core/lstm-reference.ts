@@ -1,10 +1,10 @@
-import type { LstmWeights } from '../weights/types'
-import { assertLstmWeights, featureCount, lstmStateSize } from './lstm-architecture'
+import { lstmSpec } from '../contract'
+import { assertLstmWeights, type LstmWeights } from './lstm-weights'
 import type { Optimizer } from './optimizer'
 import { preprocessInto } from './preprocess'
 import { defineOptimizer } from './validate'
 
-/** One step of the float64 reference: updates [N] and state [N, 2·L·H], both float64. */
+/** One step of the float64 reference: updates [N] and state [N, S], both float64. */
 export interface LstmReferenceResult {
   updates: Float64Array
   state: Float64Array
@@ -24,10 +24,8 @@ export function lstmReferenceStep(
 ): LstmReferenceResult {
   assertLstmWeights(weights)
   const a = weights.architecture
-  const hidden = a.hidden
-  const stateSize = lstmStateSize(a)
+  const { hidden, layers, stateSize, inputSize: inputs0, output } = lstmSpec(a)
   const n = grads.length
-  const inputs0 = featureCount(a)
   const features = new Float64Array(n * inputs0)
   preprocessInto(a, grads, features, inputs0)
 
@@ -37,7 +35,7 @@ export function lstmReferenceStep(
   for (let i = 0; i < n; i++) {
     let x: ArrayLike<number> = features.subarray(i * inputs0, (i + 1) * inputs0)
     const row = i * stateSize
-    for (let k = 0; k < a.layers; k++) {
+    for (let k = 0; k < layers; k++) {
       const cell = weights.cells[k]
       const inputSize = x.length
       const hOff = row + 2 * k * hidden
@@ -62,7 +60,7 @@ export function lstmReferenceStep(
     }
     let out = weights.head.bias[0]
     for (let j = 0; j < hidden; j++) out += weights.head.weight[j] * x[j]
-    updates[i] = a.outputScale * out
+    updates[i] = output.scale * out
   }
   return { updates, state: next }
 }
@@ -73,7 +71,7 @@ export function lstmReferenceStep(
  */
 export function lstmReferenceOptimizer(weights: LstmWeights): Optimizer {
   assertLstmWeights(weights)
-  return defineOptimizer(lstmStateSize(weights.architecture), (grads, state) => {
+  return defineOptimizer(lstmSpec(weights.architecture).stateSize, (grads, state) => {
     const r = lstmReferenceStep(weights, grads, state)
     return { updates: Float32Array.from(r.updates), state: Float32Array.from(r.state) }
   })

@@ -1,9 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { firstMismatch, maxScaledError } from '../../test/support/close'
-import { randomGradients, randomLstmWeights, randomUniform } from '../../test/support/random'
+import {
+  lstmArchitecture,
+  randomGradients,
+  randomLstmWeights,
+  randomUniform,
+} from '../../test/support/random'
+import type { Architecture } from '../contract'
 import { initTf } from '../runtime/tf-node'
-import type { LstmArchitecture } from '../weights/types'
 import { NonFiniteGradientError, OptimizerConfigError, StateLengthError } from './errors'
 import { lstmOptimizer } from './lstm'
 import { lstmReferenceStep } from './lstm-reference'
@@ -14,24 +19,12 @@ import { lstmReferenceStep } from './lstm-reference'
 // is near 0, where a purely relative test would be meaningless. Floors below are a tenth of it.
 const RTOL = 1e-5
 const STATE_FLOOR = 0.1
-const updatesFloor = (a: LstmArchitecture) => 0.1 * Math.abs(a.outputScale)
+const updatesFloor = (a: Architecture) => 0.1 * Math.abs(a.outputScale)
 
-const arch = (
-  layers: number,
-  hidden: number,
-  preprocessing: 'log-sign' | 'none',
-  p = 10,
-): LstmArchitecture => ({
-  kind: 'lstm-cw',
-  layers,
-  hidden,
-  preprocessing,
-  ...(preprocessing === 'log-sign' ? { p } : {}),
-  outputScale: 0.1,
-})
+const arch = lstmArchitecture
 
 /** Runs tfjs and the oracle side by side for `steps` chained steps, each on its own state. */
-function expectMatchesOracle(architecture: LstmArchitecture, n: number, steps: number, seed: number) {
+function expectMatchesOracle(architecture: Architecture, n: number, steps: number, seed: number) {
   const weights = randomLstmWeights(architecture, seed)
   const opt = lstmOptimizer(weights)
   let state = opt.init(n)

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core'
-import type { LstmWeights } from '../weights/types'
-import { assertLstmWeights, featureCount, lstmStateSize } from './lstm-architecture'
+import { lstmSpec } from '../contract'
+import { assertLstmWeights, type LstmWeights } from './lstm-weights'
 import type { Optimizer, StepResult } from './optimizer'
 import { preprocessInto } from './preprocess'
 import { defineOptimizer } from './validate'
@@ -44,10 +44,7 @@ const GATE_ROW = { inGate: 0, forget: 1, candidate: 2, outGate: 3 } as const
 export function lstmOptimizer(weights: LstmWeights): Optimizer {
   assertLstmWeights(weights)
   const a = weights.architecture
-  const hidden = a.hidden
-  const layers = a.layers
-  const stateSize = lstmStateSize(a)
-  const inputs0 = featureCount(a)
+  const { hidden, layers, stateSize, inputSize: inputs0 } = lstmSpec(a)
   const uploaded = new Map<tf.KernelBackend, ModelTensors>()
 
   const tensorsFor = (): ModelTensors => {
@@ -97,9 +94,10 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
     // Every element of these rows is written below (features, h, c), so reused scratch is safe.
     const { inputs, cOld } = scratchFor(n)
     preprocessInto(a, grads, inputs[0], widths[0])
-    // One pass over the state, row by row: it is the biggest array here, read once in order.
-    for (let i = 0, src = 0; i < n; i++) {
-      for (let k = 0; k < layers; k++, src += 2 * hidden) {
+    // One pass over the state, row by row: it is the biggest array here, read once in order. Each
+    // row starts with the LSTM's [h_1, c_1, …, h_L, c_L].
+    for (let i = 0; i < n; i++) {
+      for (let k = 0, src = i * stateSize; k < layers; k++, src += 2 * hidden) {
         const input = inputs[k]
         const c = cOld[k]
         const hDst = (i + 1) * widths[k] - hidden
@@ -133,9 +131,9 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
       const values = outputs.map(valuesOf)
       out.updates.set(values[2 * layers])
       const next = out.state
-      for (let i = 0, dst = 0; i < n; i++) {
+      for (let i = 0; i < n; i++) {
         const src = i * hidden
-        for (let k = 0; k < layers; k++, dst += 2 * hidden) {
+        for (let k = 0, dst = i * stateSize; k < layers; k++, dst += 2 * hidden) {
           const h = values[2 * k]
           const c = values[2 * k + 1]
           for (let u = 0; u < hidden; u++) {
@@ -212,10 +210,10 @@ function cellStep(
 }
 
 function uploadWeights(weights: LstmWeights): ModelTensors {
-  const a = weights.architecture
-  const hidden = a.hidden
+  const spec = lstmSpec(weights.architecture)
+  const hidden = spec.hidden
   const cells = weights.cells.map((cell, k): CellTensors => {
-    const inputSize = k === 0 ? featureCount(a) : hidden
+    const inputSize = k === 0 ? spec.inputSize : hidden
     const gate = (row: number): GateTensors => {
       // Transpose PyTorch's [4H, in] / [4H, H] rows of this gate into one [in+H, H] matrix.
       const rows = inputSize + hidden
@@ -236,7 +234,7 @@ function uploadWeights(weights: LstmWeights): ModelTensors {
       candidate: gate(GATE_ROW.candidate),
     }
   })
-  const scale = a.outputScale
+  const scale = spec.output.scale
   return {
     cells,
     headWeight: tf.tensor2d(

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import type { LstmArchitecture } from '../weights/types'
+import { type Architecture, inputSize } from '../contract'
 import { preprocessInto } from './preprocess'
 
-const logSign = (p: number): LstmArchitecture => ({
+const logSign = (p: number): Architecture => ({
   kind: 'lstm-cw',
   layers: 1,
   hidden: 1,
@@ -18,8 +18,8 @@ function float32Neighbour(x: number, direction: 1 | -1): number {
   return new Float32Array(bits.buffer)[0]
 }
 
-function features(architecture: LstmArchitecture, grads: number[]): number[][] {
-  const width = architecture.preprocessing === 'log-sign' ? 2 : 1
+function features(architecture: Architecture, grads: number[]): number[][] {
+  const width = inputSize(architecture)
   const out = new Float64Array(grads.length * width)
   preprocessInto(architecture, Float32Array.from(grads), out, width)
   return grads.map((_, i) => Array.from(out.subarray(i * width, (i + 1) * width)))
@@ -68,7 +68,7 @@ describe('log-sign preprocessing', () => {
 
 describe('no preprocessing', () => {
   it('passes gradients through as the single feature', () => {
-    const a: LstmArchitecture = {
+    const a: Architecture = {
       kind: 'lstm-cw',
       layers: 1,
       hidden: 1,

@@ -1,4 +1,4 @@
-import type { LstmArchitecture } from '../weights/types'
+import { type Architecture, lstmSpec } from '../contract'
 
 /**
  * Writes the first cell's inputs for every gradient into `out` (row-major [N, rowStride], starting
@@ -9,17 +9,18 @@ import type { LstmArchitecture } from '../weights/types'
  * rounded once on store; the threshold compare is exact (float32 |g| against float64 exp(-p)).
  */
 export function preprocessInto(
-  architecture: LstmArchitecture,
+  architecture: Architecture,
   grads: ArrayLike<number>,
   out: { [i: number]: number },
   rowStride: number,
 ): void {
   const n = grads.length
-  if (architecture.preprocessing === 'none') {
+  const features = lstmSpec(architecture).features
+  if (features.kind === 'none') {
     for (let i = 0; i < n; i++) out[i * rowStride] = grads[i]
     return
   }
-  const p = architecture.p as number
+  const p = features.p
   const threshold = Math.exp(-p)
   const expP = Math.exp(p)
   for (let i = 0; i < n; i++) {

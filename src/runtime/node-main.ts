@@ -5,7 +5,8 @@
 import { parseArgs } from 'node:util'
 import { serve } from '@hono/node-server'
 import { ensureKeys, seedVersions } from '../server/bootstrap'
-import { createNodeApp, createNodeDeps, readShippedVersions } from './node'
+import { createNodeApp, createNodeDeps } from './node'
+import { readShippedVersions } from './shipped-weights'
 
 const { values } = parseArgs({
   options: { port: { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' } },

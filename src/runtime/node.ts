@@ -1,23 +1,18 @@
 /**
- * The Node runtime's deps: SQLite in a file (better-sqlite3 + drizzle, migrations applied), tfjs on
- * the wasm backend (cpu as a fallback), and the shipped weights/ folder read from disk.
+ * The Node runtime's deps: SQLite in a file (better-sqlite3 + drizzle, migrations applied) and tfjs
+ * on the wasm backend (cpu as a fallback). The shipped weights/ folder is read by shipped-weights.ts.
  */
 
 import { mkdirSync } from 'node:fs'
-import { readdir, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import v8 from 'node:v8'
 import type { HttpBindings } from '@hono/node-server'
 import Database from 'better-sqlite3'
 import { drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
-import { z } from 'zod'
-import { semverSchema } from '../contract'
 import * as schema from '../db/schema'
 import { type App, createApp } from '../server/app'
 import type { AppDeps } from '../server/deps'
-import { isSettableAlias, type PublishInput } from '../server/registry/publish'
-import { compareSemver } from '../server/registry/semver'
 import { BodyBuffers, openIncoming } from './node-body'
 import { exposeGc, memoryReclaimer } from './node-memory'
 import { initPreferredTf } from './tf-node'
@@ -58,88 +53,6 @@ export function createNodeDeps(
     sqlite,
     close: () => sqlite.close(),
   }
-}
-
-/**
- * Every weights/<name>/<version>/model.safetensors (with card.json when present), oldest version
- * first; a weights/<name>/aliases.json such as {"stable": "1.1.0"} names the version each alias
- * moves to when that version is registered (PublishInput.aliases).
- *
- * @throws Error naming the file when an aliases.json is malformed or names a version not shipped.
- */
-export async function readShippedVersions(weightsDir = path.join(root, 'weights')): Promise<PublishInput[]> {
-  const inputs: PublishInput[] = []
-  const names = await readdir(weightsDir, { withFileTypes: true }).catch(() => [])
-  for (const name of names
-    .filter((d) => d.isDirectory())
-    .map((d) => d.name)
-    .sort()) {
-    const shipped: PublishInput[] = []
-    const versions = await readdir(path.join(weightsDir, name), { withFileTypes: true })
-    for (const version of versions
-      .filter((d) => d.isDirectory())
-      .map((d) => d.name)
-      .sort(compareSemver)) {
-      const dir = path.join(weightsDir, name, version)
-      const weights = await readFile(path.join(dir, 'model.safetensors')).catch(() => undefined)
-      if (weights === undefined) continue
-      const card = await readFile(path.join(dir, 'card.json'), 'utf8').catch(() => undefined)
-      shipped.push({ name, version, weights: new Uint8Array(weights), card })
-    }
-    const aliasFile = path.join(weightsDir, name, 'aliases.json')
-    for (const [alias, version] of Object.entries(await readShippedAliases(aliasFile))) {
-      const input = shipped.find((v) => v.version === version)
-      if (input === undefined) {
-        const have = shipped.map((v) => v.version).join(', ') || 'none'
-        throw new Error(
-          `${aliasFile}: alias '${alias}' names ${version}, which is not shipped (shipped: ${have})`,
-        )
-      }
-      input.aliases = [...(input.aliases ?? []), alias]
-    }
-    inputs.push(...shipped)
-  }
-  return inputs
-}
-
-// weights/<name>/aliases.json: alias → version. `latest` is not set by hand: it follows registration.
-const shippedAliasesSchema = z.record(z.string(), semverSchema).superRefine((aliases, ctx) => {
-  for (const alias of Object.keys(aliases)) {
-    if (!isSettableAlias(alias)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [alias],
-        message:
-          alias === 'latest'
-            ? "'latest' always names the newest version; it cannot be set here"
-            : "an alias is lowercase letters, digits and '-', starting with a letter",
-      })
-    }
-  }
-})
-
-/** The aliases a shipped aliases.json names ({} when there is no such file). */
-async function readShippedAliases(file: string): Promise<Record<string, string>> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {}
-    throw error
-  }
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (error) {
-    throw new Error(`${file} is not valid JSON (${(error as Error).message})`)
-  }
-  const parsed = shippedAliasesSchema.safeParse(json)
-  if (!parsed.success) {
-    throw new Error(
-      `${file} must map aliases to versions, e.g. {"stable": "1.1.0"}: ${z.prettifyError(parsed.error)}`,
-    )
-  }
-  return parsed.data
 }
 
 /**

@@ -1,6 +1,6 @@
 /** Binary step bodies (DESIGN §5): safetensors framing with the contract's tensor and metadata names. */
 import { headerNames, metadataKeys, type StateDtype, tensorNames } from '../contract'
-import { decode, encode, SafetensorsError, type Tensor } from '../weights/safetensors'
+import { decode, encode, SafetensorsError, type Tensor } from '../safetensors'
 import { ProtocolError } from './errors'
 
 /** A state as it travels: raw values in its dtype (F16/BF16 as 16-bit patterns), shape [N, S]. */

@@ -4,7 +4,7 @@
  * own dtype, bit for bit. The same bytes load in any runtime.
  */
 import { digestPattern, type StateDtype, stateDtypes } from '../contract'
-import { decode, encode, SafetensorsError, type Tensor } from '../weights/safetensors'
+import { decode, encode, SafetensorsError, type Tensor } from '../safetensors'
 import { SdkError } from './errors'
 
 /** The `format` value of checkpoints this SDK writes and reads. */

@@ -6,7 +6,6 @@ import { OptimizersResource, type ResolvedOptimizer } from './resources/optimize
 import { SessionsResource } from './resources/sessions'
 import { type StepRequest, type StepResult, statelessStep } from './resources/steps'
 import { type RetryOptions, retryPolicy } from './retry'
-import { TfOptimizer, type TfOptimizerOptions } from './tf'
 
 /** Client settings; only `baseUrl` is required. */
 export interface ClientOptions {
@@ -88,17 +87,5 @@ export class L2oClient {
   /** Resumes a run from `RemoteOptimizer.save()` bytes. */
   loadOptimizer(checkpoint: Uint8Array, options?: LoadOptions): Promise<RemoteOptimizer> {
     return RemoteOptimizer.load(this, checkpoint, options)
-  }
-
-  /**
-   * A remote optimizer for tf.js training loops, or one resumed from `TfOptimizer.save()` bytes.
-   *
-   * @example
-   * const opt = await l2o.tfOptimizer({ optimizer: 'l2o-mnist@1.1.0', mode: 'session' })
-   * const { grads } = tf.variableGrads(loss)
-   * await opt.applyGradients(grads)
-   */
-  tfOptimizer(options: TfOptimizerOptions): Promise<TfOptimizer> {
-    return TfOptimizer.create(this, options)
   }
 }

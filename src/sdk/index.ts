@@ -1,5 +1,10 @@
 /**
  * l2o SDK: learned optimizers as a service, from any fetch-capable runtime (Node, browsers, Workers).
+ * tf.js training loops use the `l2o/tf` entry (src/sdk/tf.ts).
+ *
+ * This file is the public API: what it exports is what users get. Every other module of the SDK is
+ * internal (package.json's `exports` lets nothing else be imported from outside) and may change in
+ * any release; tests import internals from their own modules.
  *
  * @example
  * import { L2oClient } from 'l2o'
@@ -27,7 +32,6 @@ export {
   ConflictError,
   ConnectionError,
   DigestMismatchError,
-  errorClassFor,
   NotFoundError,
   ProtocolError,
   RateLimitError,
@@ -38,7 +42,7 @@ export {
   ValidationError,
 } from './errors'
 export type { FetchLike } from './http'
-export { type CoordinateRange, mapBounded, shardRanges } from './pool'
+export type { CoordinateRange } from './pool'
 export {
   type LoadOptions,
   type RemoteMode,
@@ -48,5 +52,4 @@ export {
 export type { ResolvedOptimizer, ResolveOptions } from './resources/optimizers'
 export type { SessionStepOptions, SessionStepResult } from './resources/sessions'
 export type { StepRequest, StepResult } from './resources/steps'
-export { backoffMs, parseRetryAfter, type RetryOptions } from './retry'
-export { type TfGradients, type TfLayoutEntry, TfOptimizer, type TfOptimizerOptions } from './tf'
+export type { RetryOptions } from './retry'

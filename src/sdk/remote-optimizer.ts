@@ -3,7 +3,7 @@
  * sharded over the per-request limit, state kept by the SDK (stateless) or the server (session).
  */
 import type { Session, StateDtype } from '../contract'
-import type { Tensor } from '../weights/safetensors'
+import { sliceRows, type Tensor, zerosOf } from '../safetensors'
 import { decodeCheckpoint, encodeCheckpoint, type RunCheckpoint } from './checkpoint'
 import type { L2oClient } from './client'
 import { DigestMismatchError, ProtocolError, SdkError, StepConflictError } from './errors'
@@ -306,7 +306,7 @@ export class RemoteOptimizer {
     )
     // All shards succeeded: only now does the run move to the new state (all or nothing).
     const updates = new Float32Array(grads.length)
-    const next = emptyState(this.stateDtype, grads.length, S)
+    const next: Tensor = { ...zerosOf(this.stateDtype, grads.length * S), shape: [grads.length, S] }
     for (const [i, shard] of shards.entries()) {
       updates.set(results[i].updates, shard.offset)
       next.data.set(results[i].state.data, shard.offset * S)
@@ -345,16 +345,5 @@ function checkDtype(resolved: ResolvedOptimizer, dtype: StateDtype): void {
 }
 
 function sliceState(state: Tensor, shard: CoordinateRange, S: number): Tensor {
-  const begin = shard.offset * S
-  const end = (shard.offset + shard.length) * S
-  const shape = [shard.length, S]
-  return state.dtype === 'F32'
-    ? { dtype: 'F32', shape, data: state.data.subarray(begin, end) }
-    : { dtype: state.dtype, shape, data: state.data.subarray(begin, end) }
-}
-
-function emptyState(dtype: StateDtype, n: number, S: number): Tensor {
-  return dtype === 'F32'
-    ? { dtype, shape: [n, S], data: new Float32Array(n * S) }
-    : { dtype, shape: [n, S], data: new Uint16Array(n * S) }
+  return { ...sliceRows(state, S, shard.offset, shard.offset + shard.length), shape: [shard.length, S] }
 }

@@ -4,6 +4,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { fakeSetup } from '../../test/sdk/setup'
 import { SdkError } from './errors'
+import { TfOptimizer } from './tf'
 
 beforeAll(async () => {
   await tf.setBackend('cpu')
@@ -12,7 +13,7 @@ beforeAll(async () => {
 describe('TfOptimizer', () => {
   it('flattens variables in a fixed order, steps once, and assigns θ + update', async () => {
     const { server, client } = fakeSetup()
-    const opt = await client.tfOptimizer({ optimizer: 'toy@1.0.0', mode: 'stateless' })
+    const opt = await TfOptimizer.create(client, { optimizer: 'toy@1.0.0', mode: 'stateless' })
     const w = tf.variable(tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]), true, 'tf-test-w')
     const b = tf.variable(tf.tensor1d([10, 20]), true, 'tf-test-b')
     const gw = tf.fill([2, 3], 1)
@@ -50,13 +51,13 @@ describe('TfOptimizer', () => {
 
   it('trains with tf.variableGrads and resumes from its checkpoint with the same layout', async () => {
     const { client } = fakeSetup()
-    const opt = await client.tfOptimizer({ optimizer: 'toy@1.0.0', mode: 'session' })
+    const opt = await TfOptimizer.create(client, { optimizer: 'toy@1.0.0', mode: 'session' })
     const x = tf.variable(tf.tensor1d([3, -2]), true, 'tf-test-x')
     const loss = () => tf.sum(tf.square(x)) as tf.Scalar
     const { grads } = tf.variableGrads(loss, [x])
     await opt.applyGradients(grads)
     tf.dispose(grads)
-    const resumed = await client.tfOptimizer({ checkpoint: opt.save() })
+    const resumed = await TfOptimizer.create(client, { checkpoint: opt.save() })
     expect(resumed.layout).toEqual(opt.layout)
     expect(resumed.stepCount).toBe(1)
     const again = tf.variableGrads(loss, [x])

@@ -1,6 +1,14 @@
 /**
- * tf.js integration: an optimizer object for tf.js training loops. tf.js's own Optimizer API is
- * synchronous and this one talks HTTP, so `applyGradients` is async.
+ * tf.js integration, the `l2o/tf` entry: an optimizer object for tf.js training loops. tf.js's own
+ * Optimizer API is synchronous and this one talks HTTP, so `applyGradients` is async. The root
+ * entry (`l2o`) stays fetch-only; only this one loads `@tensorflow/tfjs-core`.
+ *
+ * @example
+ * import { L2oClient } from 'l2o'
+ * import { TfOptimizer } from 'l2o/tf'
+ * const opt = await TfOptimizer.create(l2o, { optimizer: 'l2o-mnist@1.1.0', mode: 'session' })
+ * const { grads } = tf.variableGrads(loss)
+ * await opt.applyGradients(grads)
  */
 import * as tf from '@tensorflow/tfjs-core'
 import type { L2oClient } from './client'
@@ -42,7 +50,7 @@ export class TfOptimizer {
     this.layoutValue = layout
   }
 
-  /** Starts or resumes a run; see `L2oClient.tfOptimizer`. */
+  /** Starts a run on `client` (as `client.remoteOptimizer` does), or resumes one from `checkpoint` bytes. */
   static async create(client: L2oClient, options: TfOptimizerOptions): Promise<TfOptimizer> {
     if ('checkpoint' in options) {
       const remote = await client.loadOptimizer(options.checkpoint, options)
@@ -96,7 +104,7 @@ export class TfOptimizer {
     })
   }
 
-  /** The run as checkpoint bytes, layout included; resume with `l2o.tfOptimizer({ checkpoint })`. */
+  /** The run as checkpoint bytes, layout included; resume with `TfOptimizer.create(l2o, { checkpoint })`. */
   save(): Uint8Array {
     return this.remote.save(this.layoutValue ? { [layoutKey]: JSON.stringify(this.layoutValue) } : undefined)
   }

@@ -12,6 +12,7 @@ import { defaultMaxCoordinatesPerRequest, headerNames } from '../contract'
 import { type MakeDeps, resolveDeps } from './deps'
 import type { AppEnv } from './env'
 import { ApiError, describeError, problemResponse } from './errors'
+import { randomId } from './ids'
 import { Lane } from './lane'
 import { OptimizerCache } from './optimizer-cache'
 import { registerRoutes } from './routes'
@@ -22,7 +23,6 @@ export type App<E extends object = object> = OpenAPIHono<AppEnv<E>>
 /** Builds the app; `makeDeps` runs once per request (it may return a cached object). */
 export function createApp<E extends object = object>(makeDeps: MakeDeps<E>): App<E> {
   const app = new OpenAPIHono<AppEnv<E>>()
-  let fallbackCounter = 0
   const optimizers = new OptimizerCache()
   const lane = new Lane()
 
@@ -33,9 +33,7 @@ export function createApp<E extends object = object>(makeDeps: MakeDeps<E>): App
     c.set('lane', lane)
     const given = c.req.header(headerNames.requestId)
     const requestId =
-      given !== undefined && /^[\w.:-]{1,128}$/.test(given)
-        ? given
-        : newRequestId(deps.randomBytes, ++fallbackCounter)
+      given !== undefined && /^[\w.:-]{1,128}$/.test(given) ? given : randomId(deps.randomBytes, 'req', 8)
     c.set('requestId', requestId)
     await next()
     // Not c.header(): after the handler it rebuilds the response around a stream of its body.
@@ -78,9 +76,4 @@ export function createApp<E extends object = object>(makeDeps: MakeDeps<E>): App
   })
 
   return app
-}
-
-function newRequestId(randomBytes: ((n: number) => Uint8Array) | undefined, counter: number): string {
-  if (randomBytes === undefined) return `req-${counter}`
-  return `req_${[...randomBytes(8)].map((b) => b.toString(16).padStart(2, '0')).join('')}`
 }

@@ -5,7 +5,7 @@
 import type { Context } from 'hono'
 import type { z } from 'zod'
 import { jsonMediaType, safetensorsMediaType } from '../contract'
-import { decode, SafetensorsError, type SafetensorsFile } from '../weights'
+import { decode, SafetensorsError, type SafetensorsFile } from '../safetensors'
 import type { BodyReader } from './deps'
 import type { AppEnv } from './env'
 import { ApiError } from './errors'
@@ -50,6 +50,11 @@ export async function openBody(c: Context<AppEnv>, limit: number): Promise<BodyR
   if (fast !== undefined) return fast(limit)
   const bytes = await readRequestBody(c.req.raw, limit)
   return { bytes, ready: () => Promise.resolve() }
+}
+
+/** Resolves once the body is in up to the end of `view`, a view into `body.bytes`' buffer. */
+export function readyThrough(body: BodyReader, view: ArrayBufferView): Promise<void> {
+  return body.ready(view.byteOffset + view.byteLength - body.bytes.byteOffset)
 }
 
 /** Reads the whole body (see openBody). */

@@ -5,7 +5,7 @@
 import type { Context } from 'hono'
 import { headerNames, type StateDtype, stateDtypes } from '../contract'
 import { firstNonFinite, OptimizerInputError, type StepResult } from '../core'
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../weights'
+import { type FloatData, fromFloat32, sliceRows, toFloat32, zerosOf } from '../safetensors'
 import type { AppEnv } from './env'
 import { ApiError } from './errors'
 import type { Target } from './registry/resolve'
@@ -57,37 +57,13 @@ export function parseStateDtype(text: string | undefined, fallback: StateDtype):
   throw new ApiError('invalid_request', `state dtype '${text}' is not one of ${stateDtypes.join(', ')}`)
 }
 
-/** A state as it travels: F32 values, or F16/BF16 bit patterns. */
-export type StateData = { dtype: 'F32'; data: Float32Array } | { dtype: 'F16' | 'BF16'; data: Uint16Array }
-
-/** A state's values as float32 (a view for F32; widened for F16 and BF16). */
-export function stateToF32(state: StateData): Float32Array {
-  if (state.dtype === 'F32') return state.data
-  return state.dtype === 'F16' ? f16ToF32(state.data) : bf16ToF32(state.data)
-}
-
-/** float32 values narrowed to a state dtype (F32: the same array). */
-export function stateFromF32(values: Float32Array, dtype: StateDtype): StateData {
-  if (dtype === 'F32') return { dtype, data: values }
-  return { dtype, data: dtype === 'F16' ? f32ToF16(values) : f32ToBf16(values) }
-}
-
-/** The coordinates [begin, end) of a state with `stateSize` floats per coordinate (a view). */
-export function stateSlice(state: StateData, stateSize: number, begin: number, end: number): StateData {
-  const a = begin * stateSize
-  const b = end * stateSize
-  return state.dtype === 'F32'
-    ? { dtype: 'F32', data: state.data.subarray(a, b) }
-    : { dtype: state.dtype, data: state.data.subarray(a, b) }
-}
-
 /**
  * Refuses a state whose values are not all finite (a corrupted or foreign state); checks F16 and
  * BF16 on their bit patterns (exponent all ones), without widening. Checks the coordinates from
  * `from` on (the error names the index in the whole state). `scan` checks F32 states.
  */
 export function assertFiniteState(
-  state: StateData,
+  state: FloatData,
   stateSize: number,
   from = 0,
   scan: FiniteScan = firstNonFinite,
@@ -109,7 +85,7 @@ export function assertFiniteState(
   if (bad >= 0) {
     bad += start
     const per = Math.max(1, stateSize)
-    const value = stateToF32(stateSlice(state, 1, bad, bad + 1))[0]
+    const value = toFloat32(sliceRows(state, 1, bad, bad + 1))[0]
     throw new ApiError(
       'invalid_request',
       `state value ${bad} (coordinate ${Math.floor(bad / per)}) is ${value}; send the state the last step returned, or none to start fresh`,
@@ -121,17 +97,12 @@ export function assertFiniteState(
 /** Where a step's results go: updates [N] and the new state [N, S] in the output dtype. */
 export interface StepOutput {
   updates: Float32Array
-  state: StateData
+  state: FloatData
 }
 
 /** A StepOutput backed by fresh arrays. */
 export function newStepOutput(n: number, stateSize: number, dtype: StateDtype): StepOutput {
-  const count = n * stateSize
-  return {
-    updates: new Float32Array(n),
-    state:
-      dtype === 'F32' ? { dtype, data: new Float32Array(count) } : { dtype, data: new Uint16Array(count) },
-  }
+  return { updates: new Float32Array(n), state: zerosOf(dtype, n * stateSize) }
 }
 
 /**
@@ -149,17 +120,18 @@ const chunkFloats = 524_288
 /** A call over at least this many floats (state and updates) is followed by reclaimMemory. */
 const reclaimFloats = 262_144
 
-/**
- * Hooks of stepChunks: `before` may wait for input (return false to stop), `after` takes the
- * results (`updates` is only valid until `after` returns). `inPlace`: an F32 state in F32 out is
- * overwritten, chunk by chunk, with the new state (then `after` gets views of it), instead of
- * going to fresh arrays: no garbage to collect. Only for a state the caller owns and may lose.
- * `into`: for F32 out, where a call's updates [end - begin] and state go (then `after` gets them).
- */
+/** How stepChunks hands each optimizer call's coordinates [begin, end) in and its results out. */
 export interface ChunkHooks {
+  /** Before the call: may wait for its input; false stops the step. */
   before?: (begin: number, end: number) => Promise<boolean> | boolean
-  after: (begin: number, end: number, updates: Float32Array, state: StateData) => void
+  /** The call's results; `updates` is valid only until `after` returns. */
+  after: (begin: number, end: number, updates: Float32Array, state: FloatData) => void
+  /**
+   * An F32 state in, F32 out: overwrite it chunk by chunk with the new state (`after` gets views
+   * of it), so no garbage is made. Only for a state the caller owns and may lose.
+   */
   inPlace?: boolean
+  /** F32 out: the buffers a call writes its updates [end − begin] and state into (`after` gets them). */
   into?: (begin: number, end: number) => StepResult
 }
 
@@ -173,7 +145,7 @@ export async function stepChunks(
   c: Context<AppEnv>,
   target: Target,
   grads: Float32Array,
-  state: StateData | undefined,
+  state: FloatData | undefined,
   dtype: StateDtype,
   hooks: ChunkHooks,
 ): Promise<void> {
@@ -191,7 +163,7 @@ export async function stepChunks(
     const optimizer =
       target.kind === 'baseline' ? target.optimizer : await c.get('optimizers').get(deps.db, target.digest)
     const stateIn =
-      state === undefined ? optimizer.init(end - begin) : stateToF32(stateSlice(state, s, begin, end))
+      state === undefined ? optimizer.init(end - begin) : toFloat32(sliceRows(state, s, begin, end))
     let result: StepResult
     try {
       if (chunkUpdates !== undefined || (hooks.into !== undefined && dtype === 'F32')) {
@@ -208,7 +180,7 @@ export async function stepChunks(
       if (error instanceof OptimizerInputError) throw new ApiError('shape_mismatch', error.message)
       throw error
     }
-    hooks.after(begin, end, result.updates, stateFromF32(result.state, dtype))
+    hooks.after(begin, end, result.updates, fromFloat32(dtype, result.state))
     if (n > chunk || (end - begin) * (s + 1) >= reclaimFloats) await deps.reclaimMemory?.()
   }
 }
@@ -218,7 +190,7 @@ export function runStep(
   c: Context<AppEnv>,
   target: Target,
   grads: Float32Array,
-  state: StateData | undefined,
+  state: FloatData | undefined,
   out: StepOutput,
 ): Promise<void> {
   const s = target.stateSize
@@ -237,10 +209,10 @@ export function runStep(
   })
 }
 
-/** Headers every step answer carries: the digest, and Deprecation for a deprecated version. */
-export function stepHeaders(target: { digest: string }, deprecatedAt: string | null): Record<string, string> {
+/** Headers every answer naming a target carries: the digest, and Deprecation (RFC 9745) when deprecated. */
+export function stepHeaders(target: Pick<Target, 'digest' | 'deprecatedAt'>): Record<string, string> {
   const headers: Record<string, string> = { [headerNames.digest]: target.digest }
-  if (deprecatedAt !== null)
-    headers[headerNames.deprecation] = `@${Math.floor(Date.parse(deprecatedAt) / 1000)}`
+  if (target.deprecatedAt !== null)
+    headers[headerNames.deprecation] = `@${Math.floor(Date.parse(target.deprecatedAt) / 1000)}`
   return headers
 }

@@ -3,6 +3,8 @@
  * the app only reads it. Node builds one per process; Workers may build one per request from `env`.
  */
 import type { Db } from '../db/db'
+import { sqlSessionStore } from './sessions/sql-store'
+import type { SessionStore } from './sessions/store'
 
 export type { Db }
 
@@ -38,6 +40,8 @@ export interface AppDeps {
    */
   initTf: () => Promise<string>
   runtime: RuntimeName
+  /** Where sessions live; defaults to the SQL store on `db`. */
+  sessions?: SessionStore
   /** Coordinates one step request may carry; defaults to contract's defaultMaxCoordinatesPerRequest. */
   maxCoordinatesPerRequest?: number
   /** The clock (tests pin it). Defaults to `() => new Date()`. */
@@ -80,12 +84,14 @@ const defaultLog = (event: LogEvent): void => {
 
 /** Fills AppDeps' defaults. */
 export function resolveDeps(deps: AppDeps, defaultMaxCoordinates: number): ResolvedDeps {
+  const now = deps.now ?? (() => new Date())
   return {
     db: deps.db,
     initTf: deps.initTf,
     runtime: deps.runtime,
+    sessions: deps.sessions ?? sqlSessionStore(deps.db, now),
     maxCoordinatesPerRequest: deps.maxCoordinatesPerRequest ?? defaultMaxCoordinates,
-    now: deps.now ?? (() => new Date()),
+    now,
     randomBytes: deps.randomBytes ?? defaultRandomBytes,
     log: deps.log ?? defaultLog,
     openBody: deps.openBody,

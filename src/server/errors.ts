@@ -1,7 +1,14 @@
 /**
  * RFC 9457 problem responses: every error the API returns is an ApiError rendered by one onError.
  */
-import { type Problem, type ProblemCode, problemCodes, problemMediaType, problemType } from '../contract'
+import {
+  headerNames,
+  type Problem,
+  type ProblemCode,
+  problemCodes,
+  problemMediaType,
+  problemType,
+} from '../contract'
 
 const titles: Record<ProblemCode, string> = {
   invalid_request: 'Invalid request',
@@ -64,7 +71,7 @@ export function problemBody(error: ApiError, requestId: string | undefined): Pro
 /** A problem+json Response for an error. */
 export function problemResponse(error: ApiError, requestId: string | undefined): Response {
   const headers = new Headers({ 'content-type': problemMediaType, ...error.headers })
-  if (requestId !== undefined) headers.set('x-request-id', requestId)
+  if (requestId !== undefined) headers.set(headerNames.requestId, requestId)
   return new Response(JSON.stringify(problemBody(error, requestId)), { status: error.status, headers })
 }
 

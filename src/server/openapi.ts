@@ -21,6 +21,7 @@ import {
   moveAliasRequestSchema,
   optimizerDetailSchema,
   optimizerListSchema,
+  paths,
   problemCodes,
   problemMediaType,
   publishVersionResponseSchema,
@@ -120,14 +121,14 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
 
   r.registerPath({
     method: 'get',
-    path: '/healthz',
+    path: paths.health,
     tags: ['meta'],
     summary: 'Liveness, runtime and tfjs backend',
     responses: { 200: { description: 'The server is up', ...json(healthSchema) } },
   })
   r.registerPath({
     method: 'get',
-    path: '/openapi.json',
+    path: paths.openapi,
     tags: ['meta'],
     summary: 'This document',
     responses: {
@@ -136,7 +137,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
   })
   r.registerPath({
     method: 'get',
-    path: '/docs',
+    path: paths.docs,
     tags: ['meta'],
     summary: 'This document as a readable page',
     responses: { 200: { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } },
@@ -144,14 +145,14 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
 
   r.registerPath({
     method: 'get',
-    path: '/v1/optimizers',
+    path: paths.optimizers,
     tags: ['registry'],
     summary: 'List optimizers: learned ones with versions and aliases, and the baselines',
     responses: { 200: { description: 'Every optimizer', ...json(optimizerListSchema) } },
   })
   r.registerPath({
     method: 'get',
-    path: '/v1/optimizers/{name}',
+    path: paths.optimizer,
     tags: ['registry'],
     summary: 'Show one optimizer: versions (with cards) and aliases with their history',
     request: { params: nameParam },
@@ -159,7 +160,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
   })
   r.registerPath({
     method: 'get',
-    path: '/v1/resolve',
+    path: paths.resolve,
     tags: ['registry'],
     summary: 'Resolve a reference to a version and digest',
     description:
@@ -182,7 +183,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
 
   r.registerPath({
     method: 'post',
-    path: '/v1/step',
+    path: paths.step,
     tags: ['steps'],
     summary: 'Stateless step: gradients (and state) in, updates and new state out',
     description:
@@ -214,7 +215,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
 
   r.registerPath({
     method: 'post',
-    path: '/v1/sessions',
+    path: paths.sessions,
     tags: ['sessions'],
     summary: 'Create a session: the server keeps the state, sharded',
     description: `Pins the digest, the parameter count and the state dtype. Each shard holds at most shardSize coordinates, so that its state and last updates fit one ${maxRowBytes}-byte row. Creating a session writes no shard: a shard starts at step 0. Send an Idempotency-Key to make a retry safe: the same key from the same client answers 200 with the session it created (409 idempotency_conflict if the request differs).`,
@@ -231,7 +232,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
   })
   r.registerPath({
     method: 'get',
-    path: '/v1/sessions/{id}',
+    path: paths.session,
     tags: ['sessions'],
     summary: 'Read a session: its digest and the step of every shard',
     security: client,
@@ -240,7 +241,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
   })
   r.registerPath({
     method: 'delete',
-    path: '/v1/sessions/{id}',
+    path: paths.session,
     tags: ['sessions'],
     summary: 'Delete a session and its state',
     security: client,
@@ -249,7 +250,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
   })
   r.registerPath({
     method: 'post',
-    path: '/v1/sessions/{id}/shards/{shard}/steps/{step}',
+    path: paths.sessionStep,
     tags: ['sessions'],
     summary: 'Step one shard: gradients in, updates out',
     description:
@@ -281,7 +282,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
 
   r.registerPath({
     method: 'post',
-    path: '/v1/admin/optimizers/{name}/versions',
+    path: paths.adminVersions,
     tags: ['admin'],
     summary: 'Publish a version from its weight file',
     description:
@@ -315,7 +316,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
   })
   r.registerPath({
     method: 'post',
-    path: '/v1/admin/optimizers/{name}/versions/{version}/deprecate',
+    path: paths.adminDeprecate,
     tags: ['admin'],
     summary: 'Deprecate a version: pinned clients keep it (with a Deprecation header); aliases skip it',
     security: admin,
@@ -324,7 +325,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
   })
   r.registerPath({
     method: 'put',
-    path: '/v1/admin/optimizers/{name}/aliases/{alias}',
+    path: paths.adminAlias,
     tags: ['admin'],
     summary: 'Point an alias at a version (the move is kept in its history)',
     security: admin,
@@ -339,7 +340,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
   })
   r.registerPath({
     method: 'post',
-    path: '/v1/admin/clients',
+    path: paths.adminClients,
     tags: ['admin'],
     summary: 'Create a client and its first key (the secret is shown once)',
     security: admin,
@@ -351,7 +352,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
   })
   r.registerPath({
     method: 'post',
-    path: '/v1/admin/clients/{id}/keys',
+    path: paths.adminClientKeys,
     tags: ['admin'],
     summary: 'Create another key for a client (the secret is shown once)',
     security: admin,
@@ -363,7 +364,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
   })
   r.registerPath({
     method: 'delete',
-    path: '/v1/admin/keys/{id}',
+    path: paths.adminKey,
     tags: ['admin'],
     summary: 'Revoke a key',
     security: admin,

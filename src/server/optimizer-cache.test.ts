@@ -1,17 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { testServer, weightFile } from '../../test/support/server'
-import { initTf } from '../runtime/tf-node'
+import { describe, expect, it } from 'vitest'
+import { useTestServer, weightFile } from '../../test/support/server'
 import { OptimizerCache } from './optimizer-cache'
 import { publishVersion } from './registry/publish'
 
-type Server = Awaited<ReturnType<typeof testServer>>
-let s: Server
-
-beforeAll(async () => {
-  s = await testServer()
-  await initTf('wasm')
-})
-afterAll(() => s.close())
+const s = useTestServer({}, { tf: true })
 
 describe('OptimizerCache', () => {
   it('decodes a version once, keeps the most recently used, and disposes what it evicts', async () => {

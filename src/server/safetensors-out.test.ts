@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { decode } from '../weights'
+import { decode } from '../safetensors'
 import { stepAnswerLayout } from './safetensors-out'
 
 describe('stepAnswerLayout', () => {

@@ -1,27 +1,20 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { paperArchitecture } from '../../test/support/random'
-import { architectureJson, inputSize, lstmArchitectureSchema, stateSize } from './architecture'
+import { paperArchitecture, quadraticArchitecture } from '../../test/support/random'
+import { type Architecture, architectureJson, inputSize, weightShapes } from '../contract'
+import type { LstmWeights } from '../core/lstm-weights'
+import { decode, encode, type Tensor } from '../safetensors'
 import {
   decodeLstmWeights,
   digestOf,
   encodeLstmWeights,
-  expectedTensors,
   readWeightFile,
   WeightsError,
   type WeightsErrorCode,
 } from './load'
-import { decode, encode, type Tensor } from './safetensors'
-import type { LstmArchitecture, LstmWeights } from './types'
 
 const paper = paperArchitecture
-const quadratic: LstmArchitecture = {
-  kind: 'lstm-cw',
-  layers: 1,
-  hidden: 3,
-  preprocessing: 'none',
-  outputScale: 1,
-}
+const quadratic = quadraticArchitecture
 
 // Deterministic pseudo-random floats, so the expected digest below never changes.
 function values(n: number, seed: number): Float32Array {
@@ -34,7 +27,7 @@ function values(n: number, seed: number): Float32Array {
   return out
 }
 
-function weightsFor(arch: LstmArchitecture): LstmWeights {
+function weightsFor(arch: Architecture): LstmWeights {
   const h = arch.hidden
   return {
     architecture: arch,
@@ -49,7 +42,7 @@ function weightsFor(arch: LstmArchitecture): LstmWeights {
 }
 
 /** The weight file's tensors and metadata, for editing into a broken file. */
-function parts(arch: LstmArchitecture) {
+function parts(arch: Architecture) {
   const file = decode(encodeLstmWeights(weightsFor(arch)))
   return { tensors: new Map(file.tensors), metadata: { ...file.metadata! } }
 }
@@ -66,42 +59,6 @@ function expectCode(fn: () => unknown, code: WeightsErrorCode, message?: RegExp)
   throw new Error(`expected WeightsError ${code}, nothing was thrown`)
 }
 
-describe('architecture', () => {
-  it('accepts the paper and quadratic architectures and computes sizes', () => {
-    expect(lstmArchitectureSchema.parse(paper)).toEqual(paper)
-    expect(lstmArchitectureSchema.parse(quadratic)).toEqual(quadratic)
-    expect(stateSize(paper)).toBe(80)
-    expect(inputSize(paper)).toBe(2)
-    expect(inputSize(quadratic)).toBe(1)
-  })
-
-  it.each([
-    ['p missing for log-sign', { ...paper, p: undefined }],
-    ['p present for none', { ...quadratic, p: 10 }],
-    ['p not positive', { ...paper, p: 0 }],
-    ['zero layers', { ...paper, layers: 0 }],
-    ['too many layers', { ...paper, layers: 9 }],
-    ['hidden too large', { ...paper, hidden: 257 }],
-    ['fractional hidden', { ...paper, hidden: 2.5 }],
-    ['other kind', { ...paper, kind: 'gru' }],
-    ['unknown preprocessing', { ...paper, preprocessing: 'sign' }],
-    ['unknown key', { ...paper, clip: 5 }],
-    ['missing outputScale', { ...paper, outputScale: undefined }],
-    ['infinite outputScale', { ...paper, outputScale: Number.POSITIVE_INFINITY }],
-  ])('refuses %s', (_, arch) => {
-    expect(lstmArchitectureSchema.safeParse(arch).success).toBe(false)
-  })
-
-  it('writes compact JSON with sorted keys', () => {
-    expect(architectureJson(paper)).toBe(
-      '{"hidden":20,"kind":"lstm-cw","layers":2,"outputScale":0.1,"p":10,"preprocessing":"log-sign"}',
-    )
-    expect(architectureJson(quadratic)).toBe(
-      '{"hidden":3,"kind":"lstm-cw","layers":1,"outputScale":1,"preprocessing":"none"}',
-    )
-  })
-})
-
 describe('weight files', () => {
   it('round-trips weights for several architectures', () => {
     for (const arch of [paper, quadratic, { ...paper, layers: 3, hidden: 4, p: 5, outputScale: -0.5 }]) {
@@ -114,7 +71,7 @@ describe('weight files', () => {
   it('writes the state_dict names and F32 tensors, with format and architecture metadata', () => {
     const file = decode(encodeLstmWeights(weightsFor(paper)))
     expect(file.metadata).toEqual({ format: 'l2o/1', architecture: architectureJson(paper) })
-    expect([...file.tensors.keys()].sort()).toEqual([...expectedTensors(paper).keys()].sort())
+    expect([...file.tensors.keys()].sort()).toEqual([...weightShapes(paper).keys()].sort())
     expect(file.tensors.get('cells.0.weight_ih')!.shape).toEqual([80, 2])
     expect(file.tensors.get('cells.1.weight_ih')!.shape).toEqual([80, 20])
     expect(file.tensors.get('head.weight')!.shape).toEqual([1, 20])

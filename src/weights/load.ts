@@ -4,9 +4,15 @@
  * architecture, all F32 and finite. F16/BF16 weight files are refused rather than widened: the
  * design fixes weights to float32, and one version should have one byte form.
  */
-import { architectureJson, inputSize, lstmArchitectureSchema, WEIGHTS_FORMAT } from './architecture'
-import { decode, encode, SafetensorsError, type Tensor } from './safetensors'
-import type { LstmArchitecture, LstmWeights } from './types'
+import {
+  type Architecture,
+  architectureJson,
+  architectureSchema,
+  WEIGHTS_FORMAT,
+  weightShapes,
+} from '../contract'
+import { type LstmWeights, lstmWeightsFromTensors, lstmWeightTensors } from '../core/lstm-weights'
+import { decode, encode, SafetensorsError, type Tensor } from '../safetensors'
 
 /** Stable reasons a weight file is refused. */
 export type WeightsErrorCode =
@@ -27,35 +33,20 @@ export class WeightsError extends Error {
   }
 }
 
-/** Expected tensor name → shape for an architecture, in state_dict order. */
-export function expectedTensors(arch: LstmArchitecture): Map<string, number[]> {
-  const h = arch.hidden
-  const shapes = new Map<string, number[]>()
-  for (let k = 0; k < arch.layers; k++) {
-    shapes.set(`cells.${k}.weight_ih`, [4 * h, k === 0 ? inputSize(arch) : h])
-    shapes.set(`cells.${k}.weight_hh`, [4 * h, h])
-    shapes.set(`cells.${k}.bias_ih`, [4 * h])
-    shapes.set(`cells.${k}.bias_hh`, [4 * h])
-  }
-  shapes.set('head.weight', [1, h])
-  shapes.set('head.bias', [1])
-  return shapes
-}
-
 const shapeText = (shape: readonly number[]): string =>
   `[${shape.slice(0, 8).join(', ')}${shape.length > 8 ? `, … (${shape.length} dims)` : ''}]`
 const sameShape = (a: readonly number[], b: readonly number[]): boolean =>
   a.length === b.length && a.every((d, i) => d === b[i])
 
 /** Parses `__metadata__.architecture`, or throws WeightsError 'invalid_architecture'. */
-export function parseArchitecture(json: string): LstmArchitecture {
+export function parseArchitecture(json: string): Architecture {
   let raw: unknown
   try {
     raw = JSON.parse(json)
   } catch {
     throw new WeightsError('invalid_architecture', 'metadata "architecture" is not valid JSON')
   }
-  const parsed = lstmArchitectureSchema.safeParse(raw)
+  const parsed = architectureSchema.safeParse(raw)
   if (!parsed.success) {
     const why = parsed.error.issues
       .slice(0, 5)
@@ -101,21 +92,12 @@ export function decodeLstmWeights(bytes: Uint8Array): LstmWeights {
   const architecture = parseArchitecture(archJson)
 
   const values = checkTensors(architecture, file.tensors)
-  const cells = Array.from({ length: architecture.layers }, (_, k) => ({
-    weightIh: values.get(`cells.${k}.weight_ih`)!,
-    weightHh: values.get(`cells.${k}.weight_hh`)!,
-    biasIh: values.get(`cells.${k}.bias_ih`)!,
-    biasHh: values.get(`cells.${k}.bias_hh`)!,
-  }))
-  return { architecture, cells, head: { weight: values.get('head.weight')!, bias: values.get('head.bias')! } }
+  return lstmWeightsFromTensors(architecture, (name) => values.get(name)!)
 }
 
 // Collects every problem (up to a few) so one error says all that is wrong with the file.
-function checkTensors(
-  arch: LstmArchitecture,
-  tensors: ReadonlyMap<string, Tensor>,
-): Map<string, Float32Array> {
-  const expected = expectedTensors(arch)
+function checkTensors(arch: Architecture, tensors: ReadonlyMap<string, Tensor>): Map<string, Float32Array> {
+  const expected = weightShapes(arch)
   const problems: string[] = []
   const values = new Map<string, Float32Array>()
   for (const [name, shape] of expected) {
@@ -157,11 +139,6 @@ function checkTensors(
  */
 export function encodeLstmWeights(weights: LstmWeights): Uint8Array {
   const architecture = parseArchitecture(JSON.stringify(weights.architecture))
-  const tensors = new Map<string, Tensor>()
-  const expected = expectedTensors(architecture)
-  const put = (name: string, data: Float32Array) => {
-    tensors.set(name, { dtype: 'F32', shape: expected.get(name)!, data })
-  }
   const cells = weights.cells ?? []
   if (cells.length !== architecture.layers) {
     throw new WeightsError(
@@ -169,14 +146,11 @@ export function encodeLstmWeights(weights: LstmWeights): Uint8Array {
       `${cells.length} cells for an architecture of ${architecture.layers} layers`,
     )
   }
-  cells.forEach((cell, k) => {
-    put(`cells.${k}.weight_ih`, cell.weightIh)
-    put(`cells.${k}.weight_hh`, cell.weightHh)
-    put(`cells.${k}.bias_ih`, cell.biasIh)
-    put(`cells.${k}.bias_hh`, cell.biasHh)
-  })
-  put('head.weight', weights.head.weight)
-  put('head.bias', weights.head.bias)
+  const shapes = weightShapes(architecture)
+  const tensors = new Map<string, Tensor>()
+  for (const [name, data] of lstmWeightTensors({ ...weights, architecture, cells })) {
+    tensors.set(name, { dtype: 'F32', shape: shapes.get(name)!, data })
+  }
   // Check lengths and finiteness with the reader's own rules, so what we write we can read.
   for (const [name, t] of tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1)

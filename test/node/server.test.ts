@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { readShippedVersions } from '../../src/runtime/node'
-import { decode, encode } from '../../src/weights'
+import { readShippedVersions } from '../../src/runtime/shipped-weights'
+import { decode, encode } from '../../src/safetensors'
 
 const root = path.resolve(import.meta.dirname, '../..')
 const dataDir = mkdtempSync(path.join(tmpdir(), 'l2o-node-'))

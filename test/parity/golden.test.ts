@@ -1,10 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { lstmOptimizer, preprocessInto } from '../../src/core'
+import { lstmSpec } from '../../src/contract'
+import { type LstmWeights, lstmOptimizer } from '../../src/core'
+import { preprocessInto } from '../../src/core/preprocess'
 import { initTf, type NodeTfBackend } from '../../src/runtime/tf-node'
-import { decode, readWeightFile } from '../../src/weights'
-import type { LstmWeights } from '../../src/weights/types'
+import { decode } from '../../src/safetensors'
+import { readWeightFile } from '../../src/weights'
 
 // Parity with PyTorch (DESIGN §2): train/ exports golden trajectories made by its nn.LSTMCell module
 // from the shipped weight files; the TypeScript core must reproduce them on every backend.
@@ -84,9 +86,8 @@ function gateOperandSums(
 ) {
   const a = weights.architecture
   const { hidden, layers } = a
-  const stateSize = 2 * layers * hidden
+  const { stateSize, inputSize: inputs0 } = lstmSpec(a)
   const n = grads.length
-  const inputs0 = a.preprocessing === 'none' ? 1 : 2
   const features = new Float64Array(n * inputs0)
   preprocessInto(a, grads, features, inputs0)
   const sums = new Float64Array(n * layers * hidden)
@@ -140,7 +141,7 @@ function updateScales(
   numParams: number,
 ): Float32Array {
   const { hidden, layers, outputScale } = weights.architecture
-  const stateSize = 2 * layers * hidden
+  const { stateSize } = lstmSpec(weights.architecture)
   const lastC = (layers - 1) * 2 * hidden + hidden
   const scales = new Float32Array(numParams)
   for (let i = 0; i < numParams; i++) {

@@ -16,11 +16,11 @@ import {
   seededRandom,
   trainMlp,
 } from '../../examples/mnist-mlp'
-import { lstmOptimizer } from '../../src/core'
+import { type LstmWeights, lstmOptimizer } from '../../src/core'
 import { initTf } from '../../src/runtime/tf-node'
 import { L2oClient, type RemoteMode } from '../../src/sdk'
+import { TfOptimizer } from '../../src/sdk/tf'
 import { encodeLstmWeights, readWeightFile } from '../../src/weights'
-import type { LstmWeights } from '../../src/weights/types'
 import { type ServerProcess, startServer } from './server-process'
 
 const steps = 100
@@ -162,11 +162,12 @@ async function runRemote(
     fetch: lossyFetch(lose, lost),
   })
   // Stateless: a smaller per-request limit than the server's, so one step is 4 concurrent shards.
-  let opt = await l2o.tfOptimizer({ optimizer: reference, mode, maxCoordinatesPerRequest: 4096 })
+  let opt = await TfOptimizer.create(l2o, { optimizer: reference, mode, maxCoordinatesPerRequest: 4096 })
   const p = createMlp(seed, `sdk-${mode}`)
   let step = 0
   const losses = await trainMlp(p, data, batchSchedule(data, steps, seed), async (pairs) => {
-    if (++step === 51) opt = await l2o.tfOptimizer({ checkpoint: opt.save(), maxCoordinatesPerRequest: 4096 })
+    if (++step === 51)
+      opt = await TfOptimizer.create(l2o, { checkpoint: opt.save(), maxCoordinatesPerRequest: 4096 })
     await opt.applyGradients(pairs)
   })
   expect(opt.stepCount).toBe(steps)

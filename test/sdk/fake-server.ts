@@ -7,8 +7,7 @@
  */
 
 import { type ProblemCode, problemCodes, problemMediaType, safetensorsMediaType } from '../../src/contract'
-import { tensorOf, toFloat32 } from '../../src/weights/float16'
-import { type Dtype, decode, encode, type Tensor } from '../../src/weights/safetensors'
+import { type Dtype, decode, encode, type Tensor, tensorOf, toFloat32 } from '../../src/safetensors'
 
 /** One request as the fake saw it. */
 export interface SeenRequest {

@@ -1,5 +1,6 @@
 import { seededRandom } from '../../examples/mnist-mlp'
-import type { LstmArchitecture, LstmWeights } from '../../src/weights/types'
+import { type Architecture, weightShapes } from '../../src/contract'
+import { type LstmWeights, lstmWeightsFromTensors } from '../../src/core/lstm-weights'
 
 // mulberry32, the examples' seeded PRNG (floats in [0, 1); same seed, same sequence): one copy.
 export { seededRandom }
@@ -21,7 +22,7 @@ export function randomGradients(length: number, seed: number): Float32Array {
 }
 
 /** The paper's architecture for MNIST: L = 2, H = 20, log-sign preprocessing with p = 10. */
-export const paperArchitecture: LstmArchitecture = {
+export const paperArchitecture: Architecture = {
   kind: 'lstm-cw',
   layers: 2,
   hidden: 20,
@@ -30,13 +31,39 @@ export const paperArchitecture: LstmArchitecture = {
   outputScale: 0.1,
 }
 
+/** An architecture with L layers of H units, `log-sign` (with p) or `none` features, outputScale 0.1. */
+export function lstmArchitecture(
+  layers: number,
+  hidden: number,
+  preprocessing: 'log-sign' | 'none',
+  p = 10,
+): Architecture {
+  return {
+    kind: 'lstm-cw',
+    layers,
+    hidden,
+    preprocessing,
+    ...(preprocessing === 'log-sign' ? { p } : {}),
+    outputScale: 0.1,
+  }
+}
+
+/** A small architecture without preprocessing (the paper's kind for quadratics): L = 1, H = 3. */
+export const quadraticArchitecture: Architecture = {
+  kind: 'lstm-cw',
+  layers: 1,
+  hidden: 3,
+  preprocessing: 'none',
+  outputScale: 1,
+}
+
 /**
  * Valid LstmWeights for an architecture, every tensor uniform in [-scale, scale) like PyTorch's
  * LSTMCell init (default scale 1/√H); deterministic in `seed`.
  *
  * @example randomLstmWeights(paperArchitecture, 1)
  */
-export function randomLstmWeights(architecture: LstmArchitecture, seed: number, scale?: number): LstmWeights {
+export function randomLstmWeights(architecture: Architecture, seed: number, scale?: number): LstmWeights {
   const h = architecture.hidden
   const s = scale ?? 1 / Math.sqrt(h)
   const next = seededRandom(seed)
@@ -45,12 +72,9 @@ export function randomLstmWeights(architecture: LstmArchitecture, seed: number, 
     for (let i = 0; i < length; i++) out[i] = s * (2 * next() - 1)
     return out
   }
-  const inputs0 = architecture.preprocessing === 'log-sign' ? 2 : 1
-  const cells = Array.from({ length: architecture.layers }, (_, k) => ({
-    weightIh: uniform(4 * h * (k === 0 ? inputs0 : h)),
-    weightHh: uniform(4 * h * h),
-    biasIh: uniform(4 * h),
-    biasHh: uniform(4 * h),
-  }))
-  return { architecture, cells, head: { weight: uniform(h), bias: uniform(1) } }
+  // Drawn in state_dict order, tensor by tensor, so a seed keeps giving the same weights.
+  const values = new Map<string, Float32Array>()
+  for (const [name, shape] of weightShapes(architecture))
+    values.set(name, uniform(shape.reduce((a, b) => a * b, 1)))
+  return lstmWeightsFromTensors(architecture, (name) => values.get(name)!)
 }

@@ -1,17 +1,21 @@
 /** Test helpers for the server: an app on in-memory SQLite with keys, weight files and body builders. */
+
+import { afterAll, beforeAll } from 'vitest'
+import type { Architecture } from '../../src/contract'
 import { createNodeDeps } from '../../src/runtime/node'
+import { initTf } from '../../src/runtime/tf-node'
+import { encode, type Tensor } from '../../src/safetensors'
 import { createApp } from '../../src/server/app'
 import { createClient } from '../../src/server/auth'
 import type { AppDeps } from '../../src/server/deps'
 import { publishVersion } from '../../src/server/registry/publish'
-import { encode, encodeLstmWeights, type Tensor } from '../../src/weights'
-import type { LstmArchitecture } from '../../src/weights/types'
+import { encodeLstmWeights } from '../../src/weights'
 import { paperArchitecture, randomLstmWeights } from './random'
 
 export { paperArchitecture }
 
 /** A small architecture, so tests run fast: S = 2·1·4 = 8. */
-export const tinyArchitecture: LstmArchitecture = {
+export const tinyArchitecture: Architecture = {
   kind: 'lstm-cw',
   layers: 1,
   hidden: 4,
@@ -20,7 +24,7 @@ export const tinyArchitecture: LstmArchitecture = {
 }
 
 /** A weight file of random weights (deterministic in `seed`). */
-export function weightFile(seed: number, architecture: LstmArchitecture = tinyArchitecture): Uint8Array {
+export function weightFile(seed: number, architecture: Architecture = tinyArchitecture): Uint8Array {
   return encodeLstmWeights(randomLstmWeights(architecture, seed))
 }
 
@@ -75,6 +79,23 @@ export async function testServer(options: Partial<AppDeps> = {}) {
     otherAuth: auth(other.secret),
     tiny: { bytes: tiny, digest: published.digest },
   }
+}
+
+/** What testServer resolves to. */
+export type TestServer = Awaited<ReturnType<typeof testServer>>
+
+/**
+ * A testServer for one test file: made before its tests (with tfjs on wasm when `tf`), closed after
+ * them. The object returned reads through to it, so tests write `s.app`, `s.clientAuth`, ….
+ */
+export function useTestServer(options: Partial<AppDeps> = {}, { tf = false } = {}): TestServer {
+  let server: TestServer | undefined
+  beforeAll(async () => {
+    server = await testServer(options)
+    if (tf) await initTf('wasm')
+  })
+  afterAll(() => server?.close())
+  return new Proxy({} as TestServer, { get: (_target, key) => Reflect.get(server as TestServer, key) })
 }
 
 /** A binary step body. */

@@ -1,6 +1,6 @@
 import { env, exports } from 'cloudflare:workers'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { encode } from '../../src/weights'
+import { encode } from '../../src/safetensors'
 import { expectProblem } from '../support/problem'
 import { auth, seed } from './seed'
 

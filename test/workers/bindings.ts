@@ -5,7 +5,7 @@
 import path from 'node:path'
 import { readD1Migrations } from '@cloudflare/vitest-pool-workers'
 import { seedStatements } from '../../scripts/seed-d1'
-import { readShippedVersions } from '../../src/runtime/node'
+import { readShippedVersions } from '../../src/runtime/shipped-weights'
 import { encodeLstmWeights } from '../../src/weights'
 import { randomLstmWeights } from '../support/random'
 

@@ -52,7 +52,7 @@ describe('a D1 seeded by scripts/seed-d1.ts', () => {
       name: 'seed-big',
       version: '1.0.0',
       digest: await digestOf(new Uint8Array(env.TEST_BIG_WEIGHTS)),
-      stateSize: 2 * 2 * 64,
+      stateSize: 256,
     })
   })
 

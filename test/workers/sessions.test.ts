@@ -4,7 +4,7 @@ import { drizzle } from 'drizzle-orm/d1'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { isForeignKeyViolation } from '../../src/db/db'
 import * as schema from '../../src/db/schema'
-import { decode, encode } from '../../src/weights'
+import { decode, encode } from '../../src/safetensors'
 import {
   decodeParityCase,
   maxAbsDiff,

@@ -7,7 +7,7 @@ import {
   sessionSchema,
   tensorNames,
 } from '../../contract'
-import { encode } from '../../weights/safetensors'
+import { encode } from '../../safetensors'
 import { answerDigest, decodeStepResponse } from '../binary'
 import { DigestMismatchError, StepConflictError } from '../errors'
 import type { Transport } from '../http'

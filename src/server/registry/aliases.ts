@@ -1,7 +1,13 @@
 /** Alias moves, recorded in alias_history so every past target stays visible. */
 import { and, eq } from 'drizzle-orm'
+import { aliasPattern } from '../../contract'
 import type { Db } from '../../db/db'
 import { aliases, aliasHistory } from '../../db/schema'
+
+/** An alias a publish may name: a valid alias name other than `latest`, which follows publishing. */
+export function isSettableAlias(alias: string): boolean {
+  return aliasPattern.test(alias) && alias !== 'latest'
+}
 
 /** An alias target. */
 export interface AliasTarget {

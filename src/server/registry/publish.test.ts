@@ -1,17 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { testServer, weightFile } from '../../../test/support/server'
+import { describe, expect, it } from 'vitest'
+import { useTestServer, weightFile } from '../../../test/support/server'
 import { ApiError } from '../errors'
 import { publishVersion } from './publish'
 import { resolveReference } from './resolve'
 
-type Server = Awaited<ReturnType<typeof testServer>>
-let s: Server
+const s = useTestServer()
 const now = new Date('2026-01-01T00:00:00Z')
-
-beforeAll(async () => {
-  s = await testServer()
-})
-afterAll(() => s.close())
 
 const versionOf = async (ref: string) => {
   const target = await resolveReference(s.deps.db, ref)

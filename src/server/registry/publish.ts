@@ -4,18 +4,18 @@
  */
 import { and, eq } from 'drizzle-orm'
 import {
-  aliasPattern,
+  architectureJson,
   maxRowBytes,
   namePattern,
   type PublishVersionResponse,
   semverPattern,
 } from '../../contract'
-import { baselineHyperparameters } from '../../core'
+import { isBaseline } from '../../core'
 import type { Db } from '../../db/db'
 import { optimizers, versions } from '../../db/schema'
-import { architectureJson, decodeLstmWeights, digestOf, WeightsError } from '../../weights'
+import { decodeLstmWeights, digestOf, WeightsError } from '../../weights'
 import { ApiError } from '../errors'
-import { moveAlias } from './aliases'
+import { isSettableAlias, moveAlias } from './aliases'
 
 /** What a publish needs: the weight file's bytes and, optionally, its card. */
 export interface PublishInput {
@@ -60,7 +60,7 @@ export async function publishVersion(
       `invalid optimizer name '${name}': use lowercase letters, digits and '-'`,
     )
   }
-  if (Object.hasOwn(baselineHyperparameters, name)) {
+  if (isBaseline(name)) {
     throw new ApiError('invalid_request', `'${name}' is a built-in baseline; publish under another name`)
   }
   if (!semverPattern.test(version)) {
@@ -146,11 +146,6 @@ export async function publishVersion(
     await moveAlias(db, { name, alias: 'stable', version, digest }, now, { onlyIfAbsent: true })
   }
   return { name, version, digest, created: true }
-}
-
-/** An alias a publish may name: a valid alias name other than `latest`, which follows publishing. */
-export function isSettableAlias(alias: string): boolean {
-  return aliasPattern.test(alias) && alias !== 'latest'
 }
 
 function cardToText(card: unknown, name: string, version: string): string | null {

@@ -1,10 +1,18 @@
 /** Resolving a reference (DESIGN §4) to exactly one optimizer: a learned version or a baseline. */
 import { and, desc, eq } from 'drizzle-orm'
-import { type Architecture, parseReference, type Reference } from '../../contract'
+import {
+  type Architecture,
+  digestPattern,
+  metadataKeys,
+  parseReference,
+  type Reference,
+  stateSize,
+} from '../../contract'
+import { isBaseline } from '../../core'
 import type { Db } from '../../db/db'
 import { aliases, aliasHistory, optimizers, versions } from '../../db/schema'
 import { ApiError } from '../errors'
-import { type BaselineConfig, baselineConfig, isBaseline } from './baselines'
+import { type BaselineConfig, baselineConfig } from './baselines'
 
 /** A resolved learned optimizer version (the weights stay in the database until needed). */
 export interface LearnedTarget {
@@ -14,21 +22,50 @@ export interface LearnedTarget {
   digest: string
   deprecatedAt: string | null
   architecture: Architecture
-  /** Floats of state per coordinate: 2·L·H. */
+  /** Floats of state per coordinate (S), from the architecture. */
   stateSize: number
   /** name@version, as responses name it. */
   label: string
 }
 
-/** A resolved baseline, with its optimizer ready to use. */
+/** A resolved baseline, with its optimizer ready to use. Baselines are never deprecated. */
 export interface BaselineTarget extends BaselineConfig {
   kind: 'baseline'
   stateSize: number
   label: string
+  deprecatedAt: null
 }
 
 /** What a reference resolves to. */
 export type Target = LearnedTarget | BaselineTarget
+
+/** Checks the digest field's form; a state without one is refused, since it is bound to its digest. */
+export function checkDigestField(digest: string | undefined, hasState: boolean): string | undefined {
+  if (digest !== undefined && !digestPattern.test(digest)) {
+    throw new ApiError(
+      'invalid_request',
+      `digest '${digest.slice(0, 80)}' is not sha256: followed by 64 hex digits`,
+    )
+  }
+  if (digest === undefined && hasState) {
+    throw new ApiError(
+      'invalid_request',
+      `a state must come with the digest it was made under (the '${metadataKeys.digest}' the step that returned it named)`,
+    )
+  }
+  return digest
+}
+
+/** 409 when the request is bound to another digest than the reference resolves to. */
+export function checkDigest(target: Target, digest: string | undefined): void {
+  if (digest !== undefined && digest !== target.digest) {
+    throw new ApiError(
+      'digest_mismatch',
+      `the request is bound to ${digest}, but ${target.label} resolves to ${target.digest}; reference the optimizer by that digest (name@${digest}) or start from a fresh state`,
+      { expectedDigest: digest, resolvedDigest: target.digest },
+    )
+  }
+}
 
 /** Parses a reference or throws invalid_reference. */
 export function parseOrThrow(text: string): Reference {
@@ -63,7 +100,7 @@ function learned(row: VersionRow): LearnedTarget {
     digest: row.digest,
     deprecatedAt: row.deprecatedAt,
     architecture,
-    stateSize: 2 * architecture.layers * architecture.hidden,
+    stateSize: stateSize(architecture),
     label: `${row.name}@${row.version}`,
   }
 }
@@ -84,31 +121,18 @@ export async function resolveReference(db: Db, text: string, hyperparameters?: u
       `${ref.name} is a learned optimizer: its hyper-parameters are in its weight file; send none`,
     )
   }
-  if (ref.kind === 'version') {
-    const row = await db
-      .select(versionColumns)
-      .from(versions)
-      .where(and(eq(versions.name, ref.name), eq(versions.version, ref.version)))
-      .get()
+  if (ref.kind === 'version' || ref.kind === 'digest') {
+    const row =
+      ref.kind === 'version'
+        ? await versionRow(db, ref.name, versions.version, ref.version)
+        : await versionRow(db, ref.name, versions.digest, ref.digest)
     if (row !== undefined) return learned(row)
     await assertOptimizerExists(db, ref.name)
-    throw new ApiError(
-      'version_not_found',
-      `no version ${ref.name}@${ref.version}; GET /v1/optimizers/${ref.name} lists its versions`,
-    )
-  }
-  if (ref.kind === 'digest') {
-    const row = await db
-      .select(versionColumns)
-      .from(versions)
-      .where(and(eq(versions.name, ref.name), eq(versions.digest, ref.digest)))
-      .get()
-    if (row !== undefined) return learned(row)
-    await assertOptimizerExists(db, ref.name)
-    throw new ApiError(
-      'version_not_found',
-      `${ref.name} has no version with digest ${ref.digest}; GET /v1/optimizers/${ref.name} lists its versions`,
-    )
+    const missing =
+      ref.kind === 'version'
+        ? `no version ${ref.name}@${ref.version}`
+        : `${ref.name} has no version with digest ${ref.digest}`
+    throw new ApiError('version_not_found', `${missing}; GET /v1/optimizers/${ref.name} lists its versions`)
   }
   const alias = await db
     .select({ version: aliases.version })
@@ -122,11 +146,7 @@ export async function resolveReference(db: Db, text: string, hyperparameters?: u
       `${ref.name} has no alias '${ref.alias}'; GET /v1/optimizers/${ref.name} lists its aliases`,
     )
   }
-  const current = await db
-    .select(versionColumns)
-    .from(versions)
-    .where(and(eq(versions.name, ref.name), eq(versions.version, alias.version)))
-    .get()
+  const current = await versionRow(db, ref.name, versions.version, alias.version)
   if (current !== undefined && current.status === 'active') return learned(current)
   // The alias points at a deprecated version: the newest earlier target that is still active.
   const history = await db
@@ -136,17 +156,27 @@ export async function resolveReference(db: Db, text: string, hyperparameters?: u
     .orderBy(desc(aliasHistory.id))
     .limit(50)
   for (const { version } of history) {
-    const row = await db
-      .select(versionColumns)
-      .from(versions)
-      .where(and(eq(versions.name, ref.name), eq(versions.version, version)))
-      .get()
+    const row = await versionRow(db, ref.name, versions.version, version)
     if (row !== undefined && row.status === 'active') return learned(row)
   }
   throw new ApiError(
     'version_not_found',
     `every version ${ref.name}@${ref.alias} pointed to is deprecated; pin a version (name@1.0.0) or ask an admin to move the alias`,
   )
+}
+
+/** The version of `name` whose `column` (its version or its digest) is `value`. */
+function versionRow(
+  db: Db,
+  name: string,
+  column: typeof versions.version | typeof versions.digest,
+  value: string,
+) {
+  return db
+    .select(versionColumns)
+    .from(versions)
+    .where(and(eq(versions.name, name), eq(column, value)))
+    .get()
 }
 
 async function assertOptimizerExists(db: Db, name: string): Promise<void> {
@@ -181,5 +211,27 @@ async function resolveBaseline(ref: Reference, hyperparameters: unknown): Promis
       { expectedDigest: ref.digest, resolvedDigest: config.digest },
     )
   }
-  return { kind: 'baseline', ...config, stateSize: config.optimizer.stateSize, label: config.name }
+  return baselineTarget(config)
 }
+
+/**
+ * What a session (or anything else stored with its pin) runs under: a learned optimizer by its
+ * digest, a baseline by its stored hyper-parameters (JSON).
+ */
+export async function resolvePinned(
+  db: Db,
+  pin: { optimizer: string; digest: string; hyperparameters: string | null },
+): Promise<Target> {
+  const name = pin.optimizer.split('@')[0]
+  if (isBaseline(name))
+    return baselineTarget(await baselineConfig(name, JSON.parse(pin.hyperparameters ?? '{}')))
+  return resolveReference(db, `${name}@${pin.digest}`)
+}
+
+const baselineTarget = (config: BaselineConfig): BaselineTarget => ({
+  kind: 'baseline',
+  ...config,
+  stateSize: config.optimizer.stateSize,
+  label: config.name,
+  deprecatedAt: null,
+})

@@ -1,16 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { expectProblem, itRefusesAndChangesNothing, type Refusal } from '../../../test/support/problem'
-import { testServer, weightFile } from '../../../test/support/server'
+import { useTestServer, weightFile } from '../../../test/support/server'
 import { digestOf } from '../../weights'
 import { createClient } from '../auth'
 
-type Server = Awaited<ReturnType<typeof testServer>>
-let s: Server
-
-beforeAll(async () => {
-  s = await testServer()
-})
-afterAll(() => s.close())
+const s = useTestServer()
 
 function form(fields: Record<string, string | Uint8Array>): FormData {
   const data = new FormData()

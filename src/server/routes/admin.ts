@@ -5,9 +5,11 @@ import {
   aliasPattern,
   type CreateClientResponse,
   createClientRequestSchema,
+  honoPath,
   maxRowBytes,
   moveAliasRequestSchema,
   namePattern,
+  paths,
   semverPattern,
 } from '../../contract'
 import { apiKeys, clients, versions } from '../../db/schema'
@@ -25,7 +27,7 @@ const maxPublishBodyBytes = maxRowBytes + maxCardBytes + 64 * 1024
 export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
   app.use('/v1/admin/*', requireKey('admin'))
 
-  app.post('/v1/admin/optimizers/:name/versions', async (c) => {
+  app.post(honoPath(paths.adminVersions), async (c) => {
     const deps = c.get('deps')
     if (mediaTypeOf(c.req.raw) !== 'multipart/form-data') {
       throw new ApiError(
@@ -70,7 +72,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
     return c.json(result, result.created ? 201 : 200)
   })
 
-  app.post('/v1/admin/optimizers/:name/versions/:version/deprecate', async (c) => {
+  app.post(honoPath(paths.adminDeprecate), async (c) => {
     const deps = c.get('deps')
     const name = c.req.param('name')
     const version = c.req.param('version')
@@ -92,7 +94,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
     return c.json(versionInfo(updated!))
   })
 
-  app.put('/v1/admin/optimizers/:name/aliases/:alias', async (c) => {
+  app.put(honoPath(paths.adminAlias), async (c) => {
     const deps = c.get('deps')
     const name = c.req.param('name')
     const alias = c.req.param('alias')
@@ -128,7 +130,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
     return c.json(detail!.aliases.find((a) => a.alias === alias)!)
   })
 
-  app.post('/v1/admin/clients', async (c) => {
+  app.post(paths.adminClients, async (c) => {
     const deps = c.get('deps')
     bodyKindOf(c.req.raw, ['json'])
     const { name } = parseJson(await readBody(c, 4096), createClientRequestSchema)
@@ -137,7 +139,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
     return c.json(body, 201)
   })
 
-  app.post('/v1/admin/clients/:id/keys', async (c) => {
+  app.post(honoPath(paths.adminClientKeys), async (c) => {
     const deps = c.get('deps')
     const id = c.req.param('id')
     const client = await deps.db.select({ id: clients.id }).from(clients).where(eq(clients.id, id)).get()
@@ -145,7 +147,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
     return c.json(await createKey(deps.db, id, deps.now(), deps.randomBytes), 201)
   })
 
-  app.delete('/v1/admin/keys/:id', async (c) => {
+  app.delete(honoPath(paths.adminKey), async (c) => {
     const deps = c.get('deps')
     const id = c.req.param('id')
     await deps.db

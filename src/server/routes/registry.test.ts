@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { testServer } from '../../../test/support/server'
+import { describe, expect, it } from 'vitest'
+import { useTestServer } from '../../../test/support/server'
 import {
   optimizerDetailSchema,
   optimizerListSchema,
@@ -7,13 +7,7 @@ import {
   resolveResponseSchema,
 } from '../../contract'
 
-type Server = Awaited<ReturnType<typeof testServer>>
-let s: Server
-
-beforeAll(async () => {
-  s = await testServer()
-})
-afterAll(() => s.close())
+const s = useTestServer()
 
 const get = async (url: string) => {
   const res = await s.app.request(url)

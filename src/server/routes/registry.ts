@@ -4,20 +4,22 @@ import { asc, eq } from 'drizzle-orm'
 import {
   type AliasInfo,
   type Architecture,
+  honoPath,
   namePattern,
   type OptimizerDetail,
   type OptimizerSummary,
+  paths,
   type Resolved,
   routes,
   stateDtypes,
   type VersionInfo,
 } from '../../contract'
+import { baselineDefaults, baselineNames, baselines, isBaseline } from '../../core'
 import type { Db } from '../../db/db'
 import { aliases, aliasHistory, optimizers, versions } from '../../db/schema'
 import { coordinateLimit, stepHeaders } from '../compute'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
-import { baselineDefaults, baselineDescriptions, baselineNames, isBaseline } from '../registry/baselines'
 import { resolveReference } from '../registry/resolve'
 import { compareSemver } from '../registry/semver'
 
@@ -42,26 +44,26 @@ export function registerRegistry(app: OpenAPIHono<AppEnv<any>>): void {
         aliasRows.filter((a) => a.name === o.name).map((a) => [a.alias, a.version]),
       ),
     }))
-    const baselines: OptimizerSummary[] = baselineNames.map((name) => ({
+    const builtIn: OptimizerSummary[] = baselineNames.map((name) => ({
       name,
       kind: 'baseline',
-      description: baselineDescriptions[name],
+      description: baselines[name].description,
       versions: [],
       aliases: {},
     }))
-    return c.json({ optimizers: [...learned, ...baselines] })
+    return c.json({ optimizers: [...learned, ...builtIn] })
   })
 
-  app.get('/v1/optimizers/:name', async (c) => {
+  app.get(honoPath(paths.optimizer), async (c) => {
     const name = c.req.param('name')
     if (isBaseline(name)) {
       const detail: OptimizerDetail = {
         name,
         kind: 'baseline',
-        description: baselineDescriptions[name],
+        description: baselines[name].description,
         versions: [],
         aliases: [],
-        hyperparameters: baselineDefaults[name],
+        hyperparameters: baselineDefaults(name),
       }
       return c.json(detail)
     }
@@ -97,21 +99,20 @@ export function registerRegistry(app: OpenAPIHono<AppEnv<any>>): void {
       }
     }
     const target = await resolveReference(deps.db, ref, hyperparameters)
-    const deprecatedAt = target.kind === 'learned' ? target.deprecatedAt : null
     const body: Resolved = {
       reference: ref,
       name: target.name,
       kind: target.kind,
       version: target.kind === 'learned' ? target.version : null,
       digest: target.digest,
-      deprecated: deprecatedAt !== null,
+      deprecated: target.deprecatedAt !== null,
       architecture: target.kind === 'learned' ? target.architecture : null,
       hyperparameters: target.kind === 'baseline' ? target.hyperparameters : null,
       stateSize: target.stateSize,
       maxCoordinatesPerRequest: coordinateLimit(target.stateSize, deps.maxCoordinatesPerRequest),
       stateDtypes: [...stateDtypes],
     }
-    return c.json(body, 200, stepHeaders(target, deprecatedAt))
+    return c.json(body, 200, stepHeaders(target))
   })
 }
 

@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { expectProblem, itRefusesAndChangesNothing, type Refusal } from '../../../test/support/problem'
+import { racingDb } from '../../../test/support/racing-db'
 import { randomGradients } from '../../../test/support/random'
 import {
   binaryBody,
@@ -7,31 +8,26 @@ import {
   f32,
   jsonType,
   paperArchitecture,
-  testServer,
+  useTestServer,
   weightFile,
 } from '../../../test/support/server'
-import { maxRowBytes, type Session } from '../../contract'
+import type { Session } from '../../contract'
 import { lstmOptimizer } from '../../core'
 import { sessionShards, sessions } from '../../db/schema'
-import { initTf } from '../../runtime/tf-node'
-import { decode, decodeLstmWeights } from '../../weights'
+import { decode } from '../../safetensors'
+import { decodeLstmWeights } from '../../weights'
 import { createApp } from '../app'
 import { publishVersion } from '../registry/publish'
-import { shardSizeFor } from './sessions'
 
-type Server = Awaited<ReturnType<typeof testServer>>
-let s: Server
+const s = useTestServer({ maxCoordinatesPerRequest: 1000 }, { tf: true })
 
 beforeAll(async () => {
-  s = await testServer({ maxCoordinatesPerRequest: 1000 })
-  await initTf('wasm')
   await publishVersion(
     s.deps.db,
     { name: 'paper', version: '1.0.0', weights: weightFile(2, paperArchitecture) },
     new Date(),
   )
 })
-afterAll(() => s.close())
 
 async function create(body: Record<string, unknown>, auth = s.clientAuth): Promise<Session> {
   const res = await s.app.request('/v1/sessions', {
@@ -53,16 +49,6 @@ const step = (id: string, shard: number, t: number, grads: Float32Array, auth = 
   })
 
 describe('sessions', () => {
-  it('sizes shards so one row holds the state and the last updates', () => {
-    expect(shardSizeFor(80, 'F32', 65_536)).toBe(Math.floor((maxRowBytes - 4096) / 324))
-    expect(shardSizeFor(80, 'F16', 65_536)).toBe(Math.floor((maxRowBytes - 4096) / 164))
-    expect(shardSizeFor(0, 'F32', 65_536)).toBe(65_536)
-    for (const dtype of ['F32', 'F16', 'BF16'] as const) {
-      const n = shardSizeFor(80, dtype, 65_536)
-      expect(n * (80 * (dtype === 'F32' ? 4 : 2) + 4)).toBeLessThanOrEqual(maxRowBytes)
-    }
-  })
-
   it('creates a huge session without writing a shard', async () => {
     const session = await create({ optimizer: 'paper', numParams: 1_000_000_000, stateDtype: 'F16' })
     expect(session.shardSize).toBe(1000)
@@ -214,18 +200,9 @@ describe('sessions', () => {
 })
 
 describe('a session deleted while a step runs', () => {
-  // A database whose insert/delete into `table` first runs `before`: the race, made deterministic.
-  const racingDb = (table: unknown, method: 'insert' | 'update' | 'delete', before: () => void) =>
-    new Proxy(s.deps.db, {
-      get(target, key, receiver) {
-        const value = Reflect.get(target, key, receiver)
-        if (key !== method) return value
-        return (t: unknown) => {
-          if (t === table) before()
-          return (value as (t: unknown) => unknown).call(target, t)
-        }
-      },
-    })
+  // A database whose insert/update/delete on `table` first runs `before`: the race, made deterministic.
+  const racing = (table: unknown, method: 'insert' | 'update' | 'delete', before: () => void) =>
+    racingDb(s.deps.db, table, method, before)
   const shardRows = (id: string) =>
     s.sqlite.prepare('select count(*) as n from session_shards where session_id = ?').get(id)
   const gone = (id: string) => s.sqlite.prepare('delete from sessions where id = ?').run(id)
@@ -234,7 +211,7 @@ describe('a session deleted while a step runs', () => {
     const session = await create({ optimizer: 'tiny', numParams: 10 })
     const app = createApp(() => ({
       ...s.deps,
-      db: racingDb(sessionShards, 'insert', () => gone(session.id)),
+      db: racing(sessionShards, 'insert', () => gone(session.id)),
     }))
     const res = await app.request(stepUrl(session.id, 0, 1), {
       method: 'POST',
@@ -248,7 +225,7 @@ describe('a session deleted while a step runs', () => {
   it('answers a later step whose shard row was deleted with 404, not a step conflict', async () => {
     const session = await create({ optimizer: 'tiny', numParams: 10 })
     expect((await step(session.id, 0, 1, randomGradients(10, 9))).status).toBe(200)
-    const db = racingDb(sessionShards, 'update', () => {
+    const db = racing(sessionShards, 'update', () => {
       s.sqlite.prepare('delete from session_shards where session_id = ?').run(session.id)
       gone(session.id)
     })
@@ -263,7 +240,7 @@ describe('a session deleted while a step runs', () => {
   it('deletes a session even when a first step stores a shard between its two deletes', async () => {
     const session = await create({ optimizer: 'tiny', numParams: 10 })
     let raced = false
-    const db = racingDb(sessions, 'delete', () => {
+    const db = racing(sessions, 'delete', () => {
       if (raced) return
       raced = true
       s.sqlite

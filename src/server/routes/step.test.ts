@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { randomGradients } from '../../../test/support/random'
 import {
   binaryBody,
@@ -6,7 +6,7 @@ import {
   f32,
   jsonType,
   paperArchitecture,
-  testServer,
+  useTestServer,
   weightFile,
 } from '../../../test/support/server'
 import { publishVersion } from '../registry/publish'
@@ -15,17 +15,10 @@ const bytesOf = (a: Float32Array | Uint16Array) => Buffer.from(a.buffer, a.byteO
 
 import { expectProblem, itRefusesAndChangesNothing, type Refusal } from '../../../test/support/problem'
 import { baselineOptimizer, lstmOptimizer } from '../../core'
-import { initTf } from '../../runtime/tf-node'
-import { decode, decodeLstmWeights, f16ToF32, f32ToBf16, f32ToF16 } from '../../weights'
+import { decode, f16ToF32, f32ToBf16, f32ToF16 } from '../../safetensors'
+import { decodeLstmWeights } from '../../weights'
 
-type Server = Awaited<ReturnType<typeof testServer>>
-let s: Server
-
-beforeAll(async () => {
-  s = await testServer()
-  await initTf('wasm')
-})
-afterAll(() => s.close())
+const s = useTestServer({}, { tf: true })
 
 const post = (body: BodyInit, headers: Record<string, string>) =>
   s.app.request('/v1/step', { method: 'POST', body, headers: { ...s.clientAuth, ...headers } })

@@ -2,18 +2,24 @@
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import {
-  digestPattern,
   type JsonStepResponse,
   jsonStepRequestSchema,
   metadataKeys,
   routes,
   type StateDtype,
-  safetensorsMediaType,
   tensorNames,
 } from '../../contract'
-import type { Tensor } from '../../weights'
+import { fromFloat32, type Tensor, toFloat32 } from '../../safetensors'
 import { requireKey } from '../auth'
-import { bodyKindOf, decodeArriving, jsonNumbers, openBody, parseJsonWithArrays, readBody } from '../body'
+import {
+  bodyKindOf,
+  decodeArriving,
+  jsonNumbers,
+  openBody,
+  parseJsonWithArrays,
+  readBody,
+  readyThrough,
+} from '../body'
 import {
   assertCoordinates,
   assertFinite,
@@ -24,18 +30,13 @@ import {
   newStepOutput,
   parseStateDtype,
   runStep,
-  type StateData,
-  stateFromF32,
-  stateSlice,
-  stateToF32,
-  stepChunks,
   stepHeaders,
 } from '../compute'
 import type { BodyReader } from '../deps'
 import type { AppEnv } from '../env'
-import { ApiError, describeError } from '../errors'
-import { resolveReference, type Target } from '../registry/resolve'
-import { stepAnswerLayout } from '../safetensors-out'
+import { ApiError } from '../errors'
+import { checkDigest, checkDigestField, resolveReference } from '../registry/resolve'
+import { streamStepAnswer } from '../step-stream'
 
 // biome-ignore lint/suspicious/noExplicitAny: routes are independent of the runtime's bindings.
 export function registerStep(app: OpenAPIHono<AppEnv<any>>): void {
@@ -47,9 +48,8 @@ export function registerStep(app: OpenAPIHono<AppEnv<any>>): void {
 }
 
 /**
- * The binary step, pipelined: every check that needs only the header and the gradients runs
- * first; then the optimizer works through the state as it arrives; the answer starts once the
- * whole body is in and checked, and streams each chunk's state rows as they are computed.
+ * The binary step: every check that needs only the header and the gradients, as soon as they are
+ * in; then the answer streams (step-stream.ts) while the state still arrives.
  */
 async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Response> {
   const deps = c.get('deps')
@@ -73,11 +73,11 @@ async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Respons
     )
   }
   const hyperparameters = parseHyperparameters(meta[metadataKeys.hyperparameters])
-  const sentState: (StateData & { shape: number[] }) | undefined = file.tensors.get(tensorNames.state)
+  const sentState: Tensor | undefined = file.tensors.get(tensorNames.state)
   const outDtype = parseStateDtype(meta[metadataKeys.stateDtype], sentState?.dtype ?? 'F32')
   const digest = checkDigestField(meta[metadataKeys.digest], sentState !== undefined)
 
-  const target = await resolveReference(c.get('deps').db, reference, hyperparameters)
+  const target = await resolveReference(deps.db, reference, hyperparameters)
   checkDigest(target, digest)
   const n = grads.length
   const s = target.stateSize
@@ -91,100 +91,9 @@ async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Respons
       )
     }
   }
-  await body.ready(endIn(body.bytes, grads))
+  await readyThrough(body, grads)
   assertFinite(grads, body.firstNonFinite)
-
-  const layout = stepAnswerLayout(n, s, outDtype, {
-    [metadataKeys.optimizer]: target.label,
-    [metadataKeys.digest]: target.digest,
-  })
-  const updates = new Float32Array(n)
-  const rows: Uint8Array[] = []
-  // Coordinates whose sent state is checked finite. Each chunk's state is checked just before its
-  // step overwrites it in place (the body buffer is this request's own), the rest once the body is in.
-  let checked = 0
-  let finished = false
-  let failure: unknown
-  let stopped = false
-  let wake: (() => void) | undefined
-  const computing = stepChunks(c, target, grads, sentState, outDtype, {
-    before: async (begin, end) => {
-      if (sentState !== undefined) {
-        await body.ready(endIn(body.bytes, sentState.data.subarray(0, end * s)))
-        if (stopped) return false
-        assertFiniteState(stateSlice(sentState, s, 0, end), s, begin, body.firstNonFinite)
-        checked = end
-      }
-      return !stopped
-    },
-    inPlace: true,
-    after: (begin, _end, chunkUpdates, next) => {
-      updates.set(chunkUpdates, begin)
-      if (next.data.byteLength > 0)
-        rows.push(new Uint8Array(next.data.buffer, next.data.byteOffset, next.data.byteLength))
-      wake?.()
-    },
-  })
-    .then(
-      () => {
-        finished = true
-      },
-      (error: unknown) => {
-        failure = error
-      },
-    )
-    .finally(() => wake?.())
-
-  // Nothing is answered before the whole body is in and checked (a refusal is a clean problem).
-  try {
-    await body.ready(body.bytes.length)
-    if (sentState !== undefined) assertFiniteState(sentState, s, checked, body.firstNonFinite)
-  } catch (error) {
-    stopped = true
-    await computing
-    throw error
-  }
-  if (failure !== undefined) throw failure
-
-  let headerSent = false
-  const stream = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      if (!headerSent) {
-        headerSent = true
-        controller.enqueue(layout.header)
-        return
-      }
-      while (rows.length === 0 && !finished && failure === undefined) {
-        await new Promise<void>((resolve) => {
-          wake = resolve
-        })
-      }
-      if (rows.length > 0) {
-        controller.enqueue(rows.shift()!)
-      } else if (failure !== undefined) {
-        deps.log({ level: 'error', message: describeError(failure), requestId: c.get('requestId') })
-        controller.error(failure)
-      } else {
-        controller.enqueue(new Uint8Array(updates.buffer))
-        controller.close()
-      }
-    },
-    cancel() {
-      stopped = true
-    },
-  })
-  return new Response(stream, {
-    headers: {
-      'content-type': safetensorsMediaType,
-      'content-length': String(layout.totalBytes),
-      ...stepHeaders(target, deprecatedAt(target)),
-    },
-  })
-}
-
-/** The byte offset in `bytes` just past a view into the same buffer. */
-function endIn(bytes: Uint8Array, view: ArrayBufferView): number {
-  return view.byteOffset + view.byteLength - bytes.byteOffset
+  return streamStepAnswer(c, target, grads, sentState, body, outDtype)
 }
 
 async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response> {
@@ -209,7 +118,7 @@ async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response
   assertFinite(grads)
   const dtype: StateDtype = request.stateDtype ?? 'F32'
   // The state travels in `dtype` precision: round what comes in the same way binary would.
-  const state = arrays.state === undefined ? undefined : stateFromF32(arrays.state, dtype)
+  const state = arrays.state === undefined ? undefined : fromFloat32(dtype, arrays.state)
   if (state !== undefined) assertFiniteState(state, target.stateSize)
 
   const out = newStepOutput(n, target.stateSize, dtype)
@@ -221,10 +130,10 @@ async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response
     numParams: n,
     stateSize: target.stateSize,
   }
-  const json = `${JSON.stringify(head).slice(0, -1)},"updates":${jsonNumbers(out.updates)},"state":${jsonNumbers(stateToF32(out.state))}}`
+  const json = `${JSON.stringify(head).slice(0, -1)},"updates":${jsonNumbers(out.updates)},"state":${jsonNumbers(toFloat32(out.state))}}`
   return c.body(json, 200, {
     'content-type': 'application/json',
-    ...stepHeaders(target, deprecatedAt(target)),
+    ...stepHeaders(target),
   })
 }
 
@@ -257,36 +166,4 @@ function parseHyperparameters(text: string | undefined): unknown {
       `metadata '${metadataKeys.hyperparameters}' is not JSON; send e.g. {"learningRate":0.01}`,
     )
   }
-}
-
-/** Checks the digest field's form; a state without one is refused, since it is bound to its digest. */
-export function checkDigestField(digest: string | undefined, hasState: boolean): string | undefined {
-  if (digest !== undefined && !digestPattern.test(digest)) {
-    throw new ApiError(
-      'invalid_request',
-      `digest '${digest.slice(0, 80)}' is not sha256: followed by 64 hex digits`,
-    )
-  }
-  if (digest === undefined && hasState) {
-    throw new ApiError(
-      'invalid_request',
-      `a state must come with the digest it was made under (the '${metadataKeys.digest}' the step that returned it named)`,
-    )
-  }
-  return digest
-}
-
-/** 409 when the request is bound to another digest than the reference resolves to. */
-export function checkDigest(target: Target, digest: string | undefined): void {
-  if (digest !== undefined && digest !== target.digest) {
-    throw new ApiError(
-      'digest_mismatch',
-      `the request is bound to ${digest}, but ${target.label} resolves to ${target.digest}; reference the optimizer by that digest (name@${digest}) or start from a fresh state`,
-      { expectedDigest: digest, resolvedDigest: target.digest },
-    )
-  }
-}
-
-function deprecatedAt(target: Target): string | null {
-  return target.kind === 'learned' ? target.deprecatedAt : null
 }

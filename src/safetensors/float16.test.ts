@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, tensorOf, toFloat32 } from './float16'
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './float16'
 
 const fromBits = (bits: number[]): Float32Array => new Float32Array(new Uint32Array(bits).buffer)
 const half = (values: number[]): number[] => [...f32ToF16(new Float32Array(values))]
@@ -179,21 +179,5 @@ describe('BF16', () => {
       }),
       { numRuns: 300 },
     )
-  })
-})
-
-describe('tensor helpers', () => {
-  it('toFloat32 returns F32 data as is and widens 16-bit data', () => {
-    const data = new Float32Array([1, 2])
-    expect(toFloat32({ dtype: 'F32', shape: [2], data })).toBe(data)
-    expect([...toFloat32({ dtype: 'F16', shape: [1], data: new Uint16Array([0x3c00]) })]).toEqual([1])
-    expect([...toFloat32({ dtype: 'BF16', shape: [1], data: new Uint16Array([0x3f80]) })]).toEqual([1])
-  })
-
-  it('tensorOf narrows to the requested dtype', () => {
-    const values = new Float32Array([1, -2])
-    expect(tensorOf('F32', [2], values).data).toBe(values)
-    expect([...tensorOf('F16', [2], values).data]).toEqual([0x3c00, 0xc000])
-    expect([...tensorOf('BF16', [2], values).data]).toEqual([0x3f80, 0xc000])
   })
 })

@@ -9,8 +9,11 @@
  */
 import { z } from 'zod'
 
+/** Bytes per element of each dtype this codec reads and writes: the one dtype table of the project. */
+export const ITEMSIZE = { F32: 4, F16: 2, BF16: 2 } as const
+
 /** Element types this codec reads and writes. F16 and BF16 data stay raw 16-bit patterns. */
-export type Dtype = 'F32' | 'F16' | 'BF16'
+export type Dtype = keyof typeof ITEMSIZE
 
 /** One decoded (or to-be-encoded) tensor: row-major `data` of product(shape) elements. */
 export type Tensor =
@@ -64,9 +67,6 @@ export interface DecodeLimits {
 /** Default cap on the JSON header: far above any file of ours (an L=8 LSTM header is ~4 KiB). */
 export const DEFAULT_MAX_HEADER_BYTES = 1 << 20
 
-/** Bytes per element of each supported dtype. */
-export const ITEMSIZE: Readonly<Record<Dtype, number>> = { F32: 4, F16: 2, BF16: 2 }
-
 // Standard safetensors dtypes we recognise but do not support, so the error can say so plainly.
 const KNOWN_DTYPES = new Set([
   'BOOL',
@@ -90,6 +90,8 @@ const KNOWN_DTYPES = new Set([
 
 const METADATA_KEY = '__metadata__'
 
+const isDtype = (dtype: string): dtype is Dtype => Object.hasOwn(ITEMSIZE, dtype)
+
 // Typed-array views reinterpret bytes in host order; the format is little-endian.
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 
@@ -102,13 +104,16 @@ const tensorInfoSchema = z.strictObject({
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
-interface Entry {
+/** One tensor's place in a file: its data is bytes [begin, end) of the data section. */
+export interface HeaderEntry {
   name: string
   dtype: Dtype
-  shape: number[]
+  shape: readonly number[]
   begin: number
   end: number
 }
+
+type Entry = HeaderEntry & { shape: number[] }
 
 function fail(code: SafetensorsErrorCode, message: string): never {
   throw new SafetensorsError(code, message)
@@ -180,11 +185,11 @@ export function decode(bytes: Uint8Array, limits: DecodeLimits = {}): Safetensor
       fail('invalid_header', `tensor ${quote(name)}: ${issueText(parsed.error)}`)
     }
     const { dtype, shape, data_offsets } = parsed.data
-    if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') {
+    if (!isDtype(dtype)) {
       const known = KNOWN_DTYPES.has(dtype) ? '' : ' (not a safetensors dtype)'
       fail(
         'unsupported_dtype',
-        `tensor ${quote(name)} has dtype ${quote(dtype)}${known}; supported: F32, F16, BF16`,
+        `tensor ${quote(name)} has dtype ${quote(dtype)}${known}; supported: ${Object.keys(ITEMSIZE).join(', ')}`,
       )
     }
     const [begin, end] = data_offsets
@@ -352,31 +357,17 @@ export function encode(
     dataLength += t.data.byteLength
   }
 
-  const header: Record<string, unknown> = {}
-  if (metadata !== undefined) {
-    for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== 'string') fail('invalid_tensor', `metadata ${quote(k)} must be a string`)
-    }
-    header[METADATA_KEY] = Object.fromEntries(Object.entries(metadata).sort(([a], [b]) => byName(a, b)))
-  }
-  for (const [name, t] of [...items].sort(([a], [b]) => byName(a, b))) {
-    // defineProperty, not assignment: a tensor named "__proto__" must stay an ordinary key.
-    Object.defineProperty(header, name, {
-      value: { dtype: t.dtype, shape: t.shape, data_offsets: offsets.get(name) },
-      enumerable: true,
-      configurable: true,
-      writable: true,
-    })
-  }
-  const json = new TextEncoder().encode(JSON.stringify(header))
-  const headerLength = Math.ceil(json.length / 8) * 8
-  const out = new Uint8Array(8 + headerLength + dataLength)
+  const header = encodeHeader(
+    layout.map(([name, t]) => {
+      const [begin, end] = offsets.get(name)!
+      return { name, dtype: t.dtype, shape: t.shape, begin, end }
+    }),
+    metadata,
+  )
+  const out = new Uint8Array(header.length + dataLength)
+  out.set(header)
   const view = new DataView(out.buffer)
-  view.setUint32(0, headerLength, true)
-  view.setUint32(4, 0, true)
-  out.set(json, 8)
-  out.fill(0x20, 8 + json.length, 8 + headerLength)
-  const dataStart = 8 + headerLength
+  const dataStart = header.length
   for (const [name, t] of layout) {
     const [begin] = offsets.get(name)!
     if (LITTLE_ENDIAN_HOST) {
@@ -387,6 +378,43 @@ export function encode(
       for (let i = 0; i < t.data.length; i++) view.setUint16(dataStart + begin + 2 * i, t.data[i], true)
     }
   }
+  return out
+}
+
+/**
+ * A file's bytes before its data section: the 8-byte little-endian header length, then the JSON
+ * header (`__metadata__` with sorted keys, then the tensors by name) padded with spaces to a multiple
+ * of 8, so the data section starts 8-aligned. `entries` give each tensor's byte range [begin, end)
+ * in the data section; encode uses it, and so does a writer that streams the data itself.
+ *
+ * @throws SafetensorsError 'invalid_tensor' for a metadata value that is not a string.
+ */
+export function encodeHeader(
+  entries: readonly HeaderEntry[],
+  metadata?: Readonly<Record<string, string>>,
+): Uint8Array {
+  const header: Record<string, unknown> = {}
+  if (metadata !== undefined) {
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== 'string') fail('invalid_tensor', `metadata ${quote(k)} must be a string`)
+    }
+    header[METADATA_KEY] = Object.fromEntries(Object.entries(metadata).sort(([a], [b]) => byName(a, b)))
+  }
+  for (const e of [...entries].sort((a, b) => byName(a.name, b.name))) {
+    // defineProperty, not assignment: a tensor named "__proto__" must stay an ordinary key.
+    Object.defineProperty(header, e.name, {
+      value: { dtype: e.dtype, shape: e.shape, data_offsets: [e.begin, e.end] },
+      enumerable: true,
+      configurable: true,
+      writable: true,
+    })
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header))
+  const headerLength = Math.ceil(json.length / 8) * 8
+  const out = new Uint8Array(8 + headerLength)
+  new DataView(out.buffer).setUint32(0, headerLength, true)
+  out.set(json, 8)
+  out.fill(0x20, 8 + json.length)
   return out
 }
 

@@ -3,7 +3,7 @@
 // slow case. Each case is timed: a hang or a super-linear path shows up as a failing case.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { decode, encode, SafetensorsError, type Tensor } from './safetensors'
+import { decode, encode, SafetensorsError, type Tensor } from './codec'
 
 const CODES = new Set([
   'invalid_input',

@@ -7,7 +7,8 @@ import { weightFile } from '../../test/support/server'
 import { seedVersions } from '../server/bootstrap'
 import type { Db } from '../server/deps'
 import { resolveReference } from '../server/registry/resolve'
-import { createNodeDeps, readShippedVersions } from './node'
+import { createNodeDeps } from './node'
+import { readShippedVersions } from './shipped-weights'
 
 const now = new Date('2026-01-01T00:00:00Z')
 let weightsDir: string

@@ -4,7 +4,6 @@
  * ties to even; NaN stays NaN (quiet), F16 overflow gives ±Inf, ±0 and subnormals are exact where
  * representable. Widening is exact.
  */
-import type { Dtype, Tensor } from './safetensors'
 
 // Reinterpret float32 bits without a per-element DataView call (a Float32Array is always 4-aligned).
 const bitsOf = (src: Float32Array): Uint32Array => new Uint32Array(src.buffer, src.byteOffset, src.length)
@@ -103,20 +102,4 @@ export function bf16ToF32(src: Uint16Array): Float32Array {
   const outBits = new Uint32Array(out.buffer)
   for (let i = 0; i < src.length; i++) outBits[i] = src[i] << 16
   return out
-}
-
-/** A tensor's values as float32: F32 data as is (no copy), F16/BF16 widened exactly. */
-export function toFloat32(tensor: Tensor): Float32Array {
-  if (tensor.dtype === 'F32') return tensor.data
-  return tensor.dtype === 'F16' ? f16ToF32(tensor.data) : bf16ToF32(tensor.data)
-}
-
-/**
- * A tensor of `dtype` from float32 values: F32 keeps `values` (no copy), F16/BF16 round to nearest even.
- *
- * @example encode({ state: tensorOf('BF16', [n, s], state) })
- */
-export function tensorOf(dtype: Dtype, shape: number[], values: Float32Array): Tensor {
-  if (dtype === 'F32') return { dtype, shape, data: values }
-  return { dtype, shape, data: dtype === 'F16' ? f32ToF16(values) : f32ToBf16(values) }
 }

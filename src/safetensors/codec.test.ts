@@ -1,7 +1,14 @@
 import { runInNewContext } from 'node:vm'
 import { describe, expect, it } from 'vitest'
+import {
+  decode,
+  encode,
+  encodeHeader,
+  SafetensorsError,
+  type SafetensorsErrorCode,
+  type Tensor,
+} from './codec'
 import { f32ToBf16, f32ToF16 } from './float16'
-import { decode, encode, SafetensorsError, type SafetensorsErrorCode, type Tensor } from './safetensors'
 
 const enc = new TextEncoder()
 
@@ -126,6 +133,18 @@ describe('alignment', () => {
     expect(header.a16.data_offsets).toEqual([16, 22])
     expect(header.c16.data_offsets).toEqual([22, 24])
     expect(Object.keys(header)).toEqual(['a16', 'b32', 'c16', 'd32'])
+  })
+
+  it('encodeHeader frames what encode writes before the data, for a writer that streams the data', () => {
+    const x = f32([2], [1, 2])
+    const bytes = encode({ x }, { b: '2', a: '1' })
+    const header = encodeHeader([{ name: 'x', dtype: 'F32', shape: [2], begin: 0, end: 8 }], {
+      a: '1',
+      b: '2',
+    })
+    expect(header.length % 8).toBe(0)
+    expect(bytes.subarray(0, header.length)).toEqual(header)
+    expect(bytes.length).toBe(header.length + 8)
   })
 
   it('returns zero-copy views into the input when offsets are aligned', () => {
