@@ -136,6 +136,14 @@ def cmd_golden(args) -> int:
     return 0
 
 
+def cmd_fixtures(args) -> int:
+    from .fixtures import write_fixtures
+
+    for name, digest in write_fixtures().items():
+        print(name, digest)
+    return 0
+
+
 def cmd_ship(args) -> int:
     from .ship import ship
 
@@ -215,6 +223,9 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--n", type=int, default=384, help="coordinates (384 keeps the folder under 1 MB)")
     p.set_defaults(fn=cmd_golden)
+
+    p = sub.add_parser("fixtures", help="rewrite test/fixtures/extended (extended-architecture parity fixtures)")
+    p.set_defaults(fn=cmd_fixtures)
 
     p = sub.add_parser("ship", help="reproduce a shipped optimizer end to end: train, evaluate, export, card")
     p.add_argument("name", choices=["l2o-quadratic", "l2o-mnist", "l2o-mlp"])
