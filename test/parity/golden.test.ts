@@ -3,13 +3,16 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { lstmSpec } from '../../src/contract'
 import { type LstmWeights, lstmOptimizer } from '../../src/core'
+import { fusedLstmOptimizer } from '../../src/core/fused/lstm-fused'
 import { preprocessInto } from '../../src/core/preprocess'
 import { initTf, type NodeTfBackend } from '../../src/runtime/tf-node'
 import { decode } from '../../src/safetensors'
 import { readWeightFile } from '../../src/weights'
+import { fusedKernel } from '../support/kernel'
 
 // Parity with PyTorch (DESIGN §2): train/ exports golden trajectories made by its nn.LSTMCell module
-// from the shipped weight files; the TypeScript core must reproduce them on every backend.
+// from the shipped weight files; the TypeScript core must reproduce them on every backend, and so
+// must the fused kernel (src/core/fused).
 //
 // Tolerance: |ts − torch| ≤ 1e-5·|torch| + 1e-7·scale, where `scale` is the size of the operands the
 // value was computed from, so "absolute near zero" means near zero relative to them. A cell state
@@ -176,7 +179,7 @@ function expectClose(actual: Float32Array, expected: Float32Array, scales: Float
 let worstRatio = 0
 
 const goldens = shippedGoldens()
-const backends: NodeTfBackend[] = ['wasm', 'cpu']
+const backends: Array<NodeTfBackend | 'fused'> = ['wasm', 'cpu', 'fused']
 const disposers: Array<() => void> = []
 afterAll(() => {
   for (const dispose of disposers) dispose()
@@ -192,14 +195,16 @@ describe('the TypeScript core matches PyTorch on the shipped golden vectors', ()
 
   for (const [id, dir] of goldens) {
     for (const backend of backends) {
-      it(`${id} on tfjs-${backend}: every step, fed PyTorch's state and chained on its own`, async () => {
-        await initTf(backend)
+      const name = backend === 'fused' ? 'the fused kernel' : `tfjs-${backend}`
+      it(`${id} on ${name}: every step, fed PyTorch's state and chained on its own`, async () => {
+        if (backend !== 'fused') await initTf(backend)
         const bytes = new Uint8Array(readFileSync(path.join(dir, 'model.safetensors')))
         const { weights, digest } = await readWeightFile(bytes)
         const golden = readGolden(dir)
         expect(digest).toBe(golden.digest)
 
-        const optimizer = lstmOptimizer(weights)
+        const optimizer =
+          backend === 'fused' ? fusedLstmOptimizer(weights, fusedKernel()) : lstmOptimizer(weights)
         if ('dispose' in optimizer && typeof optimizer.dispose === 'function') {
           disposers.push(() => (optimizer.dispose as () => void)())
         }
