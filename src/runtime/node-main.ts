@@ -1,6 +1,7 @@
 /**
  * `npm start`: the API on Node with SQLite in a local folder. Flags: --port (8787), --host
- * (127.0.0.1), --data-dir (./.data); env PORT, HOST, L2O_DATA_DIR, L2O_ADMIN_KEY, L2O_CLIENT_KEY.
+ * (127.0.0.1), --data-dir (./.data); env PORT, HOST, L2O_DATA_DIR, L2O_ADMIN_KEY, L2O_CLIENT_KEY, and
+ * L2O_KERNEL (fused, the default, or tfjs: what learned optimizers run on).
  */
 import { parseArgs } from 'node:util'
 import { serve } from '@hono/node-server'
@@ -17,7 +18,7 @@ const dataDir = values['data-dir'] ?? process.env.L2O_DATA_DIR ?? '.data'
 if (!Number.isInteger(port) || port < 0 || port > 65535)
   throw new Error(`invalid port ${values.port ?? process.env.PORT}`)
 
-const deps = createNodeDeps({ dataDir })
+const deps = createNodeDeps({ dataDir, kernel: process.env.L2O_KERNEL })
 const now = new Date()
 for (const r of await seedVersions(deps.db, await readShippedVersions(), now)) {
   if (r.outcome === 'created') console.log(`registered ${r.name}@${r.version}`)
@@ -40,7 +41,7 @@ const backend = await deps.initTf()
 
 const server = serve({ fetch: createNodeApp(deps).fetch, port, hostname: host }, (info) => {
   console.log(
-    `l2o listening on http://${host}:${info.port} (data ${dataDir}, tfjs ${backend}); docs at /docs`,
+    `l2o listening on http://${host}:${info.port} (data ${dataDir}, tfjs ${backend}, learned optimizers on ${deps.kernel === undefined ? 'tfjs' : 'the fused kernel'}); docs at /docs`,
   )
 })
 const stop = () =>

@@ -4,6 +4,7 @@
  * secrets.
  */
 import { drizzle } from 'drizzle-orm/d1'
+import kernel from '../core/fused/lstm.wasm'
 import * as schema from '../db/schema'
 import { createApp } from '../server/app'
 import { initTf } from './tf-workers'
@@ -18,4 +19,5 @@ export const app = createApp((env: Bindings) => ({
   db: drizzle(env.DB, { schema }),
   initTf,
   runtime: 'workers',
+  kernel,
 }))

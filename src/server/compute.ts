@@ -150,7 +150,7 @@ export async function stepChunks(
   hooks: ChunkHooks,
 ): Promise<void> {
   const deps = c.get('deps')
-  if (target.kind === 'learned') await deps.initTf()
+  if (target.kind === 'learned' && deps.kernel === undefined) await deps.initTf()
   const s = target.stateSize
   const n = grads.length
   const chunk = chunkCoordinates(s)
@@ -161,7 +161,9 @@ export async function stepChunks(
     if (hooks.before !== undefined && !(await hooks.before(begin, end))) return
     // Looked up per call: reclaimMemory may yield, and the LRU may dispose an evicted optimizer then.
     const optimizer =
-      target.kind === 'baseline' ? target.optimizer : await c.get('optimizers').get(deps.db, target.digest)
+      target.kind === 'baseline'
+        ? target.optimizer
+        : await c.get('optimizers').get(deps.db, target.digest, deps.kernel)
     const stateIn =
       state === undefined ? optimizer.init(end - begin) : toFloat32(sliceRows(state, s, begin, end))
     let result: StepResult

@@ -40,6 +40,11 @@ export interface AppDeps {
    */
   initTf: () => Promise<string>
   runtime: RuntimeName
+  /**
+   * The fused kernel (src/core/fused/lstm.wasm, compiled by the runtime): learned optimizers run on
+   * it. Without it they run on tfjs, the reference path.
+   */
+  kernel?: WebAssembly.Module
   /** Where sessions live; defaults to the SQL store on `db`. */
   sessions?: SessionStore
   /** Coordinates one step request may carry; defaults to contract's defaultMaxCoordinatesPerRequest. */
@@ -70,7 +75,9 @@ export interface AppDeps {
 export type MakeDeps<E extends object = object> = (env: E) => AppDeps | Promise<AppDeps>
 
 /** AppDeps with every optional field filled in. */
-export interface ResolvedDeps extends Required<Omit<AppDeps, 'log' | 'openBody' | 'reclaimMemory'>> {
+export interface ResolvedDeps
+  extends Required<Omit<AppDeps, 'log' | 'openBody' | 'reclaimMemory' | 'kernel'>> {
+  kernel?: WebAssembly.Module
   log: (event: LogEvent) => void
   openBody?: (limit: number) => Promise<BodyReader>
   reclaimMemory?: () => void | Promise<void>
@@ -89,6 +96,7 @@ export function resolveDeps(deps: AppDeps, defaultMaxCoordinates: number): Resol
     db: deps.db,
     initTf: deps.initTf,
     runtime: deps.runtime,
+    kernel: deps.kernel,
     sessions: deps.sessions ?? sqlSessionStore(deps.db, now),
     maxCoordinatesPerRequest: deps.maxCoordinatesPerRequest ?? defaultMaxCoordinates,
     now,

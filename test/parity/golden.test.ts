@@ -5,10 +5,10 @@ import { lstmSpec } from '../../src/contract'
 import { type LstmWeights, lstmOptimizer } from '../../src/core'
 import { fusedLstmOptimizer } from '../../src/core/fused/lstm-fused'
 import { preprocessInto } from '../../src/core/preprocess'
+import { fusedKernel } from '../../src/runtime/kernel-node'
 import { initTf, type NodeTfBackend } from '../../src/runtime/tf-node'
 import { decode } from '../../src/safetensors'
 import { readWeightFile } from '../../src/weights'
-import { fusedKernel } from '../support/kernel'
 
 // Parity with PyTorch (DESIGN §2): train/ exports golden trajectories made by its nn.LSTMCell module
 // from the shipped weight files; the TypeScript core must reproduce them on every backend, and so

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { firstMismatch, maxScaledError } from '../../../test/support/close'
-import { fusedKernel } from '../../../test/support/kernel'
+import { fusedKernel } from '../../runtime/kernel-node'
 import { decode } from '../../safetensors'
 import { type KernelModel, kernelInstance } from './kernel'
 

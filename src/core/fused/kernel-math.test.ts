@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { fusedKernel } from '../../../test/support/kernel'
+import { fusedKernel } from '../../runtime/kernel-node'
 import { type KernelMathFunction, kernelMath } from './kernel'
 
 // The fused kernel's approximations of 2^x, expm1, sigmoid, tanh and log against float64 Math, over

@@ -1,7 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { firstMismatch, maxScaledError } from '../../../test/support/close'
-import { fusedKernel } from '../../../test/support/kernel'
 import {
   lstmArchitecture,
   randomGradients,
@@ -9,6 +8,7 @@ import {
   randomUniform,
 } from '../../../test/support/random'
 import type { Architecture } from '../../contract'
+import { fusedKernel } from '../../runtime/kernel-node'
 import { NonFiniteGradientError, StateLengthError } from '../errors'
 import { lstmReferenceStep } from '../lstm-reference'
 import { kernelInstance } from './kernel'
