@@ -173,7 +173,13 @@ export const createClientResponseSchema = z
   })
   .meta({ id: 'CreatedClient' })
 export const createKeyResponseSchema = z.object({ key: apiKeySchema, secret: z.string() })
-export const healthSchema = z.object({ status: z.literal('ok'), runtime: z.string(), backend: z.string() })
+export const healthSchema = z.object({
+  status: z.literal('ok'),
+  runtime: z.string(),
+  backend: z.string(),
+  /** What learned optimizers run on: `fused-wasm`, or `tfjs-<backend>` (the reference path). */
+  kernel: z.string(),
+})
 
 export type VersionInfo = z.infer<typeof versionSchema>
 export type AliasInfo = z.infer<typeof aliasSchema>
