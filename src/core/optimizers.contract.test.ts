@@ -5,9 +5,11 @@ import {
   randomLstmWeights,
   randomUniform,
 } from '../../test/support/random'
+import { fusedKernel } from '../runtime/kernel-node'
 import { initTf } from '../runtime/tf-node'
 import { adam, momentum, nesterov, rmsprop, sgd } from './baselines'
 import { NonFiniteGradientError, StateLengthError } from './errors'
+import { fusedLstmOptimizer } from './fused/lstm-fused'
 import { lstmOptimizer } from './lstm'
 import { lstmPlainOptimizer } from './lstm-plain'
 import { lstmReferenceOptimizer } from './lstm-reference'
@@ -23,6 +25,8 @@ const quadratics = randomLstmWeights(
 const optimizers: { name: string; make: () => Optimizer; quadraticSteps?: number }[] = [
   { name: 'lstm (tfjs-wasm), log-sign L=2 H=20', make: () => lstmOptimizer(paper) },
   { name: 'lstm (tfjs-wasm), none L=3 H=5', make: () => lstmOptimizer(quadratics) },
+  { name: 'lstm (fused kernel), log-sign L=2 H=20', make: () => fusedLstmOptimizer(paper, fusedKernel()) },
+  { name: 'lstm (fused kernel), none L=3 H=5', make: () => fusedLstmOptimizer(quadratics, fusedKernel()) },
   { name: 'lstm float64 reference', make: () => lstmReferenceOptimizer(paper) },
   { name: 'lstm plain TypeScript', make: () => lstmPlainOptimizer(paper) },
   { name: 'sgd', make: () => sgd({ learningRate: 0.05 }), quadraticSteps: 300 },

@@ -6,6 +6,7 @@ import {
   f32,
   jsonType,
   paperArchitecture,
+  servedOptimizer,
   useTestServer,
   weightFile,
 } from '../../../test/support/server'
@@ -33,7 +34,7 @@ describe('POST /v1/step (binary)', () => {
     expect(res.headers.get('deprecation')).toBeNull()
     const file = decode(new Uint8Array(await res.arrayBuffer()))
     expect(file.metadata).toEqual({ optimizer: 'tiny@1.0.0', digest: s.tiny.digest })
-    const opt = lstmOptimizer(decodeLstmWeights(s.tiny.bytes))
+    const opt = servedOptimizer(s.tiny.bytes)
     const expected = opt.update(grads, opt.init(100))
     expect(file.tensors.get('updates')).toEqual({ dtype: 'F32', shape: [100], data: expected.updates })
     expect(file.tensors.get('state')).toEqual({ dtype: 'F32', shape: [100, 8], data: expected.state })
@@ -54,7 +55,7 @@ describe('POST /v1/step (binary)', () => {
 
   it('keeps the state in F16 or BF16 when the request does', async () => {
     const grads = randomGradients(10, 1)
-    const opt = lstmOptimizer(decodeLstmWeights(s.tiny.bytes))
+    const opt = servedOptimizer(s.tiny.bytes)
     const first = opt.update(grads, opt.init(10))
     for (const [dtype, narrow] of [
       ['F16', f32ToF16],
@@ -114,7 +115,7 @@ describe('POST /v1/step (binary)', () => {
     )
     const n = 30_000
     const grads = randomGradients(n, 11)
-    const opt = lstmOptimizer(decodeLstmWeights(weights))
+    const opt = servedOptimizer(weights)
     const first = opt.update(grads, opt.init(n))
     const second = opt.update(grads, first.state)
     const res = await post(
@@ -140,6 +141,27 @@ describe('POST /v1/step (binary)', () => {
   })
 })
 
+describe('POST /v1/step on tfjs, for a runtime without the fused kernel', () => {
+  const t = useTestServer({ kernel: undefined }, { tf: true })
+
+  it('steps learned optimizers on tfjs, the reference path, and /healthz says so', async () => {
+    const health = (await (await t.app.request('/healthz')).json()) as { kernel: string }
+    expect(health.kernel).toBe('tfjs-wasm')
+    const grads = randomGradients(100, 7)
+    const res = await t.app.request('/v1/step', {
+      method: 'POST',
+      body: binaryBody({ grads: f32([100], grads) }, { optimizer: 'tiny' }),
+      headers: { ...t.clientAuth, ...binaryType },
+    })
+    const file = decode(new Uint8Array(await res.arrayBuffer()))
+    const opt = lstmOptimizer(decodeLstmWeights(t.tiny.bytes))
+    const expected = opt.update(grads, opt.init(100))
+    expect(file.tensors.get('updates')?.data).toEqual(expected.updates)
+    expect(file.tensors.get('state')?.data).toEqual(expected.state)
+    opt.dispose?.()
+  })
+})
+
 describe('POST /v1/step (JSON)', () => {
   it('matches the binary step', async () => {
     const grads = Array.from(randomGradients(20, 3))
@@ -153,7 +175,7 @@ describe('POST /v1/step (JSON)', () => {
     }
     expect(body.digest).toBe(s.tiny.digest)
     expect(body.stateSize).toBe(8)
-    const opt = lstmOptimizer(decodeLstmWeights(s.tiny.bytes))
+    const opt = servedOptimizer(s.tiny.bytes)
     const expected = opt.update(Float32Array.from(grads), opt.init(20))
     expect(body.updates).toEqual(Array.from(expected.updates))
     expect(body.state).toEqual(Array.from(expected.state))
