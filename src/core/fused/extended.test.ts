@@ -2,14 +2,14 @@ import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { firstMismatch, maxScaledError } from '../../../test/support/close'
+import { extendedKernelModel } from '../../../test/support/extended'
 import { fusedKernel } from '../../runtime/kernel-node'
 import { decode } from '../../safetensors'
-import { type KernelModel, kernelInstance } from './kernel'
+import { kernelInstance } from './kernel'
 
 // The fused kernel on the extended architecture's fixtures (test/fixtures/extended: `moments`
 // features, the ELU input layer, the `tanh` output, the zero-gradient rule), against their PyTorch
-// goldens, the kernel fed each step's golden state. The model is read straight from the file's
-// tensors and metadata.
+// goldens, the kernel fed each step's golden state.
 //
 // The goldens' moments slots are made with the β's rounded to float32 (train/optimizer.py's
 // Moments widens torch.where of Python floats, which is float32), where docs/optimizer-math.md §3
@@ -22,36 +22,10 @@ const STATE_FLOOR = 0.1
 
 function tensors(file: string) {
   const decoded = decode(new Uint8Array(readFileSync(file)))
-  const get = (name: string) => {
+  return (name: string) => {
     const t = decoded.tensors.get(name)
     if (t?.dtype !== 'F32') throw new Error(`${file} lacks F32 tensor ${name}`)
     return t
-  }
-  return { metadata: decoded.metadata ?? {}, get, names: [...decoded.tensors.keys()] }
-}
-
-/** The kernel's model of an extended-form weight file. */
-function extendedModel(file: string): KernelModel {
-  const { metadata, get, names } = tensors(file)
-  const a = JSON.parse(metadata.architecture)
-  const inputLayer = a.inputLayer?.size ?? 0
-  const order = [
-    ...(inputLayer > 0 ? ['input.weight', 'input.bias'] : []),
-    ...Array.from({ length: a.layers }, (_, k) =>
-      ['weight_ih', 'weight_hh', 'bias_ih', 'bias_hh'].map((t) => `cells.${k}.${t}`),
-    ).flat(),
-    'head.weight',
-    'head.bias',
-  ]
-  expect([...names].sort()).toEqual([...order].sort())
-  return {
-    layers: a.layers,
-    hidden: a.hidden,
-    features: a.features,
-    featureSize: a.features.beta1.length + 1,
-    inputLayer,
-    output: a.output,
-    tensors: order.map((name) => get(name).data as Float32Array),
   }
 }
 
@@ -76,14 +50,14 @@ describe('the fused kernel on the extended architecture’s golden vectors', () 
 
   for (const name of names) {
     it(`${name}: PyTorch's updates and states at every step, the document's moment slots bit for bit, exact +0 for unseen coordinates`, () => {
-      const asDocumented = extendedModel(path.join(fixtures, name, 'model.safetensors'))
+      const asDocumented = extendedKernelModel(readFileSync(path.join(fixtures, name, 'model.safetensors')))
       const f = asDocumented.features as { kind: 'moments'; beta1: number[]; beta2: number; eps: number }
       const asTrained = { beta1: f.beta1.map(Math.fround), beta2: Math.fround(f.beta2) }
       const model = { ...asDocumented, features: { ...f, ...asTrained } }
       const golden = tensors(path.join(fixtures, name, 'golden.safetensors'))
-      const grads = golden.get('grads')
-      const states = golden.get('states')
-      const updates = golden.get('updates')
+      const grads = golden('grads')
+      const states = golden('states')
+      const updates = golden('updates')
       const [steps, n] = grads.shape
       const s = states.shape[2]
       const kernel = kernelInstance(fusedKernel(), model)

@@ -15,7 +15,12 @@ import { type KernelModel, kernelInstance } from './kernel'
  */
 export function fusedLstmOptimizer(weights: LstmWeights, kernel: WebAssembly.Module): Optimizer {
   assertLstmWeights(weights)
-  const instance = kernelInstance(kernel, kernelModel(weights))
+  return fusedKernelOptimizer(kernelModel(weights), kernel)
+}
+
+/** The Optimizer of a model in the kernel's own terms (kernel.ts's KernelModel). */
+export function fusedKernelOptimizer(model: KernelModel, kernel: WebAssembly.Module): Optimizer {
+  const instance = kernelInstance(kernel, model)
   return defineOptimizer(
     instance.stateSize,
     (grads, state) => {
