@@ -4,15 +4,15 @@
 // step (request + response, bodies and headers, counted on the socket), the in-process core time
 // for the same N and the ratio, and the server's peak resident memory (VmHWM from /proc).
 // Run: npm run bench:http [-- --runs 15 --sizes 1000,65536 --modes binary,json,session]
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { lstmOptimizer } from '../src/core'
+import { fusedLstmOptimizer } from '../src/core'
+import { fusedKernel } from '../src/runtime/kernel-node'
 import { readShippedVersions } from '../src/runtime/shipped-weights'
-import { initTf } from '../src/runtime/tf-node'
 import { decode, encode } from '../src/safetensors'
 import { decodeLstmWeights, encodeLstmWeights } from '../src/weights'
 import { paperArchitecture, randomGradients, randomLstmWeights } from '../test/support/random'
@@ -88,6 +88,14 @@ async function startServer(): Promise<{ port: number; pid: number }> {
     child.stderr!.on('data', onData)
     child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${output}`)))
   })
+}
+
+const clockTicksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
+
+/** CPU time a process has used so far (user + system, from /proc), in ms: 1/CLK_TCK s resolution. */
+function cpuMsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond
 }
 
 /** Resident memory of a process from /proc, in MB: current (VmRSS) and peak (VmHWM). */
@@ -170,6 +178,9 @@ interface Row {
   ms: number
   wireBytes: number
   coreMs: number
+  /** The server's CPU time per step, and the in-process core's. */
+  serverCpuMs?: number
+  coreCpuMs?: number
   peakMb?: number
   note?: string
 }
@@ -180,8 +191,7 @@ async function main() {
     return a.layers === 2 && a.hidden === 20
   })
   const weightBytes = shipped?.weights ?? encodeLstmWeights(randomLstmWeights(paperArchitecture, 2016))
-  await initTf('wasm')
-  const core = lstmOptimizer(decodeLstmWeights(weightBytes))
+  const core = fusedLstmOptimizer(decodeLstmWeights(weightBytes), fusedKernel())
   const S = core.stateSize
 
   const { port, pid } = await startServer()
@@ -222,11 +232,22 @@ async function main() {
     // In-process core time, interleaved with the HTTP runs below so both see the same machine load.
     let coreState = core.init(n)
     const coreTimes: number[] = []
+    const coreCpu: number[] = []
     const timeCore = () => {
       const t = performance.now()
+      const cpu = process.cpuUsage()
       coreState = core.update(grads, coreState).state
+      const used = process.cpuUsage(cpu)
       coreTimes.push(performance.now() - t)
+      coreCpu.push((used.user + used.system) / 1000)
     }
+    // The server's CPU time over the timed runs of a mode, per step.
+    let serverCpu = 0
+    const serverCpuFrom = (i: number) => {
+      if (i === WARMUP) serverCpu = cpuMsOf(pid)
+    }
+    const serverCpuPerStep = () => (cpuMsOf(pid) - serverCpu) / RUNS
+    const coreCpuMs = () => median(coreCpu.slice(-RUNS))
 
     // Stateless binary: grads + F32 state in, updates + state out; each step continues the last.
     if (MODES.has('binary')) {
@@ -245,6 +266,7 @@ async function main() {
       for (let i = 0; i < WARMUP + RUNS; i++) {
         timeCore()
         settle()
+        serverCpuFrom(i)
         const t = performance.now()
         const res = await api.send('POST', '/v1/step', { ...auth, 'content-type': binary }, body)
         const ms = performance.now() - t
@@ -267,6 +289,8 @@ async function main() {
         ms: median(times),
         wireBytes: median(wire),
         coreMs: median(coreTimes.slice(WARMUP)),
+        serverCpuMs: serverCpuPerStep(),
+        coreCpuMs: coreCpuMs(),
         peakMb: modePeak,
       })
     }
@@ -291,6 +315,7 @@ async function main() {
         coreTimes.length = 0
         for (let i = 0; i < WARMUP + RUNS; i++) {
           timeCore()
+          serverCpuFrom(i)
           const body = JSON.stringify({
             optimizer: reference,
             digest: resolved.digest,
@@ -321,6 +346,8 @@ async function main() {
           ms: median(times),
           wireBytes: median(wire),
           coreMs: median(coreTimes.slice(WARMUP)),
+          serverCpuMs: serverCpuPerStep(),
+          coreCpuMs: coreCpuMs(),
           peakMb: modePeak,
         })
       }
@@ -350,6 +377,7 @@ async function main() {
       for (let t = 1; t <= WARMUP + RUNS; t++) {
         timeCore()
         settle()
+        serverCpuFrom(t - 1)
         const start = performance.now()
         const answers = await Promise.all(
           session.shards.map((_, k) =>
@@ -377,6 +405,8 @@ async function main() {
         ms: median(times),
         wireBytes: median(wire),
         coreMs: median(coreTimes.slice(WARMUP)),
+        serverCpuMs: serverCpuPerStep(),
+        coreCpuMs: coreCpuMs(),
         peakMb: modePeak,
       })
       await api.send('DELETE', `/v1/sessions/${session.id}`, auth)
@@ -394,7 +424,7 @@ async function main() {
       .join(' ')}`,
   )
   console.log(
-    `optimizer ${reference.split('@')[0]} (L=2, H=20, S=${S}), tfjs wasm in server and in-process; ` +
+    `optimizer ${reference.split('@')[0]} (L=2, H=20, S=${S}), the fused kernel in server and in-process; ` +
       `${RUNS} timed runs after ${WARMUP} warm-up, medians; client and server share this machine\n`,
   )
   const header = [
@@ -405,6 +435,9 @@ async function main() {
     'B/coord/step',
     'core ms',
     'HTTP/core',
+    'server CPU ms',
+    'core CPU ms',
+    'CPU server/core',
     'server RSS MB',
   ]
   const table = rows.map((r) =>
@@ -418,6 +451,9 @@ async function main() {
           (r.wireBytes / r.n).toFixed(2),
           r.coreMs.toFixed(1),
           `${(r.ms / r.coreMs).toFixed(2)}×`,
+          (r.serverCpuMs ?? Number.NaN).toFixed(1),
+          (r.coreCpuMs ?? Number.NaN).toFixed(1),
+          `${((r.serverCpuMs ?? Number.NaN) / (r.coreCpuMs ?? Number.NaN)).toFixed(2)}×`,
           (r.peakMb ?? Number.NaN).toFixed(0),
         ],
   )
