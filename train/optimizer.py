@@ -48,6 +48,8 @@ class Moments:
             raise ValueError("moments: eps must be a finite number > 0")
         if self.log_rms is not None and not (self.log_rms > 0 and math.isfinite(self.log_rms)):
             raise ValueError("moments: logRms must be a finite number > 0")
+        if not (self.beta2 > 0 and all(b < math.sqrt(self.beta2) for b in self.beta1)):
+            raise ValueError("moments: beta2 > 0 and every beta1 < sqrt(beta2) keep the inputs bounded")
 
     @property
     def inputs(self) -> int:
@@ -71,10 +73,11 @@ class Moments:
         seen_before = z > 0
         seen = seen_before | (g != 0)
         new = []
+        before = seen_before.double()  # the β's widened as the JSON numbers, never via float32
         for j, b in enumerate(self.beta1):
-            w = torch.where(seen_before, b, 0.0).double()
+            w = before * b
             new.append((w * slots[:, j].double() + (1.0 - w) * gd).float())
-        w2 = torch.where(seen_before, self.beta2, 0.0).double()
+        w2 = before * self.beta2
         r_old = slots[:, k].double()
         r = torch.sqrt(w2 * r_old * r_old + (1.0 - w2) * gd * gd).float()
         denom = r.double() + self.eps

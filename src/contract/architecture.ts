@@ -39,6 +39,8 @@ export interface MomentsFeatures {
   beta2: number
   /** ε > 0, added to the RMS. */
   eps: number
+  /** q > 0: one more input, log(max(r, e^−q))/q, the gradient's scale; absent: scale-free inputs. */
+  logRms?: number
 }
 
 /** The network's input features, computed per coordinate from its gradient (and its own slots). */
@@ -72,7 +74,10 @@ type LayoutTable<U extends { kind: string }> = { [K in U['kind']]: KindLayout<Ex
 export const featureKinds: LayoutTable<Features> = {
   'log-sign': { inputs: () => 2, stateSlots: () => 0 },
   none: { inputs: () => 1, stateSlots: () => 0 },
-  moments: { inputs: (f) => f.beta1.length + 1, stateSlots: (f) => f.beta1.length + 2 },
+  moments: {
+    inputs: (f) => f.beta1.length + 1 + (f.logRms === undefined ? 0 : 1),
+    stateSlots: (f) => f.beta1.length + 2,
+  },
 }
 
 /** Output transforms: `linear`, update = scale · y; `tanh`, update = scale · tanh(y). */
@@ -134,12 +139,21 @@ export const extendedArchitectureSchema = z.strictObject({
   layers: z.int().min(1).max(MAX_LAYERS),
   hidden: z.int().min(1).max(MAX_HIDDEN),
   /** The input feature kind and its parameters (see featureKinds). */
-  features: z.strictObject({
-    kind: z.literal('moments'),
-    beta1: z.array(unitInterval).min(1).max(MAX_MOMENTS),
-    beta2: unitInterval,
-    eps: z.number().positive(),
-  }),
+  features: z
+    .strictObject({
+      kind: z.literal('moments'),
+      beta1: z.array(unitInterval).min(1).max(MAX_MOMENTS),
+      beta2: unitInterval,
+      eps: z.number().positive().lt(MAX_FLOAT32),
+      logRms: z.number().positive().lt(MAX_FLOAT32).optional(),
+    })
+    // Bounded inputs (docs/optimizer-math.md §3): with β₂ > 0 and every β₁ < √β₂, |m_k/r| and |g/r|
+    // stay below constants whatever the gradients; otherwise a huge gradient followed by zeros
+    // drives m/(r + ε) past the float32 range.
+    .refine((f) => f.beta2 > 0 && f.beta1.every((b) => b < Math.sqrt(f.beta2)), {
+      message: 'moments needs beta2 > 0 and every beta1 < sqrt(beta2), so that its inputs stay bounded',
+      path: ['beta1'],
+    }),
   /** An optional ELU layer of `size` units between the features and the first cell. */
   inputLayer: z
     .strictObject({ size: z.int().min(1).max(MAX_HIDDEN), activation: z.literal('elu') })
@@ -287,6 +301,7 @@ export function architectureJson(a: Architecture): string {
       beta1: features.beta1.map(real),
       beta2: real(features.beta2),
       eps: real(features.eps),
+      ...(features.logRms === undefined ? {} : { logRms: real(features.logRms) }),
     },
     output: { ...output, scale: real(output.scale) },
   })

@@ -13,7 +13,8 @@ type Writable = { [i: number]: number }
 
 /**
  * Feature kind `moments` (docs/optimizer-math.md §3) for every coordinate: reads its slots
- * `[m_1, …, m_K, r, z]` at `slotOffset` of its state row, writes its K + 1 features to
+ * `[m_1, …, m_K, r, z]` at `slotOffset` of its state row, writes its K + 1 features (K + 2 with
+ * `logRms`: log(max(r, e^−q))/q, the gradient's scale) to
  * `out[i·rowStride + j]`, its new slots to the same place of `nextState` (which may be `state`:
  * each coordinate's slots are read before they are written) and whether it has seen a nonzero
  * gradient to `seen[i]`. Float64 arithmetic on float32 operands (the slots and g, rounded to float32
@@ -31,9 +32,10 @@ export function momentsInto(
   nextState: Writable,
   seen: Uint8Array,
 ): void {
-  const { beta1, beta2, eps } = f
+  const { beta1, beta2, eps, logRms } = f
   const k = beta1.length
   const fround = Math.fround
+  const floor = logRms === undefined ? 0 : Math.exp(-logRms)
   for (let i = 0; i < grads.length; i++) {
     const g = fround(grads[i])
     const slots = i * stateSize + slotOffset
@@ -51,6 +53,7 @@ export function momentsInto(
       out[o + j] = fround(m / denominator)
     }
     out[o + k] = fround(g / denominator)
+    if (logRms !== undefined) out[o + k + 1] = fround(Math.log(Math.max(r, floor)) / logRms)
     nextState[slots + k] = r
     nextState[slots + k + 1] = isSeen ? 1 : 0
     seen[i] = isSeen ? 1 : 0

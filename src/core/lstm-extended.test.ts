@@ -27,9 +27,11 @@ const architectures = fc
   .record({
     layers: fc.integer({ min: 1, max: 2 }),
     hidden: fc.integer({ min: 1, max: 8 }),
-    beta1: fc.array(fc.double({ min: 0, max: 0.99, noNaN: true }), { minLength: 1, maxLength: 4 }),
+    // β₁ as a fraction of √β₂ (the schema's bound for bounded inputs)
+    beta1: fc.array(fc.double({ min: 0, max: 0.999, noNaN: true }), { minLength: 1, maxLength: 4 }),
     beta2: fc.double({ min: 0.5, max: 0.99, noNaN: true }),
     eps: fc.constantFrom(1e-8, 1e-6, 1e-3),
+    logRms: fc.option(fc.constantFrom(5, 10), { nil: undefined }),
     inputSize: fc.integer({ min: 0, max: 6 }),
     output: fc.constantFrom('linear', 'tanh' as const),
     scale: fc.double({ min: -1, max: 1, noNaN: true }).filter((s) => Math.abs(s) > 1e-3),
@@ -39,7 +41,13 @@ const architectures = fc
       kind: 'lstm-cw',
       layers: r.layers,
       hidden: r.hidden,
-      features: { kind: 'moments', beta1: r.beta1, beta2: r.beta2, eps: r.eps },
+      features: {
+        kind: 'moments',
+        beta1: r.beta1.map((b) => b * Math.sqrt(r.beta2)),
+        beta2: r.beta2,
+        eps: r.eps,
+        ...(r.logRms === undefined ? {} : { logRms: r.logRms }),
+      },
       ...(r.inputSize > 0 ? { inputLayer: { size: r.inputSize, activation: 'elu' as const } } : {}),
       output: { kind: r.output, scale: r.scale },
     }),

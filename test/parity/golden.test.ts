@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { isExtended, type LstmSpec, lstmSpec, type MomentsFeatures } from '../../src/contract'
+import { type LstmSpec, lstmSpec } from '../../src/contract'
 import { type LstmWeights, lstmOptimizer } from '../../src/core'
 import { momentsInto } from '../../src/core/kinds'
 import { preprocessInto } from '../../src/core/preprocess'
@@ -21,12 +21,9 @@ import { readWeightFile } from '../../src/weights'
 // h' = o·tanh(c') inherits c'’s error; the update sums |outputScale·W_out,j| times h'_j’s error.
 //
 // The extended kinds (docs/optimizer-math.md; goldens in test/fixtures/extended):
-// - the `moments` features and slots are fixed to the bit by the doc, so the new state's slots must
-//   equal PyTorch's exactly, and the features enter the gate sums at their size |x|. One caveat:
-//   the doc widens the β's as the JSON numbers, while train/optimizer.py (Moments, torch.where of
-//   Python floats) widens their float32 roundings, a relative 1e-6 difference in (1 − β) that
-//   moves m' and r' by up to 1e-5. goldenBetas reads which β's a golden was made with off its
-//   slots and runs the core with those, so the doc's arithmetic is checked to the bit either way.
+// - the `moments` features and slots are fixed to the bit by the doc (float64 arithmetic on float32
+//   operands, the β's widened as the JSON numbers), so the new state's slots must equal PyTorch's
+//   exactly, and the features enter the gate sums at their size |x|.
 // - the ELU input layer: a = W_in·x + b_in has operands |b_in| + Σ|W_in·x|; ELU is 1-Lipschitz and
 //   |ELU(a)| ≤ |a|, so e carries a's scale into the first cell's gate sums.
 // - the output: tanh is 1-Lipschitz, so scale·tanh(y) has the linear head's scale; a coordinate
@@ -115,48 +112,6 @@ function inputScales(weights: LstmWeights, spec: LstmSpec, grads: Float32Array, 
     }
   }
   return scales
-}
-
-/**
- * The weights with the β's a golden was made with (see the comment at the top): the JSON numbers,
- * as the doc says, or their float32 roundings, whichever reproduces the golden's moments slots of
- * step 1 (the first that weighs the old slots by the β's) bit for bit. Fails when neither does.
- */
-function goldenBetas(weights: LstmWeights, golden: Golden): LstmWeights {
-  const spec = lstmSpec(weights.architecture)
-  const a = weights.architecture
-  if (!isExtended(a) || spec.features.kind !== 'moments') return weights
-  const f = spec.features
-  const n = golden.numParams
-  const length = n * golden.stateSize
-  const stateIn = golden.states.subarray(length, 2 * length)
-  const stateOut = golden.states.subarray(2 * length, 3 * length)
-  const { offset, size } = spec.state.features
-  const slotsOf = (state: ArrayLike<number>) =>
-    Array.from({ length: n }, (_, i) =>
-      Array.from({ length: size }, (_, j) => state[i * spec.stateSize + offset + j]),
-    )
-  const want = slotsOf(stateOut)
-  for (const round of [(b: number) => b, Math.fround]) {
-    const betas: MomentsFeatures = { ...f, beta1: f.beta1.map(round), beta2: round(f.beta2) }
-    const next = new Float32Array(length)
-    const x = new Float64Array(n * spec.featureSize)
-    momentsInto(
-      betas,
-      golden.grads.subarray(n, 2 * n),
-      stateIn,
-      spec.stateSize,
-      offset,
-      x,
-      spec.featureSize,
-      next,
-      new Uint8Array(n),
-    )
-    if (JSON.stringify(slotsOf(next)) === JSON.stringify(want)) {
-      return { ...weights, architecture: { ...a, features: betas } }
-    }
-  }
-  throw new Error("the golden moments slots match neither the β's nor their float32 roundings")
 }
 
 /**
@@ -344,7 +299,7 @@ describe('the TypeScript core matches PyTorch on the golden vectors', () => {
         const file = await readWeightFile(bytes)
         const golden = readGolden(dir)
         expect(file.digest).toBe(golden.digest)
-        const weights = goldenBetas(file.weights, golden)
+        const weights = file.weights
         const spec = lstmSpec(weights.architecture)
 
         const optimizer = lstmOptimizer(weights)
