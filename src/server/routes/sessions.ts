@@ -8,7 +8,7 @@ import type { Context } from 'hono'
 import { createSessionRequestSchema, headerNames, honoPath, paths, routes } from '../../contract'
 import { requireKey } from '../auth'
 import { bodyKindOf, parseJson, readBody } from '../body'
-import { assertFinite, maxJsonBodyBytes, newStepOutput, runStep } from '../compute'
+import { assertFinite, computeOf, maxJsonBodyBytes, newStepOutput, runStep } from '../compute'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
 import { randomId } from '../ids'
@@ -108,7 +108,7 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
     if (t !== current + 1) throw stepConflict(shard, current, t)
 
     const out = newStepOutput(length, session.stateSize, session.stateDtype)
-    await runStep(c, target, grads, stored?.state, out)
+    await runStep(computeOf(c), target, grads, stored?.state, out)
     // Conditional on the old step, so two concurrent requests for t cannot both apply it.
     const next = { step: t, state: out.state, updates: out.updates }
     if ((await store.advanceShard(session, shard, current, next)) === 'applied') return reply(out.updates)

@@ -24,6 +24,7 @@ import {
   assertCoordinates,
   assertFinite,
   assertFiniteState,
+  computeOf,
   coordinateLimit,
   maxBinaryStepBytes,
   maxJsonBodyBytes,
@@ -122,7 +123,7 @@ async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response
   if (state !== undefined) assertFiniteState(state, target.stateSize)
 
   const out = newStepOutput(n, target.stateSize, dtype)
-  await runStep(c, target, grads, state, out)
+  await runStep(computeOf(c), target, grads, state, out)
   // JsonStepResponse, written without arrays of 80,000 boxed numbers.
   const head: Omit<JsonStepResponse, 'updates' | 'state'> = {
     optimizer: target.label,
