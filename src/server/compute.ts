@@ -50,10 +50,14 @@ export const maxJsonBodyBytes = 8 * 1024 * 1024
 
 /**
  * Coordinates one request may carry for an optimizer with `stateSize` floats per coordinate: the
- * server's limit, lowered so grads and an F32 state fit one binary body.
+ * server's limit, lowered so grads and an F32 state fit one binary body of `maxBytes`.
  */
-export function coordinateLimit(stateSize: number, serverLimit: number): number {
-  return Math.max(1, Math.min(serverLimit, Math.floor((maxBinaryStepBytes - 65_536) / (4 + 4 * stateSize))))
+export function coordinateLimit(
+  stateSize: number,
+  serverLimit: number,
+  maxBytes = maxBinaryStepBytes,
+): number {
+  return Math.max(1, Math.min(serverLimit, Math.floor((maxBytes - 65_536) / (4 + 4 * stateSize))))
 }
 
 /** Refuses (413) more coordinates than one request may carry. */

@@ -9,7 +9,7 @@ import type { Context } from 'hono'
 import { createSessionRequestSchema, headerNames, honoPath, paths, routes } from '../../contract'
 import { requireKey } from '../auth'
 import { bodyKindOf, parseJson, readBody } from '../body'
-import { assertFinite, computeOf, maxJsonBodyBytes } from '../compute'
+import { assertFinite, computeOf } from '../compute'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
 import { randomId } from '../ids'
@@ -90,7 +90,7 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
   const { offset, length } = shardRange(session, shard)
 
   const kind = bodyKindOf(c.req.raw, ['binary', 'json'])
-  const bytes = await readBody(c, kind === 'binary' ? 4 * length + 64 * 1024 : maxJsonBodyBytes)
+  const bytes = await readBody(c, kind === 'binary' ? 4 * length + 64 * 1024 : deps.maxJsonBodyBytes)
   const grads = sessionStepGrads(kind, bytes, session, t)
   if (grads.length !== length) {
     throw new ApiError(
