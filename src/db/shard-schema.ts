@@ -5,7 +5,7 @@
  * to its own SQLite when it starts. Rows stay ≤ maxRowBytes (the objects' row limit, as D1's).
  */
 import { integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core'
-import { bytes } from './schema'
+import { shardColumns } from './schema'
 
 /**
  * One shard's state after `step` steps and the updates of that step (so a retry gets the same
@@ -13,16 +13,7 @@ import { bytes } from './schema'
  */
 export const shards = sqliteTable(
   'shards',
-  {
-    sessionId: text('session_id').notNull(),
-    shard: integer('shard').notNull(),
-    step: integer('step').notNull(),
-    /** [length, S] in the session's state dtype, little-endian. */
-    state: bytes('state').notNull(),
-    /** F32 [length], little-endian: the updates step `step` returned. */
-    updates: bytes('updates').notNull(),
-    updatedAt: text('updated_at').notNull(),
-  },
+  { sessionId: text('session_id').notNull(), ...shardColumns() },
   (t) => [primaryKey({ columns: [t.sessionId, t.shard] })],
 )
 
