@@ -6,7 +6,7 @@
  */
 import type { Db } from '../../db/db'
 import type { ShardStepRequest } from './object-shards'
-import { shardCount } from './shards'
+import { type ShardLayout, shardCount } from './shards'
 import { sqlSessionStore } from './sql-store'
 import type { SessionRecord, SessionStore, ShardStepOutcome } from './store'
 
@@ -30,8 +30,8 @@ const maxShardsPerObject = 1024
  * How many objects a session's shards spread over: shard i lives in object i mod objectCount.
  * Part of the stored format: sessions already stored would lose their shards if this changed.
  */
-export function objectCount(session: Pick<SessionRecord, 'numParams' | 'shardSize'>): number {
-  const shards = shardCount(session as SessionRecord)
+export function objectCount(session: ShardLayout): number {
+  const shards = shardCount(session)
   return Math.min(shards, Math.max(minObjectsPerSession, Math.ceil(shards / maxShardsPerObject)))
 }
 
