@@ -18,7 +18,6 @@ import { coordinateLimit } from '../src/server/compute'
 import { stepAnswerLayout } from '../src/server/safetensors-out'
 import { shardSizeFor } from '../src/server/sessions/shards'
 import { decodeLstmWeights } from '../src/weights'
-import { extendedKernelModel } from '../test/support/extended'
 import { randomGradients, randomUniform } from '../test/support/random'
 import { pricesReadOn, pricesSource, workersPaid } from './prices'
 import { startBenchWorker } from './workerd/start'
@@ -82,9 +81,11 @@ for (const v of await readShippedVersions()) {
     make: () => fusedKernelOptimizer(model, fusedKernel()),
   })
 }
-const extended = extendedKernelModel(
-  readFileSync(
-    path.resolve(import.meta.dirname, '../test/fixtures/extended/moments-elu-tanh/model.safetensors'),
+const extended = kernelModel(
+  decodeLstmWeights(
+    readFileSync(
+      path.resolve(import.meta.dirname, '../test/fixtures/extended/moments-elu-tanh/model.safetensors'),
+    ),
   ),
 )
 const extendedOpt = fusedKernelOptimizer(extended, fusedKernel())

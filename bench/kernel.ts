@@ -21,8 +21,7 @@ import { lstmPlainOptimizer } from '../src/core/lstm-plain'
 import { lstmReferenceOptimizer } from '../src/core/lstm-reference'
 import { fusedKernel } from '../src/runtime/kernel-node'
 import { initTf } from '../src/runtime/tf-node'
-import { encodeLstmWeights } from '../src/weights'
-import { extendedKernelModel } from '../test/support/extended'
+import { decodeLstmWeights, encodeLstmWeights } from '../src/weights'
 import { paperArchitecture, randomGradients, randomLstmWeights, randomUniform } from '../test/support/random'
 import { startBenchWorker } from './workerd/start'
 
@@ -65,7 +64,7 @@ const shapes: Shape[] = [
   },
   {
     name: 'extended: L=2, H=8, moments K=3, ELU input layer E=8, tanh output',
-    model: extendedKernelModel(readFileSync(extendedFile)),
+    model: kernelModel(decodeLstmWeights(readFileSync(extendedFile))),
     file: extendedFile,
   },
 ]

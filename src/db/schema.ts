@@ -148,6 +148,20 @@ export const sessions = sqliteTable(
 )
 
 /**
+ * The columns of a stored shard after its session's id, wherever shards are stored (here, and in a
+ * session-shards Durable Object: shard-schema.ts). New builders each call, one set per table.
+ */
+export const shardColumns = () => ({
+  shard: integer('shard').notNull(),
+  step: integer('step').notNull(),
+  /** [length, S] in the session's state dtype, little-endian. */
+  state: bytes('state').notNull(),
+  /** F32 [length], little-endian: the updates step `step` returned. */
+  updates: bytes('updates').notNull(),
+  updatedAt: text('updated_at').notNull(),
+})
+
+/**
  * One shard's state after `step` steps, and the updates of that step so a retry gets the same bytes.
  * Created lazily by its first step: a shard with no row is a fresh state at step 0.
  */
@@ -157,13 +171,7 @@ export const sessionShards = sqliteTable(
     sessionId: text('session_id')
       .notNull()
       .references(() => sessions.id),
-    shard: integer('shard').notNull(),
-    step: integer('step').notNull(),
-    /** [length, S] in the session's state dtype, little-endian. */
-    state: bytes('state').notNull(),
-    /** F32 [length], little-endian: the updates step `step` returned. */
-    updates: bytes('updates').notNull(),
-    updatedAt: text('updated_at').notNull(),
+    ...shardColumns(),
   },
   (t) => [primaryKey({ columns: [t.sessionId, t.shard] })],
 )

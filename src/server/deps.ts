@@ -3,6 +3,7 @@
  * the app only reads it. Node builds one per process; Workers may build one per request from `env`.
  */
 import type { Db } from '../db/db'
+import { maxBinaryStepBytes, maxJsonBodyBytes } from './compute'
 import { sqlSessionStore } from './sessions/sql-store'
 import type { SessionStore } from './sessions/store'
 
@@ -49,6 +50,13 @@ export interface AppDeps {
   sessions?: SessionStore
   /** Coordinates one step request may carry; defaults to contract's defaultMaxCoordinatesPerRequest. */
   maxCoordinatesPerRequest?: number
+  /**
+   * Largest binary step body, in bytes (gradients and an F32 state), which also bounds the
+   * coordinates a request may carry (compute's coordinateLimit); defaults to maxBinaryStepBytes.
+   */
+  maxBinaryStepBytes?: number
+  /** Largest JSON body of a step, in bytes; defaults to compute's maxJsonBodyBytes. */
+  maxJsonBodyBytes?: number
   /** The clock (tests pin it). Defaults to `() => new Date()`. */
   now?: () => Date
   /** Cryptographically random bytes for ids and keys (tests pin it). Defaults to crypto.getRandomValues. */
@@ -99,6 +107,8 @@ export function resolveDeps(deps: AppDeps, defaultMaxCoordinates: number): Resol
     kernel: deps.kernel,
     sessions: deps.sessions ?? sqlSessionStore(deps.db, now),
     maxCoordinatesPerRequest: deps.maxCoordinatesPerRequest ?? defaultMaxCoordinates,
+    maxBinaryStepBytes: deps.maxBinaryStepBytes ?? maxBinaryStepBytes,
+    maxJsonBodyBytes: deps.maxJsonBodyBytes ?? maxJsonBodyBytes,
     now,
     randomBytes: deps.randomBytes ?? defaultRandomBytes,
     log: deps.log ?? defaultLog,

@@ -41,6 +41,8 @@ export async function testBindings() {
       TEST_BIG_WEIGHTS: bigWeights,
       TEST_PARITY_WEIGHTS: path.join(root, 'test/fixtures/workers-weights.safetensors'),
       TEST_PARITY_CASE: path.join(root, 'test/fixtures/workers-step.safetensors'),
+      TEST_EXTENDED_WEIGHTS: path.join(root, 'test/fixtures/extended/moments-elu-tanh/model.safetensors'),
+      TEST_EXTENDED_CASE: path.join(root, 'test/fixtures/workers-step-extended.safetensors'),
     },
   }
 }

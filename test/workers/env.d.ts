@@ -15,6 +15,9 @@ declare global {
       TEST_BIG_WEIGHTS: ArrayBuffer
       TEST_PARITY_WEIGHTS: ArrayBuffer
       TEST_PARITY_CASE: ArrayBuffer
+      /** An extended-architecture weight file (train/'s fixture) and the Node runtime's steps of it. */
+      TEST_EXTENDED_WEIGHTS: ArrayBuffer
+      TEST_EXTENDED_CASE: ArrayBuffer
     }
     // Types `exports.default` (the Worker's own fetch) from wrangler's main module.
     interface GlobalProps {

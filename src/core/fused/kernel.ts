@@ -4,20 +4,18 @@
  * the compiled module (workerd only takes precompiled modules; Node compiles the file's bytes), so
  * this stays pure.
  */
+import type { Features, OutputTransform } from '../../contract'
 
 /** A model as the kernel takes it: docs/optimizer-math.md's kinds and the tensors in state_dict order. */
 export interface KernelModel {
   layers: number
   hidden: number
-  features:
-    | { kind: 'log-sign'; p: number }
-    | { kind: 'none' }
-    | { kind: 'moments'; beta1: number[]; beta2: number; eps: number }
+  features: Features
   /** Features per coordinate (F). */
   featureSize: number
   /** Width of the ELU input layer (E), 0 for none. */
   inputLayer: number
-  output: { kind: 'linear' | 'tanh'; scale: number }
+  output: OutputTransform
   /**
    * Every tensor, flattened, in state_dict order: input.weight, input.bias (with an input layer);
    * per cell weight_ih, weight_hh, bias_ih, bias_hh; head.weight, head.bias.

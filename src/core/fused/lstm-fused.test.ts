@@ -7,7 +7,7 @@ import {
   randomLstmWeights,
   randomUniform,
 } from '../../../test/support/random'
-import type { Architecture } from '../../contract'
+import { type Architecture, lstmSpec } from '../../contract'
 import { fusedKernel } from '../../runtime/kernel-node'
 import { NonFiniteGradientError, StateLengthError } from '../errors'
 import { lstmReferenceStep } from '../lstm-reference'
@@ -20,7 +20,7 @@ import { fusedLstmOptimizer, kernelModel } from './lstm-fused'
 // kernel-math.test.ts's.
 const RTOL = 1e-5
 const STATE_FLOOR = 0.1
-const updatesFloor = (a: Architecture) => 0.1 * Math.abs(a.outputScale)
+const updatesFloor = (a: Architecture) => 0.1 * Math.abs(lstmSpec(a).output.scale)
 
 function expectOracle(
   weights: ReturnType<typeof randomLstmWeights>,

@@ -40,8 +40,8 @@ export function kernelModel(weights: LstmWeights): KernelModel {
     layers: spec.layers,
     hidden: spec.hidden,
     features: spec.features,
-    featureSize: spec.inputSize,
-    inputLayer: 0,
+    featureSize: spec.featureSize,
+    inputLayer: spec.inputLayer?.size ?? 0,
     output: spec.output,
     tensors: [...lstmWeightTensors(weights).values()],
   }

@@ -109,7 +109,11 @@ export function registerRegistry(app: OpenAPIHono<AppEnv<any>>): void {
       architecture: target.kind === 'learned' ? target.architecture : null,
       hyperparameters: target.kind === 'baseline' ? target.hyperparameters : null,
       stateSize: target.stateSize,
-      maxCoordinatesPerRequest: coordinateLimit(target.stateSize, deps.maxCoordinatesPerRequest),
+      maxCoordinatesPerRequest: coordinateLimit(
+        target.stateSize,
+        deps.maxCoordinatesPerRequest,
+        deps.maxBinaryStepBytes,
+      ),
       stateDtypes: [...stateDtypes],
     }
     return c.json(body, 200, stepHeaders(target))

@@ -1,18 +1,20 @@
 /**
  * Sessions (DESIGN §6): server-held state, sharded so one shard (state + last updates) fits
- * maxRowBytes, kept by the deps' SessionStore. Step t of a shard is applied once: t = current + 1
- * applies, t = current replays the stored updates byte for byte, anything else is 409 step_conflict.
+ * maxRowBytes, kept by the deps' SessionStore. Step t of a shard is applied once (the store's
+ * stepShard): t = current + 1 applies, t = current replays the stored updates byte for byte,
+ * anything else is 409 step_conflict.
  */
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { createSessionRequestSchema, headerNames, honoPath, paths, routes } from '../../contract'
 import { requireKey } from '../auth'
 import { bodyKindOf, parseJson, readBody } from '../body'
-import { assertFinite, maxJsonBodyBytes, newStepOutput, runStep } from '../compute'
+import { assertFinite, computeOf } from '../compute'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
 import { randomId } from '../ids'
 import { checkDigest, resolvePinned, resolveReference } from '../registry/resolve'
+import { shardCompute } from '../sessions/shard-step'
 import { describeSession, shardCount, shardRange, shardSizeFor } from '../sessions/shards'
 import { sessionStepAnswer, sessionStepGrads } from '../sessions/step-body'
 import type { SessionRecord } from '../sessions/store'
@@ -55,17 +57,17 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
         `${headerNames.idempotencyKey} '${idempotencyKey}' already created session ${earlier.id} from another request (${earlier.optimizer}, ${earlier.numParams} parameters, ${earlier.stateDtype}); send a new key for a new session`,
       )
     }
-    const steps = await deps.sessions.shardSteps(earlier.id)
+    const steps = await deps.sessions.shardSteps(earlier)
     return c.json(describeSession(earlier, steps), 200, { Location: routes.session(earlier.id) })
   })
 
   app.get(honoPath(paths.session), requireKey(), async (c) => {
     const session = await ownSession(c)
-    return c.json(describeSession(session, await c.get('deps').sessions.shardSteps(session.id)))
+    return c.json(describeSession(session, await c.get('deps').sessions.shardSteps(session)))
   })
 
   app.delete(honoPath(paths.session), requireKey(), async (c) => {
-    await c.get('deps').sessions.delete((await ownSession(c)).id)
+    await c.get('deps').sessions.delete(await ownSession(c))
     return c.body(null, 204)
   })
 
@@ -74,7 +76,6 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
 
 async function sessionStep(c: Context<AppEnv>): Promise<Response> {
   const deps = c.get('deps')
-  const store = deps.sessions
   const session = await ownSession(c)
   const shards = shardCount(session)
   const shard = parseIndex(c.req.param('shard') ?? '', 'shard')
@@ -89,7 +90,7 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
   const { offset, length } = shardRange(session, shard)
 
   const kind = bodyKindOf(c.req.raw, ['binary', 'json'])
-  const bytes = await readBody(c, kind === 'binary' ? 4 * length + 64 * 1024 : maxJsonBodyBytes)
+  const bytes = await readBody(c, kind === 'binary' ? 4 * length + 64 * 1024 : deps.maxJsonBodyBytes)
   const grads = sessionStepGrads(kind, bytes, session, t)
   if (grads.length !== length) {
     throw new ApiError(
@@ -100,26 +101,11 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
   assertFinite(grads)
   const target = await resolvePinned(deps.db, session)
 
-  return c.get('lane').run(async () => {
-    const stored = await store.readShard(session, shard)
-    const current = stored?.step ?? 0
-    const reply = (updates: Float32Array) => sessionStepAnswer(c, kind, target, t, updates)
-    if (t === current && stored !== undefined) return reply(stored.updates)
-    if (t !== current + 1) throw stepConflict(shard, current, t)
-
-    const out = newStepOutput(length, session.stateSize, session.stateDtype)
-    await runStep(c, target, grads, stored?.state, out)
-    // Conditional on the old step, so two concurrent requests for t cannot both apply it.
-    const next = { step: t, state: out.state, updates: out.updates }
-    if ((await store.advanceShard(session, shard, current, next)) === 'applied') return reply(out.updates)
-
-    // Another request applied a step in between: answer as a retry would be answered now.
-    const now = await store.readShard(session, shard)
-    if (now?.step === t) return reply(now.updates)
-    // No shard at all: the session was deleted since ownSession read it.
-    if (now === undefined && !(await store.exists(session.id))) throw sessionNotFound(session.id)
-    throw stepConflict(shard, now?.step ?? 0, t)
-  })
+  const here = shardCompute(computeOf(c), target, session, c.get('lane'))
+  const step = await deps.sessions.stepShard(session, shard, t, grads, here)
+  if (step.outcome === 'gone') throw sessionNotFound(session.id)
+  if (step.outcome === 'conflict') throw stepConflict(shard, step.current, t)
+  return sessionStepAnswer(c, kind, target, t, step.updates)
 }
 
 function stepConflict(shard: number, current: number, t: number): ApiError {

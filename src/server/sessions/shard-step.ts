@@ -1,0 +1,71 @@
+/**
+ * A shard's step, applied exactly once (DESIGN §6), on whatever holds the shard: the one decision
+ * every store shares. t = current + 1 applies, t = current replays the stored updates byte for
+ * byte, anything else conflicts. The write is a compare-and-set on the step read, so two requests
+ * for t that race both answer with the updates of the one that stored them.
+ */
+import { type Compute, newStepOutput, runStep } from '../compute'
+import type { Lane } from '../lane'
+import type { Target } from '../registry/resolve'
+import type { AdvanceOutcome, SessionRecord, ShardCompute, ShardState, ShardStepOutcome } from './store'
+
+/** The shards of one session where a store keeps them. */
+export interface ShardCells {
+  /** A shard's latest step, or undefined when it has none stored (a fresh state at step 0). */
+  read(shard: number): Promise<ShardState | undefined> | ShardState | undefined
+  /**
+   * Stores `next` as the shard's state if it is still at step `from` (0: none stored yet);
+   * 'conflict' when another step got there first, or when the session is gone.
+   */
+  advance(shard: number, from: number, next: ShardState): Promise<AdvanceOutcome> | AdvanceOutcome
+  /** Whether the session still exists. */
+  exists(): Promise<boolean> | boolean
+}
+
+/** Applies step `t` of `shard` to `cells`, computing with `compute` (see SessionStore.stepShard). */
+export function stepShardOn(
+  cells: ShardCells,
+  compute: ShardCompute,
+  shard: number,
+  t: number,
+  grads: Float32Array,
+): Promise<ShardStepOutcome> {
+  return compute.exclusive(async () => {
+    const stored = await cells.read(shard)
+    const current = stored?.step ?? 0
+    if (t === current && stored !== undefined) return { outcome: 'updates', updates: stored.updates }
+    if (t !== current + 1) {
+      // No shard stored may also mean a session deleted since the caller found it.
+      if (stored === undefined && !(await cells.exists())) return { outcome: 'gone' }
+      return { outcome: 'conflict', current }
+    }
+
+    const next: ShardState = { step: t, ...(await compute.step(stored?.state, grads)) }
+    if ((await cells.advance(shard, current, next)) === 'applied')
+      return { outcome: 'updates', updates: next.updates }
+
+    // Another request stored a step in between: answer as a retry would be answered now.
+    const now = await cells.read(shard)
+    if (now?.step === t) return { outcome: 'updates', updates: now.updates }
+    // No shard at all: the session was deleted since the caller found it.
+    if (now === undefined && !(await cells.exists())) return { outcome: 'gone' }
+    return { outcome: 'conflict', current: now?.step ?? 0 }
+  })
+}
+
+/** Runs a session's shard steps with `compute` under `target`, one at a time in `lane`. */
+export function shardCompute(
+  compute: Compute,
+  target: Target,
+  session: SessionRecord,
+  lane: Lane,
+): ShardCompute {
+  return {
+    async step(state, grads) {
+      const out = newStepOutput(grads.length, session.stateSize, session.stateDtype)
+      await runStep(compute, target, grads, state, out)
+      return out
+    },
+    exclusive: (task) => lane.run(task),
+  }
+}
