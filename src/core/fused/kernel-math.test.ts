@@ -119,6 +119,15 @@ describe('the fused kernel’s approximations over the float32 range', () => {
     expect(Object.is(at('tanh', -0)[0], -0)).toBe(true)
   })
 
+  it('the float64 log behind logRms rounds to what Math.log rounds to, for every positive finite float32', () => {
+    const xs = sweep(smallest, largest, 1021)
+    const ys = kernelMath(fusedKernel(), 'log64', xs)
+    let differ = 0
+    for (let i = 0; i < xs.length; i++) if (ys[i] !== Math.fround(Math.log(xs[i]))) differ++
+    expect(differ).toBe(0)
+    expect(at('log64', 1, 2, smallest)).toEqual([0, Math.fround(Math.LN2), Math.fround(Math.log(smallest))])
+  })
+
   it('log(x) is within 1 ulp for every positive finite x, subnormals included', () => {
     const xs = sweep(smallest, largest)
     const { value, at: x } = worst('log', xs, (x, y) => Math.abs(y - Math.log(x)) / ulp(Math.log(x)))

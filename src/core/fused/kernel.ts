@@ -24,7 +24,7 @@ export interface KernelModel {
 }
 
 /** The approximations lstm.c uses, by the index its l2o_math takes (for the tests). */
-export const kernelMathFunctions = ['exp2', 'expm1', 'sigmoid', 'tanh', 'log'] as const
+export const kernelMathFunctions = ['exp2', 'expm1', 'sigmoid', 'tanh', 'log', 'log64'] as const
 export type KernelMathFunction = (typeof kernelMathFunctions)[number]
 
 interface Exports {
@@ -46,6 +46,8 @@ interface Exports {
     beta1: number,
     beta2: number,
     eps: number,
+    logRms: number,
+    logFloor: number,
     outputKind: number,
     scale: number,
   ): number
@@ -83,7 +85,7 @@ export function kernelInstance(kernel: WebAssembly.Module, model: KernelModel): 
   )
   if (modelBytes === 0) {
     throw new RangeError(
-      `the fused kernel takes at most 8 layers, 256 units, 9 features and a 256-wide input layer`,
+      `the fused kernel takes at most 8 layers, 256 units, 10 features and a 256-wide input layer`,
     )
   }
   const stateSize = 2 * model.layers * model.hidden + (model.features.kind === 'moments' ? moments + 2 : 0)
@@ -110,6 +112,7 @@ export function kernelInstance(kernel: WebAssembly.Module, model: KernelModel): 
   const f = model.features
   if (f.kind === 'moments') new Float64Array(ex.memory.buffer, beta1At, moments).set(f.beta1)
   const p = f.kind === 'log-sign' ? f.p : 1
+  const logRms = f.kind === 'moments' ? (f.logRms ?? 0) : 0
   const packed = ex.l2o_model_pack(
     modelAt,
     scratchAt,
@@ -125,6 +128,8 @@ export function kernelInstance(kernel: WebAssembly.Module, model: KernelModel): 
     beta1At,
     f.kind === 'moments' ? f.beta2 : 0,
     f.kind === 'moments' ? f.eps : 0,
+    logRms,
+    logRms > 0 ? Math.exp(-logRms) : 0,
     outputKinds[model.output.kind],
     model.output.scale,
   )
@@ -147,7 +152,8 @@ export function kernelInstance(kernel: WebAssembly.Module, model: KernelModel): 
 
 /**
  * The kernel's approximation of `fn` at each of `inputs` (for the tests that check it over the
- * float32 range): 2^x, expm1 (of x ≤ 0), sigmoid, tanh, log (of x > 0).
+ * float32 range): 2^x, expm1 (of x ≤ 0), sigmoid, tanh, log (of x > 0), and log64: the float32
+ * rounding of the float64 log that `logRms` uses (of x > 0).
  */
 export function kernelMath(
   kernel: WebAssembly.Module,

@@ -26,11 +26,11 @@ typedef double v2d __attribute__((vector_size(16)));
 #define EXPORT(name) __attribute__((export_name(name)))
 
 /* Bounds of the contract's schema (src/contract/architecture.ts): MAX_LAYERS, MAX_HIDDEN, and
- * MAX_MOMENTS (so F <= 9); an input layer is at most MAX_HIDDEN wide. */
+ * MAX_MOMENTS (so F <= 10, with logRms); an input layer is at most MAX_HIDDEN wide. */
 #define MAX_LAYERS 8
 #define MAX_HIDDEN 256
 #define MAX_MOMENTS 8
-#define MAX_FEATURES (MAX_MOMENTS + 1)
+#define MAX_FEATURES (MAX_MOMENTS + 2)
 #define MAX_INPUT 256
 #define MAX_STATE (2 * MAX_LAYERS * MAX_HIDDEN + MAX_MOMENTS + 2)
 #define BLOCK 8
@@ -44,6 +44,8 @@ struct model {
   int32_t layers, hidden, features, input, state, feature_kind, output_kind, moments;
   float p, threshold, scale;
   double exp_p, beta1[MAX_MOMENTS], beta2, eps;
+  /* `moments` with `logRms` = q: q and e^-q; q = 0 without it. */
+  double log_rms, log_floor;
   /* Offsets (floats) into params: the input layer's W [E][F] and b [E]; per cell k, per unit u,
    * the four gate rows of [W_ih | W_hh] interleaved, [in_k + H][4], then the biases b_ih + b_hh
    * [H][4], the i, f and o rows times -log2(e) (see exp2_approx); the head's weight [H] and bias. */
@@ -173,8 +175,45 @@ static inline v4 log_positive(v4 x) {
   return m + y + ef * 0.693359375f;
 }
 
+/* log(x) in float64 for x > 0 finite: fdlibm's __ieee754_log (Sun Microsystems, 1993; as in V8's
+ * Math.log and musl before 2018), error < 1 ulp. For `logRms`, once per coordinate. */
+static double log_f64(double x) {
+  static const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10,
+                      two54 = 1.80143985094819840000e+16, lg1 = 6.666666666666735130e-01,
+                      lg2 = 3.999999999940941908e-01, lg3 = 2.857142874366239149e-01,
+                      lg4 = 2.222219843214978396e-01, lg5 = 1.818357216161805012e-01,
+                      lg6 = 1.531383769920937332e-01, lg7 = 1.479819860511658591e-01;
+  union { double d; uint64_t u; } v = {x};
+  int32_t hx = (int32_t)(v.u >> 32), k = 0;
+  if (hx < 0x00100000) { /* subnormal */
+    k -= 54;
+    v.d *= two54;
+    hx = (int32_t)(v.u >> 32);
+  }
+  k += (hx >> 20) - 1023;
+  hx &= 0x000fffff;
+  int32_t i = (hx + 0x95f64) & 0x100000;
+  v.u = ((uint64_t)(uint32_t)(hx | (i ^ 0x3ff00000)) << 32) | (v.u & 0xffffffffu); /* x or x/2 in [sqrt(2)/2, sqrt(2)) */
+  k += i >> 20;
+  const double f = v.d - 1.0, dk = (double)k;
+  if ((0x000fffff & (2 + hx)) < 3) { /* -2^-20 <= f < 2^-20 */
+    if (f == 0.0) return k == 0 ? 0.0 : dk * ln2_hi + dk * ln2_lo;
+    const double r = f * f * (0.5 - 0.33333333333333333 * f);
+    return k == 0 ? f - r : dk * ln2_hi - ((r - dk * ln2_lo) - f);
+  }
+  const double s = f / (2.0 + f), z = s * s, w = z * z;
+  const double t1 = w * (lg2 + w * (lg4 + w * lg6)), t2 = z * (lg1 + w * (lg3 + w * (lg5 + w * lg7)));
+  const double r = t2 + t1;
+  if (((hx - 0x6147a) | (0x6b851 - hx)) > 0) {
+    const double hfsq = 0.5 * f * f;
+    return k == 0 ? f - (hfsq - s * (hfsq + r)) : dk * ln2_hi - ((hfsq - (s * (hfsq + r) + dk * ln2_lo)) - f);
+  }
+  return k == 0 ? f - s * (f - r) : dk * ln2_hi - ((s * (f - r) - dk * ln2_lo) - f);
+}
+
 /* Test entry: out[i] = f(in[i]) for the approximations above (kind 0 2^x, 1 expm1 of x <= 0,
- * 2 sigmoid as the cell computes it, 3 tanh, 4 log of x > 0), n a multiple of 4. */
+ * 2 sigmoid as the cell computes it, 3 tanh, 4 log of x > 0, 5 the float32 rounding of the float64
+ * log of x > 0), n a multiple of 4. */
 EXPORT("l2o_math") void l2o_math(int kind, const float *in, float *out, int n) {
   for (int i = 0; i < n; i += 4) {
     v4 x = *(const v4 *)(in + i), y;
@@ -183,7 +222,10 @@ EXPORT("l2o_math") void l2o_math(int kind, const float *in, float *out, int n) {
     case 1: y = expm1_negative(x); break;
     case 2: y = sigmoid_scaled(x * MINUS_LOG2E); break;
     case 3: y = tanh_approx(x); break;
-    default: y = log_positive(x); break;
+    case 4: y = log_positive(x); break;
+    default:
+      for (int l = 0; l < 4; l++) y[l] = (float)log_f64((double)x[l]);
+      break;
     }
     *(v4 *)(out + i) = y;
   }
@@ -209,11 +251,13 @@ EXPORT("l2o_model_bytes") int32_t l2o_model_bytes(int layers, int hidden, int fe
  * state_dict order: input.weight [E, F], input.bias [E] (when E > 0); per cell k weight_ih
  * [4H, in_k], weight_hh [4H, H], bias_ih [4H], bias_hh [4H]; head.weight [1, H], head.bias [1].
  * `beta1` holds `moments` float64s. `exp_p` is e^p and `threshold` the least float32 >= e^-p (so
- * a float32 |g| compares with it as its float64 does with e^-p); see fused.ts. */
+ * a float32 |g| compares with it as its float64 does with e^-p); `log_rms` is `moments`' q (0 for
+ * none) and `log_floor` e^-q; see kernel.ts. */
 EXPORT("l2o_model_pack")
 int32_t l2o_model_pack(struct model *m, const float *raw, int layers, int hidden, int features, int input,
                        int feature_kind, float p, double exp_p, float threshold, int moments,
-                       const double *beta1, double beta2, double eps, int output_kind, float scale) {
+                       const double *beta1, double beta2, double eps, double log_rms, double log_floor,
+                       int output_kind, float scale) {
   if (l2o_model_bytes(layers, hidden, features, input, moments) == 0) return -1;
   const int H = hidden;
   m->layers = layers;
@@ -231,6 +275,8 @@ int32_t l2o_model_pack(struct model *m, const float *raw, int layers, int hidden
   for (int k = 0; k < moments; k++) m->beta1[k] = beta1[k];
   m->beta2 = beta2;
   m->eps = eps;
+  m->log_rms = log_rms;
+  m->log_floor = log_floor;
   float *out = m->params;
   int32_t at = 0;
   if (input > 0) {
@@ -332,7 +378,8 @@ static inline v2d select_f64(v2d mask, v2d a, v2d b) {
 
 /* Feature kind `moments` (docs/optimizer-math.md §3) for one vector of 4 coordinates: float64
  * arithmetic on float32 operands, in the document's order, each stored value rounded once. Writes
- * the K + 1 features to features_in[][v] and the new slots into block; returns `seen`. */
+ * the K + 1 features (K + 2 with logRms) to features_in[][v] and the new slots into block; returns
+ * `seen`. */
 static inline v4i moments(const struct model *m, v4 g, int v) {
   const int K = m->moments, slots = 2 * m->layers * m->hidden;
   v4 z = block[slots + K + 1][v], r_old = block[slots + K][v];
@@ -358,6 +405,14 @@ static inline v4i moments(const struct model *m, v4 g, int v) {
     features_in[k][v] = to_f32(low_f64(mk) / den_lo, high_f64(mk) / den_hi);
   }
   features_in[K][v] = to_f32(g_lo / den_lo, g_hi / den_hi);
+  if (m->log_rms > 0) { /* x_{K+2} = f32(log(max(r', e^-q)) / q), in float64 from the float32 r' */
+    v4 scale;
+    for (int l = 0; l < 4; l++) {
+      const double rl = (double)r[l];
+      scale[l] = (float)(log_f64(rl > m->log_floor ? rl : m->log_floor) / m->log_rms);
+    }
+    features_in[K + 1][v] = scale;
+  }
   block[slots + K][v] = r;
   block[slots + K + 1][v] = select(seen, splat(1.0f), splat(0.0f));
   return seen;
