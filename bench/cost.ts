@@ -1,12 +1,14 @@
 // Cost benchmark (not a test): what one step costs, per coordinate, for each shipped learned optimizer
 // next to Adam: FLOPs, state and wire bytes, CPU time measured on Node and inside workerd, and the
-// price of a million coordinate-steps on Cloudflare Workers Paid (bench/prices.ts: named, dated
-// constants); then, per step, for models of 10^4 to 10^8 parameters.
+// price of a million coordinate-steps on Cloudflare Workers Paid; then, per step, for models of 10^4
+// to 10^8 parameters. Prices and the cost of a step on Workers are scripts/capacity.ts's (its named,
+// dated constants; docs/capacity.md), run with the CPU time measured here.
 // Run: npm run bench:cost [-- --no-workerd]
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { measured as assumed, prices, read, stepCost } from '../scripts/capacity'
 import { defaultMaxCoordinatesPerRequest, metadataKeys, tensorNames } from '../src/contract'
 import { adam, type Optimizer } from '../src/core'
 import type { KernelModel } from '../src/core/fused/kernel'
@@ -14,12 +16,10 @@ import { fusedKernelOptimizer, kernelModel } from '../src/core/fused/lstm-fused'
 import { fusedKernel } from '../src/runtime/kernel-node'
 import { readShippedVersions } from '../src/runtime/shipped-weights'
 import { encode } from '../src/safetensors'
-import { coordinateLimit } from '../src/server/compute'
 import { stepAnswerLayout } from '../src/server/safetensors-out'
 import { shardSizeFor } from '../src/server/sessions/shards'
 import { decodeLstmWeights } from '../src/weights'
 import { randomGradients, randomUniform } from '../test/support/random'
-import { pricesReadOn, pricesSource, workersPaid } from './prices'
 import { startBenchWorker } from './workerd/start'
 
 const { values: flags } = parseArgs({ options: { 'no-workerd': { type: 'boolean' } } })
@@ -179,17 +179,15 @@ try {
 
 // --- prices ------------------------------------------------------------------------------------------
 
-/** Workers Paid's marginal price of `requests` requests and `cpuMs` CPU milliseconds, USD. */
-const price = (requests: number, cpuMs: number) =>
-  (requests * workersPaid.perMillionRequests + cpuMs * workersPaid.perMillionCpuMs) / 1e6
-
-/** Coordinates one stateless request carries for S floats of state (the server's limit). */
-const perRequest = (s: number) => coordinateLimit(s, defaultMaxCoordinatesPerRequest)
-
+/** The CPU time priced: workerd's, or Node's without it. */
 const cpuNsOf = (name: string) => {
   const m = measured.get(name)!
   return m.workerd ?? m.node
 }
+
+/** scripts/capacity.ts's cost of one step of `numParams` coordinates on Workers, at the measured speed. */
+const costOf = (s: Subject, numParams: number, mode: 'stateless' | 'session') =>
+  stepCost(numParams, mode, { stateSize: s.stateSize, coordinatesPerCpuMs: 1e6 / cpuNsOf(s.name) })
 
 // --- tables ------------------------------------------------------------------------------------------
 
@@ -199,25 +197,26 @@ const load = (l: number[]) => l.map((x) => x.toFixed(1)).join(' ')
 console.log(
   `\nWhat a step costs, per coordinate. Node ${process.version}, ${os.cpus().length}× ${os.cpus()[0]?.model ?? '?'}, ` +
     `load average ${load(loadStart)} at the start, ${load(os.loadavg())} at the end. Learned optimizers on the fused ` +
-    `kernel, Adam in plain TypeScript (the service's baseline), CPU time at N = ${N.toLocaleString('en-US')}, median of ${RUNS} ` +
-    `steps. Prices: Workers Paid, read ${pricesReadOn} from ${pricesSource}: $${workersPaid.perMillionRequests} per ` +
-    `million requests and $${workersPaid.perMillionCpuMs} per million CPU ms beyond the plan's monthly ` +
-    `${workersPaid.includedRequestsPerMonth / 1e6} M requests and ${workersPaid.includedCpuMsPerMonth / 1e6} M CPU ms ` +
-    `($${workersPaid.monthlyBase} a month); the CPU time priced is workerd's (or Node's without it). Wire bytes are bodies ` +
-    `(safetensors framing included) at ${N.toLocaleString('en-US')} coordinates a request, HTTP headers aside.\n`,
+    `kernel, Adam in plain TypeScript (the service's baseline); CPU time at N = ${N.toLocaleString('en-US')}, median of ` +
+    `${RUNS} steps. Wire bytes are bodies (safetensors framing included) at ${N.toLocaleString('en-US')} coordinates a ` +
+    `request (session: a shard), HTTP headers aside. Prices: Workers Paid, marginal, read ${read.on} (` +
+    `${read.workersPricing}; ${read.doPricing}): $${prices.workerRequestsPerMillion} per million requests, ` +
+    `$${prices.workerCpuPerMillionMs} per million CPU ms; sessions add Durable Object requests, duration and rows ` +
+    `(scripts/capacity.ts). The priced CPU is workerd's (Node's without it) plus ${assumed.requestOverheadCpuMs} ms a ` +
+    `request; a request carries at most what the Worker's 4 MiB step budget allows.\n`,
 )
 console.log(
-  '| optimizer | S | FLOPs | transcendentals | state bytes (F32) | wire F32 | wire F16 | wire BF16 | wire session | CPU ns, Node | CPU ns, workerd | $ per 10⁶ coordinate-steps |',
+  '| optimizer | S | FLOPs | transcendentals | state bytes (F32) | wire F32 | wire F16 | wire BF16 | wire session | CPU ns, Node | CPU ns, workerd | $ per 10⁶ coordinate-steps, stateless / session |',
 )
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
 for (const s of subjects) {
   const w = wireBytes(s.stateSize, N)
   const m = measured.get(s.name)!
-  const dollars = price(1e6 / perRequest(s.stateSize), cpuNsOf(s.name))
+  const dollars = `${fmt(costOf(s, 1e6, 'stateless').usd)} / ${fmt(costOf(s, 1e6, 'session').usd)}`
   console.log(
     `| ${s.name} | ${s.stateSize} | ${s.flops.toLocaleString('en-US')} | ${s.transcendentals} | ${4 * s.stateSize} | ` +
       `${w.f32.toFixed(1)} | ${w.f16.toFixed(1)} | ${w.bf16.toFixed(1)} | ${w.session.toFixed(2)} | ${m.node.toFixed(0)} | ` +
-      `${m.workerd?.toFixed(0) ?? '–'} | ${fmt(dollars)} |`,
+      `${m.workerd?.toFixed(0) ?? '–'} | ${dollars} |`,
   )
 }
 
@@ -225,59 +224,42 @@ for (const s of subjects) {
 const learned = subjects.find((s) => s.name.startsWith('l2o-mnist@1.1')) ?? subjects[0]
 const baseline = subjects.find((s) => s.model === 'adam')!
 console.log(
-  `\nPer step, by model size: ${learned.name} (S = ${learned.stateSize}) next to Adam (S = 3), both served ` +
-    `statelessly with an F32 state, or in a session (shards of ${shardSizeFor(learned.stateSize, 'F32', defaultMaxCoordinatesPerRequest).toLocaleString('en-US')} ` +
-    `coordinates, one D1 row each; the storage is not priced); CPU time as measured above (workerd's), a request's ` +
-    `parsing and checks aside.\n`,
+  `\nPer step, by model size, on Workers Paid: ${learned.name} (S = ${learned.stateSize}) next to Adam (S = 3), ` +
+    `stateless (F32 state) and in a session; CPU in the Worker and its objects; storage aside.\n`,
 )
-console.log(
-  '| parameters | requests (stateless / session) | bytes, stateless F32 | bytes, stateless BF16 | bytes, session | CPU | $ per 1,000 steps, learned (stateless / session) | $ per 1,000 steps, Adam (stateless) |',
-)
-console.log('|---:|---:|---:|---:|---:|---:|---:|---:|')
+console.log('| parameters | optimizer | mode | requests | bytes on the wire | CPU | $ per 1,000 steps |')
+console.log('|---:|---|---|---:|---:|---:|---:|')
 const bytes = (b: number) =>
   b >= 1e9
     ? `${(b / 1e9).toFixed(1)} GB`
     : b >= 1e6
       ? `${(b / 1e6).toFixed(1)} MB`
       : `${(b / 1e3).toFixed(0)} kB`
-const time = (ns: number) => (ns >= 1e9 ? `${(ns / 1e9).toFixed(2)} s` : `${(ns / 1e6).toFixed(1)} ms`)
+const time = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`)
 for (const p of [1e4, 1e5, 1e6, 1e7, 1e8]) {
-  const w = wireBytes(learned.stateSize, N)
-  const shard = shardSizeFor(learned.stateSize, 'F32', defaultMaxCoordinatesPerRequest)
-  const requests = Math.ceil(p / perRequest(learned.stateSize))
-  const sessionRequests = Math.ceil(p / shard)
-  const cost = (s: Subject) =>
-    1000 * price(Math.ceil(p / perRequest(s.stateSize)), (cpuNsOf(s.name) * p) / 1e6)
-  console.log(
-    `| ${p.toExponential(0).replace('e+', 'e')} | ${requests} / ${sessionRequests} | ${bytes(w.f32 * p)} | ${bytes(w.bf16 * p)} | ` +
-      `${bytes(w.session * p)} | ${time(cpuNsOf(learned.name) * p)} | ` +
-      `$${fmt(cost(learned))} / $${fmt(1000 * price(sessionRequests, (cpuNsOf(learned.name) * p) / 1e6))} | ` +
-      `$${fmt(cost(baseline))} |`,
-  )
+  for (const s of [learned, baseline]) {
+    for (const mode of ['stateless', 'session'] as const) {
+      const c = costOf(s, p, mode)
+      console.log(
+        `| 10^${Math.log10(p)} | ${s.name} | ${mode} | ${c.requests.toLocaleString('en-US')} | ${bytes(c.wireBytes)} | ` +
+          `${time(c.workerCpuMs + c.objectCpuMs)} | $${fmt(1000 * c.usd)} |`,
+      )
+    }
+  }
 }
 
 // When is it worth it? A run that takes k steps with the learned optimizer instead of Adam's kₐ costs
 // k·(T + L) against kₐ·T: T your own cost of a training step, L the service's price of a learned
 // step, Adam run on your own machine (its arithmetic is nothing next to a training step). It pays
 // when k/kₐ < T/(T + L).
-const perMillion = price(1e6 / perRequest(learned.stateSize), cpuNsOf(learned.name))
 const gpuPerHour = 2
 const stepsPerSecond = 10
-const worth = (p: number) => {
-  const t = gpuPerHour / 3600 / stepsPerSecond
-  const l = (perMillion * p) / 1e6
-  return { t, l, share: t / (t + l) }
-}
+const t = gpuPerHour / 3600 / stepsPerSecond
 const sizes = [1e5, 1e6, 1e7]
+const share = (p: number) => t / (t + costOf(learned, p, 'stateless').usd)
 console.log(
-  `\nWorth it? ${learned.name} costs $${fmt(perMillion)} per million coordinate-steps on Workers Paid (stateless). ` +
-    `Against Adam on your own machine, with training steps on a $${gpuPerHour}/hour GPU at ${stepsPerSecond} steps a ` +
-    `second ($${fmt(worth(1).t)} a step), it pays for itself when it reaches the same loss in fewer than ` +
-    sizes
-      .map(
-        (p) =>
-          `${(100 * worth(p).share).toFixed(0)}% of Adam's steps at ${p.toExponential(0).replace('e+', 'e')} parameters`,
-      )
-      .join(', ') +
-    ` ($${sizes.map((p) => fmt(worth(p).l)).join(', $')} a learned step).`,
+  `\nWorth it? ${learned.name} costs $${fmt(costOf(learned, 1e6, 'stateless').usd)} per million coordinate-steps ` +
+    `on Workers Paid (stateless). Against Adam on your own machine, with training steps on a $${gpuPerHour}/hour GPU ` +
+    `at ${stepsPerSecond} steps a second ($${fmt(t)} a step), it pays for itself when it reaches the same loss in ` +
+    `fewer than ${sizes.map((p) => `${(100 * share(p)).toFixed(0)}% of Adam's steps at 10^${Math.log10(p)} parameters`).join(', ')}.`,
 )
