@@ -1,26 +1,21 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { firstMismatch, maxScaledError } from '../../../test/support/close'
+import { firstMismatch, maxScaledError, RTOL, STATE_FLOOR, updatesFloor } from '../../../test/support/close'
 import {
   lstmArchitecture,
   randomGradients,
   randomLstmWeights,
   randomUniform,
 } from '../../../test/support/random'
-import { type Architecture, lstmSpec } from '../../contract'
 import { fusedKernel } from '../../runtime/kernel-node'
 import { NonFiniteGradientError, StateLengthError } from '../errors'
 import { lstmReferenceStep } from '../lstm-reference'
 import { kernelInstance } from './kernel'
 import { fusedLstmOptimizer, kernelModel } from './lstm-fused'
 
-// The fused kernel against the float64 oracle, with lstm.test.ts's tolerance: |fused − oracle| ≤
-// 1e-5 · max(|oracle|, floor), floors a tenth of each quantity's natural scale (1 for h and c,
-// |outputScale| for the updates). PyTorch parity is test/parity's, the approximations' accuracy
+// The fused kernel against the float64 oracle within test/support/close.ts's tolerance, as
+// lstm.test.ts checks tfjs. PyTorch parity is test/parity's, the approximations' accuracy
 // kernel-math.test.ts's.
-const RTOL = 1e-5
-const STATE_FLOOR = 0.1
-const updatesFloor = (a: Architecture) => 0.1 * Math.abs(lstmSpec(a).output.scale)
 
 function expectOracle(
   weights: ReturnType<typeof randomLstmWeights>,
