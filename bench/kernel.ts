@@ -8,8 +8,8 @@ import { lstmOptimizer, type Optimizer } from '../src/core'
 import { lstmPlainOptimizer } from '../src/core/lstm-plain'
 import { lstmReferenceOptimizer } from '../src/core/lstm-reference'
 import { initTf } from '../src/runtime/tf-node'
-import { progress } from './progress'
 import { paperArchitecture, randomGradients, randomLstmWeights, randomUniform } from '../test/support/random'
+import { progress } from './progress'
 
 const SIZES = [1_000, 10_000, 65_536]
 

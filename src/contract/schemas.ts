@@ -25,6 +25,16 @@ export const hyperparametersSchema = z.record(z.string(), z.number())
 export const optimizerKindSchema = z.enum(['learned', 'baseline'])
 export const versionStatusSchema = z.enum(['active', 'deprecated'])
 
+/** A file published with a version (a plot, an analysis), served at paths.versionFile. */
+export const versionFileSchema = z
+  .object({
+    name: z.string().meta({ example: 'loss.png' }),
+    mediaType: z.string().meta({ example: 'image/png' }),
+    sizeBytes: z.number().int(),
+    digest: digestSchema.meta({ description: 'sha256 of the file' }),
+  })
+  .meta({ id: 'VersionFile' })
+
 export const versionSchema = z
   .object({
     name: nameSchema,
@@ -35,6 +45,8 @@ export const versionSchema = z
     sizeBytes: z.number().int(),
     architecture: architectureSchema,
     card: z.unknown().meta({ description: 'card.json as published' }),
+    /** Plots and analysis files published with the version (absent from older servers). */
+    files: z.array(versionFileSchema).optional(),
   })
   .meta({ id: 'Version' })
 
@@ -153,7 +165,14 @@ export const jsonSessionStepResponseSchema = z
   .meta({ id: 'SessionStepResponse' })
 
 export const publishVersionResponseSchema = z
-  .object({ name: nameSchema, version: semverSchema, digest: digestSchema, created: z.boolean() })
+  .object({
+    name: nameSchema,
+    version: semverSchema,
+    digest: digestSchema,
+    created: z.boolean(),
+    /** Names of the version's files. */
+    files: z.array(z.string()).optional(),
+  })
   .meta({ id: 'Published' })
 export const moveAliasRequestSchema = z.object({ version: semverSchema })
 export const createClientRequestSchema = z.object({ name: z.string().min(1).max(100) })
@@ -176,6 +195,7 @@ export const createKeyResponseSchema = z.object({ key: apiKeySchema, secret: z.s
 export const healthSchema = z.object({ status: z.literal('ok'), runtime: z.string(), backend: z.string() })
 
 export type VersionInfo = z.infer<typeof versionSchema>
+export type VersionFile = z.infer<typeof versionFileSchema>
 export type AliasInfo = z.infer<typeof aliasSchema>
 export type OptimizerSummary = z.infer<typeof optimizerSummarySchema>
 export type OptimizerDetail = z.infer<typeof optimizerDetailSchema>

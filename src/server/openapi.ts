@@ -160,6 +160,30 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
   })
   r.registerPath({
     method: 'get',
+    path: paths.versionFile,
+    tags: ['registry'],
+    summary: 'A file published with a version: a plot or an analysis (immutable, like the version)',
+    request: {
+      params: z.object({
+        name: z.string().meta({ example: 'l2o-mnist' }),
+        version: z.string().meta({ example: '1.1.0' }),
+        file: z.string().meta({ example: 'loss.png' }),
+      }),
+    },
+    responses: {
+      200: {
+        description: "The file's bytes, with its media type; ETag is its digest",
+        content: {
+          'image/png': { schema: { type: 'string', format: 'binary' } },
+          'application/json': { schema: { type: 'object' } },
+        },
+      },
+      304: { description: 'Not modified (If-None-Match matched the ETag)' },
+      ...problems(404),
+    },
+  })
+  r.registerPath({
+    method: 'get',
     path: paths.resolve,
     tags: ['registry'],
     summary: 'Resolve a reference to a version and digest',
@@ -302,6 +326,13 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
                 version: { type: 'string', example: '1.0.0' },
                 weights: { type: 'string', format: 'binary', description: 'model.safetensors' },
                 card: { type: 'string', format: 'binary', description: 'card.json (optional)' },
+                files: {
+                  type: 'array',
+                  items: { type: 'string', format: 'binary' },
+                  description:
+                    'Plots and analyses kept with the version (optional; png, jpg, webp, json, csv, txt, md; ' +
+                    "at most 16 files, 4 MiB each, 8 MiB in all). Their names are the uploads' file names.",
+                },
               },
             },
           },
