@@ -81,6 +81,11 @@ export const optimizerDetailSchema = z
     aliases: z.array(aliasSchema),
     /** Baselines only: the defaults of their hyper-parameters. */
     hyperparameters: hyperparametersSchema.optional(),
+    /** Baselines only: every hyper-parameter, its allowed range, and its default (none: required). */
+    hyperparameterSpecs: z
+      .record(z.string(), z.object({ range: z.string(), default: z.number().optional() }))
+      .optional()
+      .meta({ example: { learningRate: { range: '> 0' }, beta1: { range: 'in [0, 1)', default: 0.9 } } }),
   })
   .meta({ id: 'OptimizerDetail' })
 

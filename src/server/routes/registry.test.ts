@@ -42,6 +42,12 @@ describe('registry reads (public)', () => {
     expect(detail.versions[0].architecture).toMatchObject({ layers: 1, hidden: 4 })
     const adam = optimizerDetailSchema.parse((await get('/v1/optimizers/adam')).body)
     expect(adam).toMatchObject({ kind: 'baseline', hyperparameters: { beta1: 0.9, beta2: 0.999, eps: 1e-8 } })
+    expect(adam.hyperparameterSpecs).toEqual({
+      learningRate: { range: '> 0' },
+      beta1: { range: 'in [0, 1)', default: 0.9 },
+      beta2: { range: 'in [0, 1)', default: 0.999 },
+      eps: { range: '> 0', default: 1e-8 },
+    })
   })
 
   it('resolves names, versions, aliases and digests to the same digest', async () => {

@@ -15,7 +15,7 @@ import {
   type VersionFile,
   type VersionInfo,
 } from '../../contract'
-import { baselineDefaults, baselineNames, baselines, isBaseline } from '../../core'
+import { type Baseline, baselineDefaults, baselineNames, baselines, isBaseline } from '../../core'
 import type { Db } from '../../db/db'
 import { aliases, aliasHistory, optimizers, versions } from '../../db/schema'
 import { coordinateLimit, stepHeaders } from '../compute'
@@ -66,6 +66,16 @@ export function registerRegistry(app: OpenAPIHono<AppEnv<any>>): void {
         versions: [],
         aliases: [],
         hyperparameters: baselineDefaults(name),
+        hyperparameterSpecs: Object.fromEntries(
+          Object.entries(baselines[name].hyperparameters as Baseline['hyperparameters']).map(
+            ([key, spec]) => [
+              key,
+              spec.default === undefined
+                ? { range: spec.range.text }
+                : { range: spec.range.text, default: spec.default },
+            ],
+          ),
+        ),
       }
       return c.json(detail)
     }
