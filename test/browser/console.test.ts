@@ -3,7 +3,7 @@
  * playwright-core, against the real Node server (`npm start`'s entry). Screenshots go to
  * test-output/browser/ (git-ignored).
  */
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -11,8 +11,10 @@ import { buildConsole } from '../../console/build'
 import { consoleBuilt } from '../../src/runtime/node-assets'
 import { type ServerProcess, startServer } from '../sdk/server-process'
 import { chromiumPath, launchArgs } from './chromium'
+import { richCard } from './rich-card'
 
-const shots = path.resolve(import.meta.dirname, '../../test-output/browser')
+const root = path.resolve(import.meta.dirname, '../..')
+const shots = path.join(root, 'test-output/browser')
 let server: ServerProcess
 let browser: Browser
 
@@ -118,6 +120,44 @@ describe('the console in chromium', () => {
     await page.locator('.pin .pinned button').click()
     expect(await page.locator('.pin .pinned button').getAttribute('data-copied')).toBe(reference)
     await page.screenshot({ path: path.join(shots, 'version.png'), fullPage: true })
+    expect(errors).toEqual([])
+    await page.context().close()
+  })
+
+  it('shows a card of the richer shape: 1,000 steps, diverged runs, ratios, defaults, analysis', async () => {
+    const weights = readFileSync(path.join(root, 'weights/l2o-mnist/1.1.0/model.safetensors'))
+    const plot = readFileSync(path.join(root, 'weights/l2o-mnist/1.1.0/training.png'))
+    const form = new FormData()
+    form.append('version', '1.0.0')
+    form.append('weights', new File([weights], 'model.safetensors'))
+    form.append('card', JSON.stringify(richCard))
+    for (const file of ['loss.png', 'loss-1000.png', 'analysis-update.png'])
+      form.append('files', new File([plot], file))
+    form.append('files', new File([JSON.stringify(richCard.analysis)], 'analysis.json'))
+    const published = await fetch(`${server.url}/v1/admin/optimizers/demo-rich/versions`, {
+      method: 'POST',
+      body: form,
+      headers: { authorization: `Bearer ${server.adminKey}` },
+    })
+    expect(published.status).toBe(201)
+
+    const { page, errors } = await open('/#/optimizers/demo-rich/1.0.0')
+    await page.waitForSelector('table.results')
+    const relu = page.locator('[data-test="mnist-3x32-relu"]')
+    expect(await relu.locator('table.results tbody tr').count()).toBe(3)
+    expect(await relu.locator('td.diverged').allTextContents()).toEqual(['diverged'])
+    expect(await relu.locator('table.results thead').textContent()).toContain('learned ÷ best')
+    expect(await relu.locator('table.lrs thead').textContent()).toContain('default')
+    expect(await page.locator('.evaluation .summary').textContent()).toContain('1000 steps 1.05')
+    expect(await page.locator('.analysis').textContent()).toContain('0.93')
+    expect(await page.locator('.analysis a').allTextContents()).toEqual(['analysis.json'])
+    await page.waitForFunction("[...document.querySelectorAll('.plots img')].every((i) => i.complete)")
+    const sizes = await page
+      .locator('.plots img')
+      .evaluateAll((list) => (list as unknown as PageImage[]).map((i) => i.naturalWidth))
+    expect(sizes).toHaveLength(3)
+    expect(sizes.every((w) => w > 0)).toBe(true)
+    await page.screenshot({ path: path.join(shots, 'version-rich.png'), fullPage: true })
     expect(errors).toEqual([])
     await page.context().close()
   })

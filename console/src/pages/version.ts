@@ -327,7 +327,12 @@ function plotsSection(
   plots: Json | undefined,
   url: (file: string) => string,
 ): HTMLElement | false {
-  const images = files.filter((f) => f.mediaType.startsWith('image/'))
+  // In the card's order (its plots map), then any other image.
+  const order = Object.values(plots ?? {})
+  const rank = (file: string) => (order.includes(file) ? order.indexOf(file) : order.length)
+  const images = files
+    .filter((f) => f.mediaType.startsWith('image/'))
+    .sort((a, b) => rank(a.name) - rank(b.name))
   if (images.length === 0) return false
   const labelOf = (file: string) => Object.entries(plots ?? {}).find(([, f]) => f === file)?.[0]
   return h(
