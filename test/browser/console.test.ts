@@ -234,6 +234,26 @@ describe('/docs in chromium', () => {
     expect(await health.locator('.live-responses-table .microlight').first().textContent()).toContain(
       '"status"',
     )
+
+    // A keyed operation: authorize with the client key, then send the step's own JSON example.
+    await page.locator('.auth-wrapper button.authorize').click()
+    const scheme = page.locator('.auth-container', { hasText: 'clientKey' })
+    await scheme.locator('input').fill(server.clientKey)
+    await scheme.locator('button.authorize').click()
+    await page.locator('.dialog-ux button.btn-done').first().click()
+    const step = page.locator('#operations-steps-post_v1_step')
+    await step.locator('.opblock-summary').click()
+    await step.locator('.opblock-section-request-body select').selectOption('application/json')
+    expect(await step.locator('.opblock-section-request-body textarea').inputValue()).toContain('"grads"')
+    await step.locator('button.execute').click()
+    await step.locator('.live-responses-table tbody .response-col_status').first().waitFor()
+    expect(
+      await step.locator('.live-responses-table tbody .response-col_status').first().textContent(),
+    ).toContain('200')
+    expect(await step.locator('.live-responses-table .microlight').first().textContent()).toContain(
+      '"updates"',
+    )
+    await step.scrollIntoViewIfNeeded()
     await page.screenshot({ path: path.join(shots, 'docs.png'), fullPage: false })
     expect(errors).toEqual([])
     await page.context().close()
