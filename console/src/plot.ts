@@ -1,4 +1,5 @@
 /** Canvas plots for the playground: loss curves on a log scale, and paths over a function's contours. */
+import type { Window2d } from './tasks'
 
 /** One curve or path and how to draw it. */
 export interface Series {
@@ -112,12 +113,6 @@ export function drawLossChart(canvas: HTMLCanvasElement, series: Series[], steps
     ctx.fillStyle = '#1f2933'
     ctx.fillText(s.label, legendX + 18, pad.top + 11 + k * 16)
   })
-}
-
-/** The window of a 2-D plot. */
-export interface Window2d {
-  x: [number, number]
-  y: [number, number]
 }
 
 /**

@@ -3,7 +3,12 @@
  * MNIST MLP (784-20-10, sigmoid) on the few hundred digits bundled with the console.
  */
 import * as tf from '@tensorflow/tfjs-core'
-import type { Window2d } from './plot'
+
+/** The window of a 2-D plot. */
+export interface Window2d {
+  x: [number, number]
+  y: [number, number]
+}
 
 /** A task the playground trains twice: with the learned optimizer and with Adam. */
 export interface Task {
