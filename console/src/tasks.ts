@@ -3,6 +3,7 @@
  * MNIST MLP (784-20-10, sigmoid) on the few hundred digits bundled with the console.
  */
 import * as tf from '@tensorflow/tfjs-core'
+import { seededRandom } from '../../examples/seeded-random'
 
 /** The window of a 2-D plot. */
 export interface Window2d {
@@ -26,18 +27,6 @@ export interface Task {
   loss(params: tf.Variable[], step: number): tf.Scalar
   /** 2-D tasks: the function, the window to draw, its minimum. */
   surface?: { f: (x: number, y: number) => number; window: Window2d; minimum: [number, number] }
-}
-
-/** mulberry32: a small seeded PRNG, so runs are repeatable. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 function point(prefix: string, x: number, y: number): tf.Variable[] {

@@ -76,6 +76,15 @@ const pixelsOf = (page: Page, selector: string, rgb: [number, number, number]) =
     },
     rgb,
   )
+/** Opens the playground at `url` (its query picks the optimizer, task and steps) and runs it with `key`. */
+async function startRun(url: string, key: string): Promise<{ page: Page; errors: string[] }> {
+  const opened = await open(url)
+  await opened.page.waitForSelector('#pg-form')
+  await opened.page.fill('#pg-key', key)
+  await opened.page.click('#pg-run')
+  return opened
+}
+
 /** Waits until the playground says its run of `steps` steps is done. */
 const done = (page: Page, steps: number) =>
   page
@@ -163,10 +172,10 @@ describe('the console in chromium', () => {
   })
 
   it('trains 20 steps against the server next to Adam and draws both curves and both paths', async () => {
-    const { page, errors } = await open('/#/playground?optimizer=l2o-quadratic@1.0.0&task=quadratic&steps=20')
-    await page.waitForSelector('#pg-form')
-    await page.fill('#pg-key', server.clientKey)
-    await page.click('#pg-run')
+    const { page, errors } = await startRun(
+      '/#/playground?optimizer=l2o-quadratic@1.0.0&task=quadratic&steps=20',
+      server.clientKey,
+    )
     await done(page, 20)
     expect(await page.getAttribute('#pg-loss', 'data-points')).toBe(
       'learned l2o-quadratic@1.0.0:20,Adam, lr 0.3:20',
@@ -183,10 +192,10 @@ describe('the console in chromium', () => {
   })
 
   it('trains the MLP on the bundled digits', async () => {
-    const { page, errors } = await open('/#/playground?optimizer=l2o-mnist@1.1.0&task=mlp&steps=5')
-    await page.waitForSelector('#pg-form')
-    await page.fill('#pg-key', server.clientKey)
-    await page.click('#pg-run')
+    const { page, errors } = await startRun(
+      '/#/playground?optimizer=l2o-mnist@1.1.0&task=mlp&steps=5',
+      server.clientKey,
+    )
     await done(page, 5)
     expect(await page.getAttribute('#pg-loss', 'data-points')).toBe(
       'learned l2o-mnist@1.1.0:5,Adam, lr 0.03:5',
@@ -198,10 +207,10 @@ describe('the console in chromium', () => {
   })
 
   it("stops a run with a bad key and shows the server's 401 detail", async () => {
-    const { page } = await open('/#/playground?optimizer=l2o-quadratic@1.0.0&task=rosenbrock&steps=20')
-    await page.waitForSelector('#pg-form')
-    await page.fill('#pg-key', 'l2o_not_a_real_key_0123456789')
-    await page.click('#pg-run')
+    const { page } = await startRun(
+      '/#/playground?optimizer=l2o-quadratic@1.0.0&task=rosenbrock&steps=20',
+      'l2o_not_a_real_key_0123456789',
+    )
     await page.waitForSelector('#pg-error:not([hidden])')
     const message = await page.locator('#pg-error').textContent()
     expect(message).toContain('401')
