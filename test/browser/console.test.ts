@@ -95,7 +95,7 @@ const done = (page: Page, steps: number) =>
 const learnedColor: [number, number, number] = [0xd9, 0x48, 0x0f]
 const adamColor: [number, number, number] = [0x1c, 0x7e, 0xd6]
 
-describe('the console in chromium', () => {
+describe('the console in chromium', { timeout: 180_000 }, () => {
   it('loads with no console errors and lists the shipped versions and the baselines', async () => {
     const { page, errors } = await open('/')
     await page.waitForSelector('[data-optimizer]')
@@ -221,7 +221,7 @@ describe('the console in chromium', () => {
   })
 })
 
-describe('/docs in chromium', () => {
+describe('/docs in chromium', { timeout: 120_000 }, () => {
   it('renders /openapi.json in Swagger UI and tries an operation against this server', async () => {
     const { page, errors } = await open('/docs')
     await page.waitForSelector('.swagger-ui .opblock')
