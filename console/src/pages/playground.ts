@@ -79,7 +79,7 @@ export async function playgroundPage(client: L2oClient, query: URLSearchParams):
   )
   const failure = h('div', { id: 'pg-error', class: 'error', role: 'alert', hidden: true })
   const stats = h('dl', { id: 'pg-stats', class: 'stats' })
-  const lossCanvas = h('canvas', { id: 'pg-loss', class: 'chart', width: 640, height: 300 })
+  const lossCanvas = h('canvas', { id: 'pg-loss', class: 'chart', width: 600, height: 300 })
   const pathCanvas = h('canvas', { id: 'pg-paths', class: 'chart square', width: 420, height: 420 })
   const pathBox = h(
     'figure',
@@ -193,7 +193,9 @@ async function run(
     apiKey: apiKey || undefined,
     retry: { maxRetries: 1 },
   })
-  const remote = await TfOptimizer.create(client, { optimizer: reference, mode: 'stateless' })
+  // Session mode: the server keeps the state, so a step sends only gradients (the MLP's 15,910
+  // coordinates with an 80-float state each would otherwise move 5 MB each way per step).
+  const remote = await TfOptimizer.create(client, { optimizer: reference, mode: 'session' })
   const prefix = `run${++runs}`
   const learnedParams = task.init(`${prefix}/learned`)
   const adamParams = task.init(`${prefix}/adam`)
