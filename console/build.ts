@@ -7,7 +7,7 @@
  *
  *   npm run build:console            (npm start, npm test and wrangler run it first)
  */
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -68,6 +68,11 @@ export async function buildConsole(dir = distDir): Promise<void> {
     copyFileSync(path.join(swagger, file), path.join(assets, 'swagger', file))
   }
   writeFileSync(path.join(assets, 'digits.bin'), digitsSubset())
+}
+
+/** Builds the console unless `dir` already holds a build (for test runs that did not build first). */
+export async function ensureConsole(dir = distDir): Promise<void> {
+  if (!existsSync(path.join(dir, 'index.html'))) await buildConsole(dir)
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

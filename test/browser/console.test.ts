@@ -7,8 +7,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildConsole } from '../../console/build'
-import { consoleBuilt } from '../../src/runtime/node-assets'
+import { ensureConsole } from '../../console/build'
 import { type ServerProcess, startServer } from '../sdk/server-process'
 import { chromiumPath, launchArgs } from './chromium'
 import { richCard } from './rich-card'
@@ -22,7 +21,7 @@ beforeAll(async () => {
   if (!existsSync(chromiumPath)) {
     throw new Error(`no browser at ${chromiumPath}: run bash scripts/test-deps.sh (it says what to install)`)
   }
-  if (!consoleBuilt()) await buildConsole()
+  await ensureConsole()
   mkdirSync(shots, { recursive: true })
   server = await startServer()
   browser = await chromium.launch({ executablePath: chromiumPath, args: launchArgs(), headless: true })
