@@ -75,6 +75,13 @@ const pixelsOf = (page: Page, selector: string, rgb: [number, number, number]) =
     },
     rgb,
   )
+/** Saves a screenshot of the whole page as `name`.png, requires that nothing went wrong, and closes it. */
+async function finish(page: Page, errors: string[], name: string): Promise<void> {
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true })
+  expect(errors).toEqual([])
+  await page.context().close()
+}
+
 /** Opens the playground at `url` (its query picks the optimizer, task and steps) and runs it with `key`. */
 async function startRun(url: string, key: string): Promise<{ page: Page; errors: string[] }> {
   const opened = await open(url)
@@ -104,9 +111,7 @@ describe('the console in chromium', { timeout: 180_000 }, () => {
     const stable = page.locator('[data-version="l2o-mnist@1.1.0"] .badge.alias')
     expect(await stable.allTextContents()).toContain('stable')
     expect(await page.locator('[data-baseline="adam"]').textContent()).toContain('learningRate')
-    await page.screenshot({ path: path.join(shots, 'optimizers.png'), fullPage: true })
-    expect(errors).toEqual([])
-    await page.context().close()
+    await finish(page, errors, 'optimizers')
   })
 
   it("shows a version's evaluation table, its plots as loaded images, and the reference to pin", async () => {
@@ -127,9 +132,7 @@ describe('the console in chromium', { timeout: 180_000 }, () => {
     expect(reference).toMatch(/^l2o-mnist@sha256:[0-9a-f]{64}$/)
     await page.locator('.pin .pinned button').click()
     expect(await page.locator('.pin .pinned button').getAttribute('data-copied')).toBe(reference)
-    await page.screenshot({ path: path.join(shots, 'version.png'), fullPage: true })
-    expect(errors).toEqual([])
-    await page.context().close()
+    await finish(page, errors, 'version')
   })
 
   it('shows a card of the richer shape: 1,000 steps, diverged runs, ratios, defaults, analysis', async () => {
@@ -165,9 +168,7 @@ describe('the console in chromium', { timeout: 180_000 }, () => {
       .evaluateAll((list) => (list as unknown as PageImage[]).map((i) => i.naturalWidth))
     expect(sizes).toHaveLength(3)
     expect(sizes.every((w) => w > 0)).toBe(true)
-    await page.screenshot({ path: path.join(shots, 'version-rich.png'), fullPage: true })
-    expect(errors).toEqual([])
-    await page.context().close()
+    await finish(page, errors, 'version-rich')
   })
 
   it('trains 20 steps against the server next to Adam and draws both curves and both paths', async () => {
@@ -185,9 +186,7 @@ describe('the console in chromium', { timeout: 180_000 }, () => {
       expect(await pixelsOf(page, canvas, adamColor), `${canvas} Adam`).toBeGreaterThan(100)
     }
     expect(await page.locator('[data-stat="step latency (median)"]').textContent()).toMatch(/^\d+(\.\d)? ms$/)
-    await page.screenshot({ path: path.join(shots, 'playground.png'), fullPage: true })
-    expect(errors).toEqual([])
-    await page.context().close()
+    await finish(page, errors, 'playground')
   })
 
   it('trains the MLP on the bundled digits', async () => {
@@ -200,9 +199,7 @@ describe('the console in chromium', { timeout: 180_000 }, () => {
       'learned l2o-mnist@1.1.0:5,Adam, lr 0.03:5',
     )
     expect(await page.isHidden('#pg-paths')).toBe(true)
-    await page.screenshot({ path: path.join(shots, 'playground-mlp.png'), fullPage: true })
-    expect(errors).toEqual([])
-    await page.context().close()
+    await finish(page, errors, 'playground-mlp')
   })
 
   it("stops a run with a bad key and shows the server's 401 detail", async () => {
