@@ -131,7 +131,7 @@ describe('the console in chromium', { timeout: 180_000 }, () => {
     const reference = await page.locator('.pin .reference').textContent()
     expect(reference).toMatch(/^l2o-mnist@sha256:[0-9a-f]{64}$/)
     await page.locator('.pin .pinned button').click()
-    expect(await page.locator('.pin .pinned button').getAttribute('data-copied')).toBe(reference)
+    await expect.poll(() => page.locator('.pin .pinned button').getAttribute('data-copied')).toBe(reference)
     await finish(page, errors, 'version')
   })
 
