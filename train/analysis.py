@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from .baselines import Adam  # noqa: E402
 from .optimizer import LSTMOptimizer  # noqa: E402
@@ -185,7 +186,7 @@ def analyze(module: LSTMOptimizer, out_dir, tests, adam_lrs: dict, steps: int = 
     plt.close(fig)
 
     rows_by_test, steps_by_test = {}, {}
-    for test in tests:
+    for test in tqdm(tests, desc="analysis", unit="test", mininterval=5.0):
         rows, problem = trajectories(module, test, steps=steps)
         rows_by_test[test.name] = rows
         steps_by_test[test.name] = step_sizes(module, rows, problem, adam_lrs[test.name])

@@ -69,6 +69,11 @@ export interface AppDeps {
    * typed arrays) a runtime may collect at once to bound its memory (Node: a minor GC).
    */
   reclaimMemory?: () => void | Promise<void>
+  /**
+   * Optional: the console's static files (Node: the built console/dist folder; Workers: the ASSETS
+   * binding). Asked for GET and HEAD requests that no route takes; undefined means no such file.
+   */
+  assets?: (request: Request) => Promise<Response | undefined>
 }
 
 /**
@@ -78,10 +83,12 @@ export interface AppDeps {
 export type MakeDeps<E extends object = object> = (env: E) => AppDeps | Promise<AppDeps>
 
 /** AppDeps with every optional field filled in. */
-export interface ResolvedDeps extends Required<Omit<AppDeps, 'log' | 'openBody' | 'reclaimMemory'>> {
+export interface ResolvedDeps
+  extends Required<Omit<AppDeps, 'log' | 'openBody' | 'reclaimMemory' | 'assets'>> {
   log: (event: LogEvent) => void
   openBody?: (limit: number) => Promise<BodyReader>
   reclaimMemory?: () => void | Promise<void>
+  assets?: (request: Request) => Promise<Response | undefined>
 }
 
 const defaultRandomBytes = (length: number): Uint8Array => crypto.getRandomValues(new Uint8Array(length))
@@ -106,5 +113,6 @@ export function resolveDeps(deps: AppDeps, defaultMaxCoordinates: number): Resol
     log: deps.log ?? defaultLog,
     openBody: deps.openBody,
     reclaimMemory: deps.reclaimMemory,
+    assets: deps.assets,
   }
 }
