@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import matplotlib
@@ -229,9 +228,7 @@ def analyze(module: LSTMOptimizer, out_dir, tests, adam_lrs: dict, steps: int = 
         "regression": reg,
         "plots": {"update": "analysis-update.png", "stepSizes": "analysis-steps.png"},
     }
-    (out / "analysis.json").write_text(json.dumps(summary, indent=1, default=lambda v: None) + "\n")
+    from .ship import finite_json
+
+    (out / "analysis.json").write_text(json.dumps(finite_json(summary), indent=1, allow_nan=False) + "\n")
     return summary
-
-
-def finite(x):
-    return x if isinstance(x, float) and math.isfinite(x) else None
