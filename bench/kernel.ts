@@ -23,6 +23,7 @@ import { fusedKernel } from '../src/runtime/kernel-node'
 import { initTf } from '../src/runtime/tf-node'
 import { decodeLstmWeights, encodeLstmWeights } from '../src/weights'
 import { paperArchitecture, randomGradients, randomLstmWeights, randomUniform } from '../test/support/random'
+import { progress } from './progress'
 import { startBenchWorker } from './workerd/start'
 
 const { values: flags } = parseArgs({
@@ -137,6 +138,30 @@ const record = (impl: string, shape: Shape, n: number, ms: number[]) => {
   times.set(key, [...(times.get(key) ?? []), ...ms])
 }
 
+// Context: the TypeScript paths on the paper's shape, once.
+const context: {
+  name: string
+  backend?: 'wasm' | 'cpu'
+  make: () => Optimizer
+  runs: (n: number) => number
+}[] = flags['no-tfjs']
+  ? []
+  : [
+      {
+        name: 'tfjs-wasm (SIMD, 1 thread)',
+        backend: 'wasm',
+        make: () => lstmOptimizer(paperWeights),
+        runs: runsAt,
+      },
+      { name: 'tfjs-cpu', backend: 'cpu', make: () => lstmOptimizer(paperWeights), runs: () => 3 },
+      { name: 'plain TypeScript, float32', make: () => lstmPlainOptimizer(paperWeights), runs: () => 3 },
+      {
+        name: 'plain TypeScript, float64 (the test oracle)',
+        make: () => lstmReferenceOptimizer(paperWeights),
+        runs: () => 3,
+      },
+    ]
+const bar = progress({ label: 'bench:kernel', total: (shapes.length + context.length) * SIZES.length })
 const torch = torchVersion === undefined ? undefined : torchServer()
 const worker = flags['no-workerd'] ? undefined : await startBenchWorker()
 try {
@@ -166,7 +191,7 @@ try {
         const repeat = Math.max(1, Math.round(20_000 / n))
         record('fused kernel, workerd', shape, n, await worker.time(grads, state, runsAt(n), WARMUP, repeat))
       }
-      process.stderr.write(`${shape.name}, N = ${n}: done\n`)
+      bar.tick(1, `${shape.name}, N = ${n.toLocaleString('en-US')}`)
     }
   }
 } finally {
@@ -174,40 +199,17 @@ try {
   await worker?.dispose()
 }
 
-// Context: the TypeScript paths on the paper's shape, once.
-const paper = shapes[0]
-const context: {
-  name: string
-  backend?: 'wasm' | 'cpu'
-  make: () => Optimizer
-  runs: (n: number) => number
-}[] = flags['no-tfjs']
-  ? []
-  : [
-      {
-        name: 'tfjs-wasm (SIMD, 1 thread)',
-        backend: 'wasm',
-        make: () => lstmOptimizer(paperWeights),
-        runs: runsAt,
-      },
-      { name: 'tfjs-cpu', backend: 'cpu', make: () => lstmOptimizer(paperWeights), runs: () => 3 },
-      { name: 'plain TypeScript, float32', make: () => lstmPlainOptimizer(paperWeights), runs: () => 3 },
-      {
-        name: 'plain TypeScript, float64 (the test oracle)',
-        make: () => lstmReferenceOptimizer(paperWeights),
-        runs: () => 3,
-      },
-    ]
 for (const c of context) {
   if (c.backend) await initTf(c.backend)
   const opt = c.make()
   for (const n of SIZES) {
-    const { grads, state } = inputs(paper.model, opt.stateSize, n)
-    record(c.name, paper, n, timeSteps(opt, grads, state, c.runs(n), 1))
+    const { grads, state } = inputs(shapes[0].model, opt.stateSize, n)
+    record(c.name, shapes[0], n, timeSteps(opt, grads, state, c.runs(n), 1))
+    bar.tick(1, `${c.name}, N = ${n.toLocaleString('en-US')}`)
   }
   opt.dispose?.()
-  process.stderr.write(`${c.name}: done\n`)
 }
+bar.done()
 
 // --- the tables ---------------------------------------------------------------------------------------
 

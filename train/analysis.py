@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import matplotlib
@@ -21,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from .baselines import Adam  # noqa: E402
 from .optimizer import LSTMOptimizer  # noqa: E402
@@ -185,7 +185,7 @@ def analyze(module: LSTMOptimizer, out_dir, tests, adam_lrs: dict, steps: int = 
     plt.close(fig)
 
     rows_by_test, steps_by_test = {}, {}
-    for test in tests:
+    for test in tqdm(tests, desc="analysis", unit="test", mininterval=5.0):
         rows, problem = trajectories(module, test, steps=steps)
         rows_by_test[test.name] = rows
         steps_by_test[test.name] = step_sizes(module, rows, problem, adam_lrs[test.name])
@@ -228,9 +228,7 @@ def analyze(module: LSTMOptimizer, out_dir, tests, adam_lrs: dict, steps: int = 
         "regression": reg,
         "plots": {"update": "analysis-update.png", "stepSizes": "analysis-steps.png"},
     }
-    (out / "analysis.json").write_text(json.dumps(summary, indent=1, default=lambda v: None) + "\n")
+    from .ship import finite_json
+
+    (out / "analysis.json").write_text(json.dumps(finite_json(summary), indent=1, allow_nan=False) + "\n")
     return summary
-
-
-def finite(x):
-    return x if isinstance(x, float) and math.isfinite(x) else None

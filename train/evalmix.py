@@ -301,7 +301,9 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
     results = assemble(specs, cached, digest)
     results["wallSeconds"] = round(time.time() - t0, 1)
     results["jobs"] = jobs
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    from .ship import finite_json
+
+    (out / "results.json").write_text(json.dumps(finite_json(results), indent=1, allow_nan=False))
     return results
 
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 from dataclasses import replace
 from pathlib import Path
@@ -338,7 +339,7 @@ def ship_mix(name, version, preset, run_dir=None, device="cpu", skip_train=False
     validation = [json.loads((d / "validation.json").read_text()) if (d / "validation.json").exists() else None
                   for d in dirs]
     card = make_card_mix(name, version, digest, preset, saved, summaries, results, analysis, validation, device)
-    (out / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    (out / "card.json").write_text(json.dumps(finite_json(card), indent=1, allow_nan=False) + "\n")
     table = markdown(results)
     (run / "results.md").write_text(table + "\n")
     print(table)
@@ -418,3 +419,15 @@ def make_card_mix(name, version, digest, preset, cfgs, summaries, results, analy
         "golden": "golden.safetensors",
         "reproduce": f"npm run train -- ship {name} --version {version}",
     }
+
+
+def finite_json(value):
+    """`value` with every non-finite float replaced by None (JSON has no Infinity or NaN; a diverged
+    run's loss is written as null, and its `diverged` count says why)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value

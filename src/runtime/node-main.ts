@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util'
 import { serve } from '@hono/node-server'
 import { ensureKeys, seedVersions } from '../server/bootstrap'
 import { createNodeApp, createNodeDeps } from './node'
+import { consoleBuilt, folderAssets } from './node-assets'
 import { readShippedVersions } from './shipped-weights'
 
 const { values } = parseArgs({
@@ -39,9 +40,11 @@ if (keys.admin !== undefined || keys.client !== undefined) {
 }
 const backend = await deps.initTf()
 
-const server = serve({ fetch: createNodeApp(deps).fetch, port, hostname: host }, (info) => {
+if (!consoleBuilt()) console.warn('the console is not built (npm run build:console): / and /docs show no UI')
+const app = createNodeApp({ ...deps, assets: folderAssets() })
+const server = serve({ fetch: app.fetch, port, hostname: host }, (info) => {
   console.log(
-    `l2o listening on http://${host}:${info.port} (data ${dataDir}, tfjs ${backend}, learned optimizers on ${deps.kernel === undefined ? 'tfjs' : 'the fused kernel'}); docs at /docs`,
+    `l2o listening on http://${host}:${info.port} (data ${dataDir}, tfjs ${backend}, learned optimizers on ${deps.kernel === undefined ? 'tfjs' : 'the fused kernel'}); console at /, docs at /docs`,
   )
 })
 const stop = () =>

@@ -18,6 +18,8 @@ export interface Bindings {
   DB: D1Database
   /** Shard states of sessions, each in the object that steps it (session-shards.ts). */
   SESSION_SHARDS: DurableObjectNamespace<SessionShards>
+  /** The console's files (wrangler.toml [assets]); absent when the Worker runs without them. */
+  ASSETS?: Fetcher
 }
 
 /**
@@ -33,5 +35,15 @@ export const app = createApp((env: Bindings) => {
   const db = drizzle(env.DB, { schema })
   const objects = (name: string) => env.SESSION_SHARDS.getByName(name)
   const sessions = durableSessionStore(db, objects, () => new Date())
-  return { db, initTf, runtime: 'workers', kernel, sessions, ...stepBudget }
+  const assets = env.ASSETS && assetsOf(env.ASSETS)
+  return { db, initTf, runtime: 'workers', kernel, sessions, assets, ...stepBudget }
 })
+
+// Workers serve the console's files before the Worker runs; this serves them when it is called
+// directly (tests, service bindings). A copy, since the answer's headers are changed afterwards.
+const assetsOf =
+  (assets: Fetcher) =>
+  async (request: Request): Promise<Response | undefined> => {
+    const response = await assets.fetch(request)
+    return response.status === 404 ? undefined : new Response(response.body, response)
+  }

@@ -74,6 +74,11 @@ export interface AppDeps {
    * typed arrays) a runtime may collect at once to bound its memory (Node: a minor GC).
    */
   reclaimMemory?: () => void | Promise<void>
+  /**
+   * Optional: the console's static files (Node: the built console/dist folder; Workers: the ASSETS
+   * binding). Asked for GET and HEAD requests that no route takes; undefined means no such file.
+   */
+  assets?: (request: Request) => Promise<Response | undefined>
 }
 
 /**
@@ -84,11 +89,12 @@ export type MakeDeps<E extends object = object> = (env: E) => AppDeps | Promise<
 
 /** AppDeps with every optional field filled in. */
 export interface ResolvedDeps
-  extends Required<Omit<AppDeps, 'log' | 'openBody' | 'reclaimMemory' | 'kernel'>> {
+  extends Required<Omit<AppDeps, 'log' | 'openBody' | 'reclaimMemory' | 'assets' | 'kernel'>> {
   kernel?: WebAssembly.Module
   log: (event: LogEvent) => void
   openBody?: (limit: number) => Promise<BodyReader>
   reclaimMemory?: () => void | Promise<void>
+  assets?: (request: Request) => Promise<Response | undefined>
 }
 
 const defaultRandomBytes = (length: number): Uint8Array => crypto.getRandomValues(new Uint8Array(length))
@@ -114,5 +120,6 @@ export function resolveDeps(deps: AppDeps, defaultMaxCoordinates: number): Resol
     log: deps.log ?? defaultLog,
     openBody: deps.openBody,
     reclaimMemory: deps.reclaimMemory,
+    assets: deps.assets,
   }
 }

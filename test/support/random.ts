@@ -1,4 +1,4 @@
-import { seededRandom } from '../../examples/mnist-mlp'
+import { seededRandom } from '../../examples/seeded-random'
 import { type Architecture, type ExtendedArchitecture, weightShapes } from '../../src/contract'
 import { type LstmWeights, lstmWeightsFromTensors } from '../../src/core/lstm-weights'
 

@@ -12,6 +12,8 @@ declare global {
       TEST_KEYS: { admin: string; client: string }
       /** name@version of every optimizer under weights/. */
       TEST_SHIPPED: string[]
+      /** Every plot and analysis shipped under weights/: where the API serves it, and its digest. */
+      TEST_SHIPPED_FILES: { path: string; digest: string }[]
       TEST_BIG_WEIGHTS: ArrayBuffer
       TEST_PARITY_WEIGHTS: ArrayBuffer
       TEST_PARITY_CASE: ArrayBuffer
