@@ -288,6 +288,7 @@ describe('the TypeScript core matches PyTorch on the golden vectors', () => {
       expect.arrayContaining([
         'fixture moments-elu-tanh',
         'fixture moments-linear',
+        'fixture moments-logrms-elu-tanh',
         'l2o-mnist',
         'l2o-quadratic',
       ]),
