@@ -606,7 +606,7 @@ def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = T
         append_log(log_path, LOG_COLUMNS, header=True)
     t_start = time.time() - elapsed0
     cpu_start = time.process_time() - (ck.get("cpu_s", 0.0) if it0 else 0.0)
-    it = it0
+    it, val = it0, ""
     bar = tqdm(range(it0, cfg.iterations), initial=it0, total=cfg.iterations, disable=not progress,
                mininterval=5.0, desc="imitate")
     for it in bar:
@@ -634,7 +634,8 @@ def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = T
                         "cpu_s": time.process_time() - cpu_start}, ckpt_path)
         append_log(log_path, [done, loss, "", "", val, skipped, round(time.time() - t_start, 2)])
     bar.close()
-    final_val = validate_mix(module, val_set)
+    # the last iteration was validated in the loop (done == cfg.iterations), unless this call resumed a finished run
+    final_val = val if val != "" else validate_mix(module, val_set)
     torch.save({"model": module.state_dict(), "iteration": cfg.iterations, "val": final_val}, best_path)
     return write_summary(out, cfg.iterations, skipped, "iterations", t_start, cfg.device,
                          time.process_time() - cpu_start)

@@ -146,7 +146,7 @@ PRESETS["l2o-mlp"] = {"1.0.0": {
         # Stage 2: meta-training by antithetic PES (unbiased over whole horizons, unlike 20-step
         # truncated BPTT, which shrank the steps and lost on validation: see NOTES_MLP).
         MixConfig(**MLP_ARCH, stage="meta-training", estimator="pes", workers=16, unroll=20, sigma=0.02,
-                  meta_lr=1e-4, iterations=500, val_every=50, patience=100, pscale=2.0, lscale=2.0,
+                  meta_lr=1e-4, iterations=500, val_every=100, patience=100, pscale=2.0, lscale=2.0,
                   xscale=2.0, max_minutes=60.0, seed=1),
     ],
     "task": ("MLPs on MNIST (all 10,000 digits as the pool): sigmoid, ReLU or tanh, 1-3 hidden layers "
