@@ -264,14 +264,7 @@ def make_card(name, version, digest, preset, cfgs, summaries, results, device) -
             "torchVersion": torch.__version__,
             "python": platform.python_version(),
             "wallSeconds": round(sum(m["wallSeconds"] for m in summaries), 1),
-            "metaObjective": (
-                "meta-training: horizon 100 unrolled in truncations of `unroll`; meta-loss per "
-                "truncation = mean over instances and steps of f(theta_t) ('mean'), of "
-                "f(theta_t) / f(theta_start) ('relative'), or of f(theta_t) over the last fifth of "
-                "the horizon only ('late'); gradients fed to the optimizer detached; Adam; grad-norm "
-                "clip. imitation: scaled MSE to a tuned teacher's updates along its own trajectories "
-                "(train/imitate.py)"
-            ),
+            "metaObjective": {c["stage"]: _meta_objective(c) for c in cfgs},
         },
         "evaluation": {
             "protocol": (
@@ -421,6 +414,29 @@ def make_card_mix(name, version, digest, preset, cfgs, summaries, results, analy
         "golden": "golden.safetensors",
         "reproduce": f"npm run train -- ship {name} --version {version}",
     }
+
+
+def _meta_objective(c: dict) -> str:
+    """What a `kind: mix` stage minimised, in words, from its saved config."""
+    validation = ("Validation: 64 unscaled instances (16 configs x 4) of the distribution, mean log of the "
+                  "whole-pool loss at the horizon (200 steps, 1,000 for 4 configs).")
+    if c["stage"] == "imitation":
+        return (f"imitation of {c['teacher']}{' lr ' + str(c['teacher_lr']) if c['teacher'] != 'oracle' else ''} "
+                f"along its own {c['teacher_horizon']}-step runs on {c['teacher_configs']} tasks of the distribution: "
+                f"mean squared error of the update, each coordinate's scaled by the teacher's rms update there (plus "
+                f"half its median), from a zero state in truncations of {c['unroll']} steps; Adam {c['meta_lr']} with "
+                f"cosine decay. " + validation)
+    if c.get("estimator") == "pes":
+        return (f"antithetic persistent evolution strategies (PES, Vicol et al. 2021): {c['workers']} pairs carry "
+                f"instances through log-uniform horizons of {c['min_horizon']}-{c['max_horizon']} steps in "
+                f"truncations of {c['unroll']}; sigma {c['sigma']}; meta-loss = mean over a truncation's steps "
+                f"of log(f + 1e-4 f_0) on the minibatch of the step (f capped at 1e3 f_0); Adam {c['meta_lr']} with "
+                f"cosine decay. "
+                + validation)
+    return ("first-order truncated BPTT (the gradients fed to the optimizer detached), meta-loss = mean over a "
+            "truncation's steps of log(f + 1e-4 f_0) on the minibatch of the step; the meta-gradient is computed "
+            "exactly for a random subset of coordinates and scaled; Adam with cosine decay, grad-norm clip. "
+            + validation)
 
 
 def finite_json(value):
