@@ -149,7 +149,7 @@ def cmd_ship(args) -> int:
 
     ship(args.name, args.version, args.run, suite=args.suite, device=args.device,
          skip_train=args.skip_train, instances=args.instances, tune_instances=args.tune_instances,
-         cached_only=args.cached_only)
+         cached_only=args.cached_only, long_instances=args.long_instances, jobs=args.jobs)
     return 0
 
 
@@ -234,8 +234,10 @@ def main(argv=None) -> int:
     p.add_argument("--suite", help="evaluation suite (default from the name)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--skip-train", action="store_true", help="reuse the run folder's best.pt")
-    p.add_argument("--instances", type=int)
+    p.add_argument("--instances", type=int, help="held-out instances (l2o-mlp: at 100 and 200 steps)")
+    p.add_argument("--long-instances", type=int, help="l2o-mlp: held-out instances at 1,000 steps")
     p.add_argument("--tune-instances", type=int)
+    p.add_argument("--jobs", type=int, default=2, help="l2o-mlp: evaluation processes")
     p.add_argument("--cached-only", action="store_true", help="evaluation: cached tests only")
     p.set_defaults(fn=cmd_ship)
 
