@@ -64,7 +64,8 @@ def cmd_evaluate_mix(args) -> int:
     from .evalmix import evaluate_mix, markdown
 
     res = evaluate_mix(args.weights, args.out, jobs=args.jobs, tests=args.tests, instances=args.instances,
-                       long_instances=args.long_instances, baselines_only=args.only_baselines)
+                       long_instances=args.long_instances, baselines_only=args.only_baselines,
+                       tune_instances=args.tune_instances)
     if res:
         from .plots import plot_mix
 
@@ -188,6 +189,7 @@ def main(argv=None) -> int:
     p.add_argument("--tests", nargs="+", help="only these tests")
     p.add_argument("--instances", type=int, help="held-out instances at 100/200 steps (default 256)")
     p.add_argument("--long-instances", type=int, help="held-out instances at 1,000 steps (default 64)")
+    p.add_argument("--tune-instances", type=int, help="tuning instances at 100/200 steps (default 16; 1,000 steps: half)")
     p.add_argument("--only-baselines", action="store_true", help="tune and run the baselines only (cached)")
     p.set_defaults(fn=cmd_evaluate_mix)
 

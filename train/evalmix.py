@@ -254,8 +254,10 @@ def _cached(path: Path, key: dict):
 
 
 def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=None, long_instances=None,
-                 baselines_only=False, progress=True, log=print) -> dict:
-    """Run (or reuse from `out_dir`'s caches) every job of the suite; assemble results.json."""
+                 baselines_only=False, progress=True, log=print, tune_instances=None) -> dict:
+    """Run (or reuse from `out_dir`'s caches) every job of the suite; assemble results.json.
+    `instances`, `long_instances` and `tune_instances` (1,000-step tuning: half as many) override
+    the protocol's counts for a cheaper run; results.json and the card record the counts used."""
     from . import safetensors_io as st
 
     out = Path(out_dir)
@@ -267,6 +269,8 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
             t.instances = instances
         if long_instances:
             t.long_instances = long_instances
+        if tune_instances:
+            t.tune_instances, t.long_tune_instances = tune_instances, max(1, tune_instances // 2)
     todo, cached = [], {}
     for t in specs:
         for kind in ([] if baselines_only else ["learned"]) + list(BASELINES):

@@ -180,7 +180,8 @@ def ship(name: str, version: str = "", run_dir=None, suite=None, device="cpu",
         raise ValueError(f"no recipe for {name}@{version}; known: {sorted(PRESETS[name])}")
     preset = PRESETS[name][version]
     if preset.get("kind") == "mix":
-        return ship_mix(name, version, preset, run_dir, device, skip_train, instances, jobs, long_instances)
+        return ship_mix(name, version, preset, run_dir, device, skip_train, instances, jobs, long_instances,
+                        tune_instances)
     stages = [replace(c, device=device) for c in preset.get("stages") or [preset["config"]]]
     suite = suite or preset["suite"]
     run = Path(run_dir or REPO_ROOT / "train" / "runs" / f"{name}-{version}")
@@ -302,7 +303,7 @@ def _device_name(device: str) -> str:
 
 
 def ship_mix(name, version, preset, run_dir=None, device="cpu", skip_train=False, instances=None,
-             jobs: int = 2, long_instances=None) -> dict:
+             jobs: int = 2, long_instances=None, tune_instances=None) -> dict:
     """train (imitation, meta-training) -> export -> golden -> evaluate (evalmix) -> analysis ->
     plots -> card, for a `kind: mix` preset."""
     from .analysis import analyze
@@ -327,7 +328,7 @@ def ship_mix(name, version, preset, run_dir=None, device="cpu", skip_train=False
     module = load_model(out / "model.safetensors")
     make_golden(module, digest, out / "golden.safetensors", steps=8)
     results = evaluate_mix(out / "model.safetensors", run / "eval", jobs=jobs, instances=instances,
-                           long_instances=long_instances)
+                           long_instances=long_instances, tune_instances=tune_instances)
     plot_mix(results, out / "loss.png", title=f"{name}@{version}: held-out loss")
     plot_mix(results, out / "loss-1000.png", title=f"{name}@{version}: held-out loss", horizon=1000)
     plot_training_log([d / "log.csv" for d in dirs], out / "training.png", title=f"{name}@{version}: training")
