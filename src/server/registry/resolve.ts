@@ -114,8 +114,15 @@ function learned(row: VersionRow): LearnedTarget {
  */
 export async function resolveReference(db: Db, text: string, hyperparameters?: unknown): Promise<Target> {
   const ref = parseOrThrow(text)
+  // One rule for every way hyper-parameters arrive (query, metadata, JSON): absent or an object.
+  if (hyperparameters !== undefined && !isJsonObject(hyperparameters)) {
+    throw new ApiError(
+      'invalid_hyperparameters',
+      `hyperparameters must be a JSON object, e.g. {"learningRate":0.01}, or absent; got ${hyperparameters === null ? 'null' : Array.isArray(hyperparameters) ? 'an array' : typeof hyperparameters}`,
+    )
+  }
   if (isBaseline(ref.name)) return resolveBaseline(ref, hyperparameters)
-  if (hyperparameters !== undefined && Object.keys(hyperparameters as object).length > 0) {
+  if (hyperparameters !== undefined && Object.keys(hyperparameters).length > 0) {
     throw new ApiError(
       'invalid_hyperparameters',
       `${ref.name} is a learned optimizer: its hyper-parameters are in its weight file; send none`,
@@ -163,6 +170,10 @@ export async function resolveReference(db: Db, text: string, hyperparameters?: u
     'version_not_found',
     `every version ${ref.name}@${ref.alias} pointed to is deprecated; pin a version (name@1.0.0) or ask an admin to move the alias`,
   )
+}
+
+function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 /** The version of `name` whose `column` (its version or its digest) is `value`. */

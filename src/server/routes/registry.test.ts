@@ -99,6 +99,24 @@ describe('registry reads (public)', () => {
       'invalid_hyperparameters',
     ],
     [
+      'null hyper-parameters for a learned optimizer',
+      '/v1/resolve?ref=tiny&hyperparameters=null',
+      400,
+      'invalid_hyperparameters',
+    ],
+    [
+      'null hyper-parameters for a baseline',
+      '/v1/resolve?ref=sgd&hyperparameters=null',
+      400,
+      'invalid_hyperparameters',
+    ],
+    [
+      'hyper-parameters that are an array',
+      '/v1/resolve?ref=tiny&hyperparameters=%5B%5D',
+      400,
+      'invalid_hyperparameters',
+    ],
+    [
       'a baseline digest of other hyper-parameters',
       `/v1/resolve?ref=sgd@sha256:${'0'.repeat(64)}&hyperparameters=%7B%22learningRate%22%3A1%7D`,
       409,

@@ -354,6 +354,18 @@ describe('POST /v1/step refuses bad input with problem+json and changes nothing'
       'invalid_hyperparameters',
     ],
     [
+      'null hyper-parameters for a learned optimizer',
+      () => post(binaryBody({ grads }, { ...meta, hyperparameters: 'null' }), binaryType),
+      400,
+      'invalid_hyperparameters',
+    ],
+    [
+      'null hyper-parameters in JSON',
+      () => post(JSON.stringify({ optimizer: 'tiny', hyperparameters: null, grads: [1] }), jsonType),
+      400,
+      'invalid_request',
+    ],
+    [
       'hyper-parameters that are not JSON',
       () => post(binaryBody({ grads }, { optimizer: 'adam', hyperparameters: '{' }), binaryType),
       400,
