@@ -120,16 +120,9 @@ export function requireKey(role: 'client' | 'admin' = 'client'): MiddlewareHandl
       )
     }
     const caller = await authenticate(c.get('deps').db, match[1])
-    if (caller === 'unknown') {
-      throw new ApiError('unauthorized', 'unknown API key; ask an admin for a key', {}, challenge)
-    }
-    if (caller === 'revoked') {
-      throw new ApiError(
-        'unauthorized',
-        'this API key was revoked; ask an admin for a new key',
-        {},
-        challenge,
-      )
+    // One answer for unknown and revoked keys: it must not tell a guesser which keys once existed.
+    if (caller === 'unknown' || caller === 'revoked') {
+      throw new ApiError('unauthorized', 'invalid API key; ask an admin for a key', {}, challenge)
     }
     if (role === 'admin' && caller.role !== 'admin') {
       throw new ApiError(

@@ -126,8 +126,11 @@ describe('publishing', () => {
     })
     expect(revoke.status).toBe(200)
     expect(((await revoke.json()) as { revokedAt: string | null }).revokedAt).not.toBeNull()
-    const body = await expectProblem(await call(made.secret), 401, 'unauthorized')
-    expect(body.detail).toContain('revoked')
+    const revoked = await expectProblem(await call(made.secret), 401, 'unauthorized')
+    // A revoked key and a key that never existed get the same answer.
+    const unknown = await expectProblem(await call(`l2o_${'0'.repeat(64)}`), 401, 'unauthorized')
+    expect(revoked.detail).toBe(unknown.detail)
+    expect(revoked.detail).not.toContain('revoked')
     expect((await call(key2.secret)).status).toBe(201)
   })
 })
