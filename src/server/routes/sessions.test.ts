@@ -355,6 +355,24 @@ describe('sessions refuse bad input with problem+json and change nothing', () =>
       'invalid_request',
     ],
     [
+      'step "02" (a leading zero)',
+      () => post(`/v1/sessions/${id}/shards/0/steps/02`, binaryBody({ grads: f32([1000], good()) })),
+      400,
+      'invalid_request',
+    ],
+    [
+      'step "%32" (an escaped digit)',
+      () => post(`/v1/sessions/${id}/shards/0/steps/%32`, binaryBody({ grads: f32([1000], good()) })),
+      400,
+      'invalid_request',
+    ],
+    [
+      'shard "00"',
+      () => post(`/v1/sessions/${id}/shards/00/steps/2`, binaryBody({ grads: f32([1000], good()) })),
+      400,
+      'invalid_request',
+    ],
+    [
       'a step out of order (skipping ahead)',
       () => post(stepUrl(id, 0, 3), binaryBody({ grads: f32([1000], good()) })),
       409,

@@ -77,14 +77,17 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
   const store = deps.sessions
   const session = await ownSession(c)
   const shards = shardCount(session)
-  const shard = parseIndex(c.req.param('shard') ?? '', 'shard')
+  // The path's own text, not Hono's decoded params: '%32' and '02' are not the number 2.
+  const [shardText = '', stepText = ''] =
+    /\/shards\/([^/]*)\/steps\/([^/]*)$/.exec(new URL(c.req.url).pathname)?.slice(1) ?? []
+  const shard = parseIndex(shardText, 'shard')
   if (shard >= shards) {
     throw new ApiError(
       'invalid_request',
       `session ${session.id} has shards 0 to ${shards - 1}; shard ${shard} does not exist`,
     )
   }
-  const t = parseIndex(c.req.param('step') ?? '', 'step')
+  const t = parseIndex(stepText, 'step')
   if (t < 1) throw new ApiError('invalid_request', 'steps count from 1: send step 1 first')
   const { offset, length } = shardRange(session, shard)
 
@@ -145,9 +148,13 @@ function sessionNotFound(id: string): ApiError {
   )
 }
 
+/** A path number in canonical decimal: digits without leading zeros, at most 2^31. */
 function parseIndex(text: string, what: string): number {
-  if (!/^\d{1,10}$/.test(text) || Number(text) > 2 ** 31) {
-    throw new ApiError('invalid_request', `${what} '${text.slice(0, 20)}' is not a non-negative integer`)
+  if (!/^(0|[1-9]\d{0,9})$/.test(text) || Number(text) > 2 ** 31) {
+    throw new ApiError(
+      'invalid_request',
+      `${what} '${text.slice(0, 20)}' is not a non-negative integer in plain decimal (no leading zeros, no escapes)`,
+    )
   }
   return Number(text)
 }
