@@ -54,6 +54,17 @@ export interface Problem {
   [extension: string]: unknown
 }
 
+/** Longest echo of a client's value in a problem's `detail`, in characters. */
+export const maxEchoLength = 64
+
+/**
+ * A client's value as a problem's `detail` may quote it: at most `max` characters, with '…' and
+ * the full length marking a cut, so a 60 KB field never comes back as a 60 KB answer.
+ */
+export function clip(text: string, max = maxEchoLength): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`
+}
+
 /** True when `code` is one of the known problem codes. */
 export function isProblemCode(code: unknown): code is ProblemCode {
   return typeof code === 'string' && Object.hasOwn(problemCodes, code)

@@ -8,7 +8,7 @@
  * export default createApp((env: Bindings) => ({ db: drizzle(env.DB, { schema }), initTf, runtime: 'workers' }))
  */
 import { OpenAPIHono } from '@hono/zod-openapi'
-import { defaultMaxCoordinatesPerRequest, headerNames } from '../contract'
+import { clip, defaultMaxCoordinatesPerRequest, headerNames } from '../contract'
 import { type MakeDeps, resolveDeps } from './deps'
 import type { AppEnv } from './env'
 import { ApiError, describeError, problemResponse } from './errors'
@@ -52,11 +52,14 @@ export function createApp<E extends object = object>(makeDeps: MakeDeps<E>): App
       allowed.length > 0
         ? new ApiError(
             'method_not_allowed',
-            `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(' or ')} (GET /docs lists every route)`,
+            `${clip(c.req.method, 16)} is not allowed on ${clip(c.req.path, 200)}; use ${allowed.join(' or ')} (GET /docs lists every route)`,
             { allowed },
             { Allow: allowed.join(', ') },
           )
-        : new ApiError('not_found', `no route ${c.req.method} ${c.req.path}; GET /docs lists every route`)
+        : new ApiError(
+            'not_found',
+            `no route ${clip(c.req.method, 16)} ${clip(c.req.path, 200)}; GET /docs lists every route`,
+          )
     return problemResponse(error, c.get('requestId'))
   })
 

@@ -4,7 +4,7 @@
  */
 import type { Context } from 'hono'
 import type { z } from 'zod'
-import { jsonMediaType, safetensorsMediaType } from '../contract'
+import { clip, jsonMediaType, safetensorsMediaType } from '../contract'
 import { decode, SafetensorsError, type SafetensorsFile } from '../safetensors'
 import type { BodyReader } from './deps'
 import type { AppEnv } from './env'
@@ -27,7 +27,7 @@ export function bodyKindOf(request: Request, accepted: readonly BodyKind[]): Bod
   const list = accepted.map((k) => mediaTypes[k]).join(' or ')
   throw new ApiError(
     'unsupported_media_type',
-    `Content-Type ${type === '' ? 'is missing' : `'${type}' is not accepted here`}; send ${list}`,
+    `Content-Type ${type === '' ? 'is missing' : `'${clip(type)}' is not accepted here`}; send ${list}`,
     { accepted: accepted.map((k) => mediaTypes[k]) },
   )
 }

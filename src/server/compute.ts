@@ -3,7 +3,7 @@
  * the body has been parsed and before anything is written.
  */
 import type { Context } from 'hono'
-import { headerNames, type StateDtype, stateDtypes } from '../contract'
+import { clip, headerNames, type StateDtype, stateDtypes } from '../contract'
 import { firstNonFinite, OptimizerInputError, type StepResult } from '../core'
 import { type FloatData, fromFloat32, sliceRows, toFloat32, zerosOf } from '../safetensors'
 import type { AppEnv } from './env'
@@ -54,7 +54,10 @@ export function assertCoordinates(n: number, max: number): void {
 export function parseStateDtype(text: string | undefined, fallback: StateDtype): StateDtype {
   if (text === undefined) return fallback
   if ((stateDtypes as readonly string[]).includes(text)) return text as StateDtype
-  throw new ApiError('invalid_request', `state dtype '${text}' is not one of ${stateDtypes.join(', ')}`)
+  throw new ApiError(
+    'invalid_request',
+    `state dtype '${clip(text, 16)}' is not one of ${stateDtypes.join(', ')}`,
+  )
 }
 
 /**

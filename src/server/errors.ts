@@ -2,6 +2,7 @@
  * RFC 9457 problem responses: every error the API returns is an ApiError rendered by one onError.
  */
 import {
+  clip,
   headerNames,
   type Problem,
   type ProblemCode,
@@ -55,17 +56,33 @@ export class ApiError extends Error {
   }
 }
 
-/** The problem+json body of an error. */
+/** Longest `detail`, and longest string anywhere in the extensions, a problem body carries. */
+const maxDetailLength = 1000
+const maxExtensionStringLength = 200
+
+/**
+ * The problem+json body of an error. Every string in it is bounded (the last line of defence: the
+ * sites that quote a client's value clip it themselves, with contract's clip).
+ */
 export function problemBody(error: ApiError, requestId: string | undefined): Problem {
   return {
-    ...error.extensions,
+    ...(clipStrings(error.extensions, maxExtensionStringLength) as Record<string, unknown>),
     type: problemType(error.code),
     title: titles[error.code],
     status: error.status,
-    detail: error.detail,
+    detail: clip(error.detail, maxDetailLength),
     code: error.code,
     ...(requestId === undefined ? {} : { requestId }),
   }
+}
+
+function clipStrings(value: unknown, max: number, depth = 0): unknown {
+  if (typeof value === 'string') return clip(value, max)
+  if (typeof value !== 'object' || value === null || depth > 4) return value
+  if (Array.isArray(value)) return value.slice(0, 20).map((v) => clipStrings(v, max, depth + 1))
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [clip(k, 64), clipStrings(v, max, depth + 1)]),
+  )
 }
 
 /** A problem+json Response for an error. */

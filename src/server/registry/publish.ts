@@ -5,6 +5,7 @@
 import { and, eq } from 'drizzle-orm'
 import {
   architectureJson,
+  clip,
   maxRowBytes,
   namePattern,
   type PublishVersionResponse,
@@ -57,20 +58,20 @@ export async function publishVersion(
   if (!namePattern.test(name)) {
     throw new ApiError(
       'invalid_request',
-      `invalid optimizer name '${name}': use lowercase letters, digits and '-'`,
+      `invalid optimizer name '${clip(name)}': use lowercase letters, digits and '-'`,
     )
   }
   if (isBaseline(name)) {
     throw new ApiError('invalid_request', `'${name}' is a built-in baseline; publish under another name`)
   }
   if (!semverPattern.test(version)) {
-    throw new ApiError('invalid_request', `invalid version '${version}': use semver, e.g. 1.0.0`)
+    throw new ApiError('invalid_request', `invalid version '${clip(version)}': use semver, e.g. 1.0.0`)
   }
   const bad = input.aliases?.find((alias) => !isSettableAlias(alias))
   if (bad !== undefined) {
     throw new ApiError(
       'invalid_request',
-      `invalid alias '${bad}': use lowercase letters, digits and '-', not 'latest'`,
+      `invalid alias '${clip(bad)}': use lowercase letters, digits and '-', not 'latest'`,
     )
   }
   const cardText = cardToText(input.card, name, version)

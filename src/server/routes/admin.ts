@@ -4,6 +4,7 @@ import { and, eq, isNull } from 'drizzle-orm'
 import {
   aliasPattern,
   type CreateClientResponse,
+  clip,
   createClientRequestSchema,
   honoPath,
   maxRowBytes,
@@ -81,7 +82,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
     if (row === undefined) {
       throw new ApiError(
         'version_not_found',
-        `no version ${name}@${version}; GET /v1/optimizers/${name} lists its versions`,
+        `no version ${clip(name)}@${clip(version)}; GET /v1/optimizers/${clip(name)} lists its versions`,
       )
     }
     if (row.status !== 'deprecated') {
@@ -116,7 +117,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
     if (row === undefined) {
       throw new ApiError(
         'version_not_found',
-        `no version ${name}@${version}; GET /v1/optimizers/${name} lists its versions`,
+        `no version ${clip(name)}@${clip(version)}; GET /v1/optimizers/${clip(name)} lists its versions`,
       )
     }
     if (row.status === 'deprecated') {

@@ -5,7 +5,7 @@
  */
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { createSessionRequestSchema, headerNames, honoPath, paths, routes } from '../../contract'
+import { clip, createSessionRequestSchema, headerNames, honoPath, paths, routes } from '../../contract'
 import { requireKey } from '../auth'
 import { bodyKindOf, parseJson, readBody } from '../body'
 import { assertFinite, maxJsonBodyBytes, newStepOutput, runStep } from '../compute'
@@ -52,7 +52,7 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
     if (!same) {
       throw new ApiError(
         'idempotency_conflict',
-        `${headerNames.idempotencyKey} '${idempotencyKey}' already created session ${earlier.id} from another request (${earlier.optimizer}, ${earlier.numParams} parameters, ${earlier.stateDtype}); send a new key for a new session`,
+        `${headerNames.idempotencyKey} '${clip(idempotencyKey ?? '')}' already created session ${earlier.id} from another request (${earlier.optimizer}, ${earlier.numParams} parameters, ${earlier.stateDtype}); send a new key for a new session`,
       )
     }
     const steps = await deps.sessions.shardSteps(earlier.id)

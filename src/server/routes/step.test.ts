@@ -23,6 +23,25 @@ const s = useTestServer({}, { tf: true })
 const post = (body: BodyInit, headers: Record<string, string>) =>
   s.app.request('/v1/step', { method: 'POST', body, headers: { ...s.clientAuth, ...headers } })
 
+describe('echoed values', () => {
+  it('quotes at most a clipped optimizer reference, from JSON and from binary metadata', async () => {
+    const reference = `A${'a'.repeat(60_000)}`
+    const fromJson = await post(JSON.stringify({ optimizer: reference.slice(0, 200), grads: [1] }), jsonType)
+    const fromBinary = await post(binaryBody({ grads: f32([1], [1]) }, { optimizer: reference }), binaryType)
+    for (const res of [fromJson, fromBinary]) {
+      const text = await res.text()
+      expect(res.status).toBe(400)
+      expect(text.length).toBeLessThan(1000)
+    }
+  })
+
+  it('quotes at most a clipped path', async () => {
+    const res = await s.app.request(`/v1/${'p'.repeat(8000)}`)
+    expect(res.status).toBe(404)
+    expect((await res.text()).length).toBeLessThan(1000)
+  })
+})
+
 describe('POST /v1/step (binary)', () => {
   it('returns the updates and state the core computes, naming the digest', async () => {
     const grads = randomGradients(100, 7)
