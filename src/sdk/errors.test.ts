@@ -36,6 +36,7 @@ const expected: Record<ProblemCode, new (...args: never[]) => ApiError> = {
   step_conflict: StepConflictError,
   version_conflict: ConflictError,
   idempotency_conflict: ConflictError,
+  last_admin_key: ConflictError,
   payload_too_large: ValidationError,
   too_many_coordinates: ValidationError,
   unsupported_media_type: ValidationError,

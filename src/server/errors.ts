@@ -32,6 +32,7 @@ const titles: Record<ProblemCode, string> = {
   step_conflict: 'Step conflict',
   version_conflict: 'Version conflict',
   idempotency_conflict: 'Idempotency-Key reused',
+  last_admin_key: 'Last admin key',
   payload_too_large: 'Payload too large',
   too_many_coordinates: 'Too many coordinates',
   unsupported_media_type: 'Unsupported media type',

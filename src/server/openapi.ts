@@ -367,9 +367,14 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
     path: paths.adminKey,
     tags: ['admin'],
     summary: 'Revoke a key',
+    description:
+      'Revoking a revoked key answers it again. The last active admin key cannot be revoked (409 last_admin_key).',
     security: admin,
     request: { params: z.object({ id: z.string() }) },
-    responses: { 200: { description: 'The revoked key', ...json(apiKeySchema) }, ...problems(401, 403, 404) },
+    responses: {
+      200: { description: 'The revoked key', ...json(apiKeySchema) },
+      ...problems(401, 403, 404, 409),
+    },
   })
 }
 

@@ -102,6 +102,7 @@ PROBLEM_STATUS = {
     "step_conflict": 409,
     "version_conflict": 409,
     "idempotency_conflict": 409,
+    "last_admin_key": 409,
     "payload_too_large": 413,
     "too_many_coordinates": 413,
     "unsupported_media_type": 415,

@@ -1,6 +1,6 @@
 /** /v1/admin/*: publish versions, move aliases, deprecate, and manage clients and keys (admin key). */
 import type { OpenAPIHono } from '@hono/zod-openapi'
-import { and, eq, isNull } from 'drizzle-orm'
+import { and, eq, isNull, sql } from 'drizzle-orm'
 import {
   aliasPattern,
   type CreateClientResponse,
@@ -21,6 +21,11 @@ import { ApiError } from '../errors'
 import { moveAlias } from '../registry/aliases'
 import { maxCardBytes, publishVersion } from '../registry/publish'
 import { learnedDetail, versionColumns, versionInfo } from './registry'
+
+// The key being revoked belongs to a client, or another active admin key remains.
+const otherAdminKeyRemains = sql`((select role from clients where clients.id = api_keys.client_id) <> 'admin'
+  or exists (select 1 from api_keys as other join clients on clients.id = other.client_id
+    where clients.role = 'admin' and other.revoked_at is null and other.id <> api_keys.id))`
 
 const maxPublishBodyBytes = maxRowBytes + maxCardBytes + 64 * 1024
 
@@ -151,10 +156,13 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
   app.delete(honoPath(paths.adminKey), async (c) => {
     const deps = c.get('deps')
     const id = c.req.param('id')
-    await deps.db
+    // One conditional statement, so two revocations at once cannot both take the last two admin
+    // keys (D1 has no transactions across statements).
+    const revoked = await deps.db
       .update(apiKeys)
       .set({ revokedAt: deps.now().toISOString() })
-      .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+      .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt), otherAdminKeyRemains))
+      .returning({ id: apiKeys.id })
     const key = await deps.db
       .select({
         id: apiKeys.id,
@@ -167,6 +175,12 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
       .where(eq(apiKeys.id, id))
       .get()
     if (key === undefined) throw new ApiError('key_not_found', `no key '${id.slice(0, 80)}'`)
+    if (revoked.length === 0 && key.revokedAt === null) {
+      throw new ApiError(
+        'last_admin_key',
+        `key '${id}' is the last active admin key; create another admin key before revoking this one`,
+      )
+    }
     return c.json(key)
   })
 }
