@@ -9,6 +9,7 @@
  */
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { clip, defaultMaxCoordinatesPerRequest, headerNames } from '../contract'
+import { negotiate } from './accept'
 import { type MakeDeps, resolveDeps } from './deps'
 import type { AppEnv } from './env'
 import { ApiError, describeError, problemResponse } from './errors'
@@ -40,6 +41,7 @@ export function createApp<E extends object = object>(makeDeps: MakeDeps<E>): App
     c.res.headers.set(headerNames.requestId, requestId)
   })
 
+  app.use('*', negotiate())
   registerRoutes(app)
 
   let patterns: { method: string; pattern: RegExp }[] | undefined

@@ -388,7 +388,8 @@ export function openApiDocument(app: OpenAPIHono<AppEnv<any>>): Record<string, u
       version: '1.0.0',
       description:
         'Runs frozen learned optimizers (the coordinatewise LSTM of Andrychowicz et al. 2016) and hand-designed ' +
-        'baselines on your gradients. Errors are RFC 9457 application/problem+json.',
+        'baselines on your gradients. Errors are RFC 9457 application/problem+json. A request whose Accept admits ' +
+        "none of its route's media types gets 406 not_acceptable before anything runs.",
     },
     tags: [
       { name: 'meta' },
