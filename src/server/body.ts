@@ -5,7 +5,7 @@
 import type { Context } from 'hono'
 import type { z } from 'zod'
 import { clip, jsonMediaType, safetensorsMediaType } from '../contract'
-import { decode, SafetensorsError, type SafetensorsFile } from '../safetensors'
+import { decode, float32JsonArray, SafetensorsError, type SafetensorsFile } from '../safetensors'
 import type { BodyReader } from './deps'
 import type { AppEnv } from './env'
 import { ApiError } from './errors'
@@ -176,9 +176,12 @@ function numberArray(raw: unknown, name: string, required: boolean): Float32Arra
   return out
 }
 
-/** Float32 values as a JSON array (each as the exact double), without an intermediate array. */
+/**
+ * Float32 values as a JSON array, each as the shortest decimal that reads back as the same
+ * float32 (at most 9 significant digits, not the float64's up to 17).
+ */
 export function jsonNumbers(values: Float32Array): string {
-  return `[${values.join(',')}]`
+  return float32JsonArray(values)
 }
 
 const maxHeaderBytes = 64 * 1024
