@@ -8,6 +8,7 @@ export const problemCodes = {
   invalid_safetensors: 400,
   shape_mismatch: 400,
   non_finite_gradient: 422,
+  non_finite_result: 422,
   invalid_hyperparameters: 400,
   invalid_weights: 400,
   unauthorized: 401,

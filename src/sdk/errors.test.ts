@@ -21,6 +21,7 @@ const expected: Record<ProblemCode, new (...args: never[]) => ApiError> = {
   invalid_safetensors: ValidationError,
   shape_mismatch: ValidationError,
   non_finite_gradient: ValidationError,
+  non_finite_result: ValidationError,
   invalid_hyperparameters: ValidationError,
   invalid_weights: ValidationError,
   unauthorized: AuthError,

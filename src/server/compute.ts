@@ -72,19 +72,7 @@ export function assertFiniteState(
   scan: FiniteScan = firstNonFinite,
 ): void {
   const start = from * stateSize
-  let bad = -1
-  if (state.dtype === 'F32') {
-    bad = scan(state.data.subarray(start))
-  } else {
-    const mask = state.dtype === 'F16' ? 0x7c00 : 0x7f80
-    const u = state.data.subarray(start)
-    for (let i = 0; i < u.length; i++) {
-      if ((u[i] & mask) === mask) {
-        bad = i
-        break
-      }
-    }
-  }
+  let bad = firstNonFiniteOf(state, start, scan)
   if (bad >= 0) {
     bad += start
     const per = Math.max(1, stateSize)
@@ -95,6 +83,43 @@ export function assertFiniteState(
       { index: bad },
     )
   }
+}
+
+/**
+ * Index (from `start` on) of the first NaN or ±Infinity of float data, or −1: F32 through `scan`,
+ * F16 and BF16 on their bit patterns (exponent all ones), without widening.
+ */
+export function firstNonFiniteOf(data: FloatData, start = 0, scan: FiniteScan = firstNonFinite): number {
+  if (data.dtype === 'F32') return scan(data.data.subarray(start))
+  const mask = data.dtype === 'F16' ? 0x7c00 : 0x7f80
+  const u = data.data.subarray(start)
+  for (let i = 0; i < u.length; i++) if ((u[i] & mask) === mask) return i
+  return -1
+}
+
+/**
+ * Refuses (422 non_finite_result) a step whose updates or new state (in the dtype it leaves in:
+ * a finite float32 above 65,504 is Infinity in F16) are not all finite. Whatever the optimizer
+ * and its state slots, so kinds added later are covered too. Checked before anything is answered
+ * or stored. `begin` is the first coordinate of this call, for the message.
+ */
+export function assertFiniteResult(
+  updates: Float32Array,
+  state: FloatData,
+  stateSize: number,
+  begin: number,
+  target: Pick<Target, 'label'>,
+): void {
+  const u = firstNonFinite(updates)
+  const s = u >= 0 ? -1 : firstNonFiniteOf(state)
+  if (u < 0 && s < 0) return
+  const coordinate = begin + (u >= 0 ? u : Math.floor(s / Math.max(1, stateSize)))
+  const what = u >= 0 ? `update is ${updates[u]}` : `new state (${state.dtype}) is not finite`
+  throw new ApiError(
+    'non_finite_result',
+    `the step overflows: ${target.label}'s ${what} at coordinate ${coordinate}; nothing was stored. Lower the learning rate, send smaller gradients, or start from a fresh state${state.dtype === 'F32' ? '' : ' (or keep the state in F32)'}`,
+    { index: coordinate },
+  )
 }
 
 /** Where a step's results go: updates [N] and the new state [N, S] in the output dtype. */
@@ -183,7 +208,9 @@ export async function stepChunks(
       if (error instanceof OptimizerInputError) throw new ApiError('shape_mismatch', error.message)
       throw error
     }
-    hooks.after(begin, end, result.updates, fromFloat32(dtype, result.state))
+    const next = fromFloat32(dtype, result.state)
+    assertFiniteResult(result.updates, next, s, begin, target)
+    hooks.after(begin, end, result.updates, next)
     if (n > chunk || (end - begin) * (s + 1) >= reclaimFloats) await deps.reclaimMemory?.()
   }
 }

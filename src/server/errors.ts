@@ -17,6 +17,7 @@ const titles: Record<ProblemCode, string> = {
   invalid_safetensors: 'Invalid safetensors body',
   shape_mismatch: 'Shape mismatch',
   non_finite_gradient: 'Non-finite gradient',
+  non_finite_result: 'Non-finite result',
   invalid_hyperparameters: 'Invalid hyper-parameters',
   invalid_weights: 'Invalid weight file',
   unauthorized: 'Unauthorized',

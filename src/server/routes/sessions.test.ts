@@ -165,6 +165,26 @@ describe('sessions', () => {
     expect(row).toEqual({ step: 1 })
   })
 
+  it('refuses a step that overflows: 422, nothing stored, the shard still at its last step', async () => {
+    const session = await create({
+      optimizer: 'momentum',
+      hyperparameters: { learningRate: 0.01, momentum: 0.9 },
+      numParams: 1,
+    })
+    const huge = Float32Array.of(3e38)
+    expect((await step(session.id, 0, 1, huge)).status).toBe(200)
+    const before = s.snapshot()
+    await expectProblem(await step(session.id, 0, 2, huge), 422, 'non_finite_result')
+    expect(s.snapshot()).toBe(before)
+    // The run goes on from step 1 with a gradient that does not overflow.
+    expect((await step(session.id, 0, 2, Float32Array.of(-3e38))).status).toBe(200)
+
+    // A row stored by an older server with an overflow in it is never replayed.
+    const inf = new Uint8Array(Float32Array.of(Number.NEGATIVE_INFINITY).buffer)
+    s.sqlite.prepare('update session_shards set updates = ? where session_id = ?').run(inf, session.id)
+    await expectProblem(await step(session.id, 0, 2, Float32Array.of(-3e38)), 422, 'non_finite_result')
+  })
+
   it('keeps sessions private to their client', async () => {
     const session = await create({ optimizer: 'tiny', numParams: 10 })
     const before = s.snapshot()

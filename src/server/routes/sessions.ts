@@ -6,6 +6,7 @@
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { clip, createSessionRequestSchema, headerNames, honoPath, paths, routes } from '../../contract'
+import { firstNonFinite } from '../../core'
 import { requireKey } from '../auth'
 import { bodyKindOf, parseJson, readBody } from '../body'
 import { assertFinite, maxJsonBodyBytes, newStepOutput, runStep } from '../compute'
@@ -107,7 +108,16 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
     const stored = await store.readShard(session, shard)
     const current = stored?.step ?? 0
     const reply = (updates: Float32Array) => sessionStepAnswer(c, kind, target, t, updates)
-    if (t === current && stored !== undefined) return reply(stored.updates)
+    if (t === current && stored !== undefined) {
+      // A row stored before results were checked may hold an overflow: it is never sent.
+      if (firstNonFinite(stored.updates) >= 0) {
+        throw new ApiError(
+          'non_finite_result',
+          `step ${t} of shard ${shard} overflowed when it was applied, before this server refused such steps; start a new session`,
+        )
+      }
+      return reply(stored.updates)
+    }
     if (t !== current + 1) throw stepConflict(shard, current, t)
 
     const out = newStepOutput(length, session.stateSize, session.stateDtype)

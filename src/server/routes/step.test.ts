@@ -502,3 +502,76 @@ describe('POST /v1/step refuses bad input with problem+json and changes nothing'
     expect(await expectProblem(res, 422, 'non_finite_gradient')).toMatchObject({ index: 2 })
   })
 })
+
+describe('POST /v1/step refuses a result that is not finite, and answers no Infinity', () => {
+  const huge = 3e38
+  const overflowing: Refusal[] = [
+    [
+      'sgd at the largest learning rate on a huge gradient (binary)',
+      () =>
+        post(
+          binaryBody(
+            { grads: f32([2], [1, huge]) },
+            { optimizer: 'sgd', hyperparameters: '{"learningRate":100}' },
+          ),
+          binaryType,
+        ),
+      422,
+      'non_finite_result',
+    ],
+    [
+      'sgd at the largest learning rate on a huge gradient (JSON)',
+      () =>
+        post(
+          JSON.stringify({ optimizer: 'sgd', hyperparameters: { learningRate: 100 }, grads: [1, huge] }),
+          jsonType,
+        ),
+      422,
+      'non_finite_result',
+    ],
+    [
+      'a momentum buffer that overflows',
+      async () => {
+        const hyperparameters = { learningRate: 0.01, momentum: 0.9 }
+        const resolved = await s.app.request(
+          `/v1/resolve?ref=momentum&hyperparameters=${encodeURIComponent(JSON.stringify(hyperparameters))}`,
+        )
+        const { digest } = (await resolved.json()) as { digest: string }
+        return post(
+          JSON.stringify({ optimizer: 'momentum', digest, hyperparameters, grads: [huge], state: [huge] }),
+          jsonType,
+        )
+      },
+      422,
+      'non_finite_result',
+    ],
+    [
+      'a momentum buffer beyond F16 when the state travels in F16',
+      () =>
+        post(
+          binaryBody(
+            { grads: f32([1], [70_000]) },
+            {
+              optimizer: 'momentum',
+              hyperparameters: '{"learningRate":0.01,"momentum":0.9}',
+              state_dtype: 'F16',
+            },
+          ),
+          binaryType,
+        ),
+      422,
+      'non_finite_result',
+    ],
+    [
+      'a learning rate out of its range',
+      () =>
+        post(
+          JSON.stringify({ optimizer: 'sgd', hyperparameters: { learningRate: 1e38 }, grads: [1] }),
+          jsonType,
+        ),
+      400,
+      'invalid_hyperparameters',
+    ],
+  ]
+  itRefusesAndChangesNothing(overflowing, () => s.snapshot())
+})
