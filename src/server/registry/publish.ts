@@ -6,11 +6,13 @@ import { and, eq } from 'drizzle-orm'
 import {
   architectureJson,
   clip,
+  lstmSpec,
   maxRowBytes,
   namePattern,
   type PublishVersionResponse,
   semverPattern,
 } from '../../contract'
+import type { LstmWeights } from '../../core'
 import { isBaseline } from '../../core'
 import type { Db } from '../../db/db'
 import { optimizers, versions } from '../../db/schema'
@@ -83,7 +85,9 @@ export async function publishVersion(
   }
   let architecture: string
   try {
-    architecture = architectureJson(decodeLstmWeights(weights).architecture)
+    const decoded = decodeLstmWeights(weights)
+    assertBoundedUpdates(decoded)
+    architecture = architectureJson(decoded.architecture)
   } catch (error) {
     if (error instanceof WeightsError)
       throw new ApiError('invalid_weights', error.message, { reason: error.code })
@@ -147,6 +151,44 @@ export async function publishVersion(
     await moveAlias(db, { name, alias: 'stable', version, digest }, now, { onlyIfAbsent: true })
   }
   return { name, version, digest, created: true }
+}
+
+/** Largest |update| a published optimizer may produce for any finite input (and state). */
+export const maxUpdateMagnitude = 1e6
+
+/**
+ * Refuses (WeightsError 'invalid_weights') weights whose updates can be non-finite or absurd for
+ * finite inputs. The LSTM's last h lies in [−1, 1] whatever the input (h = o·tanh(c)), so the
+ * output transform alone bounds the update; each kind says how. The weights themselves are finite
+ * (the loader checks).
+ */
+export function assertBoundedUpdates(weights: LstmWeights): void {
+  const output = lstmSpec(weights.architecture).output
+  let bound: number
+  let how: string
+  switch (output.kind) {
+    case 'linear': {
+      // update = scale · (W_out·h + b_out): at most |scale| · (Σ|W_out| + |b_out|). The tensors
+      // are uploaded as fround(scale · w), so each of those must be a finite float32 too.
+      let sum = Math.abs(weights.head.bias[0])
+      for (const w of weights.head.weight) sum += Math.abs(w)
+      bound = Math.abs(output.scale) * sum
+      const folded = [...weights.head.weight, weights.head.bias[0]].map((w) => Math.fround(output.scale * w))
+      if (!folded.every(Number.isFinite)) bound = Number.POSITIVE_INFINITY
+      how = `|outputScale| · (Σ|head.weight| + |head.bias|) = ${bound}`
+      break
+    }
+    default: {
+      const unknown: never = output.kind
+      throw new WeightsError('invalid_weights', `no update bound for output kind ${String(unknown)}`)
+    }
+  }
+  if (!(bound <= maxUpdateMagnitude)) {
+    throw new WeightsError(
+      'invalid_weights',
+      `updates are bounded only by ${how}, above ${maxUpdateMagnitude}: this optimizer's outputs can overflow (check outputScale)`,
+    )
+  }
 }
 
 function cardToText(card: unknown, name: string, version: string): string | null {
