@@ -189,7 +189,12 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
     description:
       `Binary is the fast path; JSON (flat state) is for small N: bodies up to 8 MiB. At most ` +
       `${defaultMaxCoordinatesPerRequest} coordinates per request (see maxCoordinatesPerRequest in /v1/resolve). ` +
-      'A state sent with another digest than the reference resolves to is refused with 409 digest_mismatch.',
+      'A request bound to a digest (the state it carries was made under it, or a pin) that names `name` or ' +
+      '`name@alias` is served under that digest when it is a version of the same name, with a Deprecation header ' +
+      "when that version is deprecated: the state's pin wins, so a run survives an alias move. A digest of another " +
+      'name, an unknown one, or one that contradicts `name@version` is 409 digest_mismatch. JSON answers write ' +
+      'each float32 as the shortest decimal that reads back as the same float32 (at most 9 significant digits). ' +
+      'A step whose result is not finite is refused with 422 non_finite_result.',
     security: client,
     request: {
       body: {

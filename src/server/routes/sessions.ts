@@ -13,7 +13,7 @@ import { assertFinite, maxJsonBodyBytes, newStepOutput, runStep } from '../compu
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
 import { randomId } from '../ids'
-import { checkDigest, resolvePinned, resolveReference } from '../registry/resolve'
+import { resolveBound, resolvePinned } from '../registry/resolve'
 import { describeSession, shardCount, shardRange, shardSizeFor } from '../sessions/shards'
 import { sessionStepAnswer, sessionStepGrads } from '../sessions/step-body'
 import type { SessionRecord } from '../sessions/store'
@@ -25,8 +25,7 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
     bodyKindOf(c.req.raw, ['json'])
     const idempotencyKey = idempotencyKeyOf(c.req.header(headerNames.idempotencyKey))
     const request = parseJson(await readBody(c, 64 * 1024), createSessionRequestSchema)
-    const target = await resolveReference(deps.db, request.optimizer, request.hyperparameters)
-    checkDigest(target, request.digest)
+    const target = await resolveBound(deps.db, request.optimizer, request.hyperparameters, request.digest)
     const session: SessionRecord = {
       id: randomId(deps.randomBytes, 'ses', 16),
       clientId: c.get('caller').clientId,

@@ -575,3 +575,61 @@ describe('POST /v1/step refuses a result that is not finite, and answers no Infi
   ]
   itRefusesAndChangesNothing(overflowing, () => s.snapshot())
 })
+
+describe("a state's pin wins over the name's alias (DESIGN §4)", () => {
+  it('serves name and name@alias under the digest the state was made with, also after stable moves and the version is deprecated', async () => {
+    const now = new Date('2026-01-01T00:00:00Z')
+    const v1 = await publishVersion(
+      s.deps.db,
+      { name: 'pinned', version: '1.0.0', weights: weightFile(70) },
+      now,
+    )
+    const grads = randomGradients(4, 9)
+    const first = await post(binaryBody({ grads: f32([4], grads) }, { optimizer: 'pinned' }), binaryType)
+    const state = decode(new Uint8Array(await first.arrayBuffer())).tensors.get('state')!
+
+    await publishVersion(s.deps.db, { name: 'pinned', version: '2.0.0', weights: weightFile(71) }, now)
+    const admin = (path: string, method: string, body?: string) =>
+      s.app.request(path, { method, body, headers: { ...s.adminAuth, ...jsonType } })
+    expect(
+      (await admin('/v1/admin/optimizers/pinned/aliases/stable', 'PUT', '{"version":"2.0.0"}')).status,
+    ).toBe(200)
+    expect((await admin('/v1/admin/optimizers/pinned/versions/1.0.0/deprecate', 'POST')).status).toBe(200)
+
+    const opt = lstmOptimizer(decodeLstmWeights(weightFile(70)))
+    const expected = opt.update(grads, state.data as Float32Array)
+    for (const optimizer of ['pinned', 'pinned@stable', 'pinned@latest']) {
+      const res = await post(
+        binaryBody({ grads: f32([4], grads), state }, { optimizer, digest: v1.digest }),
+        binaryType,
+      )
+      expect(res.status).toBe(200)
+      expect(res.headers.get('l2o-digest')).toBe(v1.digest)
+      expect(res.headers.get('deprecation')).toMatch(/^@\d+$/)
+      const file = decode(new Uint8Array(await res.arrayBuffer()))
+      expect(file.metadata).toMatchObject({ optimizer: 'pinned@1.0.0', digest: v1.digest })
+      expect(file.tensors.get('updates')!.data).toEqual(expected.updates)
+      const json = await post(
+        JSON.stringify({
+          optimizer,
+          digest: v1.digest,
+          grads: Array.from(grads),
+          state: Array.from(state.data),
+        }),
+        jsonType,
+      )
+      expect(json.status).toBe(200)
+      expect(((await json.json()) as { digest: string }).digest).toBe(v1.digest)
+    }
+
+    // A digest of another name, or one that contradicts an explicit version, is still refused.
+    for (const [optimizer, digest] of [
+      ['pinned', s.tiny.digest],
+      ['pinned@2.0.0', v1.digest],
+      ['tiny', v1.digest],
+    ]) {
+      const res = await post(binaryBody({ grads: f32([4], grads), state }, { optimizer, digest }), binaryType)
+      await expectProblem(res, 409, 'digest_mismatch')
+    }
+  })
+})

@@ -35,7 +35,7 @@ import {
 import type { BodyReader } from '../deps'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
-import { checkDigest, checkDigestField, resolveReference } from '../registry/resolve'
+import { checkDigestField, resolveBound } from '../registry/resolve'
 import { streamStepAnswer } from '../step-stream'
 
 // biome-ignore lint/suspicious/noExplicitAny: routes are independent of the runtime's bindings.
@@ -77,8 +77,7 @@ async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Respons
   const outDtype = parseStateDtype(meta[metadataKeys.stateDtype], sentState?.dtype ?? 'F32')
   const digest = checkDigestField(meta[metadataKeys.digest], sentState !== undefined)
 
-  const target = await resolveReference(deps.db, reference, hyperparameters)
-  checkDigest(target, digest)
+  const target = await resolveBound(deps.db, reference, hyperparameters, digest)
   const n = grads.length
   const s = target.stateSize
   assertCoordinates(n, coordinateLimit(s, deps.maxCoordinatesPerRequest))
@@ -106,8 +105,7 @@ async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response
   const n = grads.length
   assertCoordinates(n, deps.maxCoordinatesPerRequest)
   const digest = checkDigestField(request.digest, arrays.state !== undefined)
-  const target = await resolveReference(deps.db, request.optimizer, request.hyperparameters)
-  checkDigest(target, digest)
+  const target = await resolveBound(deps.db, request.optimizer, request.hyperparameters, digest)
   assertCoordinates(n, coordinateLimit(target.stateSize, deps.maxCoordinatesPerRequest))
   if (arrays.state !== undefined && arrays.state.length !== n * target.stateSize) {
     throw new ApiError(
