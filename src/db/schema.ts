@@ -163,6 +163,11 @@ export const sessionShards = sqliteTable(
     state: bytes('state').notNull(),
     /** F32 [length], little-endian: the updates step `step` returned. */
     updates: bytes('updates').notNull(),
+    /**
+     * Hex SHA-256 of the gradients step `step` was sent (F32 little-endian bytes), so a retry with
+     * other gradients is told apart from a retry; null on rows stored before it was kept.
+     */
+    gradsHash: text('grads_hash'),
     updatedAt: text('updated_at').notNull(),
   },
   (t) => [primaryKey({ columns: [t.sessionId, t.shard] })],

@@ -38,6 +38,7 @@ const expected: Record<ProblemCode, new (...args: never[]) => ApiError> = {
   version_conflict: ConflictError,
   idempotency_conflict: ConflictError,
   last_admin_key: ConflictError,
+  replay_mismatch: ConflictError,
   payload_too_large: ValidationError,
   too_many_coordinates: ValidationError,
   unsupported_media_type: ValidationError,

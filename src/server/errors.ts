@@ -31,6 +31,7 @@ const titles: Record<ProblemCode, string> = {
   not_acceptable: 'Not acceptable',
   digest_mismatch: 'Digest mismatch',
   step_conflict: 'Step conflict',
+  replay_mismatch: 'Step resent with other gradients',
   version_conflict: 'Version conflict',
   idempotency_conflict: 'Idempotency-Key reused',
   last_admin_key: 'Last admin key',

@@ -259,8 +259,10 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
     tags: ['sessions'],
     summary: 'Step one shard: gradients in, updates out',
     description:
-      'Step t of a shard is applied once. t = current + 1 applies it; t = current returns the stored updates byte ' +
-      'for byte (a safe retry); anything else is 409 step_conflict, whose detail and `expectedStep` say what to send.',
+      'Step t of a shard is applied once. t = current + 1 applies it; t = current with the same gradients returns ' +
+      'the stored updates byte for byte (a safe retry), with other gradients 409 replay_mismatch (a client reusing a ' +
+      'step number); anything else is 409 step_conflict, whose detail and `expectedStep` say what to send. Shard and ' +
+      'step are plain decimals (no leading zeros, no escapes).',
     security: client,
     request: {
       params: z.object({ id: z.string(), shard: z.number().int().min(0), step: z.number().int().min(1) }),

@@ -40,6 +40,7 @@ export function sessionStoreContract(name: string, setup: () => Promise<Db>): vo
         Float32Array.from({ length: length * session.stateSize }, (_, i) => base + i / 4),
       ),
       updates: Float32Array.from({ length }, (_, i) => base - i),
+      gradsHash: `${step}`.padStart(64, 'a'),
     })
 
     beforeAll(async () => {
@@ -108,6 +109,17 @@ export function sessionStoreContract(name: string, setup: () => Promise<Db>): vo
       await store.delete(session.id)
       expect(await store.get(clientId, session.id)).toBeUndefined()
       expect(await store.shardSteps(session.id)).toEqual(new Map())
+    })
+
+    it('keeps the hash of the gradients with each step, or null when it is not known', async () => {
+      const session = record()
+      await store.create(session)
+      const unknown = { ...shardState(session, 1, 3, 1), gradsHash: null }
+      expect(await store.advanceShard(session, 0, 0, unknown)).toBe('applied')
+      expect((await store.readShard(session, 0))?.gradsHash).toBeNull()
+      const known = { ...shardState(session, 2, 3, 2), gradsHash: 'f'.repeat(64) }
+      expect(await store.advanceShard(session, 0, 1, known)).toBe('applied')
+      expect((await store.readShard(session, 0))?.gradsHash).toBe('f'.repeat(64))
     })
 
     it('deletes a session even when a first step stores a shard between its two deletes', async () => {

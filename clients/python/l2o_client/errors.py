@@ -101,6 +101,7 @@ PROBLEM_STATUS = {
     "not_acceptable": 406,
     "digest_mismatch": 409,
     "step_conflict": 409,
+    "replay_mismatch": 409,
     "version_conflict": 409,
     "idempotency_conflict": 409,
     "last_admin_key": 409,

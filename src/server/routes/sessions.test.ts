@@ -122,10 +122,17 @@ describe('sessions', () => {
       const expected = opt.update(grads, state)
       state = expected.state
       expect(file.tensors.get('updates')!.data).toEqual(expected.updates)
-      // A retry of t (even with other gradients) returns the same bytes and applies nothing.
+      // A retry of t returns the same bytes and applies nothing; t resent with other gradients is
+      // a client bug, refused with its own code.
       const before = s.snapshot()
-      const again = await step(session.id, 2, t, randomGradients(500, 99))
+      const again = await step(session.id, 2, t, grads)
       expect(new Uint8Array(await again.arrayBuffer())).toEqual(bytes)
+      const other = await expectProblem(
+        await step(session.id, 2, t, randomGradients(500, 99)),
+        409,
+        'replay_mismatch',
+      )
+      expect(other.step).toBe(t)
       expect(s.snapshot()).toBe(before)
     }
     const before = s.snapshot()

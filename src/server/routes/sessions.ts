@@ -12,11 +12,11 @@ import { bodyKindOf, parseJson, readBody } from '../body'
 import { assertFinite, maxJsonBodyBytes, newStepOutput, runStep } from '../compute'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
-import { randomId } from '../ids'
+import { randomId, sha256Hex } from '../ids'
 import { resolveBound, resolvePinned } from '../registry/resolve'
 import { describeSession, shardCount, shardRange, shardSizeFor } from '../sessions/shards'
 import { sessionStepAnswer, sessionStepGrads } from '../sessions/step-body'
-import type { SessionRecord } from '../sessions/store'
+import type { SessionRecord, ShardState } from '../sessions/store'
 
 // biome-ignore lint/suspicious/noExplicitAny: routes are independent of the runtime's bindings.
 export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
@@ -102,36 +102,49 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
   }
   assertFinite(grads)
   const target = await resolvePinned(deps.db, session)
+  const gradsHash = await sha256Hex(new Uint8Array(grads.buffer, grads.byteOffset, grads.byteLength))
 
   return c.get('lane').run(async () => {
     const stored = await store.readShard(session, shard)
     const current = stored?.step ?? 0
-    const reply = (updates: Float32Array) => sessionStepAnswer(c, kind, target, t, updates)
-    if (t === current && stored !== undefined) {
+    // A resent step t: the same gradients get its stored updates, byte for byte.
+    const replay = (applied: ShardState) => {
+      if (applied.gradsHash !== null && applied.gradsHash !== gradsHash) throw replayMismatch(shard, t)
       // A row stored before results were checked may hold an overflow: it is never sent.
-      if (firstNonFinite(stored.updates) >= 0) {
+      if (firstNonFinite(applied.updates) >= 0) {
         throw new ApiError(
           'non_finite_result',
           `step ${t} of shard ${shard} overflowed when it was applied, before this server refused such steps; start a new session`,
         )
       }
-      return reply(stored.updates)
+      return sessionStepAnswer(c, kind, target, t, applied.updates)
     }
+    if (t === current && stored !== undefined) return replay(stored)
     if (t !== current + 1) throw stepConflict(shard, current, t)
 
     const out = newStepOutput(length, session.stateSize, session.stateDtype)
     await runStep(c, target, grads, stored?.state, out)
     // Conditional on the old step, so two concurrent requests for t cannot both apply it.
-    const next = { step: t, state: out.state, updates: out.updates }
-    if ((await store.advanceShard(session, shard, current, next)) === 'applied') return reply(out.updates)
+    const next = { step: t, state: out.state, updates: out.updates, gradsHash }
+    if ((await store.advanceShard(session, shard, current, next)) === 'applied') {
+      return sessionStepAnswer(c, kind, target, t, out.updates)
+    }
 
     // Another request applied a step in between: answer as a retry would be answered now.
     const now = await store.readShard(session, shard)
-    if (now?.step === t) return reply(now.updates)
+    if (now?.step === t) return replay(now)
     // No shard at all: the session was deleted since ownSession read it.
     if (now === undefined && !(await store.exists(session.id))) throw sessionNotFound(session.id)
     throw stepConflict(shard, now?.step ?? 0, t)
   })
+}
+
+function replayMismatch(shard: number, t: number): ApiError {
+  return new ApiError(
+    'replay_mismatch',
+    `shard ${shard} already applied step ${t} with other gradients; a resent step must carry the same gradients (send step ${t + 1} for new ones)`,
+    { step: t },
+  )
 }
 
 function stepConflict(shard: number, current: number, t: number): ApiError {

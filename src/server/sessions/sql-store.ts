@@ -62,13 +62,23 @@ export function sqlSessionStore(db: Db, now: () => Date): SessionStore {
 
     async readShard(session, shard) {
       const row = await db
-        .select({ step: sessionShards.step, state: sessionShards.state, updates: sessionShards.updates })
+        .select({
+          step: sessionShards.step,
+          state: sessionShards.state,
+          updates: sessionShards.updates,
+          gradsHash: sessionShards.gradsHash,
+        })
         .from(sessionShards)
         .where(shardWhere(session.id, shard))
         .get()
       if (row === undefined) return undefined
       const elements = shardRange(session, shard).length * session.stateSize
-      return { step: row.step, state: stateFrom(row.state, session, elements), updates: f32View(row.updates) }
+      return {
+        step: row.step,
+        state: stateFrom(row.state, session, elements),
+        updates: f32View(row.updates),
+        gradsHash: row.gradsHash,
+      }
     },
 
     async advanceShard(session, shard, from, next: ShardState) {
@@ -76,6 +86,7 @@ export function sqlSessionStore(db: Db, now: () => Date): SessionStore {
         step: next.step,
         state: bytesOf(next.state),
         updates: bytesOf(next.updates),
+        gradsHash: next.gradsHash,
         updatedAt: now().toISOString(),
       }
       const written =

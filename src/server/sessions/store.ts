@@ -35,6 +35,11 @@ export interface ShardState {
   step: number
   state: FloatData
   updates: Float32Array
+  /**
+   * Hex SHA-256 of the gradients that step was sent (gradsHash), so a retry of it can be told from
+   * another request reusing its number; null when unknown (rows stored before it was kept).
+   */
+  gradsHash: string | null
 }
 
 /** What a compare-and-set of a shard did: stored it, or found the shard elsewhere (or gone). */
