@@ -123,11 +123,10 @@ export const createSessionRequestSchema = z
   })
   .meta({ id: 'CreateSession' })
 
-export const shardSchema = z.object({
-  index: z.number().int(),
-  offset: z.number().int(),
-  length: z.number().int(),
-  /** Steps applied to this shard so far; the next step to send is step + 1. */
+/** Shards `first` to `last` (inclusive), each having applied `step` steps (the next to send is step + 1). */
+export const stepRunSchema = z.object({
+  first: z.number().int(),
+  last: z.number().int(),
   step: z.number().int(),
 })
 
@@ -139,11 +138,21 @@ export const sessionSchema = z
     numParams: z.number().int(),
     stateDtype: stateDtypeSchema,
     stateSize: z.number().int(),
+    /** Coordinates per shard: shard k holds [k·shardSize, min((k + 1)·shardSize, numParams)). */
     shardSize: z.number().int(),
-    shards: z.array(shardSchema),
+    shardCount: z.number().int(),
+    /**
+     * Every shard's step count, as runs of consecutive shards in order (one run for a new session),
+     * so the answer does not grow with the number of shards.
+     */
+    steps: z.array(stepRunSchema),
     createdAt: z.string(),
   })
-  .meta({ id: 'Session' })
+  .meta({
+    id: 'Session',
+    description:
+      'A session and its shard layout: shard k covers [k·shardSize, min((k + 1)·shardSize, numParams)), and `steps` gives each shard its step count as runs.',
+  })
 
 export const jsonSessionStepRequestSchema = z
   .object({ grads: z.array(z.number()).min(1) })
@@ -184,7 +193,7 @@ export type JsonStepRequest = z.infer<typeof jsonStepRequestSchema>
 export type JsonStepResponse = z.infer<typeof jsonStepResponseSchema>
 export type CreateSessionRequest = z.input<typeof createSessionRequestSchema>
 export type Session = z.infer<typeof sessionSchema>
-export type Shard = z.infer<typeof shardSchema>
+export type StepRun = z.infer<typeof stepRunSchema>
 export type JsonSessionStepResponse = z.infer<typeof jsonSessionStepResponseSchema>
 export type PublishVersionResponse = z.infer<typeof publishVersionResponseSchema>
 export type CreateClientResponse = z.infer<typeof createClientResponseSchema>

@@ -230,7 +230,11 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
       body: { required: true, ...json(createSessionRequestSchema) },
     },
     responses: {
-      201: { description: 'The session and its shard layout', ...json(sessionSchema) },
+      201: {
+        description:
+          'The session and its shard layout, compact: shardSize, shardCount and the steps as runs of shards (the answer does not grow with the number of shards)',
+        ...json(sessionSchema),
+      },
       200: { description: 'A retry: the session this Idempotency-Key created', ...json(sessionSchema) },
       ...problems(400, 401, 404, 409, 415),
     },
