@@ -109,6 +109,7 @@ PROBLEM_STATUS = {
     "too_many_coordinates": 413,
     "unsupported_media_type": 415,
     "rate_limited": 429,
+    "quota_exceeded": 429,
     "internal_error": 500,
 }
 
@@ -132,7 +133,6 @@ def _by_status(status: int) -> type:
 
 
 def error_class_for(code: Optional[str], status: int) -> type:
-    """The error class for a problem code (falling back on the HTTP status for unknown codes)."""
-    if code in PROBLEM_STATUS:
-        return _BY_CODE.get(code, _by_status(PROBLEM_STATUS[code]))
-    return _by_status(status)
+    """The error class for a problem code, else for the HTTP status (a code may come with more than
+    one: quota_exceeded is 429 or 403)."""
+    return _BY_CODE.get(code or "", _by_status(status))
