@@ -30,6 +30,7 @@ export const problemCodes = {
   too_many_coordinates: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
+  quota_exceeded: 429,
   internal_error: 500,
 } as const
 

@@ -18,4 +18,6 @@ export const app = createApp((env: Bindings) => ({
   db: drizzle(env.DB, { schema }),
   initTf,
   runtime: 'workers',
+  // Set by Cloudflare's edge; the failed-auth quota counts per address.
+  clientAddress: (request: Request) => request.headers.get('cf-connecting-ip') ?? undefined,
 }))

@@ -43,6 +43,7 @@ const expected: Record<ProblemCode, new (...args: never[]) => ApiError> = {
   too_many_coordinates: ValidationError,
   unsupported_media_type: ValidationError,
   rate_limited: RateLimitError,
+  quota_exceeded: RateLimitError,
   internal_error: ServerError,
 }
 

@@ -57,6 +57,11 @@ export interface AppDeps {
    */
   openBody?: (limit: number) => Promise<BodyReader>
   /**
+   * The address a request comes from, for the failed-auth quota (Node: the socket's peer; Workers:
+   * CF-Connecting-IP). Requests whose address is unknown share one count.
+   */
+  clientAddress?: (request: Request) => string | undefined
+  /**
    * Optional: called between the optimizer calls of a large step, whose garbage (tens of MB of
    * typed arrays) a runtime may collect at once to bound its memory (Node: a minor GC).
    */
@@ -70,8 +75,10 @@ export interface AppDeps {
 export type MakeDeps<E extends object = object> = (env: E) => AppDeps | Promise<AppDeps>
 
 /** AppDeps with every optional field filled in. */
-export interface ResolvedDeps extends Required<Omit<AppDeps, 'log' | 'openBody' | 'reclaimMemory'>> {
+export interface ResolvedDeps
+  extends Required<Omit<AppDeps, 'log' | 'openBody' | 'reclaimMemory' | 'clientAddress'>> {
   log: (event: LogEvent) => void
+  clientAddress?: (request: Request) => string | undefined
   openBody?: (limit: number) => Promise<BodyReader>
   reclaimMemory?: () => void | Promise<void>
 }
@@ -94,6 +101,7 @@ export function resolveDeps(deps: AppDeps, defaultMaxCoordinates: number): Resol
     now,
     randomBytes: deps.randomBytes ?? defaultRandomBytes,
     log: deps.log ?? defaultLog,
+    clientAddress: deps.clientAddress,
     openBody: deps.openBody,
     reclaimMemory: deps.reclaimMemory,
   }

@@ -2,12 +2,14 @@
 import type { ResolvedDeps } from './deps'
 import type { Lane } from './lane'
 import type { OptimizerCache } from './optimizer-cache'
+import type { ClientQuotaValues } from './quotas'
 
-/** Who is calling, once a key has been checked. */
+/** Who is calling, once a key has been checked, and the quotas that apply to it. */
 export interface Caller {
   clientId: string
   keyId: string
   role: 'admin' | 'client'
+  quotas: ClientQuotaValues
 }
 
 /** Hono Env: `E` is the runtime's bindings (Workers `env`; Node's incoming/outgoing). */

@@ -39,6 +39,7 @@ const titles: Record<ProblemCode, string> = {
   too_many_coordinates: 'Too many coordinates',
   unsupported_media_type: 'Unsupported media type',
   rate_limited: 'Rate limited',
+  quota_exceeded: 'Quota exceeded',
   internal_error: 'Internal error',
 }
 
@@ -53,9 +54,14 @@ export class ApiError extends Error {
     readonly extensions: Record<string, unknown> = {},
     /** Extra response headers, e.g. WWW-Authenticate. */
     readonly headers: Record<string, string> = {},
+    /**
+     * The status, when not the code's own: quota_exceeded is 429 while waiting helps (a rate) and
+     * 403 while it does not (sessions held).
+     */
+    status?: number,
   ) {
     super(detail)
-    this.status = problemCodes[code]
+    this.status = status ?? problemCodes[code]
   }
 }
 

@@ -7,6 +7,7 @@ import { z } from 'zod'
 import {
   aliasSchema,
   apiKeySchema,
+  clientQuotasSchema,
   createClientRequestSchema,
   createClientResponseSchema,
   createKeyResponseSchema,
@@ -25,9 +26,12 @@ import {
   problemCodes,
   problemMediaType,
   publishVersionResponseSchema,
+  quotasSchema,
   resolveResponseSchema,
   safetensorsMediaType,
   sessionSchema,
+  setClientQuotasRequestSchema,
+  setQuotasRequestSchema,
   versionSchema,
 } from '../contract'
 import type { AppEnv } from './env'
@@ -371,6 +375,53 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
     responses: {
       201: { description: 'The key', ...json(createKeyResponseSchema) },
       ...problems(401, 403, 404),
+    },
+  })
+  r.registerPath({
+    method: 'get',
+    path: paths.adminQuotas,
+    tags: ['admin'],
+    summary: 'The default quotas of every client, and the failed-auth limit per address',
+    security: admin,
+    responses: { 200: { description: 'The defaults', ...json(quotasSchema) }, ...problems(401, 403) },
+  })
+  r.registerPath({
+    method: 'put',
+    path: paths.adminQuotas,
+    tags: ['admin'],
+    summary: 'Set default quotas (null returns a field to its built-in default)',
+    security: admin,
+    request: { body: { required: true, ...json(setQuotasRequestSchema) } },
+    responses: {
+      200: { description: 'The defaults', ...json(quotasSchema) },
+      ...problems(400, 401, 403, 415),
+    },
+  })
+  r.registerPath({
+    method: 'get',
+    path: paths.adminClientQuotas,
+    tags: ['admin'],
+    summary: "A client's quotas, which of them it has of its own, and what it holds",
+    security: admin,
+    request: { params: z.object({ id: z.string() }) },
+    responses: {
+      200: { description: 'The quotas', ...json(clientQuotasSchema) },
+      ...problems(401, 403, 404),
+    },
+  })
+  r.registerPath({
+    method: 'put',
+    path: paths.adminClientQuotas,
+    tags: ['admin'],
+    summary: "Set a client's own quotas (null returns a field to the default)",
+    security: admin,
+    request: {
+      params: z.object({ id: z.string() }),
+      body: { required: true, ...json(setClientQuotasRequestSchema) },
+    },
+    responses: {
+      200: { description: 'The quotas', ...json(clientQuotasSchema) },
+      ...problems(400, 401, 403, 404, 415),
     },
   })
   r.registerPath({

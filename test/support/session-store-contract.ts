@@ -111,6 +111,19 @@ export function sessionStoreContract(name: string, setup: () => Promise<Db>): vo
       expect(await store.shardSteps(session.id)).toEqual(new Map())
     })
 
+    it("counts a client's sessions and their coordinates, and nobody else's", async () => {
+      const owner = 'cli_usage'
+      await db.insert(clients).values({ id: owner, name: 'usage', role: 'client', createdAt: '2026-01-01' })
+      expect(await store.usage(owner)).toEqual({ sessions: 0, coordinates: 0 })
+      const a = record({ clientId: owner, numParams: 5 })
+      const b = record({ clientId: owner, numParams: 1_000_000_000 })
+      await store.create(a)
+      await store.create(b)
+      expect(await store.usage(owner)).toEqual({ sessions: 2, coordinates: 1_000_000_005 })
+      await store.delete(a.id)
+      expect(await store.usage(owner)).toEqual({ sessions: 1, coordinates: 1_000_000_000 })
+    })
+
     it('keeps the hash of the gradients with each step, or null when it is not known', async () => {
       const session = record()
       await store.create(session)

@@ -50,6 +50,13 @@ const step = (id: string, shard: number, t: number, grads: Float32Array, auth = 
 
 describe('sessions', () => {
   it('creates a huge session without writing a shard, described in a few hundred bytes', async () => {
+    // Past the default quota of coordinates: an admin lifts it for this client.
+    const lifted = await s.app.request(`/v1/admin/clients/${s.clientId}/quotas`, {
+      method: 'PUT',
+      body: JSON.stringify({ maxSessionCoordinates: 2_000_000_000 }),
+      headers: { ...s.adminAuth, ...jsonType },
+    })
+    expect(lifted.status).toBe(200)
     const res = await s.app.request('/v1/sessions', {
       method: 'POST',
       body: JSON.stringify({ optimizer: 'paper', numParams: 1_000_000_000, stateDtype: 'F16' }),

@@ -13,6 +13,7 @@ import { assertFinite, maxJsonBodyBytes, newStepOutput, runStep } from '../compu
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
 import { randomId, sha256Hex } from '../ids'
+import { quotaExceeded } from '../quotas'
 import { resolveBound, resolvePinned } from '../registry/resolve'
 import { describeSession, shardCount, shardRange, shardSizeFor } from '../sessions/shards'
 import { sessionStepAnswer, sessionStepGrads } from '../sessions/step-body'
@@ -40,8 +41,10 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
       idempotencyKey,
     }
     const stored = await deps.sessions.create(session)
-    if (stored.created)
+    if (stored.created) {
+      await withinSessionQuotas(c, session)
       return c.json(describeSession(session, new Map()), 201, { Location: routes.session(session.id) })
+    }
     // A retried create (same Idempotency-Key): the same session, so a retry never makes a second one.
     const { earlier } = stored
     const same =
@@ -137,6 +140,34 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
     if (now === undefined && !(await store.exists(session.id))) throw sessionNotFound(session.id)
     throw stepConflict(shard, now?.step ?? 0, t)
   })
+}
+
+/**
+ * Checks a session just created against its client's quotas, and deletes it (403 quota_exceeded)
+ * when they are exceeded. Counted after the insert, so concurrent creates cannot all slip under a
+ * quota (D1 has no transactions across statements): at worst both are refused and one retries.
+ */
+async function withinSessionQuotas(c: Context<AppEnv>, session: SessionRecord): Promise<void> {
+  const { sessions: store } = c.get('deps')
+  const { quotas } = c.get('caller')
+  const usage = await store.usage(session.clientId)
+  let refusal: ApiError | undefined
+  if (usage.sessions > quotas.maxSessions) {
+    refusal = quotaExceeded(
+      'maxSessions',
+      quotas.maxSessions,
+      `this client holds ${usage.sessions - 1} sessions; delete one (DELETE /v1/sessions/{id}) or ask an admin for more`,
+    )
+  } else if (usage.coordinates > quotas.maxSessionCoordinates) {
+    refusal = quotaExceeded(
+      'maxSessionCoordinates',
+      quotas.maxSessionCoordinates,
+      `this client's sessions hold ${usage.coordinates - session.numParams} coordinates and this one would add ${session.numParams}; delete a session or ask an admin for more`,
+    )
+  }
+  if (refusal === undefined) return
+  await store.delete(session.id)
+  throw refusal
 }
 
 function replayMismatch(shard: number, t: number): ApiError {

@@ -5,7 +5,7 @@
  * conditional: a shard moves by `UPDATE … WHERE step = from`, or by an insert that yields to a row
  * stored first.
  */
-import { and, eq } from 'drizzle-orm'
+import { and, count, eq, sql } from 'drizzle-orm'
 import { type Db, isForeignKeyViolation } from '../../db/db'
 import { sessionShards, sessions } from '../../db/schema'
 import { bytesOf, type FloatData, ITEMSIZE } from '../../safetensors'
@@ -107,6 +107,15 @@ export function sqlSessionStore(db: Db, now: () => Date): SessionStore {
               .where(and(shardWhere(session.id, shard), eq(sessionShards.step, from)))
               .returning({ step: sessionShards.step })
       return written.length === 1 ? 'applied' : 'conflict'
+    },
+
+    async usage(clientId) {
+      const row = await db
+        .select({ sessions: count(), coordinates: sql<number>`coalesce(sum(${sessions.numParams}), 0)` })
+        .from(sessions)
+        .where(eq(sessions.clientId, clientId))
+        .get()
+      return { sessions: row?.sessions ?? 0, coordinates: Number(row?.coordinates ?? 0) }
     },
 
     async delete(id) {

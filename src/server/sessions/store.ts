@@ -67,4 +67,6 @@ export interface SessionStore {
   advanceShard(session: SessionRecord, shard: number, from: number, next: ShardState): Promise<AdvanceOutcome>
   /** Deletes a session and every shard of it, also shards whose first step lands meanwhile. */
   delete(id: string): Promise<void>
+  /** What a client holds, for its quotas: its sessions and their coordinates (numParams) summed. */
+  usage(clientId: string): Promise<{ sessions: number; coordinates: number }>
 }
