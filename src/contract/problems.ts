@@ -19,6 +19,7 @@ export const problemCodes = {
   key_not_found: 404,
   not_found: 404,
   method_not_allowed: 405,
+  request_timeout: 408,
   not_acceptable: 406,
   digest_mismatch: 409,
   step_conflict: 409,
@@ -32,6 +33,7 @@ export const problemCodes = {
   rate_limited: 429,
   quota_exceeded: 429,
   internal_error: 500,
+  overloaded: 503,
 } as const
 
 /** A stable, snake_case problem code. */

@@ -32,6 +32,7 @@ const expected: Record<ProblemCode, new (...args: never[]) => ApiError> = {
   key_not_found: NotFoundError,
   not_found: NotFoundError,
   method_not_allowed: ValidationError,
+  request_timeout: ApiError,
   not_acceptable: ValidationError,
   digest_mismatch: DigestMismatchError,
   step_conflict: StepConflictError,
@@ -45,6 +46,7 @@ const expected: Record<ProblemCode, new (...args: never[]) => ApiError> = {
   rate_limited: RateLimitError,
   quota_exceeded: RateLimitError,
   internal_error: ServerError,
+  overloaded: ServerError,
 }
 
 const clientAnswering = (response: () => Response) =>

@@ -10,28 +10,39 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { clip, defaultMaxCoordinatesPerRequest, headerNames } from '../contract'
 import { negotiate } from './accept'
+import { type AdmissionLimits, ComputeQueue, type YieldToEventLoop } from './compute-queue'
 import { type MakeDeps, resolveDeps } from './deps'
 import type { AppEnv } from './env'
 import { ApiError, describeError, problemResponse } from './errors'
 import { randomId } from './ids'
-import { Lane } from './lane'
 import { OptimizerCache } from './optimizer-cache'
 import { registerRoutes } from './routes'
 
 /** The app type, for runtimes that need to name it. */
 export type App<E extends object = object> = OpenAPIHono<AppEnv<E>>
 
+/** What the app keeps across requests, set by the runtime once. */
+export interface AppOptions {
+  /** Bounds of the compute queue (Node sets them); without them every step is admitted. */
+  admission?: AdmissionLimits
+  /** How the compute queue yields between turns (Node: setImmediate); default setTimeout(0). */
+  yieldToEventLoop?: YieldToEventLoop
+}
+
 /** Builds the app; `makeDeps` runs once per request (it may return a cached object). */
-export function createApp<E extends object = object>(makeDeps: MakeDeps<E>): App<E> {
+export function createApp<E extends object = object>(
+  makeDeps: MakeDeps<E>,
+  options: AppOptions = {},
+): App<E> {
   const app = new OpenAPIHono<AppEnv<E>>()
   const optimizers = new OptimizerCache()
-  const lane = new Lane()
+  const compute = new ComputeQueue(options.admission, options.yieldToEventLoop)
 
   app.use('*', async (c, next) => {
     const deps = resolveDeps(await makeDeps(c.env), defaultMaxCoordinatesPerRequest)
     c.set('deps', deps)
     c.set('optimizers', optimizers)
-    c.set('lane', lane)
+    c.set('compute', compute)
     const given = c.req.header(headerNames.requestId)
     const requestId =
       given !== undefined && /^[\w.:-]{1,128}$/.test(given) ? given : randomId(deps.randomBytes, 'req', 8)

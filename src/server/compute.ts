@@ -6,6 +6,7 @@ import type { Context } from 'hono'
 import { clip, headerNames, type StateDtype, stateDtypes } from '../contract'
 import { firstNonFinite, OptimizerInputError, type StepResult } from '../core'
 import { type FloatData, fromFloat32, sliceRows, toFloat32, zerosOf } from '../safetensors'
+import type { Ticket } from './compute-queue'
 import type { AppEnv } from './env'
 import { ApiError } from './errors'
 import type { Target } from './registry/resolve'
@@ -161,6 +162,12 @@ export interface ChunkHooks {
   inPlace?: boolean
   /** F32 out: the buffers a call writes its updates [end − begin] and state into (`after` gets them). */
   into?: (begin: number, end: number) => StepResult
+  /**
+   * Where each call takes its turn (the request's admission to the compute queue), so that calls
+   * of other clients' steps run in between; absent when the caller already holds a turn (a
+   * session step holds one from reading its shard to writing it back).
+   */
+  turns?: Pick<Ticket, 'run'>
 }
 
 /**
@@ -184,9 +191,7 @@ export async function stepChunks(
   const chunk = chunkCoordinates(s)
   const inPlace = hooks.inPlace === true && state?.dtype === 'F32' && dtype === 'F32'
   const chunkUpdates = inPlace ? new Float32Array(Math.min(n, chunk)) : undefined
-  for (let begin = 0; begin < n; begin += chunk) {
-    const end = Math.min(n, begin + chunk)
-    if (hooks.before !== undefined && !(await hooks.before(begin, end))) return
+  const call = async (begin: number, end: number) => {
     // Looked up per call: reclaimMemory may yield, and the LRU may dispose an evicted optimizer then.
     const optimizer =
       target.kind === 'baseline' ? target.optimizer : await c.get('optimizers').get(deps.db, target.digest)
@@ -211,20 +216,31 @@ export async function stepChunks(
     const next = fromFloat32(dtype, result.state)
     assertFiniteResult(result.updates, next, s, begin, target)
     hooks.after(begin, end, result.updates, next)
+  }
+  for (let begin = 0; begin < n; begin += chunk) {
+    const end = Math.min(n, begin + chunk)
+    if (hooks.before !== undefined && !(await hooks.before(begin, end))) return
+    if (hooks.turns !== undefined) await hooks.turns.run(() => call(begin, end))
+    else await call(begin, end)
     if (n > chunk || (end - begin) * (s + 1) >= reclaimFloats) await deps.reclaimMemory?.()
   }
 }
 
-/** Runs one optimizer step, writing updates and state into `out` (see stepChunks). */
+/**
+ * Runs one optimizer step, writing updates and state into `out` (see stepChunks); each call takes
+ * its turn through `turns` when given.
+ */
 export function runStep(
   c: Context<AppEnv>,
   target: Target,
   grads: Float32Array,
   state: FloatData | undefined,
   out: StepOutput,
+  turns?: Pick<Ticket, 'run'>,
 ): Promise<void> {
   const s = target.stateSize
   return stepChunks(c, target, grads, state, out.state.dtype, {
+    turns,
     into: (begin, end) => ({
       updates: out.updates.subarray(begin, end),
       state: (out.state.data as Float32Array).subarray(begin * s, end * s),

@@ -1,6 +1,7 @@
 /** The Hono environment every route and middleware of the app sees. */
+
+import type { ComputeQueue, Ticket } from './compute-queue'
 import type { ResolvedDeps } from './deps'
-import type { Lane } from './lane'
 import type { OptimizerCache } from './optimizer-cache'
 import type { ClientQuotaValues } from './quotas'
 
@@ -15,5 +16,14 @@ export interface Caller {
 /** Hono Env: `E` is the runtime's bindings (Workers `env`; Node's incoming/outgoing). */
 export interface AppEnv<E extends object = object> {
   Bindings: E
-  Variables: { deps: ResolvedDeps; requestId: string; caller: Caller; optimizers: OptimizerCache; lane: Lane }
+  Variables: {
+    deps: ResolvedDeps
+    requestId: string
+    caller: Caller
+    optimizers: OptimizerCache
+    /** Where compute takes its turns (compute-queue.ts). */
+    compute: ComputeQueue
+    /** The admission of this request's compute, on the routes that compute. */
+    ticket: Ticket
+  }
 }

@@ -28,6 +28,7 @@ const titles: Record<ProblemCode, string> = {
   key_not_found: 'Key not found',
   not_found: 'Not found',
   method_not_allowed: 'Method not allowed',
+  request_timeout: 'Request body timed out',
   not_acceptable: 'Not acceptable',
   digest_mismatch: 'Digest mismatch',
   step_conflict: 'Step conflict',
@@ -41,6 +42,7 @@ const titles: Record<ProblemCode, string> = {
   rate_limited: 'Rate limited',
   quota_exceeded: 'Quota exceeded',
   internal_error: 'Internal error',
+  overloaded: 'Server busy',
 }
 
 /** An error with a stable problem code; `detail` says what to do next. */

@@ -52,6 +52,7 @@ export async function streamStepAnswer(
       return !chunks.stopped
     },
     inPlace: true,
+    turns: c.get('ticket'),
     after: (begin, _end, chunkUpdates, next) => {
       updates.set(chunkUpdates, begin)
       if (next.data.byteLength > 0) chunks.push(bytesOf(next))

@@ -98,6 +98,7 @@ PROBLEM_STATUS = {
     "key_not_found": 404,
     "not_found": 404,
     "method_not_allowed": 405,
+    "request_timeout": 408,
     "not_acceptable": 406,
     "digest_mismatch": 409,
     "step_conflict": 409,
@@ -111,6 +112,7 @@ PROBLEM_STATUS = {
     "rate_limited": 429,
     "quota_exceeded": 429,
     "internal_error": 500,
+    "overloaded": 503,
 }
 
 _BY_CODE = {"digest_mismatch": DigestMismatchError, "step_conflict": StepConflictError}

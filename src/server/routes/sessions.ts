@@ -10,6 +10,7 @@ import { firstNonFinite } from '../../core'
 import { requireKey } from '../auth'
 import { bodyKindOf, parseJson, readBody } from '../body'
 import { assertFinite, maxJsonBodyBytes, newStepOutput, runStep } from '../compute'
+import { admitCompute } from '../compute-queue'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
 import { randomId, sha256Hex } from '../ids'
@@ -72,7 +73,7 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
     return c.body(null, 204)
   })
 
-  app.post(honoPath(paths.sessionStep), requireKey(), sessionStep)
+  app.post(honoPath(paths.sessionStep), requireKey(), admitCompute(), sessionStep)
 }
 
 async function sessionStep(c: Context<AppEnv>): Promise<Response> {
@@ -107,7 +108,9 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
   const target = await resolvePinned(deps.db, session)
   const gradsHash = await sha256Hex(new Uint8Array(grads.buffer, grads.byteOffset, grads.byteLength))
 
-  return c.get('lane').run(async () => {
+  // One turn from reading the shard to writing it back: shards stepped in parallel never hold
+  // several shards' state and garbage at once.
+  return c.get('ticket').run(async () => {
     const stored = await store.readShard(session, shard)
     const current = stored?.step ?? 0
     // A resent step t: the same gradients get its stored updates, byte for byte.

@@ -32,6 +32,7 @@ import {
   runStep,
   stepHeaders,
 } from '../compute'
+import { admitCompute } from '../compute-queue'
 import type { BodyReader } from '../deps'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
@@ -40,7 +41,7 @@ import { streamStepAnswer } from '../step-stream'
 
 // biome-ignore lint/suspicious/noExplicitAny: routes are independent of the runtime's bindings.
 export function registerStep(app: OpenAPIHono<AppEnv<any>>): void {
-  app.post(routes.step, requireKey(), async (c) => {
+  app.post(routes.step, requireKey(), admitCompute(), async (c) => {
     const kind = bodyKindOf(c.req.raw, ['binary', 'json'])
     if (kind === 'json') return jsonStep(c, await readBody(c, maxJsonBodyBytes))
     return binaryStep(c, await openBody(c, maxBinaryStepBytes))
@@ -120,7 +121,7 @@ async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response
   if (state !== undefined) assertFiniteState(state, target.stateSize)
 
   const out = newStepOutput(n, target.stateSize, dtype)
-  await runStep(c, target, grads, state, out)
+  await runStep(c, target, grads, state, out, c.get('ticket'))
   // JsonStepResponse, written without arrays of 80,000 boxed numbers.
   const head: Omit<JsonStepResponse, 'updates' | 'state'> = {
     optimizer: target.label,
