@@ -1,0 +1,164 @@
+/**
+ * The Node server's HTTP edges over real sockets (node-server.ts): refusals a client that writes
+ * its whole body first still reads, half-closed clients, body deadlines, the body budget and the
+ * admission of steps before their bodies are read.
+ */
+import type { Server } from 'node:http'
+import net from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createNodeApp } from '../../src/runtime/node'
+import { defaultNodeLimits, type NodeLimits, serveNode } from '../../src/runtime/node-server'
+import { testServer } from '../support/server'
+
+type TestServer = Awaited<ReturnType<typeof testServer>>
+let s: TestServer
+const servers: Server[] = []
+
+beforeAll(async () => {
+  s = await testServer()
+})
+afterAll(() => {
+  for (const server of servers) server.close()
+  s.close()
+})
+
+async function listen(limits: Partial<NodeLimits> = {}): Promise<number> {
+  const all = { ...defaultNodeLimits, ...limits }
+  const server = serveNode(createNodeApp(s.deps, all).fetch, { port: 0, hostname: '127.0.0.1', limits: all })
+  servers.push(server)
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()))
+  return (server.address() as net.AddressInfo).port
+}
+
+/** Sends raw bytes (and half-closes when asked), then reads until the server closes or `untilMs`. */
+function exchange(
+  port: number,
+  chunks: (string | Uint8Array)[],
+  options: { halfClose?: boolean; untilMs?: number } = {},
+): Promise<{ text: string; closed: boolean; error?: string; ms: number }> {
+  return new Promise((resolve) => {
+    const start = Date.now()
+    const socket = net.connect(port, '127.0.0.1')
+    let text = ''
+    let error: string | undefined
+    const finish = (closed: boolean) => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve({ text, closed, error, ms: Date.now() - start })
+    }
+    const timer = setTimeout(() => finish(false), options.untilMs ?? 10_000)
+    socket.on('data', (d) => {
+      text += d.toString('latin1')
+    })
+    socket.on('error', (e) => {
+      error = (e as NodeJS.ErrnoException).code ?? e.message
+    })
+    socket.on('close', () => finish(true))
+    socket.on('connect', () => {
+      for (const chunk of chunks) socket.write(chunk)
+      if (options.halfClose) socket.end()
+    })
+  })
+}
+
+const head = (method: string, path: string, headers: Record<string, string | number>) =>
+  `${method} ${path} HTTP/1.1\r\nHost: l2o\r\n${Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n`
+
+describe('the Node server at its HTTP edges', () => {
+  let port: number
+  beforeAll(async () => {
+    port = await listen()
+  })
+
+  it('lets a client that writes its whole body before reading see an early refusal', async () => {
+    const body = new Uint8Array(4 << 20)
+    for (const [headers, status] of [
+      [
+        {
+          authorization: 'Bearer l2o_not_a_key_at_all_000',
+          'content-type': 'application/vnd.l2o.safetensors',
+        },
+        401,
+      ],
+      [{ ...s.clientAuth, 'content-type': 'text/plain' }, 415],
+    ] as const) {
+      const request = head('POST', '/v1/step', {
+        ...headers,
+        'content-length': body.length,
+        connection: 'close',
+      })
+      const answer = await exchange(port, [request, body])
+      expect(answer.error).toBeUndefined()
+      expect(answer.text.startsWith(`HTTP/1.1 ${status}`)).toBe(true)
+    }
+  })
+
+  it('answers a client that half-closes after a complete request', async () => {
+    const json = JSON.stringify({ optimizer: 'sgd', hyperparameters: { learningRate: 1 }, grads: [1] })
+    const request = head('POST', '/v1/step', {
+      ...s.clientAuth,
+      'content-type': 'application/json',
+      'content-length': json.length,
+    })
+    const answer = await exchange(port, [request, json], { halfClose: true })
+    expect(answer.text.startsWith('HTTP/1.1 200')).toBe(true)
+    expect(answer.text).toContain('"updates":[-1]')
+  })
+})
+
+describe('limits of the Node server', () => {
+  it('answers 408 and closes the connection when a body does not arrive by its deadline', async () => {
+    const port = await listen({ bodyTimeoutMs: 1000 })
+    const request = head('POST', '/v1/step', {
+      ...s.clientAuth,
+      'content-type': 'application/json',
+      'content-length': 1000,
+    })
+    const answer = await exchange(port, [request, '{"optimizer":'])
+    expect(answer.text.startsWith('HTTP/1.1 408')).toBe(true)
+    expect(answer.text).toContain('request_timeout')
+    expect(answer.closed).toBe(true)
+    expect(answer.ms).toBeLessThan(5000)
+  })
+
+  it('refuses a body that would take the bodies in flight past their budget: 503 with Retry-After', async () => {
+    const port = await listen({ bodyBudgetBytes: 1 << 20, bodyTimeoutMs: 3000 })
+    const big = (n: number) =>
+      head('POST', '/v1/step', { ...s.clientAuth, 'content-type': 'application/json', 'content-length': n })
+    const holding = exchange(port, [big(800_000), '{'], { untilMs: 8000 })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const refused = await exchange(port, [big(800_000), '{'], { untilMs: 8000 })
+    expect(refused.text.startsWith('HTTP/1.1 503')).toBe(true)
+    expect(refused.text).toMatch(/retry-after: \d+/i)
+    expect(refused.text).toContain('overloaded')
+    expect((await holding).text.startsWith('HTTP/1.1 408')).toBe(true)
+  })
+
+  it("admits a client's steps before reading their bodies: past its share, 429 with Retry-After", async () => {
+    const port = await listen({ queuePerClient: 1, bodyTimeoutMs: 3000 })
+    const step = (more: Record<string, string> = {}) =>
+      head('POST', '/v1/step', {
+        ...s.clientAuth,
+        'content-type': 'application/json',
+        'content-length': 100,
+        ...more,
+      })
+    const holding = exchange(port, [step(), '{'], { untilMs: 8000 })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const second = await exchange(port, [step({ connection: 'close' }), ' '.repeat(100)])
+    expect(second.text.startsWith('HTTP/1.1 429')).toBe(true)
+    expect(second.text).toMatch(/retry-after: \d+/i)
+    expect(second.text).toContain('rate_limited')
+    // Another client is not affected.
+    const other = head('POST', '/v1/step', {
+      ...s.otherAuth,
+      'content-type': 'application/json',
+      'content-length': 2,
+      connection: 'close',
+    })
+    expect((await exchange(port, [other, '{}'])).text.startsWith('HTTP/1.1 400')).toBe(true)
+    await holding
+  })
+})
