@@ -130,6 +130,14 @@ export function float32Decimal(value: number): string {
   return (value < 0 ? '-' : '') + format(String(digits), exponent)
 }
 
+/** Values [begin, end) as JSON array elements, comma-separated (no brackets). */
+export function float32JsonElements(values: Float32Array, begin = 0, end = values.length): string {
+  let text = ''
+  for (let i = begin; i < end; i++)
+    text += i === begin ? float32Decimal(values[i]) : `,${float32Decimal(values[i])}`
+  return text
+}
+
 /** Float32 values as a JSON array, each as its shortest round-tripping decimal. */
 export function float32JsonArray(values: Float32Array): string {
   let text = '['

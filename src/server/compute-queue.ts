@@ -44,7 +44,8 @@ export class ComputeQueue {
 
   constructor(
     readonly limits: AdmissionLimits | undefined,
-    private readonly yieldToEventLoop: YieldToEventLoop = defaultYield,
+    /** Waits one turn of the event loop: what the queue does between turns, for others to use too. */
+    readonly yieldToEventLoop: YieldToEventLoop = defaultYield,
     private readonly clock: () => number = () => Date.now(),
   ) {}
 

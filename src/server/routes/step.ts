@@ -14,7 +14,7 @@ import { requireKey } from '../auth'
 import {
   bodyKindOf,
   decodeArriving,
-  jsonNumbers,
+  jsonObjectStream,
   openBody,
   parseJsonWithArrays,
   readBody,
@@ -122,18 +122,19 @@ async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response
 
   const out = newStepOutput(n, target.stateSize, dtype)
   await runStep(c, target, grads, state, out, c.get('ticket'))
-  // JsonStepResponse, written without arrays of 80,000 boxed numbers.
+  // JsonStepResponse, written without arrays of 80,000 boxed numbers, a piece at a time.
   const head: Omit<JsonStepResponse, 'updates' | 'state'> = {
     optimizer: target.label,
     digest: target.digest,
     numParams: n,
     stateSize: target.stateSize,
   }
-  const json = `${JSON.stringify(head).slice(0, -1)},"updates":${jsonNumbers(out.updates)},"state":${jsonNumbers(toFloat32(out.state))}}`
-  return c.body(json, 200, {
-    'content-type': 'application/json',
-    ...stepHeaders(target),
-  })
+  const answer: [string, Float32Array][] = [
+    ['updates', out.updates],
+    ['state', toFloat32(out.state)],
+  ]
+  const body = jsonObjectStream(head, answer, () => c.get('compute').yieldToEventLoop())
+  return c.body(body, 200, { 'content-type': 'application/json', ...stepHeaders(target) })
 }
 
 // The contract's JSON step body, less the number arrays that parseJsonWithArrays reads.
