@@ -102,10 +102,13 @@ export class ComputeQueue {
     }
   }
 
+  // A turn always starts after a turn of the event loop, even when the queue is idle: requests
+  // whose bodies complete in one batch of I/O callbacks would otherwise compute back to back in
+  // those callbacks' microtasks, holding the loop for all of them.
   private turn(clientId: string): Promise<void> {
     if (!this.busy) {
       this.busy = true
-      return Promise.resolve()
+      return this.yieldToEventLoop()
     }
     return new Promise((resolve) => {
       const queue = this.waiting.get(clientId)
