@@ -6,10 +6,11 @@
  * see a broken pipe instead of the answer), and clients that half-close after their request still
  * get it.
  */
-import type { IncomingMessage, Server } from 'node:http'
+import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { type HttpBindings, serve } from '@hono/node-server'
-import { headerNames } from '../contract'
-import { ApiError } from '../server/errors'
+import { headerNames, problemMediaType } from '../contract'
+import { ApiError, problemBody } from '../server/errors'
 
 /** Limits of `npm start`; the README lists them with their flags and variables. */
 export interface NodeLimits {
@@ -177,5 +178,34 @@ export function serveNode(
     (info) => onListening?.(info.port),
   ) as Server
   ;(server as Server & { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true
+  server.on('clientError', answerClientError)
   return server
+}
+
+/**
+ * Requests Node's HTTP parser refuses before the app sees them (headers over 16 KB, malformed
+ * HTTP, Node's own timeouts) get a problem+json answer like every other refusal; a client that is
+ * gone (reset, closed) is dropped without logging anything.
+ */
+export function answerClientError(
+  error: Error & { code?: string; rawPacket?: Buffer },
+  socket: Duplex,
+): void {
+  if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const refusal =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? new ApiError('headers_too_large', 'the request headers are over 16 KB; send a shorter request')
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'HPE_HEADERS_TIMEOUT'
+        ? new ApiError('request_timeout', 'the request did not arrive in time; send it without pausing')
+        : new ApiError('invalid_request', 'the request is not valid HTTP/1.1')
+  const body = JSON.stringify(problemBody(refusal, undefined))
+  // An answer to HEAD has no body (its Content-Length still says how long it would be).
+  const head = error.rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD '
+  socket.end(
+    `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status]}\r\nContent-Type: ${problemMediaType}\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${head ? '' : body}`,
+  )
 }

@@ -43,6 +43,7 @@ const expected: Record<ProblemCode, new (...args: never[]) => ApiError> = {
   payload_too_large: ValidationError,
   too_many_coordinates: ValidationError,
   unsupported_media_type: ValidationError,
+  headers_too_large: ApiError,
   rate_limited: RateLimitError,
   quota_exceeded: RateLimitError,
   internal_error: ServerError,

@@ -39,6 +39,7 @@ const titles: Record<ProblemCode, string> = {
   payload_too_large: 'Payload too large',
   too_many_coordinates: 'Too many coordinates',
   unsupported_media_type: 'Unsupported media type',
+  headers_too_large: 'Request headers too large',
   rate_limited: 'Rate limited',
   quota_exceeded: 'Quota exceeded',
   internal_error: 'Internal error',

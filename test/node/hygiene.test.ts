@@ -162,3 +162,25 @@ describe('limits of the Node server', () => {
     await holding
   })
 })
+
+describe("refusals of Node's HTTP parser", () => {
+  it('are problem+json too: headers over 16 KB get 431, malformed HTTP 400', async () => {
+    const port = await listen()
+    const long = await exchange(port, [head('GET', '/healthz', { 'x-long': 'x'.repeat(20_000) })])
+    expect(long.text.startsWith('HTTP/1.1 431')).toBe(true)
+    expect(long.text).toContain('application/problem+json')
+    expect(long.text).toContain('"code":"headers_too_large"')
+    const malformed = await exchange(port, ['GET /healthz HTTP/9\r\n\r\n'])
+    expect(malformed.text.startsWith('HTTP/1.1 400')).toBe(true)
+    expect(malformed.text).toContain('"code":"invalid_request"')
+  })
+})
+
+describe('HEAD refused by the parser', () => {
+  it('gets the status without a body', async () => {
+    const port = await listen()
+    const answer = await exchange(port, [`HEAD /healthz?${'q'.repeat(20_000)} HTTP/1.1\r\nHost: l2o\r\n\r\n`])
+    expect(answer.text.startsWith('HTTP/1.1 431')).toBe(true)
+    expect(answer.text.endsWith('\r\n\r\n')).toBe(true)
+  })
+})

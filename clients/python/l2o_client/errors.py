@@ -109,6 +109,7 @@ PROBLEM_STATUS = {
     "payload_too_large": 413,
     "too_many_coordinates": 413,
     "unsupported_media_type": 415,
+    "headers_too_large": 431,
     "rate_limited": 429,
     "quota_exceeded": 429,
     "internal_error": 500,
