@@ -10,11 +10,12 @@ describe('ComputeQueue turns', () => {
       await new Promise((resolve) => setImmediate(resolve))
     })
     let open!: () => void
-    const blocker = queue.run('z', () => new Promise<void>((resolve) => (open = resolve)))
+    const blocker = queue.run({ clientId: 'z' }, () => new Promise<void>((resolve) => (open = resolve)))
     const order: string[] = []
     let running = 0
+    // Each call its own request here: the clients alternate, one request each.
     const task = (name: string) =>
-      queue.run(name[0], async () => {
+      queue.run({ clientId: name[0] }, async () => {
         running++
         expect(running).toBe(1)
         await new Promise((resolve) => setTimeout(resolve, 1))
@@ -31,10 +32,34 @@ describe('ComputeQueue turns', () => {
     expect(yields).toBe(7)
   })
 
+  it("gives a request's next call the turn before other clients' calls, when it already waits", async () => {
+    const queue = new ComputeQueue(undefined, () => new Promise((resolve) => setImmediate(resolve)))
+    const order: string[] = []
+    // Request A makes three calls in a row, each asked for as the previous one ends; B and C each
+    // send one call while A's first runs.
+    const a = queue.admit('a')
+    const b = queue.admit('b')
+    const c = queue.admit('c')
+    const requestA = (async () => {
+      for (const name of ['a1', 'a2', 'a3']) {
+        await a.run(async () => {
+          order.push(name)
+          await new Promise((resolve) => setTimeout(resolve, 2))
+        })
+      }
+    })()
+    await new Promise((resolve) => setImmediate(resolve))
+    const others = [b.run(() => order.push('b1')), c.run(() => order.push('c1'))]
+    await Promise.all([requestA, ...others])
+    expect(order).toEqual(['a1', 'a2', 'a3', 'b1', 'c1'])
+  })
+
   it('hands the turn on when a task throws', async () => {
     const queue = new ComputeQueue(undefined)
-    await expect(queue.run('a', () => Promise.reject(new Error('boom')))).rejects.toThrow('boom')
-    expect(await queue.run('b', () => 42)).toBe(42)
+    await expect(queue.run({ clientId: 'a' }, () => Promise.reject(new Error('boom')))).rejects.toThrow(
+      'boom',
+    )
+    expect(await queue.run({ clientId: 'b' }, () => 42)).toBe(42)
   })
 })
 

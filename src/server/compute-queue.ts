@@ -32,13 +32,25 @@ export type YieldToEventLoop = () => Promise<void>
 
 const defaultYield: YieldToEventLoop = () => new Promise((resolve) => setTimeout(resolve, 0))
 
+/** Who takes a turn: the request (its ticket) and the client it belongs to. */
+export interface TurnOwner {
+  clientId: string
+}
+
+interface Waiting {
+  owner: TurnOwner
+  resolve: () => void
+}
+
 export class ComputeQueue {
   private readonly inFlight = new Map<string, number>()
   private total = 0
   private busy = false
-  /** Turns waiting, by client, and the clients with turns waiting in round-robin order. */
-  private readonly waiting = new Map<string, (() => void)[]>()
+  /** Turns waiting, by client (in order), and the clients with turns waiting in round-robin order. */
+  private readonly waiting = new Map<string, Waiting[]>()
   private readonly ring: string[] = []
+  /** The request served last: its next call, when already waiting, goes before the ring's. */
+  private current: TurnOwner | undefined
   /** Recent time an admitted request takes from admission to release, in ms: Retry-After. */
   private requestMs = 50
 
@@ -78,11 +90,13 @@ export class ComputeQueue {
     this.total++
     const admitted = this.clock()
     let released = false
+    const owner: TurnOwner = { clientId }
     return {
-      run: (task) => this.run(clientId, task),
+      run: (task) => this.run(owner, task),
       release: () => {
         if (released) return
         released = true
+        if (this.current === owner) this.current = undefined
         this.total--
         const left = (this.inFlight.get(clientId) ?? 1) - 1
         if (left === 0) this.inFlight.delete(clientId)
@@ -92,9 +106,14 @@ export class ComputeQueue {
     }
   }
 
-  /** Runs `task` in `clientId`'s next turn, alone: no other turn runs until it settles. */
-  async run<T>(clientId: string, task: () => T | Promise<T>): Promise<T> {
-    await this.turn(clientId)
+  /**
+   * Runs `task` in its owner's next turn, alone: no other turn runs until it settles. Turns go
+   * round-robin over the clients, a request at a time: once a request is served, its next call
+   * goes first if it is already waiting (a step's calls follow one another, so a large step is
+   * not held half done, with its memory, while every other client's steps are stepped in turn).
+   */
+  async run<T>(owner: TurnOwner, task: () => T | Promise<T>): Promise<T> {
+    await this.turn(owner)
     try {
       return await task()
     } finally {
@@ -105,34 +124,45 @@ export class ComputeQueue {
   // A turn always starts after a turn of the event loop, even when the queue is idle: requests
   // whose bodies complete in one batch of I/O callbacks would otherwise compute back to back in
   // those callbacks' microtasks, holding the loop for all of them.
-  private turn(clientId: string): Promise<void> {
+  private turn(owner: TurnOwner): Promise<void> {
     if (!this.busy) {
       this.busy = true
+      this.current = owner
       return this.yieldToEventLoop()
     }
     return new Promise((resolve) => {
-      const queue = this.waiting.get(clientId)
-      if (queue !== undefined) queue.push(resolve)
+      const queue = this.waiting.get(owner.clientId)
+      if (queue !== undefined) queue.push({ owner, resolve })
       else {
-        this.waiting.set(clientId, [resolve])
-        this.ring.push(clientId)
+        this.waiting.set(owner.clientId, [{ owner, resolve }])
+        this.ring.push(owner.clientId)
       }
     })
   }
 
-  // Hands the turn to the next client in the ring, after one turn of the event loop.
+  // Hands the turn on, after one turn of the event loop: to the current request's next call if it
+  // waits, else to the next client in the ring.
   private next(): void {
     if (this.ring.length === 0) {
       this.busy = false
       return
     }
     void this.yieldToEventLoop().then(() => {
-      const clientId = this.ring.shift() as string
-      const queue = this.waiting.get(clientId) as (() => void)[]
-      const resolve = queue.shift() as () => void
-      if (queue.length > 0) this.ring.push(clientId)
-      else this.waiting.delete(clientId)
-      resolve()
+      const current = this.current
+      const own = current === undefined ? undefined : this.waiting.get(current.clientId)
+      const at = own === undefined ? -1 : own.findIndex((w) => w.owner === current)
+      const clientId = at >= 0 ? (current as TurnOwner).clientId : (this.ring.shift() as string)
+      const queue = this.waiting.get(clientId) as Waiting[]
+      const [granted] = queue.splice(Math.max(0, at), 1)
+      if (queue.length === 0) {
+        this.waiting.delete(clientId)
+        const inRing = this.ring.indexOf(clientId)
+        if (inRing >= 0) this.ring.splice(inRing, 1)
+      } else if (at < 0) {
+        this.ring.push(clientId)
+      }
+      this.current = granted.owner
+      granted.resolve()
     })
   }
 

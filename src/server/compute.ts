@@ -220,9 +220,14 @@ export async function stepChunks(
   for (let begin = 0; begin < n; begin += chunk) {
     const end = Math.min(n, begin + chunk)
     if (hooks.before !== undefined && !(await hooks.before(begin, end))) return
-    if (hooks.turns !== undefined) await hooks.turns.run(() => call(begin, end))
-    else await call(begin, end)
-    if (n > chunk || (end - begin) * (s + 1) >= reclaimFloats) await deps.reclaimMemory?.()
+    // The memory is reclaimed within the turn: the step's next call then asks for its turn before
+    // the queue hands the turn on, and gets it (compute-queue.ts).
+    const turn = async () => {
+      await call(begin, end)
+      if (n > chunk || (end - begin) * (s + 1) >= reclaimFloats) await deps.reclaimMemory?.()
+    }
+    if (hooks.turns !== undefined) await hooks.turns.run(turn)
+    else await turn()
   }
 }
 
