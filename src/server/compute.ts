@@ -110,9 +110,10 @@ export function assertFiniteResult(
   stateSize: number,
   begin: number,
   target: Pick<Target, 'label'>,
+  scan: FiniteScan = firstNonFinite,
 ): void {
-  const u = firstNonFinite(updates)
-  const s = u >= 0 ? -1 : firstNonFiniteOf(state)
+  const u = scan(updates)
+  const s = u >= 0 ? -1 : firstNonFiniteOf(state, 0, scan)
   if (u < 0 && s < 0) return
   const coordinate = begin + (u >= 0 ? u : Math.floor(s / Math.max(1, stateSize)))
   const what = u >= 0 ? `update is ${updates[u]}` : `new state (${state.dtype}) is not finite`
@@ -162,6 +163,11 @@ export interface ChunkHooks {
   inPlace?: boolean
   /** F32 out: the buffers a call writes its updates [end − begin] and state into (`after` gets them). */
   into?: (begin: number, end: number) => StepResult
+  /**
+   * A faster finite check of what a call writes (Node: the body's wasm scan, which falls back to
+   * core's for arrays outside the body's memory); default core's firstNonFinite.
+   */
+  scan?: FiniteScan
   /**
    * Where each call takes its turn (the request's admission to the compute queue), so that calls
    * of other clients' steps run in between; absent when the caller already holds a turn (a
@@ -214,7 +220,7 @@ export async function stepChunks(
       throw error
     }
     const next = fromFloat32(dtype, result.state)
-    assertFiniteResult(result.updates, next, s, begin, target)
+    assertFiniteResult(result.updates, next, s, begin, target, hooks.scan)
     hooks.after(begin, end, result.updates, next)
   }
   for (let begin = 0; begin < n; begin += chunk) {

@@ -52,6 +52,7 @@ export async function streamStepAnswer(
       return !chunks.stopped
     },
     inPlace: true,
+    scan: body.firstNonFinite,
     turns: c.get('ticket'),
     after: (begin, _end, chunkUpdates, next) => {
       updates.set(chunkUpdates, begin)
