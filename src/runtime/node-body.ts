@@ -15,36 +15,60 @@ export interface BodyBuffer {
   firstNonFinite?: (values: Float32Array) => number
 }
 
+interface PooledMemory {
+  memory: WebAssembly.Memory
+  firstNonFinite?: (values: Float32Array) => number
+}
+
 /**
- * Buffers for large request bodies, reused from one request to the next: one WebAssembly.Memory
- * (its own mmap'd pages, grown when needed) instead of a fresh 21 MB allocation per step, which
- * would cost page faults, fragment malloc's heap and wait for a full GC to be freed. Each memory
- * comes with a wasm SIMD finite scan of its own (wasm-finite.ts).
+ * Buffers for large request bodies, reused from one request to the next: WebAssembly.Memory
+ * objects (their own mmap'd pages, grown when needed) instead of a fresh 21 MB allocation per
+ * step, which would cost page faults, fragment malloc's heap and wait for a full GC to be freed:
+ * with many large steps in flight, such garbage grew the server past 800 MB. Released memories
+ * wait for the next bodies, as long as all the pool's memories (in use and spare) stay within
+ * `maxPoolBytes`. Each memory comes with a wasm SIMD finite scan of its own (wasm-finite.ts).
  */
 export class BodyBuffers {
-  private spare: { memory: WebAssembly.Memory; firstNonFinite?: (values: Float32Array) => number } | undefined
+  private readonly spares: PooledMemory[] = []
+  private pooledBytes = 0
+
+  constructor(readonly maxPoolBytes = Number.POSITIVE_INFINITY) {}
+
+  /** Bytes of the pool's memories, in use or spare. */
+  get poolBytes(): number {
+    return this.pooledBytes
+  }
 
   /** A buffer of `length` bytes (contents undefined) and the function that gives it back. */
   acquire(length: number): BodyBuffer & { release: () => void } {
     if (length < 1 << 20) return { bytes: new Uint8Array(length), release: () => {} }
     const pages = Math.ceil(length / 65_536)
-    let leased = this.spare
-    this.spare = undefined
-    if (leased === undefined) {
+    // The smallest spare that fits, else the largest one grown, else a new memory.
+    this.spares.sort((a, b) => a.memory.buffer.byteLength - b.memory.buffer.byteLength)
+    const fits = this.spares.findIndex((s) => s.memory.buffer.byteLength >= length)
+    let leased: PooledMemory
+    if (fits >= 0) {
+      leased = this.spares.splice(fits, 1)[0]
+    } else if (this.spares.length > 0) {
+      leased = this.spares.pop() as PooledMemory
+      const before = leased.memory.buffer.byteLength
+      leased.memory.grow(pages - before / 65_536)
+      this.pooledBytes += leased.memory.buffer.byteLength - before
+    } else {
       const memory = new WebAssembly.Memory({ initial: pages })
       leased = { memory, firstNonFinite: wasmFiniteScan(memory) }
-    } else if (leased.memory.buffer.byteLength < length) {
-      leased.memory.grow(pages - leased.memory.buffer.byteLength / 65_536)
+      this.pooledBytes += memory.buffer.byteLength
     }
     let released = false
-    const spare = leased
     return {
-      bytes: new Uint8Array(spare.memory.buffer, 0, length),
-      firstNonFinite: spare.firstNonFinite,
+      bytes: new Uint8Array(leased.memory.buffer, 0, length),
+      firstNonFinite: leased.firstNonFinite,
       release: () => {
         if (released) return
         released = true
-        this.spare = spare
+        // Past the pool's size, the memory is left to the garbage collector.
+        if (this.pooledBytes <= this.maxPoolBytes) this.spares.push(leased)
+        else this.pooledBytes -= leased.memory.buffer.byteLength
       },
     }
   }
