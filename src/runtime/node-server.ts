@@ -24,12 +24,16 @@ export interface NodeLimits {
   bodyBudgetBytes: number
 }
 
-/** The defaults: the SDKs' 4 requests in flight per client fit twice; 256 MiB of bodies is ~12 steps at 65,536 coordinates. */
+/**
+ * The defaults: the SDKs' 4 requests in flight per client fit twice; 192 MiB of bodies is 9 steps
+ * at 65,536 coordinates (more would only wait for the one core that computes), and keeps the
+ * server under 512 MB with 30 such bodies arriving at once.
+ */
 export const defaultNodeLimits: NodeLimits = {
   queuePerClient: 8,
   queueTotal: 256,
   bodyTimeoutMs: 20_000,
-  bodyBudgetBytes: 256 * 1024 * 1024,
+  bodyBudgetBytes: 192 * 1024 * 1024,
 }
 
 /** Each limit's command-line flag and environment variable, and the unit its value is in. */

@@ -70,7 +70,7 @@ export function createNodeApp(
   limits: NodeLimits = defaultNodeLimits,
 ): { app: App<HttpBindings>; fetch: (request: Request, env: HttpBindings) => Promise<Response> } {
   const gc = exposeGc()
-  const buffers = new BodyBuffers()
+  const buffers = new BodyBuffers(limits.bodyBudgetBytes)
   const budget = new BodyBudget(limits.bodyBudgetBytes)
   const reclaimMemory = gc === undefined ? undefined : memoryReclaimer(gc)
   const app = createApp(
@@ -88,17 +88,20 @@ export function createNodeApp(
       return {
         ...deps,
         clientAddress: () => env.incoming.socket.remoteAddress,
-        openBody: (limit: number) =>
-          openIncoming(env.incoming, limit, {
+        openBody: async (limit: number) => {
+          const reserve = (bytes: number) => env.outgoing.once('close', budget.reserve(bytes))
+          const reader = await openIncoming(env.incoming, limit, {
             allocate: (length) => {
               const lease = buffers.acquire(length)
               // The body is used until the answer is done; then its pages serve the next request.
               env.outgoing.once('close', lease.release)
               return lease
             },
-            reserve: (bytes) => env.outgoing.once('close', budget.reserve(bytes)),
+            reserve,
             deadline: deadlineOf(env.incoming, limits),
-          }),
+          })
+          return { ...reader, reserve }
+        },
         reclaimMemory,
       }
     },

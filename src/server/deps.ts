@@ -18,6 +18,12 @@ export interface BodyReader {
    * memory). Must answer exactly as core's firstNonFinite, which the server uses without it.
    */
   firstNonFinite?: (values: Float32Array) => number
+  /**
+   * Optional: holds `bytes` more of the runtime's memory budget for bodies until this request is
+   * answered (Node: for an answer that cannot be written into the body's own buffer); throws 503
+   * overloaded when the budget is spent.
+   */
+  reserve?: (bytes: number) => void
 }
 
 /** The runtimes this app runs on. */

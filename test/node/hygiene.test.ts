@@ -8,6 +8,7 @@ import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createNodeApp } from '../../src/runtime/node'
 import { defaultNodeLimits, type NodeLimits, serveNode } from '../../src/runtime/node-server'
+import { encode } from '../../src/safetensors'
 import { testServer } from '../support/server'
 
 type TestServer = Awaited<ReturnType<typeof testServer>>
@@ -182,5 +183,26 @@ describe('HEAD refused by the parser', () => {
     const answer = await exchange(port, [`HEAD /healthz?${'q'.repeat(20_000)} HTTP/1.1\r\nHost: l2o\r\n\r\n`])
     expect(answer.text.startsWith('HTTP/1.1 431')).toBe(true)
     expect(answer.text.endsWith('\r\n\r\n')).toBe(true)
+  })
+})
+
+describe('the memory budget of the bodies in flight', () => {
+  it('counts an answer that needs a state of its own (no state sent), and refuses it past the budget', async () => {
+    const port = await listen({ bodyBudgetBytes: 512 * 1024 })
+    const n = 20_000
+    const body = encode(
+      { grads: { dtype: 'F32', shape: [n], data: new Float32Array(n).fill(0.01) } },
+      { optimizer: 'tiny' },
+    )
+    const request = head('POST', '/v1/step', {
+      ...s.clientAuth,
+      'content-type': 'application/vnd.l2o.safetensors',
+      'content-length': body.length,
+      connection: 'close',
+    })
+    // The body is 80 KB; the answer's state, 20,000 × 8 floats, is 640 KB.
+    const answer = await exchange(port, [request, body])
+    expect(answer.text.startsWith('HTTP/1.1 503')).toBe(true)
+    expect(answer.text).toContain('overloaded')
   })
 })

@@ -9,7 +9,7 @@ import {
   type StateDtype,
   tensorNames,
 } from '../../contract'
-import { fromFloat32, type Tensor, toFloat32 } from '../../safetensors'
+import { fromFloat32, ITEMSIZE, type Tensor, toFloat32 } from '../../safetensors'
 import { requireKey } from '../auth'
 import {
   bodyKindOf,
@@ -91,6 +91,9 @@ async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Respons
       )
     }
   }
+  // An answer that cannot step the sent F32 state in place needs a state of its own: it counts
+  // against the memory budget of the bodies in flight too.
+  if (sentState?.dtype !== 'F32' || outDtype !== 'F32') body.reserve?.(n * s * ITEMSIZE[outDtype])
   await readyThrough(body, grads)
   assertFinite(grads, body.firstNonFinite)
   return streamStepAnswer(c, target, grads, sentState, body, outDtype)
