@@ -47,7 +47,7 @@ const binary = 'application/vnd.l2o.safetensors'
 
 export async function mixedLoad(
   server: ServerProcess,
-  options: { clients: number; seconds: number; numParams: number },
+  options: { clients: number; seconds: number; numParams: number; sessions?: boolean },
 ): Promise<LoadFigures> {
   const base = server.url
   const n = options.numParams
@@ -60,7 +60,7 @@ export async function mixedLoad(
     keys.push(made.secret)
   }
   const sessions: string[] = []
-  for (let i = 0; i < options.clients; i += 2) {
+  for (let i = 0; options.sessions !== false && i < options.clients; i += 2) {
     const made = (await json(base, 'POST', '/v1/sessions', keys[i], { optimizer, numParams: n })) as {
       id: string
     }

@@ -19,6 +19,15 @@ if (file !== undefined) {
       gcTotalMs += entry.duration
     }
   }).observe({ entryTypes: ['gc'] })
+  // What the memory is, at its peak (sampled with each write): V8's heap, and buffers outside it.
+  const peak = { rssMb: 0, heapMb: 0, externalMb: 0, arrayBuffersMb: 0 }
+  const sampleMemory = () => {
+    const m = process.memoryUsage()
+    peak.rssMb = Math.max(peak.rssMb, m.rss / 1048576)
+    peak.heapMb = Math.max(peak.heapMb, m.heapTotal / 1048576)
+    peak.externalMb = Math.max(peak.externalMb, m.external / 1048576)
+    peak.arrayBuffersMb = Math.max(peak.arrayBuffersMb, m.arrayBuffers / 1048576)
+  }
   const write = () =>
     writeFileSync(
       file,
@@ -29,6 +38,7 @@ if (file !== undefined) {
         samples: histogram.count,
         gcMaxMs,
         gcTotalMs,
+        memory: (sampleMemory(), peak),
       }),
     )
   setInterval(write, 250).unref()
