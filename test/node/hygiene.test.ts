@@ -5,7 +5,7 @@
  */
 import type { Server } from 'node:http'
 import net from 'node:net'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createNodeApp } from '../../src/runtime/node'
 import { defaultNodeLimits, type NodeLimits, serveNode } from '../../src/runtime/node-server'
 import { encode } from '../../src/safetensors'
@@ -103,9 +103,25 @@ describe('the Node server at its HTTP edges', () => {
       'content-type': 'application/json',
       'content-length': json.length,
     })
+    const errors = vi.spyOn(console, 'error')
     const answer = await exchange(port, [request, json], { halfClose: true })
     expect(answer.text.startsWith('HTTP/1.1 200')).toBe(true)
     expect(answer.text).toContain('"updates":[-1]')
+    // A binary step, streamed, to a half-closed client: answered, and nothing logged as an error.
+    const body = encode(
+      { grads: { dtype: 'F32', shape: [3000], data: new Float32Array(3000).fill(0.1) } },
+      { optimizer: 'tiny' },
+    )
+    const binary = head('POST', '/v1/step', {
+      ...s.clientAuth,
+      'content-type': 'application/vnd.l2o.safetensors',
+      'content-length': body.length,
+    })
+    const streamed = await exchange(port, [binary, body], { halfClose: true })
+    expect(streamed.text.startsWith('HTTP/1.1 200')).toBe(true)
+    expect(streamed.text.length).toBeGreaterThan(3000 * 8 * 4)
+    expect(errors).not.toHaveBeenCalled()
+    errors.mockRestore()
   })
 })
 
