@@ -28,7 +28,8 @@ if (file !== undefined) {
     peak.externalMb = Math.max(peak.externalMb, m.external / 1048576)
     peak.arrayBuffersMb = Math.max(peak.arrayBuffersMb, m.arrayBuffers / 1048576)
   }
-  const write = () =>
+  const write = () => {
+    sampleMemory()
     writeFileSync(
       file,
       JSON.stringify({
@@ -38,14 +39,16 @@ if (file !== undefined) {
         samples: histogram.count,
         gcMaxMs,
         gcTotalMs,
-        memory: (sampleMemory(), peak),
+        memory: peak,
       }),
     )
+  }
   setInterval(write, 250).unref()
   process.on('SIGUSR2', () => {
     histogram.reset()
     gcMaxMs = 0
     gcTotalMs = 0
+    Object.assign(peak, { rssMb: 0, heapMb: 0, externalMb: 0, arrayBuffersMb: 0 })
     write()
   })
 }
