@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ComputeQueue } from './compute-queue'
+import { ComputeQueue, callsInARow } from './compute-queue'
 import { ApiError } from './errors'
 
 describe('ComputeQueue turns', () => {
@@ -32,16 +32,16 @@ describe('ComputeQueue turns', () => {
     expect(yields).toBe(7)
   })
 
-  it("gives a request's next call the turn before other clients' calls, when it already waits", async () => {
+  it("gives a request's next call the turn before other clients' calls, when it already waits, up to callsInARow", async () => {
     const queue = new ComputeQueue(undefined, () => new Promise((resolve) => setImmediate(resolve)))
     const order: string[] = []
-    // Request A makes three calls in a row, each asked for as the previous one ends; B and C each
+    // Request A makes six calls in a row, each asked for as the previous one ends; B and C each
     // send one call while A's first runs.
     const a = queue.admit('a')
     const b = queue.admit('b')
     const c = queue.admit('c')
     const requestA = (async () => {
-      for (const name of ['a1', 'a2', 'a3']) {
+      for (const name of ['a1', 'a2', 'a3', 'a4', 'a5', 'a6']) {
         await a.run(async () => {
           order.push(name)
           await new Promise((resolve) => setTimeout(resolve, 2))
@@ -51,7 +51,8 @@ describe('ComputeQueue turns', () => {
     await new Promise((resolve) => setImmediate(resolve))
     const others = [b.run(() => order.push('b1')), c.run(() => order.push('c1'))]
     await Promise.all([requestA, ...others])
-    expect(order).toEqual(['a1', 'a2', 'a3', 'b1', 'c1'])
+    expect(callsInARow).toBe(4)
+    expect(order).toEqual(['a1', 'a2', 'a3', 'a4', 'b1', 'c1', 'a5', 'a6'])
   })
 
   it('hands the turn on when a task throws', async () => {

@@ -42,6 +42,9 @@ interface Waiting {
   resolve: () => void
 }
 
+/** Calls of one request that may run in a row while other clients wait (see ComputeQueue.run). */
+export const callsInARow = 4
+
 export class ComputeQueue {
   private readonly inFlight = new Map<string, number>()
   private total = 0
@@ -49,8 +52,12 @@ export class ComputeQueue {
   /** Turns waiting, by client (in order), and the clients with turns waiting in round-robin order. */
   private readonly waiting = new Map<string, Waiting[]>()
   private readonly ring: string[] = []
-  /** The request served last: its next call, when already waiting, goes before the ring's. */
+  /**
+   * The request served last, and how many calls of it ran in a row: its next call, when already
+   * waiting, goes before the ring's, up to callsInARow.
+   */
   private current: TurnOwner | undefined
+  private callsRun = 0
   /** Recent time an admitted request takes from admission to release, in ms: Retry-After. */
   private requestMs = 50
 
@@ -108,9 +115,10 @@ export class ComputeQueue {
 
   /**
    * Runs `task` in its owner's next turn, alone: no other turn runs until it settles. Turns go
-   * round-robin over the clients, a request at a time: once a request is served, its next call
-   * goes first if it is already waiting (a step's calls follow one another, so a large step is
-   * not held half done, with its memory, while every other client's steps are stepped in turn).
+   * round-robin over the clients; a request that is served keeps the turn for its next call, if
+   * that already waits, up to callsInARow calls (~50 ms of the paper's model): a large step is not
+   * left half done while every other client is served, and a small one waits behind at most that
+   * much of each client ahead of it.
    */
   async run<T>(owner: TurnOwner, task: () => T | Promise<T>): Promise<T> {
     await this.turn(owner)
@@ -128,6 +136,7 @@ export class ComputeQueue {
     if (!this.busy) {
       this.busy = true
       this.current = owner
+      this.callsRun = 1
       return this.yieldToEventLoop()
     }
     return new Promise((resolve) => {
@@ -148,7 +157,7 @@ export class ComputeQueue {
       return
     }
     void this.yieldToEventLoop().then(() => {
-      const current = this.current
+      const current = this.callsRun < callsInARow ? this.current : undefined
       const own = current === undefined ? undefined : this.waiting.get(current.clientId)
       const at = own === undefined ? -1 : own.findIndex((w) => w.owner === current)
       const clientId = at >= 0 ? (current as TurnOwner).clientId : (this.ring.shift() as string)
@@ -161,6 +170,7 @@ export class ComputeQueue {
       } else if (at < 0) {
         this.ring.push(clientId)
       }
+      this.callsRun = granted.owner === this.current ? this.callsRun + 1 : 1
       this.current = granted.owner
       granted.resolve()
     })
