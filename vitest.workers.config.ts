@@ -10,6 +10,12 @@ export default defineConfig(async () => {
     './test/workers/bindings.ts',
     import.meta.url,
   )) as typeof import('./test/workers/bindings')
+  // wrangler.toml [assets] serves the built console: build it when this run would find none.
+  const { ensureConsole } = (await tsImport(
+    './console/build.ts',
+    import.meta.url,
+  )) as typeof import('./console/build')
+  await ensureConsole()
   return {
     plugins: [
       cloudflareTest({ wrangler: { configPath: './wrangler.toml' }, miniflare: await testBindings() }),

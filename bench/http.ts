@@ -17,6 +17,7 @@ import { decode, encode } from '../src/safetensors'
 import { shardRanges } from '../src/sdk/pool'
 import { decodeLstmWeights, encodeLstmWeights } from '../src/weights'
 import { paperArchitecture, randomGradients, randomLstmWeights } from '../test/support/random'
+import { progress } from './progress'
 
 const { values: flags } = parseArgs({
   options: { runs: { type: 'string' }, sizes: { type: 'string' }, modes: { type: 'string' } },
@@ -218,6 +219,15 @@ async function main() {
     modePeak = memoryOf(pid)?.rss ?? 0
   }
 
+  const jsonAllowed = (n: number) => n * (S + 1) * 12 <= 8 * 1024 * 1024
+  const steps = SIZES.reduce(
+    (sum, n) =>
+      sum +
+      ['binary', 'json', 'session'].filter((m) => MODES.has(m) && (m !== 'json' || jsonAllowed(n))).length *
+        (WARMUP + RUNS),
+    0,
+  )
+  const bar = progress({ label: 'bench:http', total: steps })
   for (const n of SIZES) {
     const grads = randomGradients(n, n)
     // In-process core time, interleaved with the HTTP runs below so both see the same machine load.
@@ -261,6 +271,7 @@ async function main() {
           times.push(ms)
           wire.push(res.wireBytes)
         }
+        bar.tick(1, `binary N=${n}`)
       }
       rows.push({
         mode: 'stateless binary (F32 state)',
@@ -274,8 +285,7 @@ async function main() {
 
     // Stateless JSON: only where the 8 MiB JSON body limit allows a full state.
     if (MODES.has('json')) {
-      const jsonBytesEstimate = n * (S + 1) * 12
-      if (jsonBytesEstimate > 8 * 1024 * 1024) {
+      if (!jsonAllowed(n)) {
         rows.push({
           mode: 'stateless JSON',
           n,
@@ -315,6 +325,7 @@ async function main() {
             times.push(ms)
             wire.push(res.wireBytes)
           }
+          bar.tick(1, `JSON N=${n}`)
         }
         rows.push({
           mode: 'stateless JSON',
@@ -369,6 +380,7 @@ async function main() {
           times.push(ms)
           wire.push(answers.reduce((sum, a) => sum + a.wireBytes, 0))
         }
+        bar.tick(1, `session N=${n}`)
       }
       rows.push({
         mode: `session (${session.shards.length} shard${session.shards.length > 1 ? 's' : ''}, binary)`,
@@ -381,6 +393,7 @@ async function main() {
       await api.send('DELETE', `/v1/sessions/${session.id}`, auth)
     }
   }
+  bar.done()
   const memory = memoryOf(pid)
   clearInterval(sampler)
   api.close()

@@ -9,6 +9,7 @@ import { lstmPlainOptimizer } from '../src/core/lstm-plain'
 import { lstmReferenceOptimizer } from '../src/core/lstm-reference'
 import { initTf } from '../src/runtime/tf-node'
 import { paperArchitecture, randomGradients, randomLstmWeights, randomUniform } from '../test/support/random'
+import { progress } from './progress'
 
 const SIZES = [1_000, 10_000, 65_536]
 
@@ -68,6 +69,10 @@ interface Row {
 }
 
 const rows: Row[] = []
+const bar = progress({
+  label: 'bench:kernel',
+  total: paths.reduce((sum, p) => sum + SIZES.reduce((s, n) => s + p.warmup + p.runs(n), 0), 0),
+})
 for (const path of paths) {
   if (path.backend) await initTf(path.backend)
   const opt = path.make()
@@ -75,12 +80,17 @@ for (const path of paths) {
     const grads = randomGradients(n, n)
     // A realistic mid-run state rather than zeros.
     const state = randomUniform(n * opt.stateSize, n + 1, 0.5)
-    for (let i = 0; i < path.warmup; i++) opt.update(grads, state)
+    const what = `${path.name} N=${n.toLocaleString('en-US')}`
+    for (let i = 0; i < path.warmup; i++) {
+      opt.update(grads, state)
+      bar.tick(1, what)
+    }
     const times: number[] = []
     for (let i = 0; i < path.runs(n); i++) {
       const t0 = performance.now()
       opt.update(grads, state)
       times.push(performance.now() - t0)
+      bar.tick(1, what)
     }
     const medianMs = median(times)
     rows.push({
@@ -91,10 +101,10 @@ for (const path of paths) {
       runs: times.length,
       coordsPerSecond: n / (medianMs / 1000),
     })
-    process.stderr.write(`${path.name} N=${n}: ${medianMs.toFixed(2)} ms\n`)
   }
   opt.dispose?.()
 }
+bar.done()
 
 const fastest = new Map<number, number>()
 for (const r of rows) fastest.set(r.n, Math.max(fastest.get(r.n) ?? 0, r.coordsPerSecond))

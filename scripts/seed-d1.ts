@@ -48,6 +48,8 @@ export async function seedStatements(
     return [
       ...insertsOf(schema.optimizers, rows(schema.optimizers)),
       ...insertsOf(schema.versions, rows(schema.versions)),
+      ...insertsOf(schema.versionFiles, rows(schema.versionFiles)),
+      ...insertsOf(schema.versionFileChunks, rows(schema.versionFileChunks)),
       ...aliasInserts(rows(schema.aliasHistory), rows(schema.aliases)),
       ...insertsOf(schema.clients, rows(schema.clients)),
       ...insertsOf(schema.apiKeys, rows(schema.apiKeys)),

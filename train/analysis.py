@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import matplotlib
@@ -21,12 +20,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from .baselines import Adam  # noqa: E402
 from .optimizer import LSTMOptimizer  # noqa: E402
 
 HISTORIES = {
-    "fresh (first step)": lambda t: None,
+    "fresh (first step)": None,
     "steady descent (g = +1 for 20 steps)": lambda t: 1.0,
     "oscillation (g = ±1 alternating)": lambda t: 1.0 if t % 2 == 0 else -1.0,
     "noise (g ~ N(0, 1))": "noise",
@@ -39,13 +39,13 @@ def update_curves(module: LSTMOptimizer, points: int = 81, span: float = 4.0, hi
     gs = torch.linspace(-span, span, points)
     out = {}
     gen = torch.Generator().manual_seed(0)
-    for name, fn in HISTORIES.items():
-        reps = 256 if fn == "noise" else 1
+    for name, fn in HISTORIES.items():  # None: fresh; "noise"; else g as a function of t
+        reps = 256 if isinstance(fn, str) else 1
         n = points * reps
         state = module.init_state(n)
         if fn is not None:
             for t in range(history):
-                if fn == "noise":
+                if isinstance(fn, str):  # "noise"
                     g = torch.randn(n, generator=gen)
                 else:
                     g = torch.full((n,), fn(t))
@@ -185,7 +185,7 @@ def analyze(module: LSTMOptimizer, out_dir, tests, adam_lrs: dict, steps: int = 
     plt.close(fig)
 
     rows_by_test, steps_by_test = {}, {}
-    for test in tests:
+    for test in tqdm(tests, desc="analysis", unit="test", mininterval=5.0):
         rows, problem = trajectories(module, test, steps=steps)
         rows_by_test[test.name] = rows
         steps_by_test[test.name] = step_sizes(module, rows, problem, adam_lrs[test.name])
@@ -213,13 +213,14 @@ def analyze(module: LSTMOptimizer, out_dir, tests, adam_lrs: dict, steps: int = 
     plt.close(fig)
 
     reg = regression(rows_by_test, module)
+    marks = sorted({t for t in (1, 10, 50, 100, steps) if t <= steps})
     summary = {
         "updateCurves": {k: {"g": v[0][::10], "update": v[1][::10]} for k, v in curves.items()},
         "stepSizes": {
             name: {
-                "medianAbsUpdate": {str(t): s["learnedAbsUpdate"][t - 1][1] for t in (1, 10, 50, 100, steps)},
-                "adamMedianAbsUpdate": {str(t): s["adamAbsUpdate"][t - 1][1] for t in (1, 10, 50, 100, steps)},
-                "medianAdamEquivalentLr": {str(t): s["adamEquivalentLr"][t - 1][1] for t in (1, 10, 50, 100, steps)},
+                "medianAbsUpdate": {str(t): s["learnedAbsUpdate"][t - 1][1] for t in marks},
+                "adamMedianAbsUpdate": {str(t): s["adamAbsUpdate"][t - 1][1] for t in marks},
+                "medianAdamEquivalentLr": {str(t): s["adamEquivalentLr"][t - 1][1] for t in marks},
                 "tunedAdamLr": s["adamLr"],
             }
             for name, s in steps_by_test.items()
@@ -227,9 +228,7 @@ def analyze(module: LSTMOptimizer, out_dir, tests, adam_lrs: dict, steps: int = 
         "regression": reg,
         "plots": {"update": "analysis-update.png", "stepSizes": "analysis-steps.png"},
     }
-    (out / "analysis.json").write_text(json.dumps(summary, indent=1, default=lambda v: None) + "\n")
+    from .ship import finite_json
+
+    (out / "analysis.json").write_text(json.dumps(finite_json(summary), indent=1, allow_nan=False) + "\n")
     return summary
-
-
-def finite(x):
-    return x if isinstance(x, float) and math.isfinite(x) else None

@@ -8,7 +8,8 @@ Protocol (issue 10):
   meta-training): `instances` (256) for 100 and 200 steps, `long_instances` (64) for 1,000 steps.
 - SGD, NAG, RMSprop and Adam get their learning rate tuned per test and per horizon on separate
   tuning instances (`tune_instances`, 16; 8 for 1,000 steps), on a half-decade log grid that is
-  extended whenever the best lr lies on its edge. Each is also reported at its usual default lr.
+  extended whenever the best lr lies on its edge (for 1,000 steps the grid starts at the 200-step
+  lr ± half a decade). Each is also reported at its usual default lr (`default_instances`, 32).
 - The summary, per horizon: the geometric mean over tests of learned loss / best tuned baseline's.
 
 The work is split into jobs (test x optimizer), cached as JSON in the output folder, and run in
@@ -62,6 +63,7 @@ class MixTest:
     long_instances: int = 64
     tune_instances: int = 16
     long_tune_instances: int = 8
+    default_instances: int = 32  # each baseline at its usual default lr, to 1,000 steps
     chunk: int = 64
 
     def make_family(self):
@@ -72,7 +74,8 @@ class MixTest:
     def config(self) -> dict:
         return {"name": self.name, "task": self.make_family().config(), "note": self.note,
                 "instances": self.instances, "longInstances": self.long_instances,
-                "tuneInstances": self.tune_instances, "longTuneInstances": self.long_tune_instances}
+                "tuneInstances": self.tune_instances, "longTuneInstances": self.long_tune_instances,
+                "defaultInstances": self.default_instances}
 
 
 TESTS = [
@@ -156,10 +159,10 @@ def _mean_or_inf(x: torch.Tensor) -> float:
 
 
 def tune(name: str, test: MixTest, horizons, instances: int, start=None, log=print) -> dict:
-    """Best lr per horizon: the half-decade grid (or `start` ± 2 steps), extended at its edges."""
+    """Best lr per horizon: the half-decade grid (or `start` ± 1 step), extended at its edges."""
     cls = BASELINES[name]
     seeds = instance_seeds(TUNE_SEED, instances)
-    lo, hi = BASE_GRID[name] if start is None else (start - 2 * STEP, start + 2 * STEP)
+    lo, hi = BASE_GRID[name] if start is None else (start - STEP, start + STEP)
     exps = [lo + k * STEP for k in range(int(round((hi - lo) / STEP)) + 1)]
     scores: dict = {}
     steps = max(horizons)
@@ -207,8 +210,9 @@ def baseline_job(name: str, test: MixTest, log=print) -> dict:
         res[str(h)] = {**summarize(full[h]), "lr": lr}
         curves[f"{name}@{h}"] = curve.double().mean(dim=1).tolist()
     d = DEFAULT_LR[name]
-    c_def, f_def = run_instances(cls(d), test, long_seeds, 1000, set(HORIZONS))
-    default = {**{str(h): summarize(f_def[h]) for h in HORIZONS}, "lr": d, "instances": len(long_seeds)}
+    default_seeds = long_seeds[: test.default_instances]
+    c_def, f_def = run_instances(cls(d), test, default_seeds, 1000, set(HORIZONS))
+    default = {**{str(h): summarize(f_def[h]) for h in HORIZONS}, "lr": d, "instances": len(default_seeds)}
     curves[f"{name}@default"] = c_def.double().mean(dim=1).tolist()
     log(f"[{test.name}] {name}: lr {lrs} ({time.time() - t0:.0f}s)")
     return {"tuning": {"short": short["grid"], "long": long["grid"]}, "tunedLr": lrs, "results": res,
@@ -267,7 +271,7 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
     for t in specs:
         for kind in ([] if baselines_only else ["learned"]) + list(BASELINES):
             key = json.loads(json.dumps({"test": asdict(t), "kind": kind, "grid": BASE_GRID, "defaults": DEFAULT_LR,
-                                         "protocol": 1, **({"digest": digest} if kind == "learned" else {})}))
+                                         "protocol": 2, **({"digest": digest} if kind == "learned" else {})}))
             path = out / f"{kind}-{t.name}.json"
             hit = _cached(path, key)
             if hit is None:
@@ -297,7 +301,9 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
     results = assemble(specs, cached, digest)
     results["wallSeconds"] = round(time.time() - t0, 1)
     results["jobs"] = jobs
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    from .ship import finite_json
+
+    (out / "results.json").write_text(json.dumps(finite_json(results), indent=1, allow_nan=False))
     return results
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from .baselines import BASELINES, TEACHERS, Learned
 from .runner import run
@@ -100,8 +101,15 @@ def _finite_mean(x: torch.Tensor) -> float:
     return m if math.isfinite(m) else float("inf")
 
 
-def evaluate_baselines(spec: TestSpec, steps: int = 0, device="cpu", log=print):
-    """Tune each baseline's lr per horizon, then run it on the held-out instances."""
+def baseline_runs() -> int:
+    """Instance sets evaluate_baselines runs for one test, if each baseline's horizons share one lr
+    (one more for each baseline whose tuned lr differs between horizons)."""
+    return sum(len(LR_GRIDS[name]) + 1 for name in BASELINES)
+
+
+def evaluate_baselines(spec: TestSpec, steps: int = 0, device="cpu", log=print, bar=None):
+    """Tune each baseline's lr per horizon, then run it on the held-out instances. `bar` (a tqdm
+    bar) counts each set of instances run."""
     steps = steps or max(HORIZONS)
     family = spec.make_family()
     tune_seeds = instance_seeds(TUNE_SEED, spec.tune_instances)
@@ -114,14 +122,23 @@ def evaluate_baselines(spec: TestSpec, steps: int = 0, device="cpu", log=print):
         for lr in lr_grid:
             losses = run_set(cls(lr), family, tune_seeds, "train", steps, device, spec.chunk)
             grid[lr] = {str(h): _finite_mean(losses[h]) for h in HORIZONS}
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"{spec.name} tune {name}")
         out["tuning"][name] = {"lr": lr_grid, **{str(h): [grid[lr][str(h)] for lr in lr_grid] for h in HORIZONS}}
         best = {str(h): min(lr_grid, key=lambda lr: grid[lr][str(h)]) for h in HORIZONS}
         out["tunedLr"][name] = best
         res, runs = {}, {}
+        if bar is not None and len(set(best.values())) > 1:
+            bar.total += len(set(best.values())) - 1
+            bar.refresh()
         for h in HORIZONS:
             lr = best[str(h)]
             if lr not in runs:
                 runs[lr] = run_set(cls(lr), family, test_seeds, "test", steps, device, spec.chunk)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(f"{spec.name} held-out {name}")
             res[str(h)] = {**mean_se(runs[lr][h]), "lr": lr}
             out["curves"][f"{name}@{h}"] = runs[lr].double().mean(dim=1).tolist()
         out["results"][name] = res
@@ -164,8 +181,8 @@ def evaluate_teacher(spec: TestSpec, teacher, steps: int, device="cpu") -> dict:
 
 def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tune_instances=None,
                    steps: int = 0, only_baselines=False, tests_filter=None, cached_only=False,
-                   teacher=None, log=print) -> dict:
-    """Evaluate a suite. Results are cached per test in out_dir (baselines by test config, the
+                   teacher=None, log=print, progress=True) -> dict:
+    """Evaluate a suite (a progress bar with an ETA counts the sets of instances still to run). Results are cached per test in out_dir (baselines by test config, the
     learned optimizer also by its digest), so several processes can each take some tests and a
     final call assembles results.json from the caches. `teacher` (name, lr) adds the imitation
     teacher of the learned optimizer as a reference column ("teacher"), run at that lr."""
@@ -179,21 +196,37 @@ def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tu
         from .safetensors_io import digest as sha
 
         digest = sha(model_bytes(module))
-    for spec in SUITES[suite]:
-        if tests_filter and spec.name not in tests_filter:
-            continue
+    specs = [spec for spec in SUITES[suite] if not (tests_filter and spec.name not in tests_filter)]
+    for spec in specs:
         if instances:
             spec.instances = instances
         if tune_instances:
             spec.tune_instances = tune_instances
+    keys = {spec.name: {"spec": spec.config(), "steps": steps, "grids": LR_GRIDS} for spec in specs}
+    # The work still to do, for the bar's ETA: what the caches do not hold yet.
+    todo = 0
+    for spec in specs:
+        key = keys[spec.name]
+        if read_cache(baseline_cache(out_dir, spec), key, "baselines") is None and not cached_only:
+            todo += baseline_runs()
+        if only_baselines or cached_only:
+            continue
+        if read_cache(out_dir / f"learned-{spec.name}.json", {**key, "digest": digest}, "learned") is None:
+            todo += 1
+        if teacher is not None and read_cache(out_dir / f"teacher-{spec.name}.json",
+                                              {**key, "teacher": list(teacher)}, "teacher") is None:
+            todo += 1
+    bar = tqdm(total=todo, desc=f"evaluate {suite}", unit="set", disable=not progress or todo == 0,
+               mininterval=5.0)
+    for spec in specs:
         cache = baseline_cache(out_dir, spec)
-        key = {"spec": spec.config(), "steps": steps, "grids": LR_GRIDS}
+        key = keys[spec.name]
         base = read_cache(cache, key, "baselines")
         if base is None and cached_only:
             log(f"[{spec.name}] no cached baseline results: left out")
             continue
         if base is None:
-            base = evaluate_baselines(spec, steps, device, log=log)
+            base = evaluate_baselines(spec, steps, device, log=log, bar=bar)
             cache.write_text(json.dumps({"key": key, "baselines": base}))
         if only_baselines:
             continue
@@ -205,7 +238,9 @@ def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tu
             continue
         if learned is None:
             t0 = time.time()
+            bar.set_postfix_str(f"{spec.name} learned")
             learned = evaluate_learned(spec, module, steps, device)
+            bar.update(1)
             learned["wallSeconds"] = round(time.time() - t0, 1)
             lcache.write_text(json.dumps({"key": lkey, "learned": learned}))
             log(f"[{spec.name}] learned: {learned['results']} ({time.time() - t0:.0f}s)")
@@ -223,11 +258,14 @@ def evaluate_suite(module, suite: str, out_dir, device="cpu", instances=None, tu
             tcache, tkey = out_dir / f"teacher-{spec.name}.json", {**key, "teacher": [name, lr]}
             ref = read_cache(tcache, tkey, "teacher")
             if ref is None:
+                bar.set_postfix_str(f"{spec.name} teacher")
                 ref = evaluate_teacher(spec, TEACHERS[name](lr), steps, device)
+                bar.update(1)
                 tcache.write_text(json.dumps({"key": tkey, "teacher": ref}))
             tests[spec.name]["teacher"] = {"name": name, "lr": lr}
             tests[spec.name]["results"]["teacher"] = ref["results"]
             tests[spec.name]["curves"]["teacher"] = ref["curve"]
+    bar.close()
     if only_baselines or tests_filter:
         return {}
     results = {"suite": suite, "digest": digest, "horizons": list(HORIZONS), "lrGrids": LR_GRIDS, "tests": tests}

@@ -203,7 +203,7 @@ def tune_teacher(family, instances: int = 16, steps: int = 100, device="cpu", gr
     candidates = [("nag", 0.0, lr, NAG(lr)) for lr in LR_GRIDS["nag"]]
     for a, lrs in (grid or TEACHER_GRID).items():
         candidates += [("pnag", a, lr, PartiallyAdaptiveNAG(lr, a=a)) for lr in lrs]
-    for name, a, lr, opt in candidates:
+    for name, a, lr, opt in tqdm(candidates, desc="tune-teacher", unit="rule", mininterval=5.0):
         loss = run_set(opt, family, seeds, "train", steps, device, 32)[steps].double().mean().item()
         rows.append((name, a, lr, loss))
         log(f"{name} a={a} lr={lr:.3g}: {loss:.4f}")

@@ -60,8 +60,8 @@ def _load():
     for f in (lib.l2o_lstm_cw_step, lib.l2o_lstm_cw_blocks):
         f.restype = ctypes.c_int
         f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_float,
-                      ctypes.c_int, P, ctypes.c_double, ctypes.c_double, ctypes.c_int, ctypes.c_float,
-                      P, P, P, ctypes.c_int64, P, ctypes.c_int64]
+                      ctypes.c_int, P, ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_int,
+                      ctypes.c_float, P, P, P, ctypes.c_int64, P, ctypes.c_int64]
     _LIB = lib
     return lib
 
@@ -133,9 +133,10 @@ class NativeStep:
             self.kind, self.k, self.p = FEATURE_KINDS["moments"], len(feats.beta1), 0.0
             self.beta1 = (ctypes.c_double * len(feats.beta1))(*feats.beta1)
             self.beta2, self.eps, self.feat_in = feats.beta2, feats.eps, feats.inputs
+            self.log_rms = feats.log_rms or 0.0
         else:
             self.kind, self.k, self.p = FEATURE_KINDS[m.preprocessing], 0, m.p
-            self.beta1, self.beta2, self.eps = (ctypes.c_double * 1)(0.0), 0.0, 0.0
+            self.beta1, self.beta2, self.eps, self.log_rms = (ctypes.c_double * 1)(0.0), 0.0, 0.0, 0.0
             self.feat_in = 2 if m.preprocessing == "log-sign" else 1
 
     def init_blocked(self, n: int) -> torch.Tensor:
@@ -152,7 +153,7 @@ class NativeStep:
         if packed.numel() != self.params.numel() or packed.dtype != torch.float32 or not packed.is_contiguous():
             raise ValueError("params must be a contiguous float32 vector shaped like pack_params(module)")
         args = (m.layers, m.hidden, self.feat_in, m.input_size, self.kind, self.p, self.k, self.beta1,
-                self.beta2, self.eps, OUTPUT_KINDS[m.output_kind], m.output_scale, packed.data_ptr(),
+                self.beta2, self.eps, self.log_rms, OUTPUT_KINDS[m.output_kind], m.output_scale, packed.data_ptr(),
                 g.data_ptr(), state.data_ptr())
         if state.dtype != torch.float32:
             raise ValueError("state must be float32")

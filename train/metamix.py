@@ -80,6 +80,7 @@ class MixConfig:
     beta1: list = field(default_factory=lambda: [0.5, 0.9, 0.99])
     beta2: float = 0.99
     eps: float = 1e-8
+    log_rms: float = 0.0  # > 0: the features include log(max(r, e^-q)) / q, the gradient's scale
     output_scale: float = 0.1
     # task distribution
     quadratic_prob: float = 0.15
@@ -112,8 +113,13 @@ class MixConfig:
     seed: int = 0
     device: str = "cpu"
     init_from: str = ""
+    # estimator: "tbptt" (first-order truncated BPTT, the paper's) or "pes" (antithetic persistent
+    # evolution strategies, Vicol et al. 2021: unbiased for the whole horizon's objective; `workers`
+    # antithetic pairs, perturbation scale `sigma` in the packed parameters of train/kernel.py)
+    estimator: str = "tbptt"
+    sigma: float = 0.01
     # imitation warm start (stage "imitation"): clone `teacher` at `teacher_lr` across the
-    # distribution; 0 iterations means no such stage
+    # distribution, or with teacher "oracle" each task's own tuned teacher (ORACLE_GRID)
     stage: str = "meta-training"
     teacher: str = "adam"
     teacher_lr: float = 0.01
@@ -124,7 +130,8 @@ class MixConfig:
     def make_optimizer(self) -> LSTMOptimizer:
         return LSTMOptimizer(
             self.layers, self.hidden,
-            features={"kind": "moments", "beta1": list(self.beta1), "beta2": self.beta2, "eps": self.eps},
+            features={"kind": "moments", "beta1": list(self.beta1), "beta2": self.beta2, "eps": self.eps,
+                      **({"logRms": self.log_rms} if self.log_rms else {})},
             input_size=self.input_size, output={"kind": "tanh", "scale": self.output_scale},
         )
 
@@ -226,6 +233,142 @@ class Worker:
         return sur, sum(logs) / len(logs), final
 
 
+class PESPair:
+    """An antithetic pair of one task instance (two identical copies, common random numbers),
+    stepped with phi + sigma*eps and phi - sigma*eps over truncations of its horizon. `xi`
+    accumulates the perturbations since the horizon's start (PES)."""
+
+    def __init__(self, cfg: MixConfig, rng: random.Random, native, n_params: int) -> None:
+        self.cfg, self.rng, self.native, self.n_params = cfg, rng, native, n_params
+        self.reset()
+
+    def reset(self) -> None:
+        cfg = self.cfg
+        self.task = cfg.sample_task(self.rng)
+        self.horizon = cfg.sample_horizon(self.rng)
+        self.problem = cfg.sample_problem(self.task, self.rng, 1, self.horizon).repeat(2)
+        self.theta = self.problem.theta0.clone()
+        dim = self.theta.shape[1]
+        self.states = [self.native.init_blocked(dim), self.native.init_blocked(dim)]
+        self.t = 0
+        self.loss, self.grad = loss_and_grad(self.problem, self.theta, 0)
+        self.f0 = self.loss.clone()
+        self.xi = torch.zeros(self.n_params)
+
+    def truncation(self, phi: torch.Tensor, gen: torch.Generator):
+        """Returns (this pair's gradient estimate [P], mean log-loss of the + copy, final loss)."""
+        cfg = self.cfg
+        eps = torch.randn(self.n_params, generator=gen)
+        params = [(phi + cfg.sigma * eps).contiguous(), (phi - cfg.sigma * eps).contiguous()]
+        self.xi += eps
+        steps = min(cfg.unroll, self.horizon - self.t)
+        total = torch.zeros(2, dtype=torch.float64)
+        diverged = False
+        for _ in range(steps):
+            g = self.grad
+            upd = torch.stack([self.native(g[i], self.states[i], params=params[i]) for i in range(2)])
+            self.theta = self.theta + upd
+            self.t += 1
+            self.loss, self.grad = loss_and_grad(self.problem, self.theta, self.t)
+            cap = 1e3 * self.f0
+            f = torch.where(torch.isfinite(self.loss), torch.minimum(self.loss, cap), cap)
+            diverged = diverged or not torch.isfinite(self.grad).all() or bool((self.loss >= cap).any())
+            total += torch.log(f.double() + 1e-4 * self.f0.double()) / steps
+        estimate = self.xi * float(total[0] - total[1]) / (2 * cfg.sigma)
+        final = float(self.loss[0])
+        if diverged or self.t >= self.horizon:
+            self.reset()
+        return estimate, float(total[0]), final
+
+
+def meta_train_pes(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = True) -> dict:
+    """Meta-training by antithetic PES on the packed parameters the native kernel reads (the
+    kernel makes each truncation cheap); files, validation and resume as `meta_train_mix`."""
+    from .kernel import NativeStep, pack_params, unpack_params
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    module = cfg.make_optimizer()
+    if cfg.init_from:
+        module.load_state_dict(load_checkpoint(cfg.init_from)["model"])
+    phi = torch.nn.Parameter(pack_params(module).clone())
+    meta_opt = torch.optim.Adam([phi], lr=cfg.meta_lr)
+    val_set = validation_set(cfg)
+    ckpt_path, best_path, log_path = out / "checkpoint.pt", out / "best.pt", out / "log.csv"
+    it0, best_val, bad_rounds, skipped, elapsed0 = 0, float("inf"), 0, 0, 0.0
+    if resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path)
+        refuse_other_config(ckpt_path, ck["config"], cfg, {"max_minutes", "patience", "device", "val_every"})
+        with torch.no_grad():
+            phi.copy_(ck["phi"])
+        meta_opt.load_state_dict(ck["meta_opt"])
+        it0, best_val, bad_rounds = ck["iteration"], ck["best_val"], ck["bad_rounds"]
+        skipped, elapsed0 = ck["skipped"], ck["elapsed_s"]
+        cpu0 = ck.get("cpu_s", 0.0)
+        rng.setstate(ck["rng"])
+        gen.set_state(ck["generator"])
+    else:
+        append_log(log_path, LOG_COLUMNS, header=True)
+        best_val, rows = validate_mix(module, val_set, details=True)
+        (out / "validation-start.json").write_text(json.dumps({"score": best_val, "configs": rows}))
+        torch.save({"model": module.state_dict(), "iteration": 0, "val": best_val}, best_path)
+        append_log(log_path, [0, "", "", "", best_val, 0, 0.0])
+    cpu_start = time.process_time() - (cpu0 if resume and ckpt_path.exists() else 0.0)
+    native = NativeStep(module)
+    pairs = [PESPair(cfg, random.Random(rng.randrange(2**62)), native, phi.numel()) for _ in range(cfg.workers)]
+    t_start = time.time() - elapsed0
+    bar = tqdm(range(it0, cfg.iterations), initial=it0, total=cfg.iterations, disable=not progress,
+               mininterval=5.0, desc="meta-train (PES)")
+    stopped, it = "iterations", it0
+    for it in bar:
+        for group in meta_opt.param_groups:
+            group["lr"] = cfg.meta_lr * _cosine(cfg, it)
+        grads, metas, finals = [], [], []
+        for pair in pairs:
+            est, meta, final = pair.truncation(phi.detach(), gen)
+            grads.append(est)
+            metas.append(meta)
+            finals.append(final)
+        grad = torch.stack(grads).mean(dim=0)
+        norm = float(grad.norm())
+        if math.isfinite(norm):
+            phi.grad = grad * min(1.0, cfg.clip / max(norm, 1e-12))
+            meta_opt.step()
+        else:
+            skipped += 1
+        meta_loss = sum(metas) / len(metas)
+        bar.set_postfix(log_loss=f"{meta_loss:.3f}", skipped=skipped)
+        done, val = it + 1, ""
+        if done % cfg.val_every == 0 or done == cfg.iterations:
+            unpack_params(module, phi.detach())
+            val = validate_mix(module, val_set)
+            best_val, bad_rounds = keep_if_best(module, best_path, done, val, best_val, bad_rounds)
+        elapsed = time.time() - t_start
+        append_log(log_path, [done, meta_loss, sum(finals) / len(finals), norm, val, skipped, round(elapsed, 2)])
+        timed_out = bool(cfg.max_minutes) and elapsed > cfg.max_minutes * 60
+        if val != "" or timed_out:
+            unpack_params(module, phi.detach())
+            torch.save({"config": asdict(cfg), "model": module.state_dict(), "phi": phi.detach().clone(),
+                        "meta_opt": meta_opt.state_dict(), "iteration": done, "best_val": best_val,
+                        "bad_rounds": bad_rounds, "skipped": skipped, "elapsed_s": elapsed,
+                        "cpu_s": time.process_time() - cpu_start,
+                        "rng": rng.getstate(), "generator": gen.get_state()}, ckpt_path)
+        if val != "" and bad_rounds >= cfg.patience:
+            stopped = "early-stopping"
+            break
+        if timed_out:
+            stopped = "time-limit"
+            break
+    bar.close()
+    summary = write_summary(out, it + 1 if cfg.iterations > it0 else it0, skipped, stopped, t_start, "cpu",
+                            time.process_time() - cpu_start)
+    write_validation(out, cfg, val_set)
+    return summary
+
+
 def validation_set(cfg: MixConfig):
     """Fixed validation tasks: `val_configs` configs from the distribution (seeded apart from
     training), `val_instances` instances each, unscaled; the last `val_long` run to max_horizon."""
@@ -277,6 +420,10 @@ def _save(path, cfg, module, meta_opt, it, best_val, bad_rounds, skipped, elapse
 def meta_train_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = True) -> dict:
     """Meta-train on the task distribution; writes checkpoint.pt, best.pt, log.csv, summary.json.
     A resumed run continues from its last checkpoint (validation time) with fresh workers."""
+    if cfg.estimator == "pes":
+        return meta_train_pes(cfg, out_dir, resume, progress)
+    if cfg.estimator != "tbptt":
+        raise ValueError(f"estimator must be 'tbptt' or 'pes', got {cfg.estimator!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(cfg.device)
@@ -375,27 +522,59 @@ def write_validation(out: Path, cfg: MixConfig, val_set) -> dict:
     return report
 
 
-def teacher_data(cfg: MixConfig):
-    """A teacher's gradients and updates along its own trajectories on `teacher_configs` tasks of
-    the distribution (unscaled), coordinates of all tasks side by side: two [horizon, sum D]."""
-    rng = random.Random(20_000 + cfg.seed)
-    grads, updates = [], []
-    for _ in range(cfg.teacher_configs):
-        task = cfg.sample_task(rng)
-        problem = cfg.sample_problem(task, rng, 1, cfg.teacher_horizon, scaled=False)
-        teacher = TEACHERS[cfg.teacher](cfg.teacher_lr)
-        theta = problem.theta0.clone()
-        state = teacher.init(theta.numel(), theta.device)
-        gs, us = [], []
-        for t in range(cfg.teacher_horizon):
-            _, g = loss_and_grad(problem, theta, t)
-            u, state = teacher.update(g.reshape(-1), state)
-            theta = theta + u.reshape(theta.shape)
+# Teachers for `teacher: "oracle"`: on each task the best of these (by its whole-pool loss at
+# teacher_horizon, on two tuning instances) is the one imitated there.
+ORACLE_GRID = {"adam": [3e-3, 1e-2, 3e-2], "nag": [3e-2, 1e-1, 3e-1, 1.0], "pnag": [3e-2, 1e-1, 3e-1]}
+
+
+@torch.no_grad()
+def _run_teacher(teacher, problem, horizon: int, record: bool = False):
+    theta = problem.theta0.clone()
+    state = teacher.init(theta.numel(), theta.device)
+    gs, us = [], []
+    for t in range(horizon):
+        _, g = loss_and_grad(problem, theta, t)
+        u, state = teacher.update(g.reshape(-1), state)
+        theta = theta + u.reshape(theta.shape)
+        if record:
             gs.append(g.reshape(-1))
             us.append(u)
+    return theta, gs, us
+
+
+def oracle_teacher(cfg: MixConfig, task: TaskConfig, rng: random.Random):
+    """(name, lr, loss) of the best teacher of ORACLE_GRID on `task`, tuned on two instances."""
+    problem = cfg.sample_problem(task, rng, 2, cfg.teacher_horizon, scaled=False)
+    best = (None, None, float("inf"))
+    for name, lrs in ORACLE_GRID.items():
+        for lr in lrs:
+            theta, _, _ = _run_teacher(TEACHERS[name](lr), problem, cfg.teacher_horizon)
+            loss = problem.full_loss(theta).double().mean().item()
+            if math.isfinite(loss) and loss < best[2]:
+                best = (name, lr, loss)
+    return best
+
+
+def teacher_data(cfg: MixConfig, log=None):
+    """A teacher's gradients and updates along its own trajectories on `teacher_configs` tasks of
+    the distribution (unscaled), coordinates of all tasks side by side: two [horizon, sum D].
+    With `teacher: "oracle"` each task gets its own tuned teacher (`oracle_teacher`)."""
+    rng = random.Random(20_000 + cfg.seed)
+    grads, updates, chosen = [], [], []
+    for _ in range(cfg.teacher_configs):
+        task = cfg.sample_task(rng)
+        if cfg.teacher == "oracle":
+            name, lr, loss = oracle_teacher(cfg, task, rng)
+            chosen.append({"task": task.label(), "teacher": name, "lr": lr, "loss": loss})
+            if log:
+                log(f"{task.label()}: {name} lr {lr} -> {loss:.4f}")
+        else:
+            name, lr = cfg.teacher, cfg.teacher_lr
+        problem = cfg.sample_problem(task, rng, 1, cfg.teacher_horizon, scaled=False)
+        _, gs, us = _run_teacher(TEACHERS[name](lr), problem, cfg.teacher_horizon, record=True)
         grads.append(torch.stack(gs))
         updates.append(torch.stack(us))
-    return torch.cat(grads, dim=1), torch.cat(updates, dim=1)
+    return torch.cat(grads, dim=1), torch.cat(updates, dim=1), chosen
 
 
 def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = True) -> dict:
@@ -409,7 +588,8 @@ def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = T
     torch.manual_seed(cfg.seed)
     module = cfg.make_optimizer()
     adam = torch.optim.Adam(module.parameters(), lr=cfg.meta_lr)
-    grads, targets = teacher_data(cfg)
+    grads, targets, chosen = teacher_data(cfg, log=tqdm.write if progress else None)
+    (out / "teachers.json").write_text(json.dumps(chosen, indent=1))
     scale = coordinate_scale(targets)
     val_set = validation_set(cfg)
     ckpt_path, best_path, log_path = out / "checkpoint.pt", out / "best.pt", out / "log.csv"
@@ -425,6 +605,7 @@ def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = T
     else:
         append_log(log_path, LOG_COLUMNS, header=True)
     t_start = time.time() - elapsed0
+    cpu_start = time.process_time() - (ck.get("cpu_s", 0.0) if it0 else 0.0)
     it = it0
     bar = tqdm(range(it0, cfg.iterations), initial=it0, total=cfg.iterations, disable=not progress,
                mininterval=5.0, desc="imitate")
@@ -449,10 +630,11 @@ def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = T
         if done % cfg.val_every == 0 or done == cfg.iterations:
             val = validate_mix(module, val_set)
             torch.save({"config": asdict(cfg), "model": module.state_dict(), "meta_opt": adam.state_dict(),
-                        "generator": gen.get_state(), "iteration": done, "elapsed_s": time.time() - t_start},
-                       ckpt_path)
+                        "generator": gen.get_state(), "iteration": done, "elapsed_s": time.time() - t_start,
+                        "cpu_s": time.process_time() - cpu_start}, ckpt_path)
         append_log(log_path, [done, loss, "", "", val, skipped, round(time.time() - t_start, 2)])
     bar.close()
     final_val = validate_mix(module, val_set)
     torch.save({"model": module.state_dict(), "iteration": cfg.iterations, "val": final_val}, best_path)
-    return write_summary(out, cfg.iterations, skipped, "iterations", t_start, cfg.device)
+    return write_summary(out, cfg.iterations, skipped, "iterations", t_start, cfg.device,
+                         time.process_time() - cpu_start)

@@ -149,7 +149,10 @@ def keep_if_best(opt, best_path: Path, iteration: int, val: float, best_val: flo
     return best_val, bad_rounds + 1
 
 
-def write_summary(out: Path, iterations: int, skipped: int, stopped: str, t_start: float, device) -> dict:
+def write_summary(out: Path, iterations: int, skipped: int, stopped: str, t_start: float, device,
+                  cpu_seconds: float | None = None) -> dict:
+    """summary.json; `cpu_seconds` (the process's CPU time over the whole run, resumes included) is
+    what the run would take on an idle machine, when other work shared its cores."""
     best = load_checkpoint(out / "best.pt", device)
     summary = {
         "iterations": iterations,
@@ -158,6 +161,7 @@ def write_summary(out: Path, iterations: int, skipped: int, stopped: str, t_star
         "skippedNonFinite": skipped,
         "stopped": stopped,
         "wallSeconds": round(time.time() - t_start, 1),
+        **({"cpuSeconds": round(cpu_seconds, 1)} if cpu_seconds is not None else {}),
         "device": str(device),
         "threads": torch.get_num_threads(),
     }

@@ -37,25 +37,33 @@ class Moments:
     bit for bit; the first nonzero gradient initialises the averages (no bias correction, hence no
     step counter to keep)."""
 
-    def __init__(self, beta1, beta2: float, eps: float) -> None:
+    def __init__(self, beta1, beta2: float, eps: float, log_rms: float | None = None) -> None:
         self.beta1 = [float(b) for b in beta1]
         self.beta2 = float(beta2)
         self.eps = float(eps)
+        self.log_rms = None if log_rms is None else float(log_rms)
         if not self.beta1 or not all(0.0 <= b < 1.0 for b in self.beta1 + [self.beta2]):
             raise ValueError("moments: beta1 (a non-empty list) and beta2 must lie in [0, 1)")
         if not (self.eps > 0 and math.isfinite(self.eps)):
             raise ValueError("moments: eps must be a finite number > 0")
+        if self.log_rms is not None and not (self.log_rms > 0 and math.isfinite(self.log_rms)):
+            raise ValueError("moments: logRms must be a finite number > 0")
+        if not (self.beta2 > 0 and all(b < math.sqrt(self.beta2) for b in self.beta1)):
+            raise ValueError("moments: beta2 > 0 and every beta1 < sqrt(beta2) keep the inputs bounded")
 
     @property
     def inputs(self) -> int:
-        return len(self.beta1) + 1
+        return len(self.beta1) + 1 + (self.log_rms is not None)
 
     @property
     def slots(self) -> int:
         return len(self.beta1) + 2
 
     def spec(self) -> dict:
-        return {"kind": "moments", "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+        spec = {"kind": "moments", "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+        if self.log_rms is not None:
+            spec["logRms"] = self.log_rms
+        return spec
 
     def __call__(self, g: torch.Tensor, slots: torch.Tensor):
         """g [N] float32, slots [N, K+2] -> (features [N, K+1], new slots, seen mask [N] bool)."""
@@ -65,14 +73,18 @@ class Moments:
         seen_before = z > 0
         seen = seen_before | (g != 0)
         new = []
+        before = seen_before.double()  # the β's widened as the JSON numbers, never via float32
         for j, b in enumerate(self.beta1):
-            w = torch.where(seen_before, b, 0.0).double()
+            w = before * b
             new.append((w * slots[:, j].double() + (1.0 - w) * gd).float())
-        w2 = torch.where(seen_before, self.beta2, 0.0).double()
+        w2 = before * self.beta2
         r_old = slots[:, k].double()
         r = torch.sqrt(w2 * r_old * r_old + (1.0 - w2) * gd * gd).float()
         denom = r.double() + self.eps
         feats = [(m.double() / denom).float() for m in new] + [(gd / denom).float()]
+        if self.log_rms is not None:  # the gradient's scale, log(max(r, e^-q)) / q
+            q = self.log_rms
+            feats.append((torch.log(torch.clamp(r.double(), min=math.exp(-q))) / q).float())
         new_slots = torch.stack(new + [r, seen.float()], dim=1)
         return torch.stack(feats, dim=1), new_slots, seen
 
@@ -87,7 +99,7 @@ class LSTMOptimizer(nn.Module):
 
     The paper's architecture: `LSTMOptimizer(layers, hidden, preprocessing, p, output_scale)`.
     The extended one: pass `features` (e.g. `{"kind": "moments", "beta1": [0.5, 0.9, 0.99],
-    "beta2": 0.99, "eps": 1e-8}`), `input_size` (ELU input layer width, 0 for none) and
+    "beta2": 0.99, "eps": 1e-8, "logRms": 10}`), `input_size` (ELU input layer width, 0 for none) and
     `output` (`{"kind": "tanh", "scale": 0.1}` or `{"kind": "linear", "scale": …}`).
     """
 
@@ -112,7 +124,7 @@ class LSTMOptimizer(nn.Module):
         if self.extended:
             if features.get("kind") != "moments":
                 raise ValueError(f"unknown feature kind {features.get('kind')!r}; use moments")
-            self.features = Moments(features["beta1"], features["beta2"], features["eps"])
+            self.features = Moments(features["beta1"], features["beta2"], features["eps"], features.get("logRms"))
             out = output or {"kind": "tanh", "scale": 0.1}
             if out.get("kind") not in OUTPUT_KINDS:
                 raise ValueError(f"output kind must be one of {OUTPUT_KINDS}, got {out.get('kind')!r}")

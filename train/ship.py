@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 from dataclasses import replace
 from pathlib import Path
@@ -137,10 +138,16 @@ NOTES_MLP = ""
 PRESETS["l2o-mlp"] = {"1.0.0": {
     "kind": "mix",
     "stages": [
-        MixConfig(**MLP_ARCH, stage="imitation", teacher="adam", teacher_lr=0.01, iterations=300,
-                  meta_lr=1e-2, unroll=25, val_every=100, seed=0),
-        MixConfig(**MLP_ARCH, stage="meta-training", iterations=2500, meta_lr=3e-4, val_every=150,
-                  patience=100, seed=1),
+        # Stage 1: clone Adam (lr 0.01, the best single Adam on the validation tasks) across 16
+        # tasks of the distribution; hands on the final iterate.
+        MixConfig(**MLP_ARCH, stage="imitation", teacher="adam", teacher_lr=0.01, teacher_configs=16,
+                  teacher_horizon=200, iterations=300, meta_lr=1e-2, unroll=25, val_every=100,
+                  pscale=3.0, lscale=10.0, xscale=2.0, seed=0),
+        # Stage 2: meta-training by antithetic PES (unbiased over whole horizons, unlike 20-step
+        # truncated BPTT, which shrank the steps and lost on validation: see NOTES_MLP).
+        MixConfig(**MLP_ARCH, stage="meta-training", estimator="pes", workers=16, unroll=20, sigma=0.02,
+                  meta_lr=1e-4, iterations=500, val_every=50, patience=100, pscale=2.0, lscale=2.0,
+                  xscale=2.0, max_minutes=60.0, seed=1),
     ],
     "task": ("MLPs on MNIST (all 10,000 digits as the pool): sigmoid, ReLU or tanh, 1-3 hidden layers "
              "of 10-64 units, minibatches of 32-256; and 10-d quadratics; random scaling of inputs, "
@@ -334,7 +341,7 @@ def ship_mix(name, version, preset, run_dir=None, device="cpu", skip_train=False
     validation = [json.loads((d / "validation.json").read_text()) if (d / "validation.json").exists() else None
                   for d in dirs]
     card = make_card_mix(name, version, digest, preset, saved, summaries, results, analysis, validation, device)
-    (out / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    (out / "card.json").write_text(json.dumps(finite_json(card), indent=1, allow_nan=False) + "\n")
     table = markdown(results)
     (run / "results.md").write_text(table + "\n")
     print(table)
@@ -414,3 +421,15 @@ def make_card_mix(name, version, digest, preset, cfgs, summaries, results, analy
         "golden": "golden.safetensors",
         "reproduce": f"npm run train -- ship {name} --version {version}",
     }
+
+
+def finite_json(value):
+    """`value` with every non-finite float replaced by None (JSON has no Infinity or NaN; a diverged
+    run's loss is written as null, and its `diverged` count says why)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value

@@ -49,6 +49,17 @@ class Problem:
     def dim(self) -> int:
         return self.theta0.shape[1]
 
+    def repeat(self, k: int) -> "Problem":
+        """The same instances, each k times in a row (identical data, inits and minibatches: the
+        common random numbers of antithetic estimators). In place; returns self."""
+        for name in self.REPEATED + ("theta0", "pscale", "lscale"):
+            v = getattr(self, name, None)
+            if v is not None:
+                setattr(self, name, v.repeat_interleave(k, dim=0))
+        return self
+
+    REPEATED: tuple = ()
+
     def scale(self, pscale: torch.Tensor, lscale: torch.Tensor) -> "Problem":
         """Apply random scaling factors [B] (in place); returns self."""
         self.pscale, self.lscale = pscale.to(self.theta0), lscale.to(self.theta0)
@@ -77,6 +88,8 @@ class Problem:
 
 
 class QuadraticProblem(Problem):
+    REPEATED = ("w", "y")
+
     def __init__(self, w: torch.Tensor, y: torch.Tensor, theta0: torch.Tensor) -> None:
         self.w, self.y, self.theta0 = w, y, theta0
 
@@ -109,6 +122,8 @@ class QuadraticFamily:
 
 
 class MLPProblem(Problem):
+    REPEATED = ("batch_idx", "xscale")
+
     def __init__(self, family, x, y, theta0, batch_idx, xscale=None) -> None:
         self.family, self.x, self.y, self.theta0, self.batch_idx = family, x, y, theta0, batch_idx
         self.xscale = xscale  # [B] input scaling (random scaling of the inputs), or None

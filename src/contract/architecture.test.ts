@@ -1,15 +1,35 @@
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { paperArchitecture as paper, quadraticArchitecture as quadratic } from '../../test/support/random'
 import {
+  extendedArchitecture as extended,
+  paperArchitecture as paper,
+  quadraticArchitecture as quadratic,
+} from '../../test/support/random'
+import { decode } from '../safetensors'
+import {
+  architectureFormSchema,
   architectureJson,
   architectureSchema,
   featureKinds,
   inputSize,
   lstmSpec,
   outputKinds,
+  paperArchitectureSchema,
+  pythonFloatRepr,
   stateSize,
   weightShapes,
 } from './architecture'
+
+/** `__metadata__.architecture` of a weight file in the repository (as train/ wrote it). */
+function architectureTextOf(file: string): string {
+  const bytes = readFileSync(path.join(import.meta.dirname, '../..', file))
+  return decode(new Uint8Array(bytes)).metadata?.architecture ?? ''
+}
+
+const extendedFixtures = ['moments-elu-tanh', 'moments-linear'].map(
+  (name) => `test/fixtures/extended/${name}/model.safetensors`,
+)
 
 describe('architecture', () => {
   it('accepts the paper and quadratic architectures and computes sizes', () => {
@@ -47,6 +67,85 @@ describe('architecture', () => {
     expect(extra.error?.issues[0].message).toBe('p must be absent when preprocessing is none')
   })
 
+  it.each([
+    ['a mix of both forms', { ...extended, outputScale: 0.1 }],
+    ['no output', { ...extended, output: undefined }],
+    ['no features', { ...extended, features: undefined }],
+    ['unknown feature kind', { ...extended, features: { kind: 'log-sign', p: 10 } }],
+    ['empty beta1', { ...extended, features: { ...extended.features, beta1: [] } }],
+    ['nine time scales', { ...extended, features: { ...extended.features, beta1: Array(9).fill(0.5) } }],
+    ['beta1 of 1', { ...extended, features: { ...extended.features, beta1: [0.5, 1] } }],
+    ['negative beta1', { ...extended, features: { ...extended.features, beta1: [-0.1] } }],
+    ['beta2 of 1', { ...extended, features: { ...extended.features, beta2: 1 } }],
+    ['NaN beta2', { ...extended, features: { ...extended.features, beta2: Number.NaN } }],
+    ['eps of 0', { ...extended, features: { ...extended.features, eps: 0 } }],
+    ['infinite eps', { ...extended, features: { ...extended.features, eps: Number.POSITIVE_INFINITY } }],
+    ['an unknown key in features', { ...extended, features: { ...extended.features, p: 10 } }],
+    ['input layer of 0 units', { ...extended, inputLayer: { size: 0, activation: 'elu' } }],
+    ['input layer too wide', { ...extended, inputLayer: { size: 257, activation: 'elu' } }],
+    ['other activation', { ...extended, inputLayer: { size: 8, activation: 'relu' } }],
+    ['unknown output kind', { ...extended, output: { kind: 'sigmoid', scale: 0.1 } }],
+    ['infinite scale', { ...extended, output: { kind: 'tanh', scale: Number.NEGATIVE_INFINITY } }],
+    ['a scale beyond float32', { ...extended, output: { kind: 'linear', scale: 3.5e38 } }],
+    ['an unknown key in output', { ...extended, output: { kind: 'tanh', scale: 0.1, clip: 1 } }],
+  ])('refuses an extended architecture with %s', (_, arch) => {
+    expect(architectureSchema.safeParse(arch).success).toBe(false)
+    expect(architectureFormSchema(arch).safeParse(arch).success).toBe(false)
+  })
+
+  it('accepts the extended form without an input layer, with a linear output', () => {
+    const linear = { ...extended, inputLayer: undefined, output: { kind: 'linear', scale: -2 } }
+    expect(architectureSchema.safeParse(linear).success).toBe(true)
+  })
+
+  it('names the field at fault in either form, and the keys of a mix', () => {
+    const issues = (raw: unknown) => architectureFormSchema(raw).safeParse(raw).error?.issues ?? []
+    const eps = issues({ ...extended, features: { ...extended.features, eps: -1 } })
+    expect(eps[0].path).toEqual(['features', 'eps'])
+    expect(issues({ ...paper, layers: 100 })[0].path).toEqual(['layers'])
+    expect(issues({ ...extended, preprocessing: 'none' })[0].message).toMatch(/preprocessing/)
+    const mixed = issues({ ...paper, output: { kind: 'tanh', scale: 1 } }).map((i) => i.message)
+    expect(mixed.join('; ')).toMatch(/outputScale/)
+  })
+
+  it("reads the fixture files' architectures and writes them back as train/ wrote them", () => {
+    for (const file of extendedFixtures) {
+      const text = architectureTextOf(file)
+      const parsed = architectureSchema.parse(JSON.parse(text))
+      expect(architectureJson(parsed), file).toBe(text)
+    }
+  })
+
+  it("keeps the paper's form as TypeScript has always written it", () => {
+    // The shipped files were written by train/ ("p":10.0); they parse to the same record as ever.
+    const shipped = JSON.parse(architectureTextOf('weights/l2o-mnist/1.1.0/model.safetensors'))
+    expect(architectureSchema.parse(shipped)).toEqual(paper)
+    expect(architectureJson(paper)).toBe(architectureTextOf('test/fixtures/workers-weights.safetensors'))
+  })
+
+  it('writes real numbers as Python does', () => {
+    const cases: [number, string][] = [
+      [0.1, '0.1'],
+      [1e-8, '1e-08'],
+      [1, '1.0'],
+      [0, '0.0'],
+      [-0, '-0.0'],
+      [0.0001, '0.0001'],
+      [1e-5, '1e-05'],
+      [1.5e-5, '1.5e-05'],
+      [1e15, '1000000000000000.0'],
+      [1e16, '1e+16'],
+      [123.456, '123.456'],
+      [-2.5, '-2.5'],
+      [3.4028234663852886e38, '3.4028234663852886e+38'],
+      [5e-324, '5e-324'],
+      [1 / 3, '0.3333333333333333'],
+      [12345678901234568, '1.2345678901234568e+16'],
+      [100, '100.0'],
+    ]
+    for (const [x, python] of cases) expect(pythonFloatRepr(x), String(x)).toBe(python)
+  })
+
   it('writes compact JSON with sorted keys', () => {
     expect(architectureJson(paper)).toBe(
       '{"hidden":20,"kind":"lstm-cw","layers":2,"outputScale":0.1,"p":10,"preprocessing":"log-sign"}',
@@ -63,7 +162,9 @@ describe('lstmSpec', () => {
       layers: 2,
       hidden: 20,
       features: { kind: 'log-sign', p: 10 },
+      inputLayer: null,
       output: { kind: 'linear', scale: 0.1 },
+      featureSize: 2,
       inputSize: 2,
       stateSize: 80,
       state: {
@@ -75,9 +176,28 @@ describe('lstmSpec', () => {
     expect(lstmSpec(quadratic)).toMatchObject({ features: { kind: 'none' }, inputSize: 1, stateSize: 6 })
   })
 
+  it('lays out the extended form: F = K + 1 features, X = E, S = 2·L·H + K + 2', () => {
+    const spec = lstmSpec(extended)
+    expect(spec).toMatchObject({
+      features: extended.features,
+      inputLayer: extended.inputLayer,
+      output: extended.output,
+    })
+    expect([spec.featureSize, spec.inputSize, spec.stateSize]).toEqual([4, 8, 37])
+    expect(spec.state).toEqual({
+      lstm: { offset: 0, size: 32 },
+      features: { offset: 32, size: 5 },
+      output: { offset: 37, size: 0 },
+    })
+    const noLayer = { ...extended, layers: 1, hidden: 5, inputLayer: undefined }
+    expect(lstmSpec(noLayer)).toMatchObject({ featureSize: 4, inputSize: 4, stateSize: 15 })
+  })
+
   it('has a descriptor for every kind the schema accepts', () => {
-    expect(architectureSchema.shape.preprocessing.options).toEqual(Object.keys(featureKinds))
-    expect(Object.keys(outputKinds)).toEqual(['linear'])
+    expect([...paperArchitectureSchema.shape.preprocessing.options, 'moments']).toEqual(
+      Object.keys(featureKinds),
+    )
+    expect(Object.keys(outputKinds)).toEqual(['linear', 'tanh'])
   })
 })
 
@@ -96,5 +216,18 @@ describe('weightShapes', () => {
       ['head.bias', [1]],
     ])
     expect(weightShapes(quadratic).get('cells.0.weight_ih')).toEqual([12, 1])
+  })
+
+  it('puts the input layer first, [E, F] and [E], and the first cell reads its E outputs', () => {
+    const shapes = [...weightShapes(extended)]
+    expect(shapes.slice(0, 3)).toEqual([
+      ['input.weight', [8, 4]],
+      ['input.bias', [8]],
+      ['cells.0.weight_ih', [32, 8]],
+    ])
+    expect(shapes).toHaveLength(12)
+    const noLayer = weightShapes({ ...extended, inputLayer: undefined })
+    expect(noLayer.has('input.weight')).toBe(false)
+    expect(noLayer.get('cells.0.weight_ih')).toEqual([32, 4])
   })
 })

@@ -25,6 +25,16 @@ export const hyperparametersSchema = z.record(z.string(), z.number())
 export const optimizerKindSchema = z.enum(['learned', 'baseline'])
 export const versionStatusSchema = z.enum(['active', 'deprecated'])
 
+/** A file published with a version (a plot, an analysis), served at paths.versionFile. */
+export const versionFileSchema = z
+  .object({
+    name: z.string().meta({ example: 'loss.png' }),
+    mediaType: z.string().meta({ example: 'image/png' }),
+    sizeBytes: z.number().int(),
+    digest: digestSchema.meta({ description: 'sha256 of the file' }),
+  })
+  .meta({ id: 'VersionFile' })
+
 export const versionSchema = z
   .object({
     name: nameSchema,
@@ -35,6 +45,8 @@ export const versionSchema = z
     sizeBytes: z.number().int(),
     architecture: architectureSchema,
     card: z.unknown().meta({ description: 'card.json as published' }),
+    /** Plots and analysis files published with the version (absent from older servers). */
+    files: z.array(versionFileSchema).optional(),
   })
   .meta({ id: 'Version' })
 
@@ -69,6 +81,11 @@ export const optimizerDetailSchema = z
     aliases: z.array(aliasSchema),
     /** Baselines only: the defaults of their hyper-parameters. */
     hyperparameters: hyperparametersSchema.optional(),
+    /** Baselines only: every hyper-parameter, its allowed range, and its default (none: required). */
+    hyperparameterSpecs: z
+      .record(z.string(), z.object({ range: z.string(), default: z.number().optional() }))
+      .optional()
+      .meta({ example: { learningRate: { range: '> 0' }, beta1: { range: 'in [0, 1)', default: 0.9 } } }),
   })
   .meta({ id: 'OptimizerDetail' })
 
@@ -162,7 +179,14 @@ export const jsonSessionStepResponseSchema = z
   .meta({ id: 'SessionStepResponse' })
 
 export const publishVersionResponseSchema = z
-  .object({ name: nameSchema, version: semverSchema, digest: digestSchema, created: z.boolean() })
+  .object({
+    name: nameSchema,
+    version: semverSchema,
+    digest: digestSchema,
+    created: z.boolean(),
+    /** Names of the version's files. */
+    files: z.array(z.string()).optional(),
+  })
   .meta({ id: 'Published' })
 export const moveAliasRequestSchema = z.object({ version: semverSchema })
 export const createClientRequestSchema = z.object({ name: z.string().min(1).max(100) })
@@ -232,6 +256,7 @@ export const setClientQuotasRequestSchema = z
 export const healthSchema = z.object({ status: z.literal('ok'), runtime: z.string(), backend: z.string() })
 
 export type VersionInfo = z.infer<typeof versionSchema>
+export type VersionFile = z.infer<typeof versionFileSchema>
 export type AliasInfo = z.infer<typeof aliasSchema>
 export type OptimizerSummary = z.infer<typeof optimizerSummarySchema>
 export type OptimizerDetail = z.infer<typeof optimizerDetailSchema>

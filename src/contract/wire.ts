@@ -52,6 +52,8 @@ export const paths = {
   docs: '/docs',
   optimizers: '/v1/optimizers',
   optimizer: '/v1/optimizers/{name}',
+  /** GET: a file published with a version (plots, analysis JSON). */
+  versionFile: '/v1/optimizers/{name}/versions/{version}/files/{file}',
   /** GET ?ref=<reference>[&hyperparameters=<json>] */
   resolve: '/v1/resolve',
   /** POST: stateless step, binary or JSON. */
@@ -91,6 +93,8 @@ export const routes = {
   docs: paths.docs,
   optimizers: paths.optimizers,
   optimizer: (name: string) => fillPath(paths.optimizer, { name }),
+  versionFile: (name: string, version: string, file: string) =>
+    fillPath(paths.versionFile, { name, version, file }),
   resolve: paths.resolve,
   step: paths.step,
   sessions: paths.sessions,

@@ -1,7 +1,7 @@
 import { lstmSpec } from '../contract'
+import { cellInputsInto, maskUnseen, outputOf } from './kinds'
 import { assertLstmWeights, type LstmWeights } from './lstm-weights'
 import type { Optimizer } from './optimizer'
-import { preprocessInto } from './preprocess'
 import { defineOptimizer } from './validate'
 
 /**
@@ -12,8 +12,8 @@ import { defineOptimizer } from './validate'
  */
 export function lstmPlainOptimizer(weights: LstmWeights): Optimizer {
   assertLstmWeights(weights)
-  const a = weights.architecture
-  const { hidden, layers, stateSize, inputSize: inputs0, output } = lstmSpec(a)
+  const spec = lstmSpec(weights.architecture)
+  const { hidden, layers, stateSize, inputSize: inputs0, output } = spec
   const gates4 = 4 * hidden
   // Per layer: [4H, in+H], row r = gate r's weights on [x, h] (PyTorch rows, W_ih and W_hh side by side).
   const joined = weights.cells.map((cell, k) => {
@@ -29,14 +29,13 @@ export function lstmPlainOptimizer(weights: LstmWeights): Optimizer {
   const biases = weights.cells.map((cell) => Float64Array.from(cell.biasIh, (b, r) => b + cell.biasHh[r]))
   const headWeight = weights.head.weight
   const headBias = weights.head.bias[0]
-  const scale = output.scale
 
   return defineOptimizer(stateSize, (grads, state) => {
     const n = grads.length
-    const features = new Float64Array(n * inputs0)
-    preprocessInto(a, grads, features, inputs0)
     const updates = new Float32Array(n)
     const next = new Float32Array(n * stateSize)
+    const features = new Float64Array(n * inputs0)
+    const seen = cellInputsInto(weights, spec, grads, state, next, features, inputs0)
     const v = new Float64Array(Math.max(inputs0, hidden) + hidden)
     const z = new Float64Array(gates4)
     for (let i = 0; i < n; i++) {
@@ -90,8 +89,9 @@ export function lstmPlainOptimizer(weights: LstmWeights): Optimizer {
       }
       let out = headBias
       for (let j = 0; j < hidden; j++) out += headWeight[j] * v[j]
-      updates[i] = scale * out
+      updates[i] = outputOf(output, out)
     }
+    maskUnseen(updates, seen)
     return { updates, state: next }
   })
 }

@@ -1,7 +1,7 @@
 import { lstmSpec } from '../contract'
+import { cellInputsInto, maskUnseen, outputOf } from './kinds'
 import { assertLstmWeights, type LstmWeights } from './lstm-weights'
 import type { Optimizer } from './optimizer'
-import { preprocessInto } from './preprocess'
 import { defineOptimizer } from './validate'
 
 /** One step of the float64 reference: updates [N] and state [N, S], both float64. */
@@ -13,9 +13,12 @@ export interface LstmReferenceResult {
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z))
 
 /**
- * The coordinatewise LSTM step of DESIGN §2 in plain float64 TypeScript, written for clarity, not
- * speed: the oracle the tfjs implementation is tested against. Inputs are not checked here beyond
- * the weights; `state` is [N, 2·L·H] as [h_1, c_1, …, h_L, c_L] per coordinate.
+ * The coordinatewise LSTM step of docs/optimizer-math.md in plain float64 TypeScript, written for
+ * clarity, not speed: the oracle the tfjs implementation is tested against. Inputs are not checked
+ * here beyond the weights; `state` is [N, S] as [h_1, c_1, …, h_L, c_L, feature slots] per
+ * coordinate. The feature kinds are the shared ones of kinds.ts (`moments` defines its own float32
+ * roundings, so its slots and features are the same bits on every path); the input layer, the
+ * cells and the output are float64 throughout.
  */
 export function lstmReferenceStep(
   weights: LstmWeights,
@@ -24,13 +27,14 @@ export function lstmReferenceStep(
 ): LstmReferenceResult {
   assertLstmWeights(weights)
   const a = weights.architecture
-  const { hidden, layers, stateSize, inputSize: inputs0, output } = lstmSpec(a)
+  const spec = lstmSpec(a)
+  const { hidden, layers, stateSize, inputSize: inputs0, output } = spec
   const n = grads.length
-  const features = new Float64Array(n * inputs0)
-  preprocessInto(a, grads, features, inputs0)
-
   const updates = new Float64Array(n)
   const next = new Float64Array(n * stateSize)
+  const features = new Float64Array(n * inputs0)
+  const seen = cellInputsInto(weights, spec, grads, state, next, features, inputs0)
+
   const gates = new Float64Array(4 * hidden)
   for (let i = 0; i < n; i++) {
     let x: ArrayLike<number> = features.subarray(i * inputs0, (i + 1) * inputs0)
@@ -60,8 +64,9 @@ export function lstmReferenceStep(
     }
     let out = weights.head.bias[0]
     for (let j = 0; j < hidden; j++) out += weights.head.weight[j] * x[j]
-    updates[i] = output.scale * out
+    updates[i] = outputOf(output, out)
   }
+  maskUnseen(updates, seen)
   return { updates, state: next }
 }
 

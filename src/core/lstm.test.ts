@@ -7,7 +7,7 @@ import {
   randomLstmWeights,
   randomUniform,
 } from '../../test/support/random'
-import type { Architecture } from '../contract'
+import { type Architecture, lstmSpec } from '../contract'
 import { initTf } from '../runtime/tf-node'
 import { NonFiniteGradientError, OptimizerConfigError, StateLengthError } from './errors'
 import { lstmOptimizer } from './lstm'
@@ -19,7 +19,7 @@ import { lstmReferenceStep } from './lstm-reference'
 // is near 0, where a purely relative test would be meaningless. Floors below are a tenth of it.
 const RTOL = 1e-5
 const STATE_FLOOR = 0.1
-const updatesFloor = (a: Architecture) => 0.1 * Math.abs(a.outputScale)
+const updatesFloor = (a: Architecture) => 0.1 * Math.abs(lstmSpec(a).output.scale)
 
 const arch = lstmArchitecture
 

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { lstmSpec } from '../contract'
+import { cellInputsInto, maskUnseen, outputOf } from './kinds'
 import { assertLstmWeights, type LstmWeights } from './lstm-weights'
 import type { Optimizer, StepResult } from './optimizer'
-import { preprocessInto } from './preprocess'
 import { defineOptimizer } from './validate'
 
 /** One cell's weights as uploaded: one [in+H, H] matrix and [H] bias per gate, x rows then h rows. */
@@ -20,7 +20,7 @@ interface GateTensors {
 
 interface ModelTensors {
   cells: CellTensors[]
-  /** outputScale folded in: [H, 1] and [1]. */
+  /** [H, 1] and [1]; a `linear` output's scale folded in. */
   headWeight: tf.Tensor2D
   headBias: tf.Tensor1D
 }
@@ -34,7 +34,9 @@ const GATE_ROW = { inGate: 0, forget: 1, candidate: 2, outGate: 3 } as const
 /**
  * The coordinatewise LSTM optimizer of DESIGN §2 computed with tfjs ops on the current tfjs backend
  * (the core never picks one). `update` is synchronous: use a synchronous backend (wasm, cpu).
- * Weight tensors are uploaded on first use per backend and kept until `dispose()`.
+ * Weight tensors are uploaded on first use per backend and kept until `dispose()`. The per-kind
+ * math around the cells (features, input layer, output transform, zero-gradient rule;
+ * docs/optimizer-math.md) runs in plain loops from kinds.ts.
  *
  * @example
  * const opt = lstmOptimizer(weights)
@@ -43,8 +45,8 @@ const GATE_ROW = { inGate: 0, forget: 1, candidate: 2, outGate: 3 } as const
  */
 export function lstmOptimizer(weights: LstmWeights): Optimizer {
   assertLstmWeights(weights)
-  const a = weights.architecture
-  const { hidden, layers, stateSize, inputSize: inputs0 } = lstmSpec(a)
+  const spec = lstmSpec(weights.architecture)
+  const { hidden, layers, stateSize, inputSize: inputs0, output } = spec
   const uploaded = new Map<tf.KernelBackend, ModelTensors>()
 
   const tensorsFor = (): ModelTensors => {
@@ -65,25 +67,36 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
   // Scratch rows reused from one call to the next while calls are small (a server steps in chunks
   // of a few thousand coordinates): each call would otherwise make ~0.5 KB of garbage per coordinate.
   // Their contents never outlive a call; tfjs copies them into its own memory when making tensors.
-  let scratch: { n: number; inputs: Float32Array[]; cOld: Float32Array[] } | undefined
+  // `features` holds the features before the input layer and `seen` the zero-gradient mask, for
+  // the architectures that have them.
+  const featureWidth = spec.inputLayer === null ? 0 : spec.featureSize
+  const hasMask = spec.features.kind === 'moments'
+  let scratch:
+    | { n: number; inputs: Float32Array[]; cOld: Float32Array[]; features: Float64Array; seen: Uint8Array }
+    | undefined
   const scratchFor = (n: number) => {
     if (scratch !== undefined && scratch.n >= n) {
       return {
         inputs: scratch.inputs.map((a, k) => a.subarray(0, n * widths[k])),
         cOld: scratch.cOld.map((a) => a.subarray(0, n * hidden)),
+        features: scratch.features,
+        seen: scratch.seen,
       }
     }
     const made = {
       n,
       inputs: widths.map((width) => new Float32Array(n * width)),
       cOld: widths.map(() => new Float32Array(n * hidden)),
+      features: new Float64Array(n * featureWidth),
+      seen: new Uint8Array(hasMask ? n : 0),
     }
     if (n <= maxScratchCoordinates) scratch = made
     return made
   }
 
-  // Writes updates [N] and the new state [N, S] into `out`; `out.state` may be `state`: the state is
-  // read whole before anything is written.
+  // Writes updates [N] and the new state [N, S] into `out`; `out.state` may be `state`: the feature
+  // kind reads and writes only its own slots of each row, and the LSTM's part is read whole before
+  // any of it is written.
   const stepInto = (grads: Float32Array, state: Float32Array, out: StepResult) => {
     const n = grads.length
     if (n === 0) return
@@ -92,8 +105,11 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
     // Each layer's [x_k, h_k] rows and its c_k are assembled here on the JS side: tfjs-wasm slices
     // and concatenates along axis 1 with a JS loop per row, after copying the whole source tensor.
     // Every element of these rows is written below (features, h, c), so reused scratch is safe.
-    const { inputs, cOld } = scratchFor(n)
-    preprocessInto(a, grads, inputs[0], widths[0])
+    const { inputs, cOld, features, seen: seenScratch } = scratchFor(n)
+    const seen = cellInputsInto(weights, spec, grads, state, out.state, inputs[0], widths[0], {
+      features,
+      seen: seenScratch,
+    })
     // One pass over the state, row by row: it is the biggest array here, read once in order. Each
     // row starts with the LSTM's [h_1, c_1, …, h_L, c_L].
     for (let i = 0; i < n; i++) {
@@ -129,7 +145,10 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
       }
       // No tfjs op from here on: the views below stay valid.
       const values = outputs.map(valuesOf)
-      out.updates.set(values[2 * layers])
+      const head = values[2 * layers]
+      if (output.kind === 'linear') out.updates.set(head)
+      else for (let i = 0; i < n; i++) out.updates[i] = outputOf(output, head[i])
+      maskUnseen(out.updates, seen)
       const next = out.state
       for (let i = 0; i < n; i++) {
         const src = i * hidden
@@ -234,7 +253,8 @@ function uploadWeights(weights: LstmWeights): ModelTensors {
       candidate: gate(GATE_ROW.candidate),
     }
   })
-  const scale = spec.output.scale
+  // update = scale·y for `linear`: folding the scale into the head saves a pass over the updates.
+  const scale = spec.output.kind === 'linear' ? spec.output.scale : 1
   return {
     cells,
     headWeight: tf.tensor2d(

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
+  extendedArchitecture,
   paperArchitecture,
   randomGradients,
   randomLstmWeights,
@@ -18,6 +19,7 @@ const quadratics = randomLstmWeights(
   { kind: 'lstm-cw', layers: 3, hidden: 5, preprocessing: 'none', outputScale: 0.05 },
   7,
 )
+const extended = randomLstmWeights(extendedArchitecture, 10, 0.6)
 
 /** Every optimizer in the core; `steps` and learning rate chosen so each baseline converges on the quadratic. */
 const optimizers: { name: string; make: () => Optimizer; quadraticSteps?: number }[] = [
@@ -25,6 +27,9 @@ const optimizers: { name: string; make: () => Optimizer; quadraticSteps?: number
   { name: 'lstm (tfjs-wasm), none L=3 H=5', make: () => lstmOptimizer(quadratics) },
   { name: 'lstm float64 reference', make: () => lstmReferenceOptimizer(paper) },
   { name: 'lstm plain TypeScript', make: () => lstmPlainOptimizer(paper) },
+  { name: 'lstm (tfjs-wasm), moments + ELU + tanh L=2 H=8', make: () => lstmOptimizer(extended) },
+  { name: 'lstm float64 reference, moments + ELU + tanh', make: () => lstmReferenceOptimizer(extended) },
+  { name: 'lstm plain TypeScript, moments + ELU + tanh', make: () => lstmPlainOptimizer(extended) },
   { name: 'sgd', make: () => sgd({ learningRate: 0.05 }), quadraticSteps: 300 },
   { name: 'momentum', make: () => momentum({ learningRate: 0.02, momentum: 0.9 }), quadraticSteps: 300 },
   { name: 'nag', make: () => nesterov({ learningRate: 0.02, momentum: 0.9 }), quadraticSteps: 300 },

@@ -1,4 +1,5 @@
 import { type Architecture, lstmSpec } from '../contract'
+import { OptimizerConfigError } from './errors'
 
 /**
  * Writes the first cell's inputs for every gradient into `out` (row-major [N, rowStride], starting
@@ -7,6 +8,7 @@ import { type Architecture, lstmSpec } from '../contract'
  *
  * Paper's preprocessing: tiny and huge gradients share one input scale. Computed in float64 and
  * rounded once on store; the threshold compare is exact (float32 |g| against float64 exp(-p)).
+ * Kinds with state slots (`moments`) are computed by cellInputsInto (kinds.ts), which reads them.
  */
 export function preprocessInto(
   architecture: Architecture,
@@ -19,6 +21,9 @@ export function preprocessInto(
   if (features.kind === 'none') {
     for (let i = 0; i < n; i++) out[i * rowStride] = grads[i]
     return
+  }
+  if (features.kind !== 'log-sign') {
+    throw new OptimizerConfigError(`${features.kind} features read the state: use cellInputsInto`)
   }
   const p = features.p
   const threshold = Math.exp(-p)

@@ -1,5 +1,6 @@
 import type { BaseSQLiteDatabase } from 'drizzle-orm/sqlite-core'
 import type * as schema from './schema'
+import type * as shardSchema from './shard-schema'
 
 /**
  * A drizzle database over the registry schema that works with both drivers: better-sqlite3 (sync)
@@ -15,3 +16,10 @@ export function isForeignKeyViolation(error: unknown): boolean {
   }
   return false
 }
+
+/**
+ * A drizzle database over one session-shards Durable Object's storage (shard-schema.ts): the
+ * object's own SQLite (drizzle-orm/durable-sqlite), or better-sqlite3 in Node tests. Synchronous.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the driver's run-result type differs between drivers.
+export type ShardDb = BaseSQLiteDatabase<'sync', any, typeof shardSchema>

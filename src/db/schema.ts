@@ -4,6 +4,7 @@
  */
 import {
   customType,
+  foreignKey,
   index,
   integer,
   primaryKey,
@@ -60,6 +61,50 @@ export const versions = sqliteTable(
   (t) => [
     primaryKey({ columns: [t.name, t.version] }),
     uniqueIndex('versions_name_digest').on(t.name, t.digest),
+  ],
+)
+
+/**
+ * Files published with a version (plots, analysis JSON): immutable like it. The bytes live in
+ * versionFileChunks, so that no row passes maxRowBytes whatever the file's size.
+ */
+export const versionFiles = sqliteTable(
+  'version_files',
+  {
+    name: text('name').notNull(),
+    version: text('version').notNull(),
+    /** The file's name as published, e.g. loss.png. */
+    file: text('file').notNull(),
+    mediaType: text('media_type').notNull(),
+    sizeBytes: integer('size_bytes').notNull(),
+    /** sha256:<hex> of the whole file. */
+    digest: text('digest').notNull(),
+    /** Chunks in version_file_chunks, numbered from 0. */
+    chunks: integer('chunks').notNull(),
+    createdAt: text('created_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.name, t.version, t.file] }),
+    foreignKey({ columns: [t.name, t.version], foreignColumns: [versions.name, versions.version] }),
+  ],
+)
+
+/** A file's bytes in order, each chunk at most the registry's file chunk size. */
+export const versionFileChunks = sqliteTable(
+  'version_file_chunks',
+  {
+    name: text('name').notNull(),
+    version: text('version').notNull(),
+    file: text('file').notNull(),
+    chunk: integer('chunk').notNull(),
+    bytes: bytes('bytes').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.name, t.version, t.file, t.chunk] }),
+    foreignKey({
+      columns: [t.name, t.version, t.file],
+      foreignColumns: [versionFiles.name, versionFiles.version, versionFiles.file],
+    }),
   ],
 )
 
@@ -148,6 +193,25 @@ export const sessions = sqliteTable(
 )
 
 /**
+ * The columns of a stored shard after its session's id, wherever shards are stored (here, and in a
+ * session-shards Durable Object: shard-schema.ts). New builders each call, one set per table.
+ */
+export const shardColumns = () => ({
+  shard: integer('shard').notNull(),
+  step: integer('step').notNull(),
+  /** [length, S] in the session's state dtype, little-endian. */
+  state: bytes('state').notNull(),
+  /** F32 [length], little-endian: the updates step `step` returned. */
+  updates: bytes('updates').notNull(),
+  /**
+   * Hex SHA-256 of the gradients step `step` was sent (F32 little-endian bytes), so a retry with
+   * other gradients is told apart from a retry; null on rows stored before it was kept.
+   */
+  gradsHash: text('grads_hash'),
+  updatedAt: text('updated_at').notNull(),
+})
+
+/**
  * One shard's state after `step` steps, and the updates of that step so a retry gets the same bytes.
  * Created lazily by its first step: a shard with no row is a fresh state at step 0.
  */
@@ -157,18 +221,7 @@ export const sessionShards = sqliteTable(
     sessionId: text('session_id')
       .notNull()
       .references(() => sessions.id),
-    shard: integer('shard').notNull(),
-    step: integer('step').notNull(),
-    /** [length, S] in the session's state dtype, little-endian. */
-    state: bytes('state').notNull(),
-    /** F32 [length], little-endian: the updates step `step` returned. */
-    updates: bytes('updates').notNull(),
-    /**
-     * Hex SHA-256 of the gradients step `step` was sent (F32 little-endian bytes), so a retry with
-     * other gradients is told apart from a retry; null on rows stored before it was kept.
-     */
-    gradsHash: text('grads_hash'),
-    updatedAt: text('updated_at').notNull(),
+    ...shardColumns(),
   },
   (t) => [primaryKey({ columns: [t.sessionId, t.shard] })],
 )

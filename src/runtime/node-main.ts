@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util'
 import { ensureKeys, seedVersions } from '../server/bootstrap'
 import { createNodeApp, createNodeDeps } from './node'
+import { consoleBuilt, folderAssets } from './node-assets'
 import { nodeLimitSettings, nodeLimitsFrom, serveNode } from './node-server'
 import { readShippedVersions } from './shipped-weights'
 
@@ -49,9 +50,11 @@ if (keys.admin !== undefined || keys.client !== undefined) {
 }
 const backend = await deps.initTf()
 
-const server = serveNode(createNodeApp(deps, limits).fetch, { port, hostname: host, limits }, (listening) => {
+if (!consoleBuilt()) console.warn('the console is not built (npm run build:console): / and /docs show no UI')
+const app = createNodeApp({ ...deps, assets: folderAssets() }, limits)
+const server = serveNode(app.fetch, { port, hostname: host, limits }, (listening) => {
   console.log(
-    `l2o listening on http://${host}:${listening} (data ${dataDir}, tfjs ${backend}); docs at /docs\n` +
+    `l2o listening on http://${host}:${listening} (data ${dataDir}, tfjs ${backend}); console at /, docs at /docs\n` +
       `limits: ${limits.queuePerClient} steps in flight per client, ${limits.queueTotal} in all, ` +
       `bodies in ${limits.bodyTimeoutMs} ms and ${limits.bodyBudgetBytes / 1048576} MiB together`,
   )

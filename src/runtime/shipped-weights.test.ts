@@ -6,6 +6,7 @@ import { seedStatements } from '../../scripts/seed-d1'
 import { weightFile } from '../../test/support/server'
 import { seedVersions } from '../server/bootstrap'
 import type { Db } from '../server/deps'
+import { filesByVersion } from '../server/registry/files'
 import { resolveReference } from '../server/registry/resolve'
 import { createNodeDeps } from './node'
 import { readShippedVersions } from './shipped-weights'
@@ -44,6 +45,34 @@ describe('readShippedVersions', () => {
       ['1.0.0', ['paper']],
       ['1.1.0', ['stable']],
     ])
+  })
+
+  it("reads each version's plots and analyses, but not its card or golden vectors", async () => {
+    ship()
+    const dir = path.join(weightsDir, 'demo', '1.1.0')
+    writeFileSync(path.join(dir, 'loss.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))
+    writeFileSync(path.join(dir, 'analysis.json'), '{"fits":{}}')
+    writeFileSync(path.join(dir, 'card.json'), '{"plots":{"loss":"loss.png"}}')
+    writeFileSync(path.join(dir, 'golden.safetensors'), 'x')
+    const shipped = await readShippedVersions(weightsDir)
+    expect(shipped.map((v) => v.files?.map((f) => f.name))).toEqual([[], ['analysis.json', 'loss.png']])
+  })
+
+  it('gives the shipped plots to versions a database registered before it kept files', async () => {
+    ship()
+    const { db, close } = createNodeDeps({ dataDir: ':memory:' })
+    try {
+      await seedVersions(db, await readShippedVersions(weightsDir), now)
+      writeFileSync(
+        path.join(weightsDir, 'demo', '1.0.0', 'loss.png'),
+        Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+      )
+      const results = await seedVersions(db, await readShippedVersions(weightsDir), now)
+      expect(results.map((r) => r.outcome)).toEqual(['present', 'present'])
+      expect((await filesByVersion(db, 'demo')).get('1.0.0')?.map((f) => f.name)).toEqual(['loss.png'])
+    } finally {
+      close()
+    }
   })
 
   it('puts stable on the version aliases.json names when a fresh database is seeded', async () => {

@@ -14,8 +14,8 @@ import { compareSemver } from '../server/registry/semver'
 export const shippedWeightsDir = path.resolve(import.meta.dirname, '../../weights')
 
 /**
- * Every weights/<name>/<version>/model.safetensors (with card.json when present), oldest version
- * first; a weights/<name>/aliases.json such as {"stable": "1.1.0"} names the version each alias
+ * Every weights/<name>/<version>/model.safetensors (with card.json when present, and its plots and
+ * analyses: every other .png and .json file of the folder), oldest version first; a weights/<name>/aliases.json such as {"stable": "1.1.0"} names the version each alias
  * moves to when that version is registered (PublishInput.aliases).
  *
  * @throws Error naming the file when an aliases.json is malformed or names a version not shipped.
@@ -37,7 +37,11 @@ export async function readShippedVersions(weightsDir = shippedWeightsDir): Promi
       const weights = await readFile(path.join(dir, 'model.safetensors')).catch(() => undefined)
       if (weights === undefined) continue
       const card = await readFile(path.join(dir, 'card.json'), 'utf8').catch(() => undefined)
-      shipped.push({ name, version, weights: new Uint8Array(weights), card })
+      const files = []
+      for (const file of (await readdir(dir)).filter(isShippedFile).sort()) {
+        files.push({ name: file, bytes: new Uint8Array(await readFile(path.join(dir, file))) })
+      }
+      shipped.push({ name, version, weights: new Uint8Array(weights), card, files })
     }
     const aliasFile = path.join(weightsDir, name, 'aliases.json')
     for (const [alias, version] of Object.entries(await readShippedAliases(aliasFile))) {
@@ -54,6 +58,9 @@ export async function readShippedVersions(weightsDir = shippedWeightsDir): Promi
   }
   return inputs
 }
+
+// A version folder's plots and analyses; golden.safetensors is for the parity tests, not the registry.
+const isShippedFile = (file: string): boolean => /\.(png|json)$/.test(file) && file !== 'card.json'
 
 // weights/<name>/aliases.json: alias → version. `latest` is not set by hand: it follows registration.
 const shippedAliasesSchema = z.record(z.string(), semverSchema).superRefine((aliases, ctx) => {

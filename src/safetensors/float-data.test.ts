@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { bytesOf, fromFloat32, sliceRows, tensorOf, toFloat32, zerosOf } from './float-data'
+import { f16ToF32, f32ToF16 } from './float16'
 
 describe('float data', () => {
   it('toFloat32 returns F32 data as is and widens 16-bit data', () => {
@@ -15,6 +16,17 @@ describe('float data', () => {
     expect([...tensorOf('F16', [2], values).data]).toEqual([0x3c00, 0xc000])
     expect([...tensorOf('BF16', [2], values).data]).toEqual([0x3f80, 0xc000])
     expect(tensorOf('F16', [2, 1], values).shape).toEqual([2, 1])
+  })
+
+  it('fromFloat32 saturates finite values beyond F16 at ±65504, where a plain F16 rounding overflows', () => {
+    const values = Float32Array.from([1e6, -1e20, 65504, 65519, 65520, 0.5, -3.4e38])
+    const f16 = fromFloat32('F16', values)
+    expect(Array.from(toFloat32(f16))).toEqual([65504, -65504, 65504, 65504, 65504, 0.5, -65504])
+    expect(Array.from(f16ToF32(f32ToF16(values)))).toContain(Number.POSITIVE_INFINITY)
+    // BF16 has float32's range.
+    expect(Array.from(toFloat32(fromFloat32('BF16', Float32Array.of(1e20)))).every(Number.isFinite)).toBe(
+      true,
+    )
   })
 
   it('sliceRows views rows [begin, end) of the same memory in the same dtype', () => {

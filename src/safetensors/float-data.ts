@@ -15,10 +15,22 @@ export function toFloat32(values: FloatData): Float32Array {
   return values.dtype === 'F16' ? f16ToF32(values.data) : bf16ToF32(values.data)
 }
 
-/** float32 values in `dtype`: F32 keeps `values` (no copy), F16/BF16 round to nearest even. */
+/**
+ * float32 values in `dtype`: F32 keeps `values` (no copy), F16/BF16 round to nearest even. A
+ * finite value beyond F16's range saturates at ±65504 instead of becoming ±Inf: a state must stay
+ * finite to be sent back (the server refuses non-finite states), and the `moments` feature slots
+ * hold gradient-sized values (docs/optimizer-math.md §3), which can exceed it. BF16 has float32's
+ * range.
+ */
 export function fromFloat32(dtype: Dtype, values: Float32Array): FloatData {
   if (dtype === 'F32') return { dtype, data: values }
-  return { dtype, data: dtype === 'F16' ? f32ToF16(values) : f32ToBf16(values) }
+  if (dtype === 'BF16') return { dtype, data: f32ToBf16(values) }
+  const data = f32ToF16(values)
+  for (let i = 0; i < data.length; i++) {
+    // ±Inf from a finite value (only NaN or ±Inf inputs, never in a state, give other patterns).
+    if ((data[i] & 0x7fff) === 0x7c00 && Number.isFinite(values[i])) data[i] = (data[i] & 0x8000) | 0x7bff
+  }
+  return { dtype, data }
 }
 
 /**

@@ -56,7 +56,12 @@ export function createApp<E extends object = object>(
   registerRoutes(app)
 
   let patterns: { method: string; pattern: RegExp }[] | undefined
-  app.notFound((c) => {
+  app.notFound(async (c) => {
+    const assets = c.get('deps')?.assets
+    if (assets !== undefined && (c.req.method === 'GET' || c.req.method === 'HEAD')) {
+      const file = await assets(c.req.raw)
+      if (file !== undefined) return file
+    }
     patterns ??= app.routes
       .filter((r) => r.method !== 'ALL')
       .map((r) => ({ method: r.method, pattern: new RegExp(`^${r.path.replace(/:\w+/g, '[^/]+')}$`) }))

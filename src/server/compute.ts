@@ -7,9 +7,26 @@ import { clip, headerNames, type StateDtype, stateDtypes } from '../contract'
 import { firstNonFinite, OptimizerInputError, type StepResult } from '../core'
 import { type FloatData, fromFloat32, sliceRows, toFloat32, zerosOf } from '../safetensors'
 import type { Ticket } from './compute-queue'
+import type { AppDeps } from './deps'
 import type { AppEnv } from './env'
 import { ApiError } from './errors'
+import type { OptimizerCache } from './optimizer-cache'
 import type { Target } from './registry/resolve'
+
+/**
+ * What optimizer math needs from where it runs: the registry (for weights), the tfjs backend, the
+ * isolate's optimizer cache and its memory hook. A request has one (computeOf); so has a Durable
+ * Object that steps the shards it holds.
+ */
+export interface Compute extends Pick<AppDeps, 'db' | 'initTf' | 'reclaimMemory'> {
+  optimizers: OptimizerCache
+}
+
+/** The request's Compute. */
+export function computeOf(c: Context<AppEnv>): Compute {
+  const { db, initTf, reclaimMemory } = c.get('deps')
+  return { db, initTf, reclaimMemory, optimizers: c.get('optimizers') }
+}
 
 /** Finds the first NaN or ±Infinity (core's firstNonFinite, or a runtime's faster equivalent). */
 export type FiniteScan = (values: Float32Array) => number
@@ -34,10 +51,14 @@ export const maxJsonBodyBytes = 8 * 1024 * 1024
 
 /**
  * Coordinates one request may carry for an optimizer with `stateSize` floats per coordinate: the
- * server's limit, lowered so grads and an F32 state fit one binary body.
+ * server's limit, lowered so grads and an F32 state fit one binary body of `maxBytes`.
  */
-export function coordinateLimit(stateSize: number, serverLimit: number): number {
-  return Math.max(1, Math.min(serverLimit, Math.floor((maxBinaryStepBytes - 65_536) / (4 + 4 * stateSize))))
+export function coordinateLimit(
+  stateSize: number,
+  serverLimit: number,
+  maxBytes = maxBinaryStepBytes,
+): number {
+  return Math.max(1, Math.min(serverLimit, Math.floor((maxBytes - 65_536) / (4 + 4 * stateSize))))
 }
 
 /** Refuses (413) more coordinates than one request may carry. */
@@ -183,15 +204,14 @@ export interface ChunkHooks {
  * possibly that a still-arriving state is finite (the caller answers only after that check).
  */
 export async function stepChunks(
-  c: Context<AppEnv>,
+  compute: Compute,
   target: Target,
   grads: Float32Array,
   state: FloatData | undefined,
   dtype: StateDtype,
   hooks: ChunkHooks,
 ): Promise<void> {
-  const deps = c.get('deps')
-  if (target.kind === 'learned') await deps.initTf()
+  if (target.kind === 'learned') await compute.initTf()
   const s = target.stateSize
   const n = grads.length
   const chunk = chunkCoordinates(s)
@@ -200,7 +220,7 @@ export async function stepChunks(
   const call = async (begin: number, end: number) => {
     // Looked up per call: reclaimMemory may yield, and the LRU may dispose an evicted optimizer then.
     const optimizer =
-      target.kind === 'baseline' ? target.optimizer : await c.get('optimizers').get(deps.db, target.digest)
+      target.kind === 'baseline' ? target.optimizer : await compute.optimizers.get(compute.db, target.digest)
     const stateIn =
       state === undefined ? optimizer.init(end - begin) : toFloat32(sliceRows(state, s, begin, end))
     let result: StepResult
@@ -230,7 +250,7 @@ export async function stepChunks(
     // the queue hands the turn on, and gets it (compute-queue.ts).
     const turn = async () => {
       await call(begin, end)
-      if (n > chunk || (end - begin) * (s + 1) >= reclaimFloats) await deps.reclaimMemory?.()
+      if (n > chunk || (end - begin) * (s + 1) >= reclaimFloats) await compute.reclaimMemory?.()
     }
     if (hooks.turns !== undefined) await hooks.turns.run(turn)
     else await turn()
@@ -242,7 +262,7 @@ export async function stepChunks(
  * its turn through `turns` when given.
  */
 export function runStep(
-  c: Context<AppEnv>,
+  compute: Compute,
   target: Target,
   grads: Float32Array,
   state: FloatData | undefined,
@@ -250,7 +270,7 @@ export function runStep(
   turns?: Pick<Ticket, 'run'>,
 ): Promise<void> {
   const s = target.stateSize
-  return stepChunks(c, target, grads, state, out.state.dtype, {
+  return stepChunks(compute, target, grads, state, out.state.dtype, {
     turns,
     into: (begin, end) => ({
       updates: out.updates.subarray(begin, end),

@@ -3,6 +3,7 @@
  * the app only reads it. Node builds one per process; Workers may build one per request from `env`.
  */
 import type { Db } from '../db/db'
+import { maxBinaryStepBytes, maxJsonBodyBytes } from './compute'
 import { sqlSessionStore } from './sessions/sql-store'
 import type { SessionStore } from './sessions/store'
 
@@ -50,6 +51,13 @@ export interface AppDeps {
   sessions?: SessionStore
   /** Coordinates one step request may carry; defaults to contract's defaultMaxCoordinatesPerRequest. */
   maxCoordinatesPerRequest?: number
+  /**
+   * Largest binary step body, in bytes (gradients and an F32 state), which also bounds the
+   * coordinates a request may carry (compute's coordinateLimit); defaults to maxBinaryStepBytes.
+   */
+  maxBinaryStepBytes?: number
+  /** Largest JSON body of a step, in bytes; defaults to compute's maxJsonBodyBytes. */
+  maxJsonBodyBytes?: number
   /** The clock (tests pin it). Defaults to `() => new Date()`. */
   now?: () => Date
   /** Cryptographically random bytes for ids and keys (tests pin it). Defaults to crypto.getRandomValues. */
@@ -72,6 +80,11 @@ export interface AppDeps {
    * typed arrays) a runtime may collect at once to bound its memory (Node: a minor GC).
    */
   reclaimMemory?: () => void | Promise<void>
+  /**
+   * Optional: the console's static files (Node: the built console/dist folder; Workers: the ASSETS
+   * binding). Asked for GET and HEAD requests that no route takes; undefined means no such file.
+   */
+  assets?: (request: Request) => Promise<Response | undefined>
 }
 
 /**
@@ -82,11 +95,12 @@ export type MakeDeps<E extends object = object> = (env: E) => AppDeps | Promise<
 
 /** AppDeps with every optional field filled in. */
 export interface ResolvedDeps
-  extends Required<Omit<AppDeps, 'log' | 'openBody' | 'reclaimMemory' | 'clientAddress'>> {
+  extends Required<Omit<AppDeps, 'log' | 'openBody' | 'reclaimMemory' | 'clientAddress' | 'assets'>> {
   log: (event: LogEvent) => void
   clientAddress?: (request: Request) => string | undefined
   openBody?: (limit: number) => Promise<BodyReader>
   reclaimMemory?: () => void | Promise<void>
+  assets?: (request: Request) => Promise<Response | undefined>
 }
 
 const defaultRandomBytes = (length: number): Uint8Array => crypto.getRandomValues(new Uint8Array(length))
@@ -104,11 +118,14 @@ export function resolveDeps(deps: AppDeps, defaultMaxCoordinates: number): Resol
     runtime: deps.runtime,
     sessions: deps.sessions ?? sqlSessionStore(deps.db, now),
     maxCoordinatesPerRequest: deps.maxCoordinatesPerRequest ?? defaultMaxCoordinates,
+    maxBinaryStepBytes: deps.maxBinaryStepBytes ?? maxBinaryStepBytes,
+    maxJsonBodyBytes: deps.maxJsonBodyBytes ?? maxJsonBodyBytes,
     now,
     randomBytes: deps.randomBytes ?? defaultRandomBytes,
     log: deps.log ?? defaultLog,
     clientAddress: deps.clientAddress,
     openBody: deps.openBody,
     reclaimMemory: deps.reclaimMemory,
+    assets: deps.assets,
   }
 }

@@ -35,6 +35,7 @@ import {
   versionSchema,
 } from '../contract'
 import type { AppEnv } from './env'
+import { operationExamples, problemExample } from './openapi-examples'
 
 export const problemSchema = z
   .object({
@@ -86,7 +87,7 @@ const problems = (...statuses: number[]) =>
           .filter(([, s]) => s === status)
           .map(([code]) => code)
           .join(', '),
-        content: { [problemMediaType]: { schema: problemSchema } },
+        content: { [problemMediaType]: { schema: problemSchema, example: problemExample(status) } },
       },
     ]),
   )
@@ -104,7 +105,8 @@ const stepHeaders = {
 }
 const client = [{ clientKey: [] }]
 const admin = [{ adminKey: [] }]
-const nameParam = z.object({ name: z.string().meta({ example: 'l2o-mnist' }) })
+const example = (value: string) => z.string().meta({ example: value })
+const nameParam = z.object({ name: example('l2o-mnist') })
 const sessionParams = z.object({ id: z.string().meta({ example: 'ses_0123abcd' }) })
 
 /** Registers every route's description on the app's OpenAPI registry. */
@@ -164,6 +166,30 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
   })
   r.registerPath({
     method: 'get',
+    path: paths.versionFile,
+    tags: ['registry'],
+    summary: 'A file published with a version: a plot or an analysis (immutable, like the version)',
+    request: {
+      params: z.object({
+        name: z.string().meta({ example: 'l2o-mnist' }),
+        version: z.string().meta({ example: '1.1.0' }),
+        file: z.string().meta({ example: 'loss.png' }),
+      }),
+    },
+    responses: {
+      200: {
+        description: "The file's bytes, with its media type; ETag is its digest",
+        content: {
+          'image/png': { schema: { type: 'string', format: 'binary' } },
+          'application/json': { schema: { type: 'object' } },
+        },
+      },
+      304: { description: 'Not modified (If-None-Match matched the ETag)' },
+      ...problems(404),
+    },
+  })
+  r.registerPath({
+    method: 'get',
     path: paths.resolve,
     tags: ['registry'],
     summary: 'Resolve a reference to a version and digest',
@@ -218,7 +244,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
           'application/json': { schema: jsonStepResponseSchema },
         },
       },
-      ...problems(400, 401, 404, 409, 413, 415, 422),
+      ...problems(400, 401, 404, 406, 408, 409, 413, 415, 422, 429, 503),
     },
   })
 
@@ -230,7 +256,13 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
     description: `Pins the digest, the parameter count and the state dtype. Each shard holds at most shardSize coordinates, so that its state and last updates fit one ${maxRowBytes}-byte row. Creating a session writes no shard: a shard starts at step 0. Send an Idempotency-Key to make a retry safe: the same key from the same client answers 200 with the session it created (409 idempotency_conflict if the request differs).`,
     security: client,
     request: {
-      headers: z.object({ 'Idempotency-Key': z.string().max(200).optional() }),
+      headers: z.object({
+        'Idempotency-Key': z
+          .string()
+          .max(200)
+          .optional()
+          .meta({ example: '3b1f8c52-6a4e-4f0e-9d2a-7c5e1b9a0f11' }),
+      }),
       body: { required: true, ...json(createSessionRequestSchema) },
     },
     responses: {
@@ -240,7 +272,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
         ...json(sessionSchema),
       },
       200: { description: 'A retry: the session this Idempotency-Key created', ...json(sessionSchema) },
-      ...problems(400, 401, 404, 409, 415),
+      ...problems(400, 401, 403, 404, 406, 409, 415, 429),
     },
   })
   r.registerPath({
@@ -273,7 +305,11 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
       'step are plain decimals (no leading zeros, no escapes).',
     security: client,
     request: {
-      params: z.object({ id: z.string(), shard: z.number().int().min(0), step: z.number().int().min(1) }),
+      params: z.object({
+        id: z.string().meta({ example: 'ses_0123abcd' }),
+        shard: z.number().int().min(0).meta({ example: 0 }),
+        step: z.number().int().min(1).meta({ example: 1 }),
+      }),
       body: {
         required: true,
         content: {
@@ -291,7 +327,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
           'application/json': { schema: jsonSessionStepResponseSchema },
         },
       },
-      ...problems(400, 401, 404, 409, 413, 415, 422),
+      ...problems(400, 401, 404, 406, 408, 409, 413, 415, 422, 429, 503),
     },
   })
 
@@ -317,6 +353,13 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
                 version: { type: 'string', example: '1.0.0' },
                 weights: { type: 'string', format: 'binary', description: 'model.safetensors' },
                 card: { type: 'string', format: 'binary', description: 'card.json (optional)' },
+                files: {
+                  type: 'array',
+                  items: { type: 'string', format: 'binary' },
+                  description:
+                    'Plots and analyses kept with the version (optional; png, jpg, webp, json, csv, txt, md; ' +
+                    "at most 16 files, 4 MiB each, 8 MiB in all). Their names are the uploads' file names.",
+                },
               },
             },
           },
@@ -335,7 +378,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
     tags: ['admin'],
     summary: 'Deprecate a version: pinned clients keep it (with a Deprecation header); aliases skip it',
     security: admin,
-    request: { params: z.object({ name: z.string(), version: z.string() }) },
+    request: { params: z.object({ name: example('l2o-mnist'), version: example('1.0.0') }) },
     responses: { 200: { description: 'The version', ...json(versionSchema) }, ...problems(401, 403, 404) },
   })
   r.registerPath({
@@ -345,7 +388,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
     summary: 'Point an alias at a version (the move is kept in its history)',
     security: admin,
     request: {
-      params: z.object({ name: z.string(), alias: z.string() }),
+      params: z.object({ name: example('l2o-mnist'), alias: example('stable') }),
       body: { required: true, ...json(moveAliasRequestSchema) },
     },
     responses: {
@@ -371,7 +414,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
     tags: ['admin'],
     summary: 'Create another key for a client (the secret is shown once)',
     security: admin,
-    request: { params: z.object({ id: z.string() }) },
+    request: { params: z.object({ id: example('cli_0123abcd') }) },
     responses: {
       201: { description: 'The key', ...json(createKeyResponseSchema) },
       ...problems(401, 403, 404),
@@ -403,7 +446,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
     tags: ['admin'],
     summary: "A client's quotas, which of them it has of its own, and what it holds",
     security: admin,
-    request: { params: z.object({ id: z.string() }) },
+    request: { params: z.object({ id: example('cli_0123abcd') }) },
     responses: {
       200: { description: 'The quotas', ...json(clientQuotasSchema) },
       ...problems(401, 403, 404),
@@ -416,7 +459,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
     summary: "Set a client's own quotas (null returns a field to the default)",
     security: admin,
     request: {
-      params: z.object({ id: z.string() }),
+      params: z.object({ id: example('cli_0123abcd') }),
       body: { required: true, ...json(setClientQuotasRequestSchema) },
     },
     responses: {
@@ -432,7 +475,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
     description:
       'Revoking a revoked key answers it again. The last active admin key cannot be revoked (409 last_admin_key).',
     security: admin,
-    request: { params: z.object({ id: z.string() }) },
+    request: { params: z.object({ id: example('key_0123abcd') }) },
     responses: {
       200: { description: 'The revoked key', ...json(apiKeySchema) },
       ...problems(401, 403, 404, 409),
@@ -440,10 +483,10 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
   })
 }
 
-/** The OpenAPI document of an app whose routes were described by registerOpenApi. */
+/** The OpenAPI document of an app whose routes were described by registerOpenApi, with its examples. */
 // biome-ignore lint/suspicious/noExplicitAny: independent of the runtime's bindings.
 export function openApiDocument(app: OpenAPIHono<AppEnv<any>>): Record<string, unknown> {
-  return app.getOpenAPI31Document({
+  const document = app.getOpenAPI31Document({
     openapi: '3.1.0',
     info: {
       title: 'l2o: learned optimizers as a service',
@@ -460,5 +503,85 @@ export function openApiDocument(app: OpenAPIHono<AppEnv<any>>): Record<string, u
       { name: 'sessions', description: 'Client key: server-held state' },
       { name: 'admin', description: 'Admin key' },
     ],
-  }) as unknown as Record<string, unknown>
+  }) as unknown as OpenApiDocument
+  addExamples(document)
+  return document as unknown as Record<string, unknown>
+}
+
+interface MediaType {
+  schema?: unknown
+  example?: unknown
+  examples?: Record<string, { value: unknown }>
+}
+interface Operation {
+  parameters?: { name: string; in: string; example?: unknown; schema?: { example?: unknown } }[]
+  requestBody?: { content: Record<string, MediaType> }
+  responses: Record<string, { content?: Record<string, MediaType> }>
+  security?: Record<string, string[]>[]
+  'x-codeSamples'?: { lang: string; label: string; source: string }[]
+}
+interface OpenApiDocument {
+  paths: Record<string, Record<string, Operation>>
+}
+
+// Puts each operation's examples (openapi-examples.ts) on its JSON bodies and its first success
+// answer, and a curl command made from them as x-codeSamples.
+function addExamples(document: OpenApiDocument): void {
+  const examples = operationExamples as Record<
+    string,
+    { request?: unknown; otherRequests?: Record<string, unknown>; response: unknown }
+  >
+  for (const [path, item] of Object.entries(document.paths)) {
+    for (const [method, operation] of Object.entries(item)) {
+      const found = examples[`${method.toUpperCase()} ${path}`]
+      if (found === undefined) continue
+      const json = operation.requestBody?.content['application/json']
+      if (json !== undefined && found.request !== undefined) {
+        json.example = found.request
+        if (found.otherRequests !== undefined) {
+          json.examples = Object.fromEntries(
+            [['learned', found.request], ...Object.entries(found.otherRequests)].map(([k, v]) => [
+              k,
+              { value: v },
+            ]),
+          )
+          delete json.example
+        }
+      }
+      const form = operation.requestBody?.content['multipart/form-data']
+      if (form !== undefined && found.request !== undefined) form.example = found.request
+      const success = Object.keys(operation.responses)
+        .filter((status) => status.startsWith('2') && operation.responses[status].content !== undefined)
+        .sort()[0]
+      const answer = success === undefined ? undefined : operation.responses[success].content
+      const media = answer?.['application/json'] ?? (answer && Object.values(answer)[0])
+      if (media !== undefined) media.example = found.response
+      operation['x-codeSamples'] = [
+        { lang: 'shell', label: 'curl', source: curlOf(method, path, operation, found.request) },
+      ]
+    }
+  }
+}
+
+function curlOf(method: string, path: string, operation: Operation, request: unknown): string {
+  let url = path
+  const query: string[] = []
+  for (const p of operation.parameters ?? []) {
+    const value = String(p.example ?? p.schema?.example ?? `<${p.name}>`)
+    if (p.in === 'path') url = url.replace(`{${p.name}}`, encodeURIComponent(value))
+    if (p.in === 'query') query.push(`${p.name}=${encodeURIComponent(value)}`)
+  }
+  const parts = [
+    `curl -X ${method.toUpperCase()} "$L2O${url}${query.length > 0 ? `?${query.join('&')}` : ''}"`,
+  ]
+  const security = operation.security?.[0]
+  if (security?.adminKey !== undefined) parts.push('-H "Authorization: Bearer $ADMIN"')
+  if (security?.clientKey !== undefined) parts.push('-H "Authorization: Bearer $KEY"')
+  const content = operation.requestBody?.content ?? {}
+  if (content['application/json'] !== undefined && request !== undefined) {
+    parts.push("-H 'Content-Type: application/json'", `-d '${JSON.stringify(request)}'`)
+  } else if (content['multipart/form-data'] !== undefined) {
+    parts.push('-F version=1.0.0 -F weights=@model.safetensors -F card=@card.json -F files=@loss.png')
+  }
+  return parts.join(' \\\n  ')
 }

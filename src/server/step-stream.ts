@@ -9,7 +9,7 @@ import { metadataKeys, type StateDtype, safetensorsMediaType } from '../contract
 import { bytesOf, sliceRows, type Tensor } from '../safetensors'
 import { readyThrough } from './body'
 import { ChunkQueue } from './chunk-queue'
-import { assertFiniteState, stepChunks, stepHeaders } from './compute'
+import { assertFiniteState, computeOf, stepChunks, stepHeaders } from './compute'
 import type { BodyReader } from './deps'
 import type { AppEnv } from './env'
 import { describeError } from './errors'
@@ -41,7 +41,7 @@ export async function streamStepAnswer(
   // Coordinates whose sent state is checked finite. Each chunk's state is checked just before its
   // step overwrites it in place (the body buffer is this request's own), the rest once the body is in.
   let checked = 0
-  const computing = stepChunks(c, target, grads, sentState, dtype, {
+  const computing = stepChunks(computeOf(c), target, grads, sentState, dtype, {
     before: async (begin, end) => {
       if (sentState !== undefined) {
         await readyThrough(body, sentState.data.subarray(0, end * s))

@@ -1,6 +1,13 @@
 import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { paperArchitecture, quadraticArchitecture } from '../../test/support/random'
+import {
+  extendedArchitecture,
+  paperArchitecture,
+  quadraticArchitecture,
+  randomLstmWeights,
+} from '../../test/support/random'
 import { type Architecture, architectureJson, inputSize, weightShapes } from '../contract'
 import type { LstmWeights } from '../core/lstm-weights'
 import { decode, encode, type Tensor } from '../safetensors'
@@ -78,6 +85,44 @@ describe('weight files', () => {
     for (const t of file.tensors.values()) expect(t.dtype).toBe('F32')
   })
 
+  it('reads the extended fixture files train/ wrote, with their input layer', async () => {
+    const root = path.join(import.meta.dirname, '../../test/fixtures/extended')
+    for (const [name, inputShape] of [
+      ['moments-elu-tanh', [8, 4]],
+      ['moments-linear', undefined],
+    ] as const) {
+      const bytes = new Uint8Array(readFileSync(path.join(root, name, 'model.safetensors')))
+      const golden = decode(new Uint8Array(readFileSync(path.join(root, name, 'golden.safetensors'))))
+      const { weights, digest } = await readWeightFile(bytes)
+      expect(digest).toBe(golden.metadata?.digest)
+      expect(weights.architecture).toHaveProperty('features.kind', 'moments')
+      const file = decode(bytes)
+      if (inputShape === undefined) {
+        expect(weights.input).toBeUndefined()
+      } else {
+        expect(file.tensors.get('input.weight')?.shape).toEqual(inputShape)
+        expect(weights.input?.weight).toEqual(file.tensors.get('input.weight')?.data)
+        expect(weights.input?.bias).toEqual(file.tensors.get('input.bias')?.data)
+      }
+      expect(decodeLstmWeights(encodeLstmWeights(weights))).toEqual(weights)
+    }
+  })
+
+  it('round-trips extended weights, with and without an input layer', () => {
+    const noLayer = {
+      ...extendedArchitecture,
+      inputLayer: undefined,
+      output: { kind: 'linear', scale: 2 },
+    } as const
+    for (const arch of [extendedArchitecture, noLayer]) {
+      const weights = randomLstmWeights(arch, 3)
+      const file = decode(encodeLstmWeights(weights))
+      expect([...file.tensors.keys()].sort()).toEqual([...weightShapes(arch).keys()].sort())
+      expect(file.metadata?.architecture).toBe(architectureJson(arch))
+      expect(decodeLstmWeights(encodeLstmWeights(weights))).toEqual(weights)
+    }
+  })
+
   it('returns copies that do not alias the file bytes', () => {
     const bytes = encodeLstmWeights(weightsFor(quadratic))
     const weights = decodeLstmWeights(bytes)
@@ -137,6 +182,44 @@ describe('weight files', () => {
         /layers/,
       )
       expectCode(() => decodeLstmWeights(encode(tensors, { format: 'l2o/1' })), 'invalid_architecture')
+    })
+
+    it('an extended architecture with absurd or non-finite parameters, naming the field', () => {
+      const { tensors, metadata } = decode(encodeLstmWeights(randomLstmWeights(extendedArchitecture, 4)))
+      const withArch = (architecture: string) =>
+        decodeLstmWeights(encode(new Map(tensors), { ...metadata, architecture }))
+      const features = extendedArchitecture.features
+      for (const [bad, field] of [
+        [{ features: { ...features, beta2: 1 } }, /features\.beta2/],
+        [{ features: { ...features, beta1: [0.9, 1.5] } }, /features\.beta1\.1/],
+        [{ features: { ...features, eps: 0 } }, /features\.eps/],
+        [{ output: { kind: 'tanh', scale: 1e39 } }, /output\.scale/],
+        [{ inputLayer: { size: 8, activation: 'relu' } }, /inputLayer\.activation/],
+        [{ outputScale: 0.1 }, /outputScale/],
+      ] as const) {
+        const text = JSON.stringify({ ...extendedArchitecture, ...bad })
+        expectCode(() => withArch(text), 'invalid_architecture', field)
+      }
+      // Python writes NaN and Infinity as bare words, which are not JSON.
+      const nan = architectureJson(extendedArchitecture).replace('1e-08', 'NaN')
+      expectCode(() => withArch(nan), 'invalid_architecture', /not valid JSON/)
+    })
+
+    it("an extended file without its input layer's bias, or with an input layer it does not declare", () => {
+      const { tensors, metadata } = decode(encodeLstmWeights(randomLstmWeights(extendedArchitecture, 4)))
+      const missing = new Map(tensors)
+      missing.delete('input.bias')
+      expectCode(
+        () => decodeLstmWeights(encode(missing, metadata)),
+        'invalid_weights',
+        /moments, elu 8, tanh: missing tensor "input\.bias" \[8\]/,
+      )
+      const undeclared = architectureJson({ ...extendedArchitecture, inputLayer: undefined })
+      expectCode(
+        () => decodeLstmWeights(encode(new Map(tensors), { ...metadata, architecture: undeclared })),
+        'invalid_weights',
+        /unexpected tensor "input\.weight"/,
+      )
     })
 
     it('a missing tensor, naming it and its shape', () => {

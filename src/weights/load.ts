@@ -6,8 +6,10 @@
  */
 import {
   type Architecture,
+  architectureFormSchema,
   architectureJson,
-  architectureSchema,
+  isExtended,
+  lstmSpec,
   WEIGHTS_FORMAT,
   weightShapes,
 } from '../contract'
@@ -46,7 +48,7 @@ export function parseArchitecture(json: string): Architecture {
   } catch {
     throw new WeightsError('invalid_architecture', 'metadata "architecture" is not valid JSON')
   }
-  const parsed = architectureSchema.safeParse(raw)
+  const parsed = architectureFormSchema(raw).safeParse(raw)
   if (!parsed.success) {
     const why = parsed.error.issues
       .slice(0, 5)
@@ -124,10 +126,18 @@ function checkTensors(arch: Architecture, tensors: ReadonlyMap<string, Tensor>):
     const more = problems.length > 8 ? `; and ${problems.length - 8} more` : ''
     throw new WeightsError(
       'invalid_weights',
-      `weights do not match architecture L=${arch.layers} H=${arch.hidden} ${arch.preprocessing}: ${shown}${more}`,
+      `weights do not match architecture L=${arch.layers} H=${arch.hidden} ${describeKinds(arch)}: ${shown}${more}`,
     )
   }
   return values
+}
+
+/** The kinds of an architecture in a few words, for messages: `log-sign`, `moments, elu 8, tanh`. */
+function describeKinds(arch: Architecture): string {
+  const spec = lstmSpec(arch)
+  if (!isExtended(arch)) return spec.features.kind
+  const layer = spec.inputLayer === null ? [] : [`${spec.inputLayer.activation} ${spec.inputLayer.size}`]
+  return [spec.features.kind, ...layer, spec.output.kind].join(', ')
 }
 
 /**

@@ -18,9 +18,11 @@ import {
 } from '../../examples/mnist-mlp'
 import { type LstmWeights, lstmOptimizer } from '../../src/core'
 import { initTf } from '../../src/runtime/tf-node'
+import { bf16ToF32, f32ToBf16 } from '../../src/safetensors'
 import { L2oClient, type RemoteMode } from '../../src/sdk'
 import { TfOptimizer } from '../../src/sdk/tf'
 import { encodeLstmWeights, readWeightFile } from '../../src/weights'
+import { randomGradients } from '../support/random'
 import { type ServerProcess, startServer } from './server-process'
 
 const steps = 100
@@ -201,6 +203,64 @@ describe('SDK against the Node server', () => {
       expect(got.params.every(Number.isFinite)).toBe(true)
       expect(maxAbsDiff(got.params, expected.params)).toBeLessThanOrEqual(1e-6)
       expect(got.losses).toHaveLength(steps)
+    }, 60_000)
+  }
+})
+
+/** Publishes a weight file through the admin API of the running server. */
+async function publishFile(name: string, bytes: Uint8Array): Promise<void> {
+  const form = new FormData()
+  form.set('version', '1.0.0')
+  form.set('weights', new Blob([bytes]), 'model.safetensors')
+  const res = await fetch(`${server.url}/v1/admin/optimizers/${name}/versions`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${server.adminKey}` },
+    body: form,
+  })
+  expect(res.status, await res.clone().text()).toBeLessThan(300)
+}
+
+describe('SDK with an extended optimizer (S read from /v1/resolve)', () => {
+  const extendedPath = 'test/fixtures/extended/moments-elu-tanh/model.safetensors'
+  const n = 2500
+  const silent = [0, 1234, n - 1]
+  /** Gradients of step t over 12 orders of magnitude, the `silent` coordinates always ±0. */
+  const gradsAt = (t: number) => {
+    const grads = randomGradients(n, 100 + t)
+    for (const i of silent) grads[i] = t % 2 ? 0 : -0
+    return grads
+  }
+
+  beforeAll(async () => {
+    await publishFile('sdk-extended', new Uint8Array(readFileSync(extendedPath)))
+  })
+
+  for (const [mode, stateDtype] of [
+    ['stateless', 'F32'],
+    ['stateless', 'BF16'],
+    ['session', 'F32'],
+  ] as const) {
+    it(`steps it in ${mode} mode (${stateDtype} state) as the in-process core, across a checkpoint`, async () => {
+      const l2o = new L2oClient({ baseUrl: server.url, apiKey: server.clientKey, concurrency: 3 })
+      let opt = await l2o.remoteOptimizer({
+        optimizer: 'sdk-extended@1.0.0',
+        mode,
+        stateDtype,
+        maxCoordinatesPerRequest: 1000,
+      })
+      expect(opt.resolved.stateSize).toBe(37)
+      const core = lstmOptimizer((await readWeightFile(new Uint8Array(readFileSync(extendedPath)))).weights)
+      let state = core.init(n)
+      for (let t = 0; t < 4; t++) {
+        if (t === 2) opt = await l2o.loadOptimizer(opt.save(), { maxCoordinatesPerRequest: 1000 })
+        const updates = await opt.step(gradsAt(t))
+        const want = core.update(gradsAt(t), state)
+        // A BF16 state is rounded between steps: the same math from the rounded state.
+        state = stateDtype === 'BF16' ? bf16ToF32(f32ToBf16(want.state)) : want.state
+        expect(maxAbsDiff(updates, want.updates), `step ${t}`).toBeLessThanOrEqual(1e-6)
+        for (const i of silent) expect(Object.is(updates[i], 0), `coordinate ${i}`).toBe(true)
+      }
+      await opt.close()
     }, 60_000)
   }
 })

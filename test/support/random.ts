@@ -1,5 +1,5 @@
-import { seededRandom } from '../../examples/mnist-mlp'
-import { type Architecture, weightShapes } from '../../src/contract'
+import { seededRandom } from '../../examples/seeded-random'
+import { type Architecture, type ExtendedArchitecture, weightShapes } from '../../src/contract'
 import { type LstmWeights, lstmWeightsFromTensors } from '../../src/core/lstm-weights'
 
 // mulberry32, the examples' seeded PRNG (floats in [0, 1); same seed, same sequence): one copy.
@@ -55,6 +55,16 @@ export const quadraticArchitecture: Architecture = {
   hidden: 3,
   preprocessing: 'none',
   outputScale: 1,
+}
+
+/** The extended architecture of l2o-mlp's shape (docs/optimizer-math.md §1): S = 2·2·8 + 5 = 37. */
+export const extendedArchitecture: ExtendedArchitecture = {
+  kind: 'lstm-cw',
+  layers: 2,
+  hidden: 8,
+  features: { kind: 'moments', beta1: [0.5, 0.9, 0.99], beta2: 0.99, eps: 1e-8 },
+  inputLayer: { size: 8, activation: 'elu' },
+  output: { kind: 'tanh', scale: 0.1 },
 }
 
 /**

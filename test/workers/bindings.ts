@@ -6,7 +6,7 @@ import path from 'node:path'
 import { readD1Migrations } from '@cloudflare/vitest-pool-workers'
 import { seedStatements } from '../../scripts/seed-d1'
 import { readShippedVersions } from '../../src/runtime/shipped-weights'
-import { encodeLstmWeights } from '../../src/weights'
+import { digestOf, encodeLstmWeights } from '../../src/weights'
 import { randomLstmWeights } from '../support/random'
 
 const root = path.resolve(import.meta.dirname, '../..')
@@ -36,11 +36,21 @@ export async function testBindings() {
       TEST_SEED_SQL: seedSql,
       TEST_KEYS: testKeys,
       TEST_SHIPPED: shipped.map((v) => `${v.name}@${v.version}`),
+      TEST_SHIPPED_FILES: await Promise.all(
+        shipped.flatMap((v) =>
+          (v.files ?? []).map(async (f) => ({
+            path: `/v1/optimizers/${v.name}/versions/${v.version}/files/${f.name}`,
+            digest: await digestOf(f.bytes),
+          })),
+        ),
+      ),
     },
     dataBlobBindings: {
       TEST_BIG_WEIGHTS: bigWeights,
       TEST_PARITY_WEIGHTS: path.join(root, 'test/fixtures/workers-weights.safetensors'),
       TEST_PARITY_CASE: path.join(root, 'test/fixtures/workers-step.safetensors'),
+      TEST_EXTENDED_WEIGHTS: path.join(root, 'test/fixtures/extended/moments-elu-tanh/model.safetensors'),
+      TEST_EXTENDED_CASE: path.join(root, 'test/fixtures/workers-step-extended.safetensors'),
     },
   }
 }

@@ -12,9 +12,14 @@ declare global {
       TEST_KEYS: { admin: string; client: string }
       /** name@version of every optimizer under weights/. */
       TEST_SHIPPED: string[]
+      /** Every plot and analysis shipped under weights/: where the API serves it, and its digest. */
+      TEST_SHIPPED_FILES: { path: string; digest: string }[]
       TEST_BIG_WEIGHTS: ArrayBuffer
       TEST_PARITY_WEIGHTS: ArrayBuffer
       TEST_PARITY_CASE: ArrayBuffer
+      /** An extended-architecture weight file (train/'s fixture) and the Node runtime's steps of it. */
+      TEST_EXTENDED_WEIGHTS: ArrayBuffer
+      TEST_EXTENDED_CASE: ArrayBuffer
     }
     // Types `exports.default` (the Worker's own fetch) from wrangler's main module.
     interface GlobalProps {

@@ -63,6 +63,39 @@ describe('a D1 seeded by scripts/seed-d1.ts', () => {
     expect(response.status).toBe(403)
   })
 
+  it('serves every plot and analysis shipped under weights/, byte for byte', async () => {
+    expect(env.TEST_SHIPPED_FILES.length).toBeGreaterThan(0)
+    for (const file of env.TEST_SHIPPED_FILES) {
+      const response = await get(file.path)
+      expect(response.status, file.path).toBe(200)
+      expect(await digestOf(new Uint8Array(await response.arrayBuffer())), file.path).toBe(file.digest)
+    }
+  })
+
+  it('keeps a published file larger than one D1 row in chunks and serves it whole', async () => {
+    const plot = new Uint8Array(1_500_000).map((_, i) => (i * 7) % 256)
+    plot.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+    const form = new FormData()
+    form.append('version', '2.0.0')
+    form.append('weights', new File([new Uint8Array(env.TEST_BIG_WEIGHTS)], 'model.safetensors'))
+    form.append('files', new File([plot], 'big.png'))
+    const published = await exports.default.fetch(
+      new Request('http://l2o.test/v1/admin/optimizers/seed-plotted/versions', {
+        method: 'POST',
+        body: form,
+        headers: auth('admin'),
+      }),
+    )
+    expect(published.status).toBe(201)
+    const chunks = await env.DB.prepare(
+      "SELECT length(bytes) AS n FROM version_file_chunks WHERE name = 'seed-plotted' ORDER BY chunk",
+    ).all()
+    expect(chunks.results.map((r) => r.n)).toEqual([1_000_000, 500_000])
+    const response = await get('/v1/optimizers/seed-plotted/versions/2.0.0/files/big.png')
+    expect(response.headers.get('content-type')).toBe('image/png')
+    expect(await digestOf(new Uint8Array(await response.arrayBuffer()))).toBe(await digestOf(plot))
+  })
+
   it('serves every optimizer shipped under weights/', async () => {
     for (const reference of env.TEST_SHIPPED) {
       const response = await get(`/v1/resolve?ref=${reference}`)

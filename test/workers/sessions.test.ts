@@ -1,10 +1,10 @@
 import { env, exports } from 'cloudflare:workers'
-import { and, eq } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/d1'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { isForeignKeyViolation } from '../../src/db/db'
 import * as schema from '../../src/db/schema'
 import { decode, encode } from '../../src/safetensors'
+import { objectName } from '../../src/server/sessions/durable-store'
 import {
   decodeParityCase,
   maxAbsDiff,
@@ -60,7 +60,7 @@ beforeAll(async () => {
   sessionId = session.id
 })
 
-describe('a session on D1 inside workerd', () => {
+describe('a session inside workerd (its shards in Durable Objects)', () => {
   it('applies step 1 as the stateless step from a fresh state, and a retry returns the same bytes', async () => {
     const first = await sendStep(1, fixture.grads1)
     expect(first.status).toBe(200)
@@ -77,15 +77,12 @@ describe('a session on D1 inside workerd', () => {
     expect(response.status).toBe(409)
     expect(response.headers.get('content-type')).toBe('application/problem+json')
     expect(await response.json()).toMatchObject({ code: 'step_conflict', currentStep: 1, expectedStep: 2 })
-    const shard = await drizzle(env.DB, { schema })
-      .select({ step: schema.sessionShards.step })
-      .from(schema.sessionShards)
-      .where(and(eq(schema.sessionShards.sessionId, sessionId), eq(schema.sessionShards.shard, 0)))
-      .get()
-    expect(shard?.step).toBe(1)
+    expect(await env.SESSION_SHARDS.getByName(objectName(sessionId, 0)).steps(sessionId)).toEqual(
+      new Map([[0, 1]]),
+    )
   })
 
-  it('continues from the state it stored in D1 (step 2 equals the Node runtime second step)', async () => {
+  it('continues from the state its object stored (step 2 equals the Node runtime second step)', async () => {
     const response = await sendStep(2, fixture.grads2)
     expect(response.status).toBe(200)
     expect(maxAbsDiff(await updatesOf(response), fixture.updates2)).toBeLessThanOrEqual(parityTolerance)
@@ -109,8 +106,9 @@ describe('a session on D1 inside workerd', () => {
   it('is gone once deleted', async () => {
     expect((await call('DELETE', `/v1/sessions/${sessionId}`, auth('client'))).status).toBe(204)
     expect((await call('GET', `/v1/sessions/${sessionId}`, auth('client'))).status).toBe(404)
-    const left = await env.DB.prepare('SELECT count(*) AS n FROM session_shards').first('n')
-    expect(left).toBe(0)
+    expect(await env.SESSION_SHARDS.getByName(objectName(sessionId, 0)).steps(sessionId)).toEqual(new Map())
+    // Nothing of it ever went to D1's shard table.
+    expect(await env.DB.prepare('SELECT count(*) AS n FROM session_shards').first('n')).toBe(0)
   })
 })
 

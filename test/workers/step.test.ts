@@ -7,6 +7,7 @@ import * as schema from '../../src/db/schema'
 import { digestOf } from '../../src/weights'
 import {
   decodeParityCase,
+  extendedParityName,
   maxAbsDiff,
   parityName,
   parityRequests,
@@ -17,6 +18,7 @@ import {
 import { auth, seed } from './seed'
 
 const fixture = decodeParityCase(new Uint8Array(env.TEST_PARITY_CASE))
+const extended = decodeParityCase(new Uint8Array(env.TEST_EXTENDED_CASE))
 
 const post = (path: string, body: BodyInit, headers: Record<string, string>) =>
   exports.default.fetch(new Request(`http://l2o.test${path}`, { method: 'POST', body, headers }))
@@ -38,6 +40,15 @@ beforeAll(async () => {
   const published = await post(`/v1/admin/optimizers/${parityName}/versions`, form, auth('admin'))
   expect(published.status).toBe(201)
   expect(await published.json()).toMatchObject({ digest: fixture.digest, created: true })
+  const extendedForm = new FormData()
+  extendedForm.set('version', parityVersion)
+  extendedForm.set('weights', new Blob([env.TEST_EXTENDED_WEIGHTS]), 'model.safetensors')
+  const publishedExtended = await post(
+    `/v1/admin/optimizers/${extendedParityName}/versions`,
+    extendedForm,
+    auth('admin'),
+  )
+  expect(publishedExtended.status).toBe(201)
 })
 
 describe('a weight file published through the Worker', () => {
@@ -76,5 +87,31 @@ describe('a learned binary step inside workerd', () => {
     expect(maxAbsDiff(result.state, fixture.state2)).toBeLessThanOrEqual(parityTolerance)
     // Not a vacuous match: the updates move, and the second step's differ from the first's.
     expect(maxAbsDiff(fixture.updates2, fixture.updates1)).toBeGreaterThan(1e-4)
+  })
+})
+
+describe('an extended optimizer (moments, ELU input layer, tanh output) inside workerd', () => {
+  it('reports its state width from /v1/resolve', async () => {
+    const res = await exports.default.fetch(
+      new Request(`http://l2o.test/v1/resolve?ref=${extendedParityName}`),
+    )
+    expect(await res.json()).toMatchObject({ digest: extended.digest, stateSize: 37 })
+  })
+
+  it('equals the Node runtime over two chained steps, unseen coordinates exactly +0', async () => {
+    const { first, second } = parityRequests(extended, extendedParityName)
+    for (const [body, updates, state] of [
+      [first, extended.updates1, extended.state1],
+      [second, extended.updates2, extended.state2],
+    ] as const) {
+      const result = await binaryStep(body)
+      expect(result.digest).toBe(extended.digest)
+      expect(maxAbsDiff(result.updates, updates)).toBeLessThanOrEqual(parityTolerance)
+      expect(maxAbsDiff(result.state, state)).toBeLessThanOrEqual(parityTolerance)
+      // The golden's last 6 coordinates only ever see ±0.
+      for (let i = updates.length - 6; i < updates.length; i++)
+        expect(Object.is(result.updates[i], 0)).toBe(true)
+    }
+    expect(maxAbsDiff(extended.updates2, extended.updates1)).toBeGreaterThan(1e-4)
   })
 })

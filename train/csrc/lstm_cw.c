@@ -94,9 +94,10 @@ static inline void store(float *row, vf v, int nb) {
 }
 
 int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int feature_kind, float p,
-                     int k_moments, const double *beta1, double beta2, double eps, int output_kind,
-                     float out_scale, const float *params, const float *grads, float *state,
-                     int64_t ld, float *updates, int64_t n) {
+                     int k_moments, const double *beta1, double beta2, double eps, double log_rms,
+                     int output_kind, float out_scale, const float *params, const float *grads,
+                     float *state, int64_t ld, float *updates, int64_t n) {
+  const double exp_neg_q = log_rms > 0.0 ? exp(-log_rms) : 0.0;
   const int H = hidden, F = feat_in, E = input_size;
   if (H > MAXW || F > MAXW || E > MAXW || layers > 16) return -1;
   const int lstm = 2 * layers * H;
@@ -140,6 +141,11 @@ int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int fe
         store(mrow, mn, nb);
       }
       for (int l = 0; l < LANES; l++) x[K][l] = (float)(gd[l] / den[l]);
+      if (log_rms > 0.0) /* the gradient's scale: log(max(r, e^-q)) / q */
+        for (int l = 0; l < LANES; l++) {
+          double rr = (double)rn[l] > exp_neg_q ? (double)rn[l] : exp_neg_q;
+          x[K + 1][l] = (float)(log(rr) / log_rms);
+        }
       store(rrow, rn, nb);
       store(zrow, seen, nb);
     }
@@ -200,13 +206,13 @@ int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int fe
  * so a step's working set stays in cache whatever n is. */
 int l2o_lstm_cw_blocks(int layers, int hidden, int feat_in, int input_size, int feature_kind,
                        float p, int k_moments, const double *beta1, double beta2, double eps,
-                       int output_kind, float out_scale, const float *params, const float *grads,
-                       float *state, int64_t block, float *updates, int64_t n) {
+                       double log_rms, int output_kind, float out_scale, const float *params,
+                       const float *grads, float *state, int64_t block, float *updates, int64_t n) {
   const int64_t s = 2 * (int64_t)layers * hidden + (feature_kind == FEAT_MOMENTS ? k_moments + 2 : 0);
   for (int64_t b = 0; b * block < n; b++) {
     const int64_t j = b * block, m = n - j < block ? n - j : block;
     int rc = l2o_lstm_cw_step(layers, hidden, feat_in, input_size, feature_kind, p, k_moments, beta1,
-                              beta2, eps, output_kind, out_scale, params, grads + j,
+                              beta2, eps, log_rms, output_kind, out_scale, params, grads + j,
                               state + b * s * block, block, updates + j, m);
     if (rc != 0) return rc;
   }

@@ -91,3 +91,28 @@ def test_reader_rejects_truncated_files(tmp_path):
         pass
     else:
         raise AssertionError("truncated file accepted")
+
+
+def test_an_extended_architecture_round_trips_and_its_golden_tests_the_zero_gradient_rule(tmp_path):
+    from train.export import ALWAYS_ZERO, LATE_START
+    from train.tests.helpers import MOMENTS
+
+    opt = _trained_like(LSTMOptimizer(layers=2, hidden=6, features={**MOMENTS, "logRms": 10.0}, input_size=5,
+                                      output={"kind": "tanh", "scale": 0.1}))
+    digest = export_model(opt, tmp_path / "model.safetensors")
+    back = load_model(tmp_path / "model.safetensors")
+    assert back.architecture() == opt.architecture()
+    assert json.loads(st.read(tmp_path / "model.safetensors")[1]["architecture"])["features"]["logRms"] == 10.0
+    g, state = torch.randn(50) * 1e-2, back.init_state(50)
+    for a, b in zip(opt(g, state), back(g, state)):
+        assert torch.equal(a, b)
+    tensors = make_golden(back, digest, tmp_path / "golden.safetensors", steps=8, n=64)
+    grads, updates, states = tensors["grads"], tensors["updates"], tensors["states"]
+    assert grads.shape == (8, 64) and states.shape == (9, 64, opt.state_size)
+    zero = slice(64 - ALWAYS_ZERO, 64)
+    late = slice(64 - ALWAYS_ZERO - LATE_START, 64 - ALWAYS_ZERO)
+    assert torch.all(grads[:, zero] == 0) and torch.all(updates[:, zero] == 0)
+    assert torch.all(torch.signbit(updates[:, zero]) == 0), "never-nonzero coordinates get exactly +0"
+    assert torch.all(updates[:2, late] == 0)
+    seen = (grads[:, late] != 0).cumsum(dim=0) > 0  # a nonzero gradient has come by step t
+    assert torch.all((updates[:, late] != 0) == seen) and seen[2:].any()

@@ -227,3 +227,28 @@ def test_errors_from_the_real_server(server, learned):
     client.delete_session(session["id"])
     with pytest.raises(l2o.NotFoundError):
         client.get_session(session["id"])
+
+
+EXTENDED = os.path.join(ROOT, "test", "fixtures", "extended", "moments-elu-tanh", "model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def extended(server):
+    """An optimizer of the extended architecture (docs/optimizer-math.md): train/'s fixture file."""
+    with open(EXTENDED, "rb") as f:
+        publish(server, "py-extended", "1.0.0", f.read())
+    return "py-extended@1.0.0"
+
+
+def test_extended_optimizer_reads_its_state_width_and_steps_in_both_modes(server, extended):
+    assert l2o.Client(server, CLIENT_KEY).resolve(extended).state_size == 37  # 2·2·8 + 3 + 2
+    a, sa, _ = train(remote(server, optimizer=extended, mode="stateless", max_coordinates_per_request=16))
+    b, sb, _ = train(remote(server, optimizer=extended, mode="session"))
+    c, _, _ = train(remote(server, optimizer=extended, mode="stateless", state_dtype="BF16"))
+    for x, y in zip(a, b):
+        assert torch.equal(x.detach(), y.detach())
+    # The bias of the quadratic never gets a nonzero gradient: the zero-gradient rule keeps it at 0.
+    for params in (a, b, c):
+        assert torch.equal(params[1].detach(), torch.zeros(3))
+    assert len(sa._shards) == 4
+    sb.close()

@@ -19,6 +19,7 @@ import { optimizers, versions } from '../../db/schema'
 import { decodeLstmWeights, digestOf, WeightsError } from '../../weights'
 import { ApiError } from '../errors'
 import { isSettableAlias, moveAlias } from './aliases'
+import { attachFiles, checkFiles, type FileInput, filesByVersion } from './files'
 
 /** What a publish needs: the weight file's bytes and, optionally, its card. */
 export interface PublishInput {
@@ -28,6 +29,8 @@ export interface PublishInput {
   weights: Uint8Array
   /** card.json, parsed (any JSON object), or its text. */
   card?: unknown
+  /** Plots and analysis files to keep with the version (files.ts says which kinds and sizes). */
+  files?: FileInput[]
   /** Shown in listings (the newest version's wins); taken from card.description when absent. */
   description?: string
   /**
@@ -45,7 +48,7 @@ export const maxCardBytes = 256 * 1024
 const rowMarginBytes = 16 * 1024
 
 /**
- * Validates and stores a version, then points `latest` and the input's `aliases` at it, and
+ * Validates and stores a version with its files, then points `latest` and the input's `aliases` at it, and
  * `stable` too when the name has none yet (and the version is not a pre-release). The same bytes again create nothing
  * (`created: false`); the same name@version with other bytes is a 409 version_conflict.
  *
@@ -77,6 +80,8 @@ export async function publishVersion(
     )
   }
   const cardText = cardToText(input.card, name, version)
+  const files = await checkFiles(input.files ?? [])
+  const fileNames = files.map((f) => f.name)
   if (weights.byteLength + (cardText?.length ?? 0) + rowMarginBytes > maxRowBytes) {
     throw new ApiError(
       'payload_too_large',
@@ -108,7 +113,10 @@ export async function publishVersion(
     .where(and(eq(versions.name, name), eq(versions.version, version)))
     .get()
   if (sameVersion !== undefined) {
-    if (sameVersion.digest === digest) return { name, version, digest, created: false }
+    if (sameVersion.digest === digest) {
+      await attachFiles(db, name, version, files, now)
+      return { name, version, digest, created: false, files: fileNames }
+    }
     throw new ApiError(
       'version_conflict',
       `${name}@${version} exists with digest ${sameVersion.digest}; versions are immutable, publish a new version number`,
@@ -120,7 +128,10 @@ export async function publishVersion(
     .from(versions)
     .where(and(eq(versions.name, name), eq(versions.digest, digest)))
     .get()
-  if (sameBytes !== undefined) return { name, version: sameBytes.version, digest, created: false }
+  if (sameBytes !== undefined) {
+    const stored = (await filesByVersion(db, name)).get(sameBytes.version) ?? []
+    return { name, version: sameBytes.version, digest, created: false, files: stored.map((f) => f.name) }
+  }
 
   const at = now.toISOString()
   const description = input.description ?? cardDescription(cardText) ?? ''
@@ -142,6 +153,7 @@ export async function publishVersion(
     .returning({ version: versions.version })
   // A concurrent publish of the same version won the race: answer as if it came first.
   if (inserted.length === 0) return publishVersion(db, input, now)
+  await attachFiles(db, name, version, files, now)
   // The name's description follows the newest version that has one.
   if (description !== '') await db.update(optimizers).set({ description }).where(eq(optimizers.name, name))
 
@@ -150,7 +162,7 @@ export async function publishVersion(
   if (!version.includes('-') && !input.aliases?.includes('stable')) {
     await moveAlias(db, { name, alias: 'stable', version, digest }, now, { onlyIfAbsent: true })
   }
-  return { name, version, digest, created: true }
+  return { name, version, digest, created: true, files: fileNames }
 }
 
 /** Largest |update| a published optimizer may produce for any finite input (and state). */
@@ -178,9 +190,18 @@ export function assertBoundedUpdates(weights: LstmWeights): void {
       how = `|outputScale| · (Σ|head.weight| + |head.bias|) = ${bound}`
       break
     }
+    case 'tanh': {
+      // update = scale · tanh(W_out·h + b_out): at most |scale|, provided the head's value is a
+      // number (a float32 sum of terms beyond its range could be ∞ − ∞).
+      let sum = Math.abs(weights.head.bias[0])
+      for (const w of weights.head.weight) sum += Math.abs(w)
+      bound = sum <= 3.4e38 ? Math.abs(output.scale) : Number.POSITIVE_INFINITY
+      how = `|outputScale| = ${Math.abs(output.scale)} (Σ|head.weight| + |head.bias| = ${sum})`
+      break
+    }
     default: {
-      const unknown: never = output.kind
-      throw new WeightsError('invalid_weights', `no update bound for output kind ${String(unknown)}`)
+      const unknown: never = output
+      throw new WeightsError('invalid_weights', `no update bound for output ${JSON.stringify(unknown)}`)
     }
   }
   if (!(bound <= maxUpdateMagnitude)) {

@@ -33,14 +33,20 @@ describe('publishing', () => {
     const res = await publish('fresh', { version: '1.0.0', weights, card })
     expect(res.status).toBe(201)
     const digest = await digestOf(weights)
-    expect(await res.json()).toEqual({ name: 'fresh', version: '1.0.0', digest, created: true })
+    expect(await res.json()).toEqual({ name: 'fresh', version: '1.0.0', digest, created: true, files: [] })
 
     const before = s.snapshot()
     const again = await publish('fresh', { version: '1.0.0', weights, card })
     expect(again.status).toBe(200)
-    expect(await again.json()).toEqual({ name: 'fresh', version: '1.0.0', digest, created: false })
+    expect(await again.json()).toEqual({ name: 'fresh', version: '1.0.0', digest, created: false, files: [] })
     const sameBytes = await publish('fresh', { version: '1.0.1', weights })
-    expect(await sameBytes.json()).toEqual({ name: 'fresh', version: '1.0.0', digest, created: false })
+    expect(await sameBytes.json()).toEqual({
+      name: 'fresh',
+      version: '1.0.0',
+      digest,
+      created: false,
+      files: [],
+    })
     expect(s.snapshot()).toBe(before)
 
     const detail = (await (await s.app.request('/v1/optimizers/fresh')).json()) as Record<string, unknown>
@@ -49,6 +55,65 @@ describe('publishing', () => {
       { alias: 'latest', version: '1.0.0' },
       { alias: 'stable', version: '1.0.0' },
     ])
+  })
+
+  it('publishes plots and analyses with a version and serves them, immutable, beside its card', async () => {
+    const plot = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3])
+    const analysis = JSON.stringify({ fits: { adam: { r2: 0.93 } } })
+    const body = form({ version: '1.0.0', weights: weightFile(12) })
+    body.append('files', new File([plot], 'loss.png'))
+    body.append('files', new File([analysis], 'analysis.json'))
+    const res = await s.app.request('/v1/admin/optimizers/plotted/versions', {
+      method: 'POST',
+      body,
+      headers: s.adminAuth,
+    })
+    expect(res.status).toBe(201)
+    expect(await res.json()).toMatchObject({ created: true, files: ['analysis.json', 'loss.png'] })
+
+    const detail = (await (await s.app.request('/v1/optimizers/plotted')).json()) as {
+      versions: { files: { name: string; mediaType: string; sizeBytes: number; digest: string }[] }[]
+    }
+    expect(detail.versions[0].files).toEqual([
+      {
+        name: 'analysis.json',
+        mediaType: 'application/json',
+        sizeBytes: analysis.length,
+        digest: await digestOf(new TextEncoder().encode(analysis)),
+      },
+      { name: 'loss.png', mediaType: 'image/png', sizeBytes: plot.length, digest: await digestOf(plot) },
+    ])
+
+    const file = await s.app.request('/v1/optimizers/plotted/versions/1.0.0/files/loss.png')
+    expect(file.status).toBe(200)
+    expect(file.headers.get('content-type')).toBe('image/png')
+    expect(file.headers.get('cache-control')).toContain('immutable')
+    expect(file.headers.get('x-content-type-options')).toBe('nosniff')
+    expect(new Uint8Array(await file.arrayBuffer())).toEqual(plot)
+    const cached = await s.app.request('/v1/optimizers/plotted/versions/1.0.0/files/loss.png', {
+      headers: { 'if-none-match': file.headers.get('etag')! },
+    })
+    expect(cached.status).toBe(304)
+    const json = await s.app.request('/v1/optimizers/plotted/versions/1.0.0/files/analysis.json')
+    expect(await json.json()).toEqual(JSON.parse(analysis))
+    await expectProblem(
+      await s.app.request('/v1/optimizers/plotted/versions/1.0.0/files/other.png'),
+      404,
+      'not_found',
+    )
+
+    // Files are immutable like the version: other files for it are refused.
+    const again = form({ version: '1.0.0', weights: weightFile(12) })
+    again.append('files', new File([plot.slice(0, 9)], 'loss.png'))
+    await expectProblem(
+      await s.app.request('/v1/admin/optimizers/plotted/versions', {
+        method: 'POST',
+        body: again,
+        headers: s.adminAuth,
+      }),
+      409,
+      'version_conflict',
+    )
   })
 
   it('moves aliases with history and deprecates versions, which alias resolution then skips', async () => {
@@ -227,7 +292,7 @@ describe('admin routes refuse bad input with problem+json and change nothing', (
       () =>
         s.app.request('/v1/admin/optimizers/x/versions', {
           method: 'POST',
-          body: new Uint8Array(3_000_000),
+          body: new Uint8Array(11_000_000),
           headers: { ...s.adminAuth, 'content-type': 'multipart/form-data; boundary=x' },
         }),
       413,

@@ -19,6 +19,7 @@ import { bodyKindOf, mediaTypeOf, parseJson, readBody } from '../body'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
 import { moveAlias } from '../registry/aliases'
+import { filesByVersion, maxFilesBytes } from '../registry/files'
 import { maxCardBytes, publishVersion } from '../registry/publish'
 import { learnedDetail, versionColumns, versionInfo } from './registry'
 
@@ -27,7 +28,7 @@ const otherAdminKeyRemains = sql`((select role from clients where clients.id = a
   or exists (select 1 from api_keys as other join clients on clients.id = other.client_id
     where clients.role = 'admin' and other.revoked_at is null and other.id <> api_keys.id))`
 
-const maxPublishBodyBytes = maxRowBytes + maxCardBytes + 64 * 1024
+const maxPublishBodyBytes = maxRowBytes + maxCardBytes + maxFilesBytes + 64 * 1024
 
 // biome-ignore lint/suspicious/noExplicitAny: routes are independent of the runtime's bindings.
 export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
@@ -38,7 +39,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
     if (mediaTypeOf(c.req.raw) !== 'multipart/form-data') {
       throw new ApiError(
         'unsupported_media_type',
-        'send multipart/form-data with fields version, weights (model.safetensors) and optionally card (card.json)',
+        'send multipart/form-data with fields version, weights (model.safetensors), optionally card (card.json) and files (plots, analyses; repeat the field)',
         { accepted: ['multipart/form-data'] },
       )
     }
@@ -65,6 +66,16 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
       )
     }
     const cardText = card === null ? undefined : typeof card === 'string' ? card : await card.text()
+    const files = []
+    for (const value of form.getAll('files') as unknown as (Blob | string)[]) {
+      if (typeof value === 'string' || !('name' in value) || typeof value.name !== 'string') {
+        throw new ApiError(
+          'invalid_request',
+          'form field files must be files with names: curl -F files=@loss.png -F files=@analysis.json',
+        )
+      }
+      files.push({ name: value.name, bytes: new Uint8Array(await value.arrayBuffer()) })
+    }
     const result = await publishVersion(
       deps.db,
       {
@@ -72,6 +83,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
         version,
         weights: new Uint8Array(await weights.arrayBuffer()),
         card: cardText,
+        files,
       },
       deps.now(),
     )
@@ -97,7 +109,8 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
         .where(and(where, eq(versions.status, 'active')))
     }
     const updated = await deps.db.select(versionColumns).from(versions).where(where).get()
-    return c.json(versionInfo(updated!))
+    const files = (await filesByVersion(deps.db, name)).get(version) ?? []
+    return c.json(versionInfo(updated!, files))
   })
 
   app.put(honoPath(paths.adminAlias), async (c) => {

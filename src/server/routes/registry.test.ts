@@ -6,6 +6,7 @@ import {
   problemMediaType,
   resolveResponseSchema,
 } from '../../contract'
+import { docsAssets } from './docs'
 
 const s = useTestServer()
 
@@ -42,6 +43,12 @@ describe('registry reads (public)', () => {
     expect(detail.versions[0].architecture).toMatchObject({ layers: 1, hidden: 4 })
     const adam = optimizerDetailSchema.parse((await get('/v1/optimizers/adam')).body)
     expect(adam).toMatchObject({ kind: 'baseline', hyperparameters: { beta1: 0.9, beta2: 0.999, eps: 1e-8 } })
+    expect(adam.hyperparameterSpecs).toEqual({
+      learningRate: { range: 'in (0, 100]' },
+      beta1: { range: 'in [0, 1)', default: 0.9 },
+      beta2: { range: 'in [0, 1)', default: 0.999 },
+      eps: { range: 'in (0, 1]', default: 1e-8 },
+    })
   })
 
   it('resolves names, versions, aliases and digests to the same digest', async () => {
@@ -187,12 +194,14 @@ describe('meta routes', () => {
     )
   })
 
-  it('renders /docs as one self-contained HTML page', async () => {
+  it("serves /docs as a Swagger UI page that loads only this server's own assets", async () => {
     const res = await s.app.request('/docs')
     expect(res.headers.get('content-type')).toContain('text/html')
+    expect(res.headers.get('content-security-policy')).toContain("script-src 'self'")
     const html = await res.text()
-    expect(html).toContain('/v1/sessions/{id}/shards/{shard}/steps/{step}')
-    expect(html).toContain('application/vnd.l2o.safetensors')
-    expect(html).not.toMatch(/<script|<link|https?:\/\/(?!www\.w3)/)
+    const loaded = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1])
+    expect(loaded).toEqual(expect.arrayContaining(Object.values(docsAssets)))
+    expect(loaded.every((url) => url.startsWith('/') || url.startsWith('data:'))).toBe(true)
+    expect(html).toContain('data-openapi="/openapi.json"')
   })
 })

@@ -12,14 +12,16 @@ import {
   type Resolved,
   routes,
   stateDtypes,
+  type VersionFile,
   type VersionInfo,
 } from '../../contract'
-import { baselineDefaults, baselineNames, baselines, isBaseline } from '../../core'
+import { type Baseline, baselineDefaults, baselineNames, baselines, isBaseline } from '../../core'
 import type { Db } from '../../db/db'
 import { aliases, aliasHistory, optimizers, versions } from '../../db/schema'
 import { coordinateLimit, stepHeaders } from '../compute'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
+import { filesByVersion, readVersionFile } from '../registry/files'
 import { resolveReference } from '../registry/resolve'
 import { compareSemver } from '../registry/semver'
 
@@ -64,6 +66,16 @@ export function registerRegistry(app: OpenAPIHono<AppEnv<any>>): void {
         versions: [],
         aliases: [],
         hyperparameters: baselineDefaults(name),
+        hyperparameterSpecs: Object.fromEntries(
+          Object.entries(baselines[name].hyperparameters as Baseline['hyperparameters']).map(
+            ([key, spec]) => [
+              key,
+              spec.default === undefined
+                ? { range: spec.range.text }
+                : { range: spec.range.text, default: spec.default },
+            ],
+          ),
+        ),
       }
       return c.json(detail)
     }
@@ -75,6 +87,30 @@ export function registerRegistry(app: OpenAPIHono<AppEnv<any>>): void {
       )
     }
     return c.json(detail)
+  })
+
+  app.get(honoPath(paths.versionFile), async (c) => {
+    const { name, version, file } = c.req.param()
+    const found = await readVersionFile(c.get('deps').db, name, version, file)
+    if (found === undefined) {
+      throw new ApiError(
+        'not_found',
+        `no file '${file.slice(0, 100)}' in ${name.slice(0, 80)}@${version.slice(0, 40)}; GET /v1/optimizers/${name.slice(0, 80)} lists each version's files`,
+      )
+    }
+    const etag = `"${found.info.digest}"`
+    const headers = {
+      ETag: etag,
+      // A version's files never change: cache them for a year.
+      'Cache-Control': 'public, max-age=31536000, immutable',
+      'X-Content-Type-Options': 'nosniff',
+      'Content-Security-Policy': "default-src 'none'; sandbox",
+    }
+    if (c.req.header('if-none-match') === etag) return c.body(null, 304, headers)
+    return c.body(found.bytes as Uint8Array<ArrayBuffer>, 200, {
+      ...headers,
+      'Content-Type': found.info.mediaType,
+    })
   })
 
   app.get(routes.resolve, async (c) => {
@@ -109,7 +145,11 @@ export function registerRegistry(app: OpenAPIHono<AppEnv<any>>): void {
       architecture: target.kind === 'learned' ? target.architecture : null,
       hyperparameters: target.kind === 'baseline' ? target.hyperparameters : null,
       stateSize: target.stateSize,
-      maxCoordinatesPerRequest: coordinateLimit(target.stateSize, deps.maxCoordinatesPerRequest),
+      maxCoordinatesPerRequest: coordinateLimit(
+        target.stateSize,
+        deps.maxCoordinatesPerRequest,
+        deps.maxBinaryStepBytes,
+      ),
       stateDtypes: [...stateDtypes],
     }
     return c.json(body, 200, stepHeaders(target))
@@ -128,11 +168,14 @@ export async function learnedDetail(db: Db, name: string): Promise<OptimizerDeta
     .from(aliasHistory)
     .where(eq(aliasHistory.name, name))
     .orderBy(asc(aliasHistory.id))
+  const files = await filesByVersion(db, name)
   return {
     name,
     kind: 'learned',
     description: optimizer.description,
-    versions: versionRows.sort((a, b) => compareSemver(a.version, b.version)).map(versionInfo),
+    versions: versionRows
+      .sort((a, b) => compareSemver(a.version, b.version))
+      .map((v) => versionInfo(v, files.get(v.version) ?? [])),
     aliases: aliasRows.map(
       (a): AliasInfo => ({
         alias: a.alias,
@@ -159,17 +202,20 @@ export const versionColumns = {
   card: versions.card,
 }
 
-/** A version row as the API shows it. */
-export function versionInfo(row: {
-  name: string
-  version: string
-  digest: string
-  status: 'active' | 'deprecated'
-  createdAt: string
-  sizeBytes: number
-  architecture: string
-  card: string | null
-}): VersionInfo {
+/** A version row, with its files, as the API shows it. */
+export function versionInfo(
+  row: {
+    name: string
+    version: string
+    digest: string
+    status: 'active' | 'deprecated'
+    createdAt: string
+    sizeBytes: number
+    architecture: string
+    card: string | null
+  },
+  files: VersionFile[],
+): VersionInfo {
   return {
     name: row.name,
     version: row.version,
@@ -179,5 +225,6 @@ export function versionInfo(row: {
     sizeBytes: row.sizeBytes,
     architecture: JSON.parse(row.architecture) as Architecture,
     card: row.card === null ? null : JSON.parse(row.card),
+    files,
   }
 }

@@ -1,24 +1,25 @@
 /**
  * Sessions (DESIGN §6): server-held state, sharded so one shard (state + last updates) fits
- * maxRowBytes, kept by the deps' SessionStore. Step t of a shard is applied once: t = current + 1
- * applies, t = current replays the stored updates byte for byte, anything else is 409 step_conflict.
+ * maxRowBytes, kept by the deps' SessionStore. Step t of a shard is applied once (the store's
+ * stepShard): t = current + 1 applies, t = current replays the stored updates byte for byte,
+ * anything else is 409 step_conflict.
  */
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { clip, createSessionRequestSchema, headerNames, honoPath, paths, routes } from '../../contract'
-import { firstNonFinite } from '../../core'
 import { requireKey } from '../auth'
 import { bodyKindOf, parseJson, readBody } from '../body'
-import { assertFinite, maxJsonBodyBytes, newStepOutput, runStep } from '../compute'
+import { assertFinite, computeOf } from '../compute'
 import { admitCompute } from '../compute-queue'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
-import { randomId, sha256Hex } from '../ids'
+import { randomId } from '../ids'
 import { quotaExceeded } from '../quotas'
 import { resolveBound, resolvePinned } from '../registry/resolve'
+import { shardCompute } from '../sessions/shard-step'
 import { describeSession, shardCount, shardRange, shardSizeFor } from '../sessions/shards'
 import { sessionStepAnswer, sessionStepGrads } from '../sessions/step-body'
-import type { SessionRecord, ShardState } from '../sessions/store'
+import type { SessionRecord } from '../sessions/store'
 
 // biome-ignore lint/suspicious/noExplicitAny: routes are independent of the runtime's bindings.
 export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
@@ -59,17 +60,17 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
         `${headerNames.idempotencyKey} '${clip(idempotencyKey ?? '')}' already created session ${earlier.id} from another request (${earlier.optimizer}, ${earlier.numParams} parameters, ${earlier.stateDtype}); send a new key for a new session`,
       )
     }
-    const steps = await deps.sessions.shardSteps(earlier.id)
+    const steps = await deps.sessions.shardSteps(earlier)
     return c.json(describeSession(earlier, steps), 200, { Location: routes.session(earlier.id) })
   })
 
   app.get(honoPath(paths.session), requireKey(), async (c) => {
     const session = await ownSession(c)
-    return c.json(describeSession(session, await c.get('deps').sessions.shardSteps(session.id)))
+    return c.json(describeSession(session, await c.get('deps').sessions.shardSteps(session)))
   })
 
   app.delete(honoPath(paths.session), requireKey(), async (c) => {
-    await c.get('deps').sessions.delete((await ownSession(c)).id)
+    await c.get('deps').sessions.delete(await ownSession(c))
     return c.body(null, 204)
   })
 
@@ -78,7 +79,6 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
 
 async function sessionStep(c: Context<AppEnv>): Promise<Response> {
   const deps = c.get('deps')
-  const store = deps.sessions
   const session = await ownSession(c)
   const shards = shardCount(session)
   // The path's own text, not Hono's decoded params: '%32' and '02' are not the number 2.
@@ -96,7 +96,7 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
   const { offset, length } = shardRange(session, shard)
 
   const kind = bodyKindOf(c.req.raw, ['binary', 'json'])
-  const bytes = await readBody(c, kind === 'binary' ? 4 * length + 64 * 1024 : maxJsonBodyBytes)
+  const bytes = await readBody(c, kind === 'binary' ? 4 * length + 64 * 1024 : deps.maxJsonBodyBytes)
   const grads = sessionStepGrads(kind, bytes, session, t)
   if (grads.length !== length) {
     throw new ApiError(
@@ -106,43 +106,16 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
   }
   assertFinite(grads)
   const target = await resolvePinned(deps.db, session)
-  const gradsHash = await sha256Hex(new Uint8Array(grads.buffer, grads.byteOffset, grads.byteLength))
 
-  // One turn from reading the shard to writing it back: shards stepped in parallel never hold
-  // several shards' state and garbage at once.
-  return c.get('ticket').run(async () => {
-    const stored = await store.readShard(session, shard)
-    const current = stored?.step ?? 0
-    // A resent step t: the same gradients get its stored updates, byte for byte.
-    const replay = (applied: ShardState) => {
-      if (applied.gradsHash !== null && applied.gradsHash !== gradsHash) throw replayMismatch(shard, t)
-      // A row stored before results were checked may hold an overflow: it is never sent.
-      if (firstNonFinite(applied.updates) >= 0) {
-        throw new ApiError(
-          'non_finite_result',
-          `step ${t} of shard ${shard} overflowed when it was applied, before this server refused such steps; start a new session`,
-        )
-      }
-      return sessionStepAnswer(c, kind, target, t, applied.updates)
-    }
-    if (t === current && stored !== undefined) return replay(stored)
-    if (t !== current + 1) throw stepConflict(shard, current, t)
-
-    const out = newStepOutput(length, session.stateSize, session.stateDtype)
-    await runStep(c, target, grads, stored?.state, out)
-    // Conditional on the old step, so two concurrent requests for t cannot both apply it.
-    const next = { step: t, state: out.state, updates: out.updates, gradsHash }
-    if ((await store.advanceShard(session, shard, current, next)) === 'applied') {
-      return sessionStepAnswer(c, kind, target, t, out.updates)
-    }
-
-    // Another request applied a step in between: answer as a retry would be answered now.
-    const now = await store.readShard(session, shard)
-    if (now?.step === t) return replay(now)
-    // No shard at all: the session was deleted since ownSession read it.
-    if (now === undefined && !(await store.exists(session.id))) throw sessionNotFound(session.id)
-    throw stepConflict(shard, now?.step ?? 0, t)
-  })
+  // One turn of the compute queue from reading the shard to writing it back: shards stepped in
+  // parallel never hold several shards' state and garbage at once.
+  const here = shardCompute(computeOf(c), target, session, c.get('ticket'))
+  const step = await deps.sessions.stepShard(session, shard, t, grads, here)
+  if (step.outcome === 'gone') throw sessionNotFound(session.id)
+  if (step.outcome === 'conflict') throw stepConflict(shard, step.current, t)
+  if (step.outcome === 'replay_mismatch') throw replayMismatch(shard, t)
+  if (step.outcome === 'non_finite') throw new ApiError('non_finite_result', step.detail, step.extensions)
+  return sessionStepAnswer(c, kind, target, t, step.updates)
 }
 
 /**
@@ -169,7 +142,7 @@ async function withinSessionQuotas(c: Context<AppEnv>, session: SessionRecord): 
     )
   }
   if (refusal === undefined) return
-  await store.delete(session.id)
+  await store.delete(session)
   throw refusal
 }
 

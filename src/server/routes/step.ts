@@ -24,9 +24,8 @@ import {
   assertCoordinates,
   assertFinite,
   assertFiniteState,
+  computeOf,
   coordinateLimit,
-  maxBinaryStepBytes,
-  maxJsonBodyBytes,
   newStepOutput,
   parseStateDtype,
   runStep,
@@ -43,8 +42,9 @@ import { streamStepAnswer } from '../step-stream'
 export function registerStep(app: OpenAPIHono<AppEnv<any>>): void {
   app.post(routes.step, requireKey(), admitCompute(), async (c) => {
     const kind = bodyKindOf(c.req.raw, ['binary', 'json'])
-    if (kind === 'json') return jsonStep(c, await readBody(c, maxJsonBodyBytes))
-    return binaryStep(c, await openBody(c, maxBinaryStepBytes))
+    const deps = c.get('deps')
+    if (kind === 'json') return jsonStep(c, await readBody(c, deps.maxJsonBodyBytes))
+    return binaryStep(c, await openBody(c, deps.maxBinaryStepBytes))
   })
 }
 
@@ -81,7 +81,7 @@ async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Respons
   const target = await resolveBound(deps.db, reference, hyperparameters, digest)
   const n = grads.length
   const s = target.stateSize
-  assertCoordinates(n, coordinateLimit(s, deps.maxCoordinatesPerRequest))
+  assertCoordinates(n, coordinateLimit(s, deps.maxCoordinatesPerRequest, deps.maxBinaryStepBytes))
   if (sentState !== undefined) {
     const [rows, cols] = sentState.shape
     if (sentState.shape.length !== 2 || rows !== n || cols !== s) {
@@ -110,7 +110,10 @@ async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response
   assertCoordinates(n, deps.maxCoordinatesPerRequest)
   const digest = checkDigestField(request.digest, arrays.state !== undefined)
   const target = await resolveBound(deps.db, request.optimizer, request.hyperparameters, digest)
-  assertCoordinates(n, coordinateLimit(target.stateSize, deps.maxCoordinatesPerRequest))
+  assertCoordinates(
+    n,
+    coordinateLimit(target.stateSize, deps.maxCoordinatesPerRequest, deps.maxBinaryStepBytes),
+  )
   if (arrays.state !== undefined && arrays.state.length !== n * target.stateSize) {
     throw new ApiError(
       'shape_mismatch',
@@ -124,7 +127,7 @@ async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response
   if (state !== undefined) assertFiniteState(state, target.stateSize)
 
   const out = newStepOutput(n, target.stateSize, dtype)
-  await runStep(c, target, grads, state, out, c.get('ticket'))
+  await runStep(computeOf(c), target, grads, state, out, c.get('ticket'))
   // JsonStepResponse, written without arrays of 80,000 boxed numbers, a piece at a time.
   const head: Omit<JsonStepResponse, 'updates' | 'state'> = {
     optimizer: target.label,

@@ -18,13 +18,16 @@ export function shardSizeFor(stateSize: number, dtype: StateDtype, maxCoordinate
   )
 }
 
+/** A session's layout: how many coordinates, in shards of how many. */
+export type ShardLayout = Pick<SessionRecord, 'numParams' | 'shardSize'>
+
 /** Number of shards of a session. */
-export function shardCount(session: SessionRecord): number {
+export function shardCount(session: ShardLayout): number {
   return Math.ceil(session.numParams / session.shardSize)
 }
 
 /** The coordinates [offset, offset + length) of shard `index`. */
-export function shardRange(session: SessionRecord, index: number): { offset: number; length: number } {
+export function shardRange(session: ShardLayout, index: number): { offset: number; length: number } {
   const offset = index * session.shardSize
   return { offset, length: Math.min(session.shardSize, session.numParams - offset) }
 }

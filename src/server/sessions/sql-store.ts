@@ -8,9 +8,9 @@
 import { and, count, eq, sql } from 'drizzle-orm'
 import { type Db, isForeignKeyViolation } from '../../db/db'
 import { sessionShards, sessions } from '../../db/schema'
-import { bytesOf, type FloatData, ITEMSIZE } from '../../safetensors'
-import { shardRange } from './shards'
-import type { SessionRecord, SessionStore, ShardState } from './store'
+import { shardBlobs, storedShard } from './shard-bytes'
+import { type ShardCells, stepShardOn } from './shard-step'
+import type { AdvanceOutcome, SessionRecord, SessionStore, ShardState } from './store'
 
 /** A SessionStore on `db`; `now` stamps the shard rows. */
 export function sqlSessionStore(db: Db, now: () => Date): SessionStore {
@@ -22,6 +22,51 @@ export function sqlSessionStore(db: Db, now: () => Date): SessionStore {
       .get()
   const shardWhere = (id: string, shard: number) =>
     and(eq(sessionShards.sessionId, id), eq(sessionShards.shard, shard))
+
+  const exists = async (id: string) => {
+    const row = await db.select({ id: sessions.id }).from(sessions).where(eq(sessions.id, id)).get()
+    return row !== undefined
+  }
+
+  /** The shards of `session`, one row each. */
+  const cells = (session: SessionRecord): ShardCells => ({
+    async read(shard) {
+      const row = await db
+        .select({
+          step: sessionShards.step,
+          state: sessionShards.state,
+          updates: sessionShards.updates,
+          gradsHash: sessionShards.gradsHash,
+        })
+        .from(sessionShards)
+        .where(shardWhere(session.id, shard))
+        .get()
+      return row === undefined ? undefined : storedShard(session, shard, row)
+    },
+
+    async advance(shard, from, next: ShardState): Promise<AdvanceOutcome> {
+      const values = { step: next.step, ...shardBlobs(next), updatedAt: now().toISOString() }
+      const written =
+        from === 0
+          ? await db
+              .insert(sessionShards)
+              .values({ sessionId: session.id, shard, ...values })
+              .onConflictDoNothing()
+              .returning({ step: sessionShards.step })
+              .catch((error: unknown) => {
+                // The session is gone: its shard cannot be stored.
+                if (isForeignKeyViolation(error)) return []
+                throw error
+              })
+          : await db
+              .update(sessionShards)
+              .set(values)
+              .where(and(shardWhere(session.id, shard), eq(sessionShards.step, from)))
+              .returning({ step: sessionShards.step })
+      return written.length === 1 ? 'applied' : 'conflict'
+    },
+    exists: () => exists(session.id),
+  })
 
   return {
     async create(session) {
@@ -47,66 +92,18 @@ export function sqlSessionStore(db: Db, now: () => Date): SessionStore {
         .get()
     },
 
-    async exists(id) {
-      const row = await db.select({ id: sessions.id }).from(sessions).where(eq(sessions.id, id)).get()
-      return row !== undefined
-    },
+    exists,
 
-    async shardSteps(id) {
+    async shardSteps(session) {
       const rows = await db
         .select({ shard: sessionShards.shard, step: sessionShards.step })
         .from(sessionShards)
-        .where(eq(sessionShards.sessionId, id))
+        .where(eq(sessionShards.sessionId, session.id))
       return new Map(rows.map((r) => [r.shard, r.step]))
     },
 
-    async readShard(session, shard) {
-      const row = await db
-        .select({
-          step: sessionShards.step,
-          state: sessionShards.state,
-          updates: sessionShards.updates,
-          gradsHash: sessionShards.gradsHash,
-        })
-        .from(sessionShards)
-        .where(shardWhere(session.id, shard))
-        .get()
-      if (row === undefined) return undefined
-      const elements = shardRange(session, shard).length * session.stateSize
-      return {
-        step: row.step,
-        state: stateFrom(row.state, session, elements),
-        updates: f32View(row.updates),
-        gradsHash: row.gradsHash,
-      }
-    },
-
-    async advanceShard(session, shard, from, next: ShardState) {
-      const values = {
-        step: next.step,
-        state: bytesOf(next.state),
-        updates: bytesOf(next.updates),
-        gradsHash: next.gradsHash,
-        updatedAt: now().toISOString(),
-      }
-      const written =
-        from === 0
-          ? await db
-              .insert(sessionShards)
-              .values({ sessionId: session.id, shard, ...values })
-              .onConflictDoNothing()
-              .returning({ step: sessionShards.step })
-              .catch((error: unknown) => {
-                // The session is gone: its shard cannot be stored.
-                if (isForeignKeyViolation(error)) return []
-                throw error
-              })
-          : await db
-              .update(sessionShards)
-              .set(values)
-              .where(and(shardWhere(session.id, shard), eq(sessionShards.step, from)))
-              .returning({ step: sessionShards.step })
-      return written.length === 1 ? 'applied' : 'conflict'
+    stepShard(session, shard, t, grads, here) {
+      return stepShardOn(cells(session), here, shard, t, grads)
     },
 
     async usage(clientId) {
@@ -118,7 +115,7 @@ export function sqlSessionStore(db: Db, now: () => Date): SessionStore {
       return { sessions: row?.sessions ?? 0, coordinates: Number(row?.coordinates ?? 0) }
     },
 
-    async delete(id) {
+    async delete({ id }) {
       // A first step of a shard may insert its row between the two deletes (steps run outside any
       // transaction, and D1 has none across statements): delete the shards again then.
       for (let attempt = 1; ; attempt++) {
@@ -132,22 +129,4 @@ export function sqlSessionStore(db: Db, now: () => Date): SessionStore {
       }
     },
   }
-}
-
-/** A stored F32 blob as a Float32Array (a view when aligned). */
-function f32View(bytes: Uint8Array): Float32Array {
-  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice()
-  return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4)
-}
-
-function stateFrom(bytes: Uint8Array, session: SessionRecord, elements: number): FloatData {
-  const dtype = session.stateDtype
-  if (bytes.byteLength !== elements * ITEMSIZE[dtype]) {
-    throw new Error(
-      `stored shard state has ${bytes.byteLength} bytes, expected ${elements * ITEMSIZE[dtype]}`,
-    )
-  }
-  if (dtype === 'F32') return { dtype, data: f32View(bytes) }
-  const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice()
-  return { dtype, data: new Uint16Array(aligned.buffer, aligned.byteOffset, elements) }
 }

@@ -1,10 +1,11 @@
 /**
  * Where sessions live (DESIGN §6): one small interface for every storage backend, so the routes
  * never know which one runs. A session is a record written once; each of its shards is a state
- * that moves one step at a time, by compare-and-set.
+ * that moves one step at a time, applied exactly once next to where it is stored.
  *
- * Implementations: sql-store.ts (the registry's SQLite on Node, D1 on Workers). AppDeps.sessions
- * injects another (e.g. Durable Objects); by default the app uses the SQL store on AppDeps.db.
+ * Implementations: sql-store.ts (the registry's SQLite on Node, or D1), durable-store.ts (Durable
+ * Objects on Workers, with a session index in D1). AppDeps.sessions injects one; by default the
+ * app uses the SQL store on AppDeps.db.
  */
 import type { StateDtype } from '../../contract'
 import type { FloatData } from '../../safetensors'
@@ -45,6 +46,31 @@ export interface ShardState {
 /** What a compare-and-set of a shard did: stored it, or found the shard elsewhere (or gone). */
 export type AdvanceOutcome = 'applied' | 'conflict'
 
+/**
+ * What asking for step t of a shard came to: its updates (applied now, or stored by an earlier
+ * request for t with the same gradients: the same bytes), a conflict with the shard's current
+ * step, a resent t whose gradients differ from those t was applied with (replay_mismatch), a
+ * result that is not finite (nothing stored; `detail` says where), or a session that is gone.
+ * Plain data, so that it crosses a Durable Object's RPC as it is.
+ */
+export type ShardStepOutcome =
+  | { outcome: 'updates'; updates: Float32Array }
+  | { outcome: 'conflict'; current: number }
+  | { outcome: 'replay_mismatch' }
+  | { outcome: 'non_finite'; detail: string; extensions?: Record<string, unknown> }
+  | { outcome: 'gone' }
+
+/** How a shard's step runs in the isolate that asks for it (sessions/shard-step.ts makes one). */
+export interface ShardCompute {
+  /** The optimizer step of `grads` from `state` (undefined: a fresh state), in the session's dtype. */
+  step(
+    state: FloatData | undefined,
+    grads: Float32Array,
+  ): Promise<{ updates: Float32Array; state: FloatData }>
+  /** Runs a whole shard step (read, math, write) in the isolate's one-at-a-time lane. */
+  exclusive<T>(task: () => Promise<T>): Promise<T>
+}
+
 /** Session persistence. Every method may be called concurrently, also from other isolates. */
 export interface SessionStore {
   /**
@@ -57,16 +83,22 @@ export interface SessionStore {
   /** Whether session `id` still exists. */
   exists(id: string): Promise<boolean>
   /** Steps applied so far, by shard index; a shard never stepped is absent (at step 0). */
-  shardSteps(id: string): Promise<Map<number, number>>
-  /** A shard's latest step, or undefined when it has none stored (a fresh state at step 0). */
-  readShard(session: SessionRecord, shard: number): Promise<ShardState | undefined>
+  shardSteps(session: SessionRecord): Promise<Map<number, number>>
   /**
-   * Stores `next` as the shard's state if it is still at step `from` (0: none stored yet);
-   * 'conflict' when another step got there first, or when the session is gone.
+   * Applies step `t` of a shard exactly once: t = current + 1 runs the optimizer on `grads` and
+   * stores the new state; t = current answers the stored updates byte for byte; any other t is a
+   * conflict. Concurrent requests for the same t apply it once. `here` runs the step in the
+   * calling isolate; a store whose shards live elsewhere runs the same step next to them instead.
    */
-  advanceShard(session: SessionRecord, shard: number, from: number, next: ShardState): Promise<AdvanceOutcome>
-  /** Deletes a session and every shard of it, also shards whose first step lands meanwhile. */
-  delete(id: string): Promise<void>
+  stepShard(
+    session: SessionRecord,
+    shard: number,
+    t: number,
+    grads: Float32Array,
+    here: ShardCompute,
+  ): Promise<ShardStepOutcome>
+  /** Deletes a session and every shard of it, also shards whose step lands meanwhile. */
+  delete(session: SessionRecord): Promise<void>
   /** What a client holds, for its quotas: its sessions and their coordinates (numParams) summed. */
   usage(clientId: string): Promise<{ sessions: number; coordinates: number }>
 }

@@ -1,0 +1,200 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { extendedArchitecture, randomLstmWeights } from '../../test/support/random'
+import { lstmSpec, type MomentsFeatures } from '../contract'
+import { cellInputsInto, inputLayerInto, maskUnseen, momentsInto, outputOf } from './kinds'
+
+const f32 = Math.fround
+
+/** One coordinate's moments step: features, new slots and seen, from its slots [m…, r, z]. */
+function momentsStep(f: MomentsFeatures, g: number, slots: number[]) {
+  const k = f.beta1.length
+  const x = new Array<number>(k + 1)
+  const next = new Array<number>(k + 2)
+  const seen = new Uint8Array(1)
+  momentsInto(f, [g], slots, k + 2, 0, x, k + 1, next, seen)
+  return { x, next, seen: seen[0] }
+}
+
+/** A history of gradients through momentsStep from fresh slots: the last step's result. */
+function momentsRun(f: MomentsFeatures, grads: number[]) {
+  let slots = new Array<number>(f.beta1.length + 2).fill(0)
+  let last = momentsStep(f, 0, slots)
+  for (const g of grads) {
+    last = momentsStep(f, g, slots)
+    slots = last.next
+  }
+  return last
+}
+
+const moments: MomentsFeatures = { kind: 'moments', beta1: [0.5, 0.9], beta2: 0.99, eps: 1e-8 }
+
+describe('moments features (docs/optimizer-math.md §3)', () => {
+  it('start the averages at the first nonzero gradient: m = g, r = |g|, x = g/(|g|+ε)', () => {
+    const g = f32(-0.3)
+    const { x, next, seen } = momentsStep(moments, g, [0, 0, 0, 0])
+    expect(next).toEqual([g, g, f32(0.3), 1])
+    const x0 = f32(g / (f32(0.3) + 1e-8))
+    expect(x).toEqual([x0, x0, x0])
+    expect(seen).toBe(1)
+  })
+
+  it('then follow the doc step by step, in float64 rounded once per stored value', () => {
+    const [m1, m2, r, g] = [f32(0.2), f32(-0.1), f32(0.25), f32(0.7)]
+    const { x, next } = momentsStep(moments, g, [m1, m2, r, 1])
+    const m1New = f32(0.5 * m1 + (1 - 0.5) * g)
+    const m2New = f32(0.9 * m2 + (1 - 0.9) * g)
+    const rNew = f32(Math.sqrt(0.99 * r * r + (1 - 0.99) * g * g))
+    expect(next).toEqual([m1New, m2New, rNew, 1])
+    const d = rNew + 1e-8
+    expect(x).toEqual([f32(m1New / d), f32(m2New / d), f32(g / d)])
+  })
+
+  it('keep decaying after a zero gradient once a nonzero one was seen', () => {
+    const [m1, m2, r] = [f32(0.2), f32(-0.1), f32(0.25)]
+    const { x, next, seen } = momentsStep(moments, -0, [m1, m2, r, 1])
+    expect(next).toEqual([f32(0.5 * m1), f32(0.9 * m2), f32(Math.sqrt(0.99 * r * r)), 1])
+    expect(seen).toBe(1)
+    expect(Object.is(x[2], 0) || Object.is(x[2], -0)).toBe(true)
+  })
+
+  it('leave a coordinate whose gradients were all ±0 exactly at zero, and unseen', () => {
+    const { x, next, seen } = momentsRun(moments, [0, -0, 0, -0])
+    expect(next.every((v) => v === 0)).toBe(true)
+    expect(seen).toBe(0)
+    expect(x.every((v) => v === 0)).toBe(true)
+  })
+
+  it('read float32 operands: a float64 state gives the same bits as its float32 rounding', () => {
+    const slots = [0.2, -0.1, 0.25, 1]
+    expect(momentsStep(moments, 0.7, slots)).toEqual(momentsStep(moments, 0.7, slots.map(f32)))
+  })
+
+  it('compute in place: next state may be the state', () => {
+    const n = 3
+    const state = Float32Array.from([0.1, 0.2, 0.3, 1, 0, 0, 0, 0, -1, 2, 3, 1])
+    const grads = Float32Array.from([0.5, -2, 0])
+    const apart = new Float32Array(state.length)
+    const xApart = new Float32Array(n * 3)
+    const xInPlace = new Float32Array(n * 3)
+    momentsInto(moments, grads, state, 4, 0, xApart, 3, apart, new Uint8Array(n))
+    const inPlace = state.slice()
+    momentsInto(moments, grads, inPlace, 4, 0, xInPlace, 3, inPlace, new Uint8Array(n))
+    expect(inPlace).toEqual(apart)
+    expect(xInPlace).toEqual(xApart)
+  })
+
+  // Scaling every gradient by 2^k scales m and r by 2^k exactly (float64 products and the float32
+  // rounding commute with powers of two in float32's normal range), so m/r is unchanged. Only ε
+  // breaks the invariance: exact when ε is negligible against r, within ε/r otherwise. The draws
+  // keep m and r normal floats (|g| in [2^-40, 2^41), at most 12 steps, β's 0 or at least 0.1) and
+  // β₂ > 0, so a coordinate that saw a gradient keeps r > 0.
+  const histories = fc.array(
+    fc.oneof(
+      fc.constantFrom(0, -0),
+      fc.tuple(fc.double({ min: 1, max: 2, noNaN: true }), fc.integer({ min: -40, max: 40 }), fc.boolean()),
+    ),
+    { minLength: 1, maxLength: 12 },
+  )
+  const toGrads = (h: (number | [number, number, boolean])[]) =>
+    h.map((v) => (typeof v === 'number' ? v : f32((v[2] ? -1 : 1) * v[0] * 2 ** v[1])))
+  const beta = fc.double({ min: 0.1, max: 0.999, noNaN: true })
+  const betas = fc.record({
+    beta1: fc.array(fc.oneof(fc.constant(0), beta), { minLength: 1, maxLength: 8 }),
+    beta2: beta,
+  })
+
+  it('are invariant to scaling all gradients by a power of two (exactly, with ε negligible)', () => {
+    fc.assert(
+      fc.property(histories, betas, fc.integer({ min: -40, max: 40 }), (h, b, k) => {
+        const f: MomentsFeatures = { kind: 'moments', ...b, eps: Number.MIN_VALUE }
+        const grads = toGrads(h)
+        const base = momentsRun(f, grads)
+        const scaled = momentsRun(
+          f,
+          grads.map((g) => g * 2 ** k),
+        )
+        expect(scaled.x).toEqual(base.x)
+        expect(scaled.next).toEqual(base.next.map((v, i) => (i === b.beta1.length + 1 ? v : v * 2 ** k)))
+        expect(scaled.seen).toBe(base.seen)
+      }),
+    )
+  })
+
+  it('depart from that invariance only through ε: x(2^k·g) = x(g)·(r + ε)/(r + ε·2^-k)', () => {
+    fc.assert(
+      fc.property(histories, betas, fc.integer({ min: -20, max: 20 }), (h, b, k) => {
+        const f: MomentsFeatures = { kind: 'moments', ...b, eps: 1e-8 }
+        const grads = toGrads(h)
+        const base = momentsRun(f, grads)
+        const scaled = momentsRun(
+          f,
+          grads.map((g) => g * 2 ** k),
+        )
+        const r = base.next[b.beta1.length]
+        const factor = (r + f.eps) / (r + f.eps * 2 ** -k)
+        base.x.forEach((x, j) => {
+          // Each side is rounded to float32 once: 2^-23 relative each, and the factor in float64.
+          expect(Math.abs(scaled.x[j] - x * factor)).toBeLessThanOrEqual(2 ** -22 * Math.abs(x * factor))
+        })
+      }),
+    )
+  })
+})
+
+describe('the ELU input layer (docs/optimizer-math.md §4)', () => {
+  it('is e = ELU(W·x + b): the identity above 0, expm1 below, exact near 0', () => {
+    const layer = { weight: Float32Array.from([1, 0, 0, 1, 1, -1]), bias: Float32Array.from([0, 0, 0]) }
+    const out = new Float64Array(6)
+    inputLayerInto(layer, [2, -1e-10, 0.5, -3], 2, out, 3, 2)
+    expect(Array.from(out)).toEqual([2, Math.expm1(-1e-10), 2 + 1e-10, 0.5, Math.expm1(-3), 3.5])
+    expect(out[1]).not.toBe(Math.exp(-1e-10) - 1)
+  })
+})
+
+describe('cellInputsInto', () => {
+  it('feeds the features through the input layer, and writes the slots and the seen mask', () => {
+    const weights = randomLstmWeights(extendedArchitecture, 9)
+    const spec = lstmSpec(extendedArchitecture)
+    const grads = Float32Array.from([0.5, 0, -3])
+    const state = new Float32Array(3 * spec.stateSize)
+    const next = new Float32Array(3 * spec.stateSize)
+    const out = new Float64Array(3 * spec.inputSize)
+    const seen = cellInputsInto(weights, spec, grads, state, next, out, spec.inputSize)
+    expect(Array.from(seen ?? [])).toEqual([1, 0, 1])
+    const x = new Float64Array(3 * spec.featureSize)
+    momentsInto(
+      extendedArchitecture.features,
+      grads,
+      state,
+      spec.stateSize,
+      32,
+      x,
+      spec.featureSize,
+      new Float32Array(state.length),
+      new Uint8Array(3),
+    )
+    const e = new Float64Array(3 * spec.inputSize)
+    inputLayerInto(weights.input!, x, spec.featureSize, e, spec.inputSize, 3)
+    expect(out).toEqual(e)
+    expect(Array.from(next.subarray(32, 37))).toEqual([0.5, 0.5, 0.5, 0.5, 1])
+  })
+})
+
+describe('output transforms and the zero-gradient rule (docs/optimizer-math.md §6)', () => {
+  it('scale the head linearly or through tanh', () => {
+    expect(outputOf({ kind: 'linear', scale: 0.5 }, 3)).toBe(1.5)
+    expect(outputOf({ kind: 'tanh', scale: 0.1 }, 3)).toBe(0.1 * Math.tanh(3))
+    expect(Math.abs(outputOf({ kind: 'tanh', scale: -0.1 }, 1e30))).toBeLessThanOrEqual(0.1)
+  })
+
+  it('make every unseen coordinate exactly +0 and leave the others', () => {
+    const updates = Float32Array.from([-0.5, -0, 0.25, -1e-30])
+    maskUnseen(updates, Uint8Array.from([1, 0, 1, 0]))
+    expect(Object.is(updates[1], 0) && Object.is(updates[3], 0)).toBe(true)
+    expect([updates[0], updates[2]]).toEqual([-0.5, 0.25])
+    const untouched = Float32Array.from([-0])
+    maskUnseen(untouched, undefined)
+    expect(Object.is(untouched[0], -0)).toBe(true)
+  })
+})

@@ -1,0 +1,143 @@
+/**
+ * The per-kind math of docs/optimizer-math.md that surrounds the LSTM cells, shared by every path
+ * (tfjs, plain TypeScript, the float64 oracle): feature kinds (§3; the paper's `log-sign` and
+ * `none` are in preprocess.ts, `moments` is here), the ELU input layer (§4), the output transforms
+ * and the zero-gradient rule (§6). A fused kernel implements exactly these functions.
+ */
+import type { LstmSpec, MomentsFeatures, OutputTransform } from '../contract'
+import type { LstmWeights } from './lstm-weights'
+import { preprocessInto } from './preprocess'
+
+/** Somewhere to write numbers by index: a typed array or a plain array. */
+type Writable = { [i: number]: number }
+
+/**
+ * Feature kind `moments` (docs/optimizer-math.md §3) for every coordinate: reads its slots
+ * `[m_1, …, m_K, r, z]` at `slotOffset` of its state row, writes its K + 1 features (K + 2 with
+ * `logRms`: log(max(r, e^−q))/q, the gradient's scale) to
+ * `out[i·rowStride + j]`, its new slots to the same place of `nextState` (which may be `state`:
+ * each coordinate's slots are read before they are written) and whether it has seen a nonzero
+ * gradient to `seen[i]`. Float64 arithmetic on float32 operands (the slots and g, rounded to float32
+ * on read, so a float64 state gives the same answer; the β's and ε as given), each stored or
+ * emitted value rounded to float32 once: every implementation gets the same bits.
+ */
+export function momentsInto(
+  f: MomentsFeatures,
+  grads: ArrayLike<number>,
+  state: ArrayLike<number>,
+  stateSize: number,
+  slotOffset: number,
+  out: Writable,
+  rowStride: number,
+  nextState: Writable,
+  seen: Uint8Array,
+): void {
+  const { beta1, beta2, eps, logRms } = f
+  const k = beta1.length
+  const fround = Math.fround
+  const floor = logRms === undefined ? 0 : Math.exp(-logRms)
+  for (let i = 0; i < grads.length; i++) {
+    const g = fround(grads[i])
+    const slots = i * stateSize + slotOffset
+    const o = i * rowStride
+    const before = fround(state[slots + k + 1]) > 0
+    const isSeen = before || g !== 0
+    const w2 = before ? beta2 : 0
+    const r0 = fround(state[slots + k])
+    const r = fround(Math.sqrt(w2 * r0 * r0 + (1 - w2) * g * g))
+    const denominator = r + eps
+    for (let j = 0; j < k; j++) {
+      const w = before ? beta1[j] : 0
+      const m = fround(w * fround(state[slots + j]) + (1 - w) * g)
+      nextState[slots + j] = m
+      out[o + j] = fround(m / denominator)
+    }
+    out[o + k] = fround(g / denominator)
+    if (logRms !== undefined) out[o + k + 1] = fround(Math.log(Math.max(r, floor)) / logRms)
+    nextState[slots + k] = r
+    nextState[slots + k + 1] = isSeen ? 1 : 0
+    seen[i] = isSeen ? 1 : 0
+  }
+}
+
+/**
+ * The ELU input layer (docs/optimizer-math.md §4) for n coordinates: `e = ELU(W_in·x + b_in)` with
+ * ELU(a) = a for a > 0, else expm1(a). Reads x as [n, F] rows, writes e to `out[i·rowStride + j]`;
+ * sums in float64 (rounded once where `out` is a Float32Array).
+ */
+export function inputLayerInto(
+  layer: NonNullable<LstmWeights['input']>,
+  features: ArrayLike<number>,
+  featureSize: number,
+  out: Writable,
+  rowStride: number,
+  n: number,
+): void {
+  const size = layer.bias.length
+  for (let i = 0; i < n; i++) {
+    const x = i * featureSize
+    for (let e = 0; e < size; e++) {
+      let a = layer.bias[e]
+      for (let j = 0; j < featureSize; j++) a += layer.weight[e * featureSize + j] * features[x + j]
+      out[i * rowStride + e] = a > 0 ? a : Math.expm1(a)
+    }
+  }
+}
+
+/** Buffers a caller may lend cellInputsInto instead of having it allocate: at least N·F and N long. */
+export interface CellInputScratch {
+  features?: Float64Array
+  seen?: Uint8Array
+}
+
+/**
+ * The first cell's inputs (X per coordinate) into `out[i·rowStride + j]`: the features of the
+ * architecture's kind, through its input layer when it has one. A kind with state slots writes its
+ * new slots into `nextState` (which may be `state`). Returns, for kinds that define it (`moments`),
+ * which coordinates have seen a nonzero gradient (1) or not (0), else undefined.
+ */
+export function cellInputsInto(
+  weights: LstmWeights,
+  spec: LstmSpec,
+  grads: ArrayLike<number>,
+  state: ArrayLike<number>,
+  nextState: Writable,
+  out: Writable,
+  rowStride: number,
+  scratch: CellInputScratch = {},
+): Uint8Array | undefined {
+  const n = grads.length
+  let seen: Uint8Array | undefined
+  const featuresInto = (target: Writable, stride: number) => {
+    if (spec.features.kind === 'moments') {
+      seen = scratch.seen?.subarray(0, n) ?? new Uint8Array(n)
+      const slots = spec.state.features.offset
+      momentsInto(spec.features, grads, state, spec.stateSize, slots, target, stride, nextState, seen)
+    } else {
+      preprocessInto(weights.architecture, grads, target, stride)
+    }
+  }
+  if (spec.inputLayer === null || weights.input === undefined) {
+    featuresInto(out, rowStride)
+  } else {
+    const f = spec.featureSize
+    const features = scratch.features?.subarray(0, n * f) ?? new Float64Array(n * f)
+    featuresInto(features, f)
+    inputLayerInto(weights.input, features, f, out, rowStride, n)
+  }
+  return seen
+}
+
+/** The output transform (docs/optimizer-math.md §6) of a head value y. */
+export function outputOf(output: OutputTransform, y: number): number {
+  return output.kind === 'tanh' ? output.scale * Math.tanh(y) : output.scale * y
+}
+
+/**
+ * The zero-gradient rule (docs/optimizer-math.md §6): a coordinate that has never seen a nonzero
+ * gradient gets an update of exactly +0, by construction. `seen` undefined: a kind without it.
+ */
+export function maskUnseen(updates: Writable, seen: Uint8Array | undefined): void {
+  if (seen === undefined) return
+  for (let i = 0; i < seen.length; i++) if (seen[i] === 0) updates[i] = 0
+}
