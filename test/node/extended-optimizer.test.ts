@@ -214,6 +214,8 @@ describe('publishing refuses extended files with non-finite or absurd parameters
     refuse('a NaN output scale', (t) => t.replace('"scale":0.1', '"scale":NaN')),
     refuse('an infinite output scale', (t) => t.replace('"scale":0.1', '"scale":Infinity')),
     refuse('an output scale beyond float32', (t) => t.replace('"scale":0.1', '"scale":1e+39')),
+    // Finite, but the tanh output's updates could reach 10^7 (publish bounds them at 10^6).
+    refuse('an absurd tanh output scale', (t) => t.replace('"scale":0.1', '"scale":10000000')),
     refuse('a zero eps', (t) => t.replace('"eps":1e-08', '"eps":0.0')),
     refuse('a negative eps', (t) => t.replace('"eps":1e-08', '"eps":-1e-08')),
     refuse('an infinite eps', (t) => t.replace('"eps":1e-08', '"eps":Infinity')),
