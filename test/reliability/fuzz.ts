@@ -34,11 +34,13 @@ export interface FuzzFigures {
 
 type Rng = () => number
 const routesRead = [
+  '/',
   '/healthz',
   '/openapi.json',
   '/docs',
   '/v1/optimizers',
   '/v1/optimizers/l2o-mnist',
+  '/v1/optimizers/l2o-mnist/versions/1.1.0/files/loss.png',
   '/v1/resolve',
 ]
 
@@ -538,6 +540,17 @@ const phaseAGenerators: ((c: Context) => Request)[] = [
     headers: headers(c.random),
   }),
   (c) => ({ method: 'GET', path: `/v1/optimizers/${segment(c.random)}`, headers: headers(c.random) }),
+  // A version's files (and the console's), with hostile names.
+  (c) => ({
+    method: pick(c.random, ['GET', 'HEAD']),
+    path: pick(c.random, [
+      `/v1/optimizers/l2o-mnist/versions/${pick(c.random, ['1.1.0', '1.0.0', segment(c.random)])}/files/${segment(c.random)}`,
+      `/v1/optimizers/${segment(c.random)}/versions/1.1.0/files/loss.png`,
+      `/${segment(c.random)}`,
+      `/assets/${segment(c.random)}`,
+    ]),
+    headers: headers(c.random),
+  }),
   // Stateless steps, binary and JSON, with every kind of key: they store nothing whatever happens.
   (c) => ({
     method: 'POST',
