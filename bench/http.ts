@@ -4,15 +4,15 @@
 // step (request + response, bodies and headers, counted on the socket), the in-process core time
 // for the same N and the ratio, and the server's peak resident memory (VmHWM from /proc).
 // Run: npm run bench:http [-- --runs 15 --sizes 1000,65536 --modes binary,json,session]
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { lstmOptimizer } from '../src/core'
+import { fusedLstmOptimizer } from '../src/core'
+import { fusedKernel } from '../src/runtime/kernel-node'
 import { readShippedVersions } from '../src/runtime/shipped-weights'
-import { initTf } from '../src/runtime/tf-node'
 import { decode, encode } from '../src/safetensors'
 import { shardRanges } from '../src/sdk/pool'
 import { decodeLstmWeights, encodeLstmWeights } from '../src/weights'
@@ -90,6 +90,14 @@ async function startServer(): Promise<{ port: number; pid: number }> {
     child.stderr!.on('data', onData)
     child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${output}`)))
   })
+}
+
+const clockTicksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
+
+/** CPU time a process has used so far (user + system, from /proc), in ms: 1/CLK_TCK s resolution. */
+function cpuMsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond
 }
 
 /** Resident memory of a process from /proc, in MB: current (VmRSS) and peak (VmHWM). */
@@ -172,6 +180,9 @@ interface Row {
   ms: number
   wireBytes: number
   coreMs: number
+  /** The server's CPU time per step, and the in-process core's. */
+  serverCpuMs?: number
+  coreCpuMs?: number
   peakMb?: number
   note?: string
 }
@@ -182,8 +193,7 @@ async function main() {
     return a.layers === 2 && a.hidden === 20
   })
   const weightBytes = shipped?.weights ?? encodeLstmWeights(randomLstmWeights(paperArchitecture, 2016))
-  await initTf('wasm')
-  const core = lstmOptimizer(decodeLstmWeights(weightBytes))
+  const core = fusedLstmOptimizer(decodeLstmWeights(weightBytes), fusedKernel())
   const S = core.stateSize
 
   const { port, pid } = await startServer()
@@ -233,11 +243,22 @@ async function main() {
     // In-process core time, interleaved with the HTTP runs below so both see the same machine load.
     let coreState = core.init(n)
     const coreTimes: number[] = []
+    const coreCpu: number[] = []
     const timeCore = () => {
       const t = performance.now()
+      const cpu = process.cpuUsage()
       coreState = core.update(grads, coreState).state
+      const used = process.cpuUsage(cpu)
       coreTimes.push(performance.now() - t)
+      coreCpu.push((used.user + used.system) / 1000)
     }
+    // The server's CPU time over the timed runs of a mode, per step.
+    let serverCpu = 0
+    const serverCpuFrom = (i: number) => {
+      if (i === WARMUP) serverCpu = cpuMsOf(pid)
+    }
+    const serverCpuPerStep = () => (cpuMsOf(pid) - serverCpu) / RUNS
+    const coreCpuMs = () => median(coreCpu.slice(-RUNS))
 
     // Stateless binary: grads + F32 state in, updates + state out; each step continues the last.
     if (MODES.has('binary')) {
@@ -256,6 +277,7 @@ async function main() {
       for (let i = 0; i < WARMUP + RUNS; i++) {
         timeCore()
         settle()
+        serverCpuFrom(i)
         const t = performance.now()
         const res = await api.send('POST', '/v1/step', { ...auth, 'content-type': binary }, body)
         const ms = performance.now() - t
@@ -279,6 +301,8 @@ async function main() {
         ms: median(times),
         wireBytes: median(wire),
         coreMs: median(coreTimes.slice(WARMUP)),
+        serverCpuMs: serverCpuPerStep(),
+        coreCpuMs: coreCpuMs(),
         peakMb: modePeak,
       })
     }
@@ -302,6 +326,7 @@ async function main() {
         coreTimes.length = 0
         for (let i = 0; i < WARMUP + RUNS; i++) {
           timeCore()
+          serverCpuFrom(i)
           const body = JSON.stringify({
             optimizer: reference,
             digest: resolved.digest,
@@ -333,6 +358,8 @@ async function main() {
           ms: median(times),
           wireBytes: median(wire),
           coreMs: median(coreTimes.slice(WARMUP)),
+          serverCpuMs: serverCpuPerStep(),
+          coreCpuMs: coreCpuMs(),
           peakMb: modePeak,
         })
       }
@@ -360,6 +387,7 @@ async function main() {
       for (let t = 1; t <= WARMUP + RUNS; t++) {
         timeCore()
         settle()
+        serverCpuFrom(t - 1)
         const start = performance.now()
         const answers = await Promise.all(
           session.shards.map((_, k) =>
@@ -388,6 +416,8 @@ async function main() {
         ms: median(times),
         wireBytes: median(wire),
         coreMs: median(coreTimes.slice(WARMUP)),
+        serverCpuMs: serverCpuPerStep(),
+        coreCpuMs: coreCpuMs(),
         peakMb: modePeak,
       })
       await api.send('DELETE', `/v1/sessions/${session.id}`, auth)
@@ -406,7 +436,7 @@ async function main() {
       .join(' ')}`,
   )
   console.log(
-    `optimizer ${reference.split('@')[0]} (L=2, H=20, S=${S}), tfjs wasm in server and in-process; ` +
+    `optimizer ${reference.split('@')[0]} (L=2, H=20, S=${S}), the fused kernel in server and in-process; ` +
       `${RUNS} timed runs after ${WARMUP} warm-up, medians; client and server share this machine\n`,
   )
   const header = [
@@ -417,6 +447,9 @@ async function main() {
     'B/coord/step',
     'core ms',
     'HTTP/core',
+    'server CPU ms',
+    'core CPU ms',
+    'CPU server/core',
     'server RSS MB',
   ]
   const table = rows.map((r) =>
@@ -430,6 +463,9 @@ async function main() {
           (r.wireBytes / r.n).toFixed(2),
           r.coreMs.toFixed(1),
           `${(r.ms / r.coreMs).toFixed(2)}×`,
+          (r.serverCpuMs ?? Number.NaN).toFixed(1),
+          (r.coreCpuMs ?? Number.NaN).toFixed(1),
+          `${((r.serverCpuMs ?? Number.NaN) / (r.coreCpuMs ?? Number.NaN)).toFixed(2)}×`,
           (r.peakMb ?? Number.NaN).toFixed(0),
         ],
   )
@@ -454,7 +490,10 @@ async function main() {
     const ok = (cond: boolean) => (cond ? 'ok' : 'MISSED')
     const limitPeak = Math.max(b.peakMb ?? 0, s.peakMb ?? 0)
     console.log(
-      `targets at N = 65,536: binary ≤ 1.25× core: ${(b.ms / b.coreMs).toFixed(2)}× ${ok(b.ms / b.coreMs <= 1.25)}; ` +
+      `targets at N = 65,536: binary ≤ 1.25× core: ${(b.ms / b.coreMs).toFixed(2)}× ${ok(b.ms / b.coreMs <= 1.25)} ` +
+        `(CPU ${((b.serverCpuMs ?? Number.NaN) / (b.coreCpuMs ?? Number.NaN)).toFixed(2)}×); ` +
+        `session ≤ 1.25× binary: ${(s.ms / b.ms).toFixed(2)}× ${ok(s.ms / b.ms <= 1.25)} ` +
+        `(server CPU ${((s.serverCpuMs ?? Number.NaN) / (b.serverCpuMs ?? Number.NaN)).toFixed(2)}×); ` +
         `session ≤ 8.5 B/coord/step: ${(s.wireBytes / s.n).toFixed(2)} ${ok(s.wireBytes / s.n <= 8.5)}; ` +
         `server < 256 MB serving steps at the limit: ${limitPeak.toFixed(0)} MB ${ok(limitPeak < 256)}`,
     )

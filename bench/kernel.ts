@@ -1,57 +1,100 @@
-// Kernel benchmark (not a test): coordinates per second of one LSTM optimizer update at paper size
-// (L=2, H=20, log-sign p=10, random weights), timed end to end through Optimizer.update: checks,
-// preprocessing, upload of grads + state, compute, download of updates + state.
-// Run: npm run bench:kernel   (about a minute; tfjs-cpu dominates)
+// Kernel benchmark (not a test): coordinates per second of one learned-optimizer step, end to end
+// through Optimizer.update (checks, inputs in, compute, updates and state out). The fused kernel on
+// Node and inside workerd, side by side in the same run with PyTorch on one thread doing the same
+// math (bench/kernel_torch.py through /usr/bin/python3, the faster of its two layouts), for:
+// - the paper's shape: L=2, H=20, log-sign p=10 (random weights);
+// - the extended fixture's: L=2, H=8, moments K=3, an ELU input layer E=8, tanh output.
+// The fused kernel and PyTorch take turns step by step (PyTorch serves timing requests on a pipe),
+// so both see the same machine load; inside workerd the kernel is timed after them, and the tfjs
+// and plain-TypeScript paths once, on the paper's shape, for context.
+// Run: npm run bench:kernel [-- --pairs 15 --sizes 1000,10000,65536 --no-torch --no-workerd --no-tfjs]
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
-import * as tf from '@tensorflow/tfjs-core'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { parseArgs } from 'node:util'
 import { lstmOptimizer, type Optimizer } from '../src/core'
+import type { KernelModel } from '../src/core/fused/kernel'
+import { fusedKernelOptimizer, kernelModel } from '../src/core/fused/lstm-fused'
 import { lstmPlainOptimizer } from '../src/core/lstm-plain'
 import { lstmReferenceOptimizer } from '../src/core/lstm-reference'
+import { fusedKernel } from '../src/runtime/kernel-node'
 import { initTf } from '../src/runtime/tf-node'
+import { decodeLstmWeights, encodeLstmWeights } from '../src/weights'
 import { paperArchitecture, randomGradients, randomLstmWeights, randomUniform } from '../test/support/random'
 import { progress } from './progress'
+import { startBenchWorker } from './workerd/start'
 
-const SIZES = [1_000, 10_000, 65_536]
+const { values: flags } = parseArgs({
+  options: {
+    pairs: { type: 'string' },
+    sizes: { type: 'string' },
+    'no-torch': { type: 'boolean' },
+    'no-workerd': { type: 'boolean' },
+    'no-tfjs': { type: 'boolean' },
+  },
+})
+const SIZES = (flags.sizes ?? '1000,10000,65536').split(',').map(Number)
+const WARMUP = 2
+/** Timed steps of each implementation at N: fewer at large N, where one step takes long. */
+const runsAt = (n: number) => Number(flags.pairs ?? (n <= 10_000 ? 21 : 11))
+const python = '/usr/bin/python3'
+const root = path.resolve(import.meta.dirname, '..')
 
-interface Path {
+interface Shape {
   name: string
-  backend?: 'wasm' | 'cpu'
-  make: () => Optimizer
-  /** Timed runs per size, after `warmup` untimed ones: tfjs-cpu is ~100× slower than wasm. */
-  runs: (n: number) => number
-  warmup: number
+  model: KernelModel
+  /** The weight file, for PyTorch. */
+  file: string
+  /** The paper's weights, for the TypeScript paths (which read the paper's form only). */
+  weights?: ReturnType<typeof randomLstmWeights>
 }
 
-const weights = randomLstmWeights(paperArchitecture, 2016)
-
-const paths: Path[] = [
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'l2o-bench-kernel-'))
+process.on('exit', () => rmSync(scratch, { recursive: true, force: true }))
+const paperWeights = randomLstmWeights(paperArchitecture, 2016)
+writeFileSync(path.join(scratch, 'paper.safetensors'), encodeLstmWeights(paperWeights))
+const extendedFile = path.join(root, 'test/fixtures/extended/moments-elu-tanh/model.safetensors')
+const shapes: Shape[] = [
   {
-    name: 'tfjs-wasm (SIMD, 1 thread)',
-    backend: 'wasm',
-    make: () => lstmOptimizer(weights),
-    runs: (n) => (n <= 10_000 ? 31 : 15),
-    warmup: 3,
+    name: 'paper: L=2, H=20, log-sign p=10',
+    model: kernelModel(paperWeights),
+    file: path.join(scratch, 'paper.safetensors'),
+    weights: paperWeights,
   },
   {
-    name: 'tfjs-cpu',
-    backend: 'cpu',
-    make: () => lstmOptimizer(weights),
-    runs: (n) => (n <= 1_000 ? 5 : 3),
-    warmup: 1,
-  },
-  {
-    name: 'plain TS, float32 weights (lstmPlainOptimizer)',
-    make: () => lstmPlainOptimizer(weights),
-    runs: (n) => (n <= 10_000 ? 7 : 3),
-    warmup: 1,
-  },
-  {
-    name: 'plain TS, float64 oracle (lstmReferenceOptimizer)',
-    make: () => lstmReferenceOptimizer(weights),
-    runs: (n) => (n <= 10_000 ? 7 : 3),
-    warmup: 1,
+    name: 'extended: L=2, H=8, moments K=3, ELU input layer E=8, tanh output',
+    model: kernelModel(decodeLstmWeights(readFileSync(extendedFile))),
+    file: extendedFile,
   },
 ]
+
+/** A realistic mid-run state: LSTM part uniform in ±0.5; moment slots r ≥ 0 and z = 1 (seen). */
+function inputs(model: KernelModel, stateSize: number, n: number) {
+  const grads = randomGradients(n, n)
+  const state = randomUniform(n * stateSize, n + 1, 0.5)
+  if (model.features.kind === 'moments') {
+    const k = model.features.beta1.length
+    const slots = 2 * model.layers * model.hidden
+    for (let i = 0; i < n; i++) {
+      state[i * stateSize + slots + k] = Math.abs(state[i * stateSize + slots + k])
+      state[i * stateSize + slots + k + 1] = 1
+    }
+  }
+  return { grads, state }
+}
+
+function timeSteps(opt: Optimizer, grads: Float32Array, state: Float32Array, runs: number, warmup: number) {
+  for (let i = 0; i < warmup; i++) opt.update(grads, state)
+  const times: number[] = []
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now()
+    opt.update(grads, state)
+    times.push(performance.now() - start)
+  }
+  return times
+}
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b)
@@ -59,69 +102,161 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
 
-interface Row {
-  path: string
-  n: number
-  medianMs: number
-  minMs: number
-  runs: number
-  coordsPerSecond: number
+const torchVersion = (() => {
+  if (flags['no-torch']) return undefined
+  const probe = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' })
+  return probe.status === 0 ? probe.stdout.trim() : undefined
+})()
+
+/** bench/kernel_torch.py as a server: one JSON request per line in, one answer per line out. */
+function torchServer() {
+  const child = spawn(python, [path.join(import.meta.dirname, 'kernel_torch.py')], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+  const ask = async (request: object) => {
+    child.stdin.write(`${JSON.stringify(request)}\n`)
+    const { value, done } = await lines.next()
+    if (done) throw new Error('bench/kernel_torch.py stopped')
+    return JSON.parse(value)
+  }
+  return {
+    load: (file: string) => ask({ load: file }) as Promise<{ stateSize: number }>,
+    time: async (impl: string, n: number) =>
+      ((await ask({ impl, n, runs: 1, warmup: WARMUP })) as { times: number[] }).times[0],
+    close: () => child.stdin.end(),
+  }
 }
 
-const rows: Row[] = []
-const bar = progress({
-  label: 'bench:kernel',
-  total: paths.reduce((sum, p) => sum + SIZES.reduce((s, n) => s + p.warmup + p.runs(n), 0), 0),
-})
-for (const path of paths) {
-  if (path.backend) await initTf(path.backend)
-  const opt = path.make()
+// --- the measurements---------------------------------------------------------------------------------
+
+const loadStart = os.loadavg()
+/** implementation|shape|n → ms per step, one entry per timed step. */
+const times = new Map<string, number[]>()
+const record = (impl: string, shape: Shape, n: number, ms: number[]) => {
+  const key = `${impl}|${shape.name}|${n}`
+  times.set(key, [...(times.get(key) ?? []), ...ms])
+}
+
+// Context: the TypeScript paths on the paper's shape, once.
+const context: {
+  name: string
+  backend?: 'wasm' | 'cpu'
+  make: () => Optimizer
+  runs: (n: number) => number
+}[] = flags['no-tfjs']
+  ? []
+  : [
+      {
+        name: 'tfjs-wasm (SIMD, 1 thread)',
+        backend: 'wasm',
+        make: () => lstmOptimizer(paperWeights),
+        runs: runsAt,
+      },
+      { name: 'tfjs-cpu', backend: 'cpu', make: () => lstmOptimizer(paperWeights), runs: () => 3 },
+      { name: 'plain TypeScript, float32', make: () => lstmPlainOptimizer(paperWeights), runs: () => 3 },
+      {
+        name: 'plain TypeScript, float64 (the test oracle)',
+        make: () => lstmReferenceOptimizer(paperWeights),
+        runs: () => 3,
+      },
+    ]
+const bar = progress({ label: 'bench:kernel', total: (shapes.length + context.length) * SIZES.length })
+const torch = torchVersion === undefined ? undefined : torchServer()
+const worker = flags['no-workerd'] ? undefined : await startBenchWorker()
+try {
+  for (const shape of shapes) {
+    const fused = fusedKernelOptimizer(shape.model, fusedKernel())
+    if (torch !== undefined && (await torch.load(shape.file)).stateSize !== fused.stateSize)
+      throw new Error('PyTorch and the kernel disagree on S')
+    for (const n of SIZES) {
+      const { grads, state } = inputs(shape.model, fused.stateSize, n)
+      timeSteps(fused, grads, state, 0, WARMUP)
+      // One step of each in turn, the order rotating, so a change of load falls on all of them.
+      const turns: Array<[string, () => Promise<number>]> = [
+        ['fused kernel, Node', async () => timeSteps(fused, grads, state, 1, 0)[0]],
+      ]
+      if (torch !== undefined) {
+        turns.push(['PyTorch, addmm', () => torch.time('addmm', n)])
+        turns.push(['PyTorch, lstmcell', () => torch.time('lstmcell', n)])
+      }
+      for (let i = 0; i < runsAt(n); i++) {
+        for (let j = 0; j < turns.length; j++) {
+          const [impl, run] = turns[(i + j) % turns.length]
+          record(impl, shape, n, [await run()])
+        }
+      }
+      if (worker !== undefined) {
+        await worker.load(shape.model)
+        const repeat = Math.max(1, Math.round(20_000 / n))
+        record('fused kernel, workerd', shape, n, await worker.time(grads, state, runsAt(n), WARMUP, repeat))
+      }
+      bar.tick(1, `${shape.name}, N = ${n.toLocaleString('en-US')}`)
+    }
+  }
+} finally {
+  torch?.close()
+  await worker?.dispose()
+}
+
+for (const c of context) {
+  if (c.backend) await initTf(c.backend)
+  const opt = c.make()
   for (const n of SIZES) {
-    const grads = randomGradients(n, n)
-    // A realistic mid-run state rather than zeros.
-    const state = randomUniform(n * opt.stateSize, n + 1, 0.5)
-    const what = `${path.name} N=${n.toLocaleString('en-US')}`
-    for (let i = 0; i < path.warmup; i++) {
-      opt.update(grads, state)
-      bar.tick(1, what)
-    }
-    const times: number[] = []
-    for (let i = 0; i < path.runs(n); i++) {
-      const t0 = performance.now()
-      opt.update(grads, state)
-      times.push(performance.now() - t0)
-      bar.tick(1, what)
-    }
-    const medianMs = median(times)
-    rows.push({
-      path: path.name,
-      n,
-      medianMs,
-      minMs: Math.min(...times),
-      runs: times.length,
-      coordsPerSecond: n / (medianMs / 1000),
-    })
+    const { grads, state } = inputs(shapes[0].model, opt.stateSize, n)
+    record(c.name, shapes[0], n, timeSteps(opt, grads, state, c.runs(n), 1))
+    bar.tick(1, `${c.name}, N = ${n.toLocaleString('en-US')}`)
   }
   opt.dispose?.()
 }
 bar.done()
 
-const fastest = new Map<number, number>()
-for (const r of rows) fastest.set(r.n, Math.max(fastest.get(r.n) ?? 0, r.coordsPerSecond))
+// --- the tables ---------------------------------------------------------------------------------------
 
-const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')
+const rate = (impl: string, shape: Shape, n: number) => {
+  const ms = times.get(`${impl}|${shape.name}|${n}`)
+  return ms === undefined ? undefined : n / (median(ms) / 1000)
+}
+const fmtRate = (r: number | undefined) =>
+  r === undefined ? '–' : r >= 1e6 ? `${(r / 1e6).toFixed(2)} M` : `${(r / 1e3).toFixed(0)} k`
+const fmtN = (n: number) => n.toLocaleString('en-US')
+
+const cpu = os.cpus()[0]?.model ?? 'unknown CPU'
+const load = (l: number[]) => l.map((x) => x.toFixed(1)).join(' ')
 console.log(
-  `\nLSTM optimizer update, L=2 H=20 log-sign p=10; Node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown CPU'} ×${os.cpus().length}, wasm SIMD ${simd}, load average ${os.loadavg()[0].toFixed(1)} at the end; median of timed runs after warm-up (min shown for noise); ratio = coords/s ÷ fastest at that N\n`,
+  `\nOne learned-optimizer step, coordinates per second (median). Node ${process.version}, ${os.cpus().length}× ${cpu}, ` +
+    `load average ${load(loadStart)} at the start, ${load(os.loadavg())} at the end. ` +
+    (torchVersion === undefined
+      ? `PyTorch: not installed for ${python}, so no PyTorch column. `
+      : `PyTorch ${torchVersion} on 1 thread, no autograd. `) +
+    `The fused kernel and PyTorch take turns step by step (${SIZES.map(runsAt).join('/')} steps each).\n`,
 )
-console.log('| implementation | N | median ms | min ms | runs | coords/s (median) | ratio to fastest |')
-console.log('|---|---:|---:|---:|---:|---:|---:|')
-for (const r of rows) {
-  const cps =
-    r.coordsPerSecond >= 1e6
-      ? `${(r.coordsPerSecond / 1e6).toFixed(2)} M`
-      : `${(r.coordsPerSecond / 1e3).toFixed(1)} k`
-  const ratio = r.coordsPerSecond / (fastest.get(r.n) ?? 1)
-  console.log(
-    `| ${r.path} | ${r.n.toLocaleString('en-US')} | ${r.medianMs.toFixed(2)} | ${r.minMs.toFixed(2)} | ${r.runs} | ${cps} | ${ratio >= 0.01 ? ratio.toFixed(2) : ratio.toExponential(1)} |`,
-  )
+const implementations = [
+  'fused kernel, Node',
+  'fused kernel, workerd',
+  'PyTorch, addmm',
+  'PyTorch, lstmcell',
+  ...context.map((c) => c.name),
+]
+const labels: Record<string, string> = {
+  'PyTorch, addmm': 'PyTorch, addmm on a feature-major state',
+  'PyTorch, lstmcell': 'PyTorch, nn.LSTMCell on the [N, S] state',
+}
+for (const shape of shapes) {
+  console.log(`${shape.name}\n`)
+  console.log(`| implementation | ${SIZES.map((n) => `N = ${fmtN(n)}`).join(' | ')} |`)
+  console.log(`|---|${SIZES.map(() => '---:').join('|')}|`)
+  for (const impl of implementations) {
+    const rates = SIZES.map((n) => rate(impl, shape, n))
+    if (rates.every((r) => r === undefined)) continue
+    console.log(`| ${labels[impl] ?? impl} | ${rates.map(fmtRate).join(' | ')} |`)
+  }
+  if (torchVersion !== undefined) {
+    const ratios = SIZES.map((n) => {
+      const torch = Math.max(rate('PyTorch, addmm', shape, n) ?? 0, rate('PyTorch, lstmcell', shape, n) ?? 0)
+      return `**${((rate('fused kernel, Node', shape, n) ?? 0) / torch).toFixed(2)}×**`
+    })
+    console.log(`| fused kernel (Node) ÷ the faster PyTorch | ${ratios.join(' | ')} |`)
+  }
+  console.log('')
 }

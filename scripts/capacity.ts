@@ -103,9 +103,14 @@ export const measured = {
 /** Requests a client keeps in flight for one step (the SDKs' `concurrency`; their default is 4). */
 export const inFlight = 16
 
+/** An optimizer as the model sees it: floats of state per coordinate (F32), and its speed. */
+export interface ModelOptimizer {
+  stateSize: number
+  coordinatesPerCpuMs: number
+}
+
 /** The optimizer the model runs: the paper's (S = 80), states in F32. */
-const stateSize = 80
-const stateBytesPerCoordinate = 4 * stateSize
+const paperOptimizer: ModelOptimizer = { stateSize: 80, coordinatesPerCpuMs: measured.coordinatesPerCpuMs }
 
 /** The Worker's step budget (src/runtime/workers.ts). */
 const workersBinaryStepBytes = 4 * 1024 * 1024
@@ -144,12 +149,14 @@ export interface StepCost {
   storageUsdPerMonth: number
 }
 
-export function stepCost(numParams: number, mode: Mode): StepCost {
+export function stepCost(numParams: number, mode: Mode, optimizer = paperOptimizer): StepCost {
   const million = 1e6
+  const { stateSize, coordinatesPerCpuMs } = optimizer
+  const stateBytesPerCoordinate = 4 * stateSize
   if (mode === 'stateless') {
     const perRequest = coordinateLimit(stateSize, defaultMaxCoordinatesPerRequest, workersBinaryStepBytes)
     const requests = Math.ceil(numParams / perRequest)
-    const workerCpuMs = numParams / measured.coordinatesPerCpuMs + requests * measured.requestOverheadCpuMs
+    const workerCpuMs = numParams / coordinatesPerCpuMs + requests * measured.requestOverheadCpuMs
     const d1Queries = requests * measured.statelessD1Queries
     return {
       requests,
@@ -179,7 +186,7 @@ export function stepCost(numParams: number, mode: Mode): StepCost {
   const objects = objectCount({ numParams, shardSize })
   const storedBytes = numParams * (stateBytesPerCoordinate + 4)
   const workerCpuMs = shards * measured.requestOverheadCpuMs
-  const objectCpuMs = numParams / measured.coordinatesPerCpuMs + shards * measured.requestOverheadCpuMs
+  const objectCpuMs = numParams / coordinatesPerCpuMs + shards * measured.requestOverheadCpuMs
   const d1Queries = shards * measured.sessionD1Queries
   const gbSeconds = (0.128 * objectCpuMs) / 1000
   return {

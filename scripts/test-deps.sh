@@ -2,6 +2,8 @@
 # The Debian packages the tests need, checked before `npm test` and by CI (.ci/run): one list, one
 # check. All present: says nothing. Some missing: as root it installs them with apt-get (CI and a
 # fresh machine of this kind run as root); otherwise it stops at once with the exact command to run.
+# With --kernel-toolchain (CI) it also checks the fused kernel's pinned toolchain, Debian's clang 14
+# and lld 14 (src/core/fused/build.sh), so that a fresh machine needs one apt-get update, not two.
 set -euo pipefail
 
 # What each package gives the tests, checked directly (so any way of installing it counts).
@@ -27,6 +29,10 @@ fi
 [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
 command -v pyflakes3 >/dev/null || missing+=(pyflakes3)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ "${1:-}" = "--kernel-toolchain" ]; then
+  command -v clang-14 >/dev/null || missing+=(clang-14)
+  command -v wasm-ld-14 >/dev/null || missing+=(lld-14)
+fi
 
 [ "${#missing[@]}" -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

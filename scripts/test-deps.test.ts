@@ -12,21 +12,33 @@ describe('scripts/test-deps.sh', () => {
     expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' })
   })
 
-  it('stops at once, not as root, with the exact command when a package is missing', () => {
-    // A PATH without pyflakes3, and not root (setpriv drops to nobody when the test runs as root).
+  /** Runs the script, not as root, with a PATH that has none of the commands it checks. */
+  function runWithoutCommands(args: string[]) {
+    // A PATH without pyflakes3 (or clang-14), and not root (setpriv drops to nobody when the test runs as root).
     const bin = mkdtempSync(path.join(tmpdir(), 'l2o-path-'))
     symlinkSync('/usr/bin/id', path.join(bin, 'id'))
     chmodSync(bin, 0o755)
     const dropRoot =
       process.getuid?.() === 0 ? ['/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : []
-    const command = [...dropRoot, '/bin/bash', script]
+    const command = [...dropRoot, '/bin/bash', script, ...args]
     const started = performance.now()
     const run = spawnSync(command[0], command.slice(1), { encoding: 'utf8', env: { PATH: bin } })
     rmSync(bin, { recursive: true, force: true })
+    return { ...run, ms: performance.now() - started }
+  }
+
+  it('stops at once, not as root, with the exact command when a package is missing', () => {
+    const run = runWithoutCommands([])
     expect(run.status).toBe(1)
     expect(run.stderr).toContain(
       'sudo apt-get update && sudo apt-get install -y --no-install-recommends pyflakes3\n',
     )
-    expect(performance.now() - started).toBeLessThan(10_000)
+    expect(run.ms).toBeLessThan(10_000)
+  })
+
+  it('with --kernel-toolchain (CI) also asks for clang 14 and lld 14, in the same apt-get', () => {
+    const run = runWithoutCommands(['--kernel-toolchain'])
+    expect(run.status).toBe(1)
+    expect(run.stderr).toContain('--no-install-recommends pyflakes3 clang-14 lld-14\n')
   })
 })

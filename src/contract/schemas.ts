@@ -253,7 +253,13 @@ export const setClientQuotasRequestSchema = z
     description: "Fields to change; null returns a field to the server's default",
   })
 
-export const healthSchema = z.object({ status: z.literal('ok'), runtime: z.string(), backend: z.string() })
+export const healthSchema = z.object({
+  status: z.literal('ok'),
+  runtime: z.string(),
+  backend: z.string(),
+  /** What learned optimizers run on: `fused-wasm`, or `tfjs-<backend>` (the reference path). */
+  kernel: z.string(),
+})
 
 export type VersionInfo = z.infer<typeof versionSchema>
 export type VersionFile = z.infer<typeof versionFileSchema>

@@ -23,6 +23,7 @@ export {
   sgd,
 } from './baselines'
 export { NonFiniteGradientError, OptimizerConfigError, OptimizerInputError, StateLengthError } from './errors'
+export { fusedLstmOptimizer } from './fused/lstm-fused'
 export { lstmOptimizer } from './lstm'
 export type { LstmCellWeights, LstmWeights } from './lstm-weights'
 export type { Optimizer, StepResult } from './optimizer'

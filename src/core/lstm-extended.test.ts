@@ -9,7 +9,9 @@ import {
   seededRandom,
 } from '../../test/support/random'
 import { type ExtendedArchitecture, lstmSpec } from '../contract'
+import { fusedKernel } from '../runtime/kernel-node'
 import { initTf } from '../runtime/tf-node'
+import { fusedLstmOptimizer } from './fused/lstm-fused'
 import { lstmOptimizer } from './lstm'
 import { lstmPlainOptimizer } from './lstm-plain'
 import { lstmReferenceStep } from './lstm-reference'
@@ -115,6 +117,7 @@ const paths: Path[] = [
   { name: 'tfjs-wasm', backend: 'wasm', make: lstmOptimizer },
   { name: 'tfjs-cpu', backend: 'cpu', make: lstmOptimizer },
   { name: 'plain TypeScript', make: lstmPlainOptimizer },
+  { name: 'the fused kernel', make: (w) => fusedLstmOptimizer(w, fusedKernel()) },
 ]
 
 describe.each(paths)('extended architectures on $name', ({ backend, make }) => {

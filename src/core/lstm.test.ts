@@ -1,25 +1,19 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { firstMismatch, maxScaledError } from '../../test/support/close'
+import { firstMismatch, maxScaledError, RTOL, STATE_FLOOR, updatesFloor } from '../../test/support/close'
 import {
   lstmArchitecture,
   randomGradients,
   randomLstmWeights,
   randomUniform,
 } from '../../test/support/random'
-import { type Architecture, lstmSpec } from '../contract'
+import type { Architecture } from '../contract'
 import { initTf } from '../runtime/tf-node'
 import { NonFiniteGradientError, OptimizerConfigError, StateLengthError } from './errors'
 import { lstmOptimizer } from './lstm'
 import { lstmReferenceStep } from './lstm-reference'
 
-// Agreement with the float64 oracle: |tfjs − oracle| ≤ 1e-5 · max(|oracle|, floor). The floor is
-// the quantity's natural scale: 1 for h and c (h ∈ (−1, 1), c of order 1) and |outputScale| for the
-// updates; float32 kernels make absolute errors near 1e-7 of that scale even where the exact value
-// is near 0, where a purely relative test would be meaningless. Floors below are a tenth of it.
-const RTOL = 1e-5
-const STATE_FLOOR = 0.1
-const updatesFloor = (a: Architecture) => 0.1 * Math.abs(lstmSpec(a).output.scale)
+// Agreement with the float64 oracle within test/support/close.ts's tolerance (RTOL and floors).
 
 const arch = lstmArchitecture
 

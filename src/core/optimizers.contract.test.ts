@@ -6,9 +6,11 @@ import {
   randomLstmWeights,
   randomUniform,
 } from '../../test/support/random'
+import { fusedKernel } from '../runtime/kernel-node'
 import { initTf } from '../runtime/tf-node'
 import { adam, momentum, nesterov, rmsprop, sgd } from './baselines'
 import { NonFiniteGradientError, StateLengthError } from './errors'
+import { fusedLstmOptimizer } from './fused/lstm-fused'
 import { lstmOptimizer } from './lstm'
 import { lstmPlainOptimizer } from './lstm-plain'
 import { lstmReferenceOptimizer } from './lstm-reference'
@@ -25,6 +27,8 @@ const extended = randomLstmWeights(extendedArchitecture, 10, 0.6)
 const optimizers: { name: string; make: () => Optimizer; quadraticSteps?: number }[] = [
   { name: 'lstm (tfjs-wasm), log-sign L=2 H=20', make: () => lstmOptimizer(paper) },
   { name: 'lstm (tfjs-wasm), none L=3 H=5', make: () => lstmOptimizer(quadratics) },
+  { name: 'lstm (fused kernel), log-sign L=2 H=20', make: () => fusedLstmOptimizer(paper, fusedKernel()) },
+  { name: 'lstm (fused kernel), none L=3 H=5', make: () => fusedLstmOptimizer(quadratics, fusedKernel()) },
   { name: 'lstm float64 reference', make: () => lstmReferenceOptimizer(paper) },
   { name: 'lstm plain TypeScript', make: () => lstmPlainOptimizer(paper) },
   { name: 'lstm (tfjs-wasm), moments + ELU + tanh L=2 H=8', make: () => lstmOptimizer(extended) },

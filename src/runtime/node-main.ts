@@ -2,7 +2,8 @@
  * `npm start`: the API on Node with SQLite in a local folder. Flags: --port (8787), --host
  * (127.0.0.1), --data-dir (./.data), and the limits of node-server.ts (--queue-per-client,
  * --queue-total, --body-timeout-ms, --body-budget-mb); env PORT, HOST, L2O_DATA_DIR, L2O_ADMIN_KEY,
- * L2O_CLIENT_KEY and each limit's L2O_ variable.
+ * L2O_CLIENT_KEY, each limit's L2O_ variable, and L2O_KERNEL (fused, the default, or tfjs: what
+ * learned optimizers run on).
  */
 import { parseArgs } from 'node:util'
 import { ensureKeys, seedVersions } from '../server/bootstrap'
@@ -29,7 +30,7 @@ if (!Number.isInteger(port) || port < 0 || port > 65535)
   throw new Error(`invalid port ${values.port ?? process.env.PORT}`)
 const limits = nodeLimitsFrom(values as Record<string, string | undefined>, process.env)
 
-const deps = createNodeDeps({ dataDir })
+const deps = createNodeDeps({ dataDir, kernel: process.env.L2O_KERNEL })
 const now = new Date()
 for (const r of await seedVersions(deps.db, await readShippedVersions(), now)) {
   if (r.outcome === 'created') console.log(`registered ${r.name}@${r.version}`)
@@ -54,7 +55,7 @@ if (!consoleBuilt()) console.warn('the console is not built (npm run build:conso
 const app = createNodeApp({ ...deps, assets: folderAssets() }, limits)
 const server = serveNode(app.fetch, { port, hostname: host, limits }, (listening) => {
   console.log(
-    `l2o listening on http://${host}:${listening} (data ${dataDir}, tfjs ${backend}); console at /, docs at /docs\n` +
+    `l2o listening on http://${host}:${listening} (data ${dataDir}, tfjs ${backend}, learned optimizers on ${deps.kernel === undefined ? 'tfjs' : 'the fused kernel'}); console at /, docs at /docs\n` +
       `limits: ${limits.queuePerClient} steps in flight per client, ${limits.queueTotal} in all, ` +
       `bodies in ${limits.bodyTimeoutMs} ms and ${limits.bodyBudgetBytes / 1048576} MiB together`,
   )

@@ -13,6 +13,7 @@ import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import * as schema from '../db/schema'
 import { type App, createApp } from '../server/app'
 import type { AppDeps } from '../server/deps'
+import { nodeKernel } from './kernel-node'
 import { BodyBuffers, openIncoming } from './node-body'
 import { exposeGc, memoryReclaimer } from './node-memory'
 import { BodyBudget, deadlineOf, defaultNodeLimits, type NodeLimits, settleBody } from './node-server'
@@ -25,6 +26,8 @@ export interface NodeDepsOptions {
   dataDir: string | ':memory:'
   migrationsDir?: string
   maxCoordinatesPerRequest?: number
+  /** 'fused' (the default) or 'tfjs': what learned optimizers run on (env L2O_KERNEL). */
+  kernel?: string
 }
 
 /** Opens (creating if needed) the SQLite database, applies migrations/ and returns the app's deps. */
@@ -50,6 +53,7 @@ export function createNodeDeps(
     db,
     initTf: initPreferredTf,
     runtime: 'node',
+    kernel: nodeKernel(options.kernel, (reason) => console.warn(reason)),
     maxCoordinatesPerRequest: options.maxCoordinatesPerRequest,
     sqlite,
     close: () => sqlite.close(),

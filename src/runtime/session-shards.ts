@@ -1,7 +1,7 @@
 /**
  * The session-shards Durable Object (wrangler.toml: binding SESSION_SHARDS, SQLite-backed): holds
  * shards of sessions in its own SQLite (src/db/shard-schema.ts, shard-migrations/ applied when it
- * starts) and steps them there with tfjs on wasm, as the Worker would (DESIGN §6). What it does is
+ * starts) and steps them there on the fused kernel, as the Worker would (DESIGN §6). What it does is
  * server/sessions/object-shards.ts; this class only wires its storage and bindings.
  */
 import { DurableObject } from 'cloudflare:workers'
@@ -9,6 +9,7 @@ import { drizzle as d1 } from 'drizzle-orm/d1'
 import { drizzle } from 'drizzle-orm/durable-sqlite'
 import { migrate } from 'drizzle-orm/durable-sqlite/migrator'
 import migrations from '../../shard-migrations/migrations.js'
+import kernel from '../core/fused/lstm.wasm'
 import * as schema from '../db/schema'
 import * as shardSchema from '../db/shard-schema'
 import { Lane } from '../server/lane'
@@ -36,7 +37,7 @@ export class SessionShards extends DurableObject<Bindings> {
     super(ctx, env)
     const db = drizzle(ctx.storage, { schema: shardSchema })
     this.shards = objectShards(db, () => new Date())
-    this.computeFor = objectCompute({ db: d1(env.DB, { schema }), initTf, optimizers }, lane)
+    this.computeFor = objectCompute({ db: d1(env.DB, { schema }), initTf, kernel, optimizers }, lane)
     void ctx.blockConcurrencyWhile(async () => migrate(db, migrations))
   }
 

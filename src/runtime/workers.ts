@@ -4,6 +4,7 @@
  * secrets.
  */
 import { drizzle } from 'drizzle-orm/d1'
+import kernel from '../core/fused/lstm.wasm'
 import * as schema from '../db/schema'
 import { createApp } from '../server/app'
 import { durableSessionStore } from '../server/sessions/durable-store'
@@ -37,7 +38,7 @@ export const app = createApp((env: Bindings) => {
   const assets = env.ASSETS && assetsOf(env.ASSETS)
   // Set by Cloudflare's edge; the failed-auth quota counts per address.
   const clientAddress = (request: Request) => request.headers.get('cf-connecting-ip') ?? undefined
-  return { db, initTf, runtime: 'workers', sessions, assets, clientAddress, ...stepBudget }
+  return { db, initTf, runtime: 'workers', kernel, sessions, assets, clientAddress, ...stepBudget }
 })
 
 // Workers serve the console's files before the Worker runs; this serves them when it is called

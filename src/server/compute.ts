@@ -18,14 +18,14 @@ import type { Target } from './registry/resolve'
  * isolate's optimizer cache and its memory hook. A request has one (computeOf); so has a Durable
  * Object that steps the shards it holds.
  */
-export interface Compute extends Pick<AppDeps, 'db' | 'initTf' | 'reclaimMemory'> {
+export interface Compute extends Pick<AppDeps, 'db' | 'initTf' | 'reclaimMemory' | 'kernel'> {
   optimizers: OptimizerCache
 }
 
 /** The request's Compute. */
 export function computeOf(c: Context<AppEnv>): Compute {
-  const { db, initTf, reclaimMemory } = c.get('deps')
-  return { db, initTf, reclaimMemory, optimizers: c.get('optimizers') }
+  const { db, initTf, reclaimMemory, kernel } = c.get('deps')
+  return { db, initTf, reclaimMemory, kernel, optimizers: c.get('optimizers') }
 }
 
 /** Finds the first NaN or ±Infinity (core's firstNonFinite, or a runtime's faster equivalent). */
@@ -211,7 +211,7 @@ export async function stepChunks(
   dtype: StateDtype,
   hooks: ChunkHooks,
 ): Promise<void> {
-  if (target.kind === 'learned') await compute.initTf()
+  if (target.kind === 'learned' && compute.kernel === undefined) await compute.initTf()
   const s = target.stateSize
   const n = grads.length
   const chunk = chunkCoordinates(s)
@@ -220,7 +220,9 @@ export async function stepChunks(
   const call = async (begin: number, end: number) => {
     // Looked up per call: reclaimMemory may yield, and the LRU may dispose an evicted optimizer then.
     const optimizer =
-      target.kind === 'baseline' ? target.optimizer : await compute.optimizers.get(compute.db, target.digest)
+      target.kind === 'baseline'
+        ? target.optimizer
+        : await compute.optimizers.get(compute.db, target.digest, compute.kernel)
     const stateIn =
       state === undefined ? optimizer.init(end - begin) : toFloat32(sliceRows(state, s, begin, end))
     let result: StepResult

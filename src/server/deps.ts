@@ -47,6 +47,11 @@ export interface AppDeps {
    */
   initTf: () => Promise<string>
   runtime: RuntimeName
+  /**
+   * The fused kernel (src/core/fused/lstm.wasm, compiled by the runtime): learned optimizers run on
+   * it. Without it they run on tfjs, the reference path.
+   */
+  kernel?: WebAssembly.Module
   /** Where sessions live; defaults to the SQL store on `db`. */
   sessions?: SessionStore
   /** Coordinates one step request may carry; defaults to contract's defaultMaxCoordinatesPerRequest. */
@@ -95,7 +100,10 @@ export type MakeDeps<E extends object = object> = (env: E) => AppDeps | Promise<
 
 /** AppDeps with every optional field filled in. */
 export interface ResolvedDeps
-  extends Required<Omit<AppDeps, 'log' | 'openBody' | 'reclaimMemory' | 'clientAddress' | 'assets'>> {
+  extends Required<
+    Omit<AppDeps, 'log' | 'openBody' | 'reclaimMemory' | 'clientAddress' | 'assets' | 'kernel'>
+  > {
+  kernel?: WebAssembly.Module
   log: (event: LogEvent) => void
   clientAddress?: (request: Request) => string | undefined
   openBody?: (limit: number) => Promise<BodyReader>
@@ -116,6 +124,7 @@ export function resolveDeps(deps: AppDeps, defaultMaxCoordinates: number): Resol
     db: deps.db,
     initTf: deps.initTf,
     runtime: deps.runtime,
+    kernel: deps.kernel,
     sessions: deps.sessions ?? sqlSessionStore(deps.db, now),
     maxCoordinatesPerRequest: deps.maxCoordinatesPerRequest ?? defaultMaxCoordinates,
     maxBinaryStepBytes: deps.maxBinaryStepBytes ?? maxBinaryStepBytes,

@@ -170,7 +170,7 @@ const clientQuotas: ClientQuotas = {
 
 /** Request and response examples by operation ("METHOD path" as in the document). */
 export const operationExamples = {
-  'GET /healthz': { response: { status: 'ok', runtime: 'node', backend: 'wasm' } },
+  'GET /healthz': { response: { status: 'ok', runtime: 'node', backend: 'wasm', kernel: 'fused-wasm' } },
   'GET /openapi.json': {
     response: { openapi: '3.1.0', info: { title: 'l2o', version: '1.0.0' }, paths: {} },
   },

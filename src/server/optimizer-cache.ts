@@ -1,9 +1,10 @@
 /**
  * Learned optimizer instances by digest (bounded LRU), so a version's weights are decoded and
- * uploaded to tfjs once, not per request. A digest names immutable bytes, so entries never go stale.
+ * loaded into the fused kernel (or uploaded to tfjs) once, not per request. A digest names
+ * immutable bytes, so entries never go stale.
  */
 import { eq } from 'drizzle-orm'
-import { lstmOptimizer, type Optimizer } from '../core'
+import { fusedLstmOptimizer, lstmOptimizer, type Optimizer } from '../core'
 import type { Db } from '../db/db'
 import { versions } from '../db/schema'
 import { decodeLstmWeights } from '../weights'
@@ -15,8 +16,11 @@ export class OptimizerCache {
 
   constructor(readonly capacity = 8) {}
 
-  /** The optimizer of a published digest, decoding its weights from the database on a miss. */
-  async get(db: Db, digest: string): Promise<Optimizer> {
+  /**
+   * The optimizer of a published digest, decoding its weights from the database on a miss: on the
+   * fused kernel when one is given, else on tfjs. The cache holds one kind per process (the deps').
+   */
+  async get(db: Db, digest: string, kernel?: WebAssembly.Module): Promise<Optimizer> {
     const hit = this.entries.get(digest)
     if (hit !== undefined) {
       this.entries.delete(digest)
@@ -25,7 +29,7 @@ export class OptimizerCache {
     }
     let pending = this.loading.get(digest)
     if (pending === undefined) {
-      pending = load(db, digest).finally(() => this.loading.delete(digest))
+      pending = load(db, digest, kernel).finally(() => this.loading.delete(digest))
       this.loading.set(digest, pending)
     }
     const optimizer = await pending
@@ -52,12 +56,13 @@ export class OptimizerCache {
   }
 }
 
-async function load(db: Db, digest: string): Promise<Optimizer> {
+async function load(db: Db, digest: string, kernel: WebAssembly.Module | undefined): Promise<Optimizer> {
   const row = await db
     .select({ weights: versions.weights })
     .from(versions)
     .where(eq(versions.digest, digest))
     .get()
   if (row === undefined) throw new Error(`no weights stored for ${digest}`)
-  return lstmOptimizer(decodeLstmWeights(row.weights))
+  const weights = decodeLstmWeights(row.weights)
+  return kernel === undefined ? lstmOptimizer(weights) : fusedLstmOptimizer(weights, kernel)
 }

@@ -7,11 +7,10 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { architectureJson, extendedArchitectureSchema, type Resolved, type Session } from '../../src/contract'
-import { lstmOptimizer } from '../../src/core'
 import { decode, encode, type Tensor, tensorOf, toFloat32 } from '../../src/safetensors'
-import { decodeLstmWeights, digestOf } from '../../src/weights'
+import { digestOf } from '../../src/weights'
 import { expectProblem, itRefusesAndChangesNothing, type Refusal } from '../support/problem'
-import { binaryBody, binaryType, f32, jsonType, useTestServer } from '../support/server'
+import { binaryBody, binaryType, f32, jsonType, servedOptimizer, useTestServer } from '../support/server'
 
 const fixture = path.join(import.meta.dirname, '../fixtures/extended/moments-elu-tanh')
 const weights = new Uint8Array(readFileSync(path.join(fixture, 'model.safetensors')))
@@ -38,8 +37,8 @@ function publish(name: string, version: string, file: Uint8Array) {
 const post = (body: BodyInit, headers: Record<string, string>) =>
   s.app.request('/v1/step', { method: 'POST', body, headers: { ...s.clientAuth, ...headers } })
 
-/** The same step in process, on the same core (tfjs-wasm): the server must answer these bits. */
-const core = lstmOptimizer(decodeLstmWeights(weights))
+/** The same step in process, on the same kernel as the server's: the server must answer these bits. */
+const core = servedOptimizer(weights)
 
 let digest = ''
 beforeAll(async () => {

@@ -61,7 +61,7 @@ describe('npm start (the Node runtime over HTTP)', () => {
     firstKeys = { admin: admin!, client: client! }
 
     const health = await (await fetch(`${url}/healthz`)).json()
-    expect(health).toMatchObject({ status: 'ok', runtime: 'node', backend: 'wasm' })
+    expect(health).toMatchObject({ status: 'ok', runtime: 'node', backend: 'wasm', kernel: 'fused-wasm' })
 
     const shipped = await readShippedVersions()
     const list = (await (await fetch(`${url}/v1/optimizers`)).json()) as {

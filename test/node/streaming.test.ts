@@ -2,16 +2,14 @@
 import type { AddressInfo } from 'node:net'
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { lstmOptimizer } from '../../src/core'
 import { createNodeApp } from '../../src/runtime/node'
 import { defaultNodeLimits, serveNode } from '../../src/runtime/node-server'
 import { initTf } from '../../src/runtime/tf-node'
 import { decode, encode, f32ToBf16 } from '../../src/safetensors'
 import { chunkCoordinates } from '../../src/server/compute'
 import { publishVersion } from '../../src/server/registry/publish'
-import { decodeLstmWeights } from '../../src/weights'
 import { randomGradients } from '../support/random'
-import { paperArchitecture, testServer, weightFile } from '../support/server'
+import { paperArchitecture, servedOptimizer, testServer, weightFile } from '../support/server'
 
 type Server = Awaited<ReturnType<typeof testServer>>
 let s: Server
@@ -50,11 +48,11 @@ const post = (path: string, body: BodyInit, headers: Record<string, string> = {}
 describe('binary steps over HTTP (Node runtime)', () => {
   const n = 3 * chunkCoordinates(80) + 17
   const grads = randomGradients(n, 21)
-  let opt: ReturnType<typeof lstmOptimizer>
+  let opt: ReturnType<typeof servedOptimizer>
   let first: { updates: Float32Array; state: Float32Array }
   let second: { updates: Float32Array; state: Float32Array }
   beforeAll(() => {
-    opt = lstmOptimizer(decodeLstmWeights(weights))
+    opt = servedOptimizer(weights)
     first = opt.update(grads, opt.init(n))
     second = opt.update(grads, first.state)
   })

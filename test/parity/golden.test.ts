@@ -3,14 +3,17 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type LstmSpec, lstmSpec } from '../../src/contract'
 import { type LstmWeights, lstmOptimizer } from '../../src/core'
+import { fusedLstmOptimizer } from '../../src/core/fused/lstm-fused'
 import { momentsInto } from '../../src/core/kinds'
 import { preprocessInto } from '../../src/core/preprocess'
+import { fusedKernel } from '../../src/runtime/kernel-node'
 import { initTf, type NodeTfBackend } from '../../src/runtime/tf-node'
 import { decode } from '../../src/safetensors'
 import { readWeightFile } from '../../src/weights'
 
 // Parity with PyTorch (DESIGN §2): train/ exports golden trajectories made by its nn.LSTMCell module
-// from the shipped weight files; the TypeScript core must reproduce them on every backend.
+// from the shipped weight files; the TypeScript core must reproduce them on every backend, and so
+// must the fused kernel (src/core/fused).
 //
 // Tolerance: |ts − torch| ≤ 1e-5·|torch| + 1e-7·scale, where `scale` is the size of the operands the
 // value was computed from, so "absolute near zero" means near zero relative to them. A cell state
@@ -271,7 +274,7 @@ const goldens = new Map([
   ...goldenFolders(weightsRoot, 2, ([name, version]) => `${name}@${version}`),
   ...goldenFolders(fixturesRoot, 1, ([name]) => `fixture ${name}`),
 ])
-const backends: NodeTfBackend[] = ['wasm', 'cpu']
+const backends: Array<NodeTfBackend | 'fused'> = ['wasm', 'cpu', 'fused']
 const disposers: Array<() => void> = []
 afterAll(() => {
   for (const dispose of disposers) dispose()
@@ -285,6 +288,7 @@ describe('the TypeScript core matches PyTorch on the golden vectors', () => {
       expect.arrayContaining([
         'fixture moments-elu-tanh',
         'fixture moments-linear',
+        'fixture moments-logrms-elu-tanh',
         'l2o-mnist',
         'l2o-quadratic',
       ]),
@@ -293,8 +297,9 @@ describe('the TypeScript core matches PyTorch on the golden vectors', () => {
 
   for (const [id, dir] of goldens) {
     for (const backend of backends) {
-      it(`${id} on tfjs-${backend}: every step, fed PyTorch's state and chained on its own`, async () => {
-        await initTf(backend)
+      const name = backend === 'fused' ? 'the fused kernel' : `tfjs-${backend}`
+      it(`${id} on ${name}: every step, fed PyTorch's state and chained on its own`, async () => {
+        if (backend !== 'fused') await initTf(backend)
         const bytes = new Uint8Array(readFileSync(path.join(dir, 'model.safetensors')))
         const file = await readWeightFile(bytes)
         const golden = readGolden(dir)
@@ -302,7 +307,8 @@ describe('the TypeScript core matches PyTorch on the golden vectors', () => {
         const weights = file.weights
         const spec = lstmSpec(weights.architecture)
 
-        const optimizer = lstmOptimizer(weights)
+        const optimizer =
+          backend === 'fused' ? fusedLstmOptimizer(weights, fusedKernel()) : lstmOptimizer(weights)
         if ('dispose' in optimizer && typeof optimizer.dispose === 'function') {
           disposers.push(() => (optimizer.dispose as () => void)())
         }

@@ -1,7 +1,7 @@
 /**
  * End to end: the real Node server over real HTTP, the SDK in both modes, 100 steps of the paper's
- * MNIST MLP, compared with the same loop run on the in-process core (lstmOptimizer on the same
- * weight file, same tfjs backend as the server) to 1e-6.
+ * MNIST MLP, compared with the same loop run on the in-process core (the fused kernel on the same
+ * weight file, as the server runs it) to 1e-6.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import * as tf from '@tensorflow/tfjs-core'
@@ -16,7 +16,8 @@ import {
   seededRandom,
   trainMlp,
 } from '../../examples/mnist-mlp'
-import { type LstmWeights, lstmOptimizer } from '../../src/core'
+import { fusedLstmOptimizer, type LstmWeights } from '../../src/core'
+import { fusedKernel } from '../../src/runtime/kernel-node'
 import { initTf } from '../../src/runtime/tf-node'
 import { bf16ToF32, f32ToBf16 } from '../../src/safetensors'
 import { L2oClient, type RemoteMode } from '../../src/sdk'
@@ -97,7 +98,7 @@ const flatValues = async (p: MlpParams): Promise<Float32Array> => {
 /** The loop with the optimizer in-process: flatten, core update, θ + update (as TfOptimizer does). */
 async function runInProcess(seed: number): Promise<{ params: Float32Array; losses: number[] }> {
   const { weights } = await readWeightFile(weightBytes)
-  const opt = lstmOptimizer(weights)
+  const opt = fusedLstmOptimizer(weights, fusedKernel())
   const p = createMlp(seed, 'in-process')
   const n = paramList(p).reduce((k, v) => k + v.size, 0)
   let state = opt.init(n)
@@ -249,7 +250,10 @@ describe('SDK with an extended optimizer (S read from /v1/resolve)', () => {
         maxCoordinatesPerRequest: 1000,
       })
       expect(opt.resolved.stateSize).toBe(37)
-      const core = lstmOptimizer((await readWeightFile(new Uint8Array(readFileSync(extendedPath)))).weights)
+      const core = fusedLstmOptimizer(
+        (await readWeightFile(new Uint8Array(readFileSync(extendedPath)))).weights,
+        fusedKernel(),
+      )
       let state = core.init(n)
       for (let t = 0; t < 4; t++) {
         if (t === 2) opt = await l2o.loadOptimizer(opt.save(), { maxCoordinatesPerRequest: 1000 })

@@ -1,3 +1,15 @@
+import { type Architecture, lstmSpec } from '../../src/contract'
+
+/**
+ * Agreement of a float32 LSTM path with the float64 oracle: |path − oracle| ≤ RTOL · max(|oracle|,
+ * floor). The floor is a tenth of the quantity's natural scale: 1 for h and c (h ∈ (−1, 1), c of
+ * order 1), |scale| for the updates; float32 kernels make absolute errors near 1e-7 of that scale
+ * even where the exact value is near 0, where a purely relative test would be meaningless.
+ */
+export const RTOL = 1e-5
+export const STATE_FLOOR = 0.1
+export const updatesFloor = (a: Architecture) => 0.1 * Math.abs(lstmSpec(a).output.scale)
+
 /**
  * Index of the first element where |actual − expected| > rtol · max(|expected|, floor), or −1.
  * The floor stands for the quantity's natural scale: float32 kernels make absolute errors of about

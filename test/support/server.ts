@@ -2,6 +2,8 @@
 
 import { afterAll, beforeAll } from 'vitest'
 import type { Architecture } from '../../src/contract'
+import { fusedLstmOptimizer, type Optimizer } from '../../src/core'
+import { fusedKernel } from '../../src/runtime/kernel-node'
 import { createNodeDeps } from '../../src/runtime/node'
 import { initTf } from '../../src/runtime/tf-node'
 import { encode, type Tensor } from '../../src/safetensors'
@@ -9,7 +11,7 @@ import { createApp } from '../../src/server/app'
 import { createClient } from '../../src/server/auth'
 import type { AppDeps } from '../../src/server/deps'
 import { publishVersion } from '../../src/server/registry/publish'
-import { encodeLstmWeights } from '../../src/weights'
+import { decodeLstmWeights, encodeLstmWeights } from '../../src/weights'
 import { paperArchitecture, randomLstmWeights } from './random'
 
 export { paperArchitecture }
@@ -26,6 +28,11 @@ export const tinyArchitecture: Architecture = {
 /** A weight file of random weights (deterministic in `seed`). */
 export function weightFile(seed: number, architecture: Architecture = tinyArchitecture): Uint8Array {
   return encodeLstmWeights(randomLstmWeights(architecture, seed))
+}
+
+/** The learned optimizer of a weight file as the test servers step it (on the fused kernel). */
+export function servedOptimizer(weights: Uint8Array): Optimizer {
+  return fusedLstmOptimizer(decodeLstmWeights(weights), fusedKernel())
 }
 
 /** A fixed clock that moves one second per call, so timestamps differ and are predictable. */

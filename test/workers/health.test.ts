@@ -4,10 +4,15 @@ import { describe, expect, it } from 'vitest'
 import { initTf } from '../../src/runtime/tf-workers'
 
 describe('the Worker inside workerd', () => {
-  it('answers /healthz on the wasm backend', async () => {
+  it('answers /healthz on the wasm backend, learned optimizers on the fused kernel', async () => {
     const response = await exports.default.fetch(new Request('http://l2o.test/healthz'))
     expect(response.status).toBe(200)
-    expect(await response.json()).toEqual({ status: 'ok', runtime: 'workers', backend: 'wasm' })
+    expect(await response.json()).toEqual({
+      status: 'ok',
+      runtime: 'workers',
+      backend: 'wasm',
+      kernel: 'fused-wasm',
+    })
   })
 
   it('has the migrated registry tables in D1', async () => {

@@ -1,4 +1,7 @@
-/** GET /healthz: liveness plus the runtime and the tfjs backend in use. */
+/**
+ * GET /healthz: liveness, the runtime, the tfjs backend in use, and the kernel learned optimizers
+ * run on: `fused-wasm` (src/core/fused), or `tfjs-<backend>` where the runtime has no fused kernel.
+ */
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import { routes } from '../../contract'
 import type { AppEnv } from '../env'
@@ -8,6 +11,7 @@ export function registerHealth(app: OpenAPIHono<AppEnv<any>>): void {
   app.get(routes.health, async (c) => {
     const deps = c.get('deps')
     const backend = await deps.initTf()
-    return c.json({ status: 'ok' as const, runtime: deps.runtime, backend })
+    const kernel = deps.kernel === undefined ? `tfjs-${backend}` : 'fused-wasm'
+    return c.json({ status: 'ok' as const, runtime: deps.runtime, backend, kernel })
   })
 }

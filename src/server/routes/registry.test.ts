@@ -161,9 +161,9 @@ describe('registry reads (public)', () => {
 })
 
 describe('meta routes', () => {
-  it('answers /healthz with the runtime and backend', async () => {
+  it('answers /healthz with the runtime, the backend and the kernel learned optimizers run on', async () => {
     const { body } = await get('/healthz')
-    expect(body).toMatchObject({ status: 'ok', runtime: 'node' })
+    expect(body).toMatchObject({ status: 'ok', runtime: 'node', kernel: 'fused-wasm' })
     expect(['wasm', 'cpu']).toContain(body.backend)
   })
 

@@ -8,14 +8,13 @@ import {
   f32,
   jsonType,
   paperArchitecture,
+  servedOptimizer,
   useTestServer,
   weightFile,
 } from '../../../test/support/server'
 import type { Session } from '../../contract'
-import { lstmOptimizer } from '../../core'
 import { sessionShards, sessions } from '../../db/schema'
 import { decode } from '../../safetensors'
-import { decodeLstmWeights } from '../../weights'
 import { createApp } from '../app'
 import { publishVersion } from '../registry/publish'
 
@@ -123,7 +122,7 @@ describe('sessions', () => {
       shardSize: 1000,
     })
     expect(session).toMatchObject({ shardCount: 3, steps: [{ first: 0, last: 2, step: 0 }] })
-    const opt = lstmOptimizer(decodeLstmWeights(s.tiny.bytes))
+    const opt = servedOptimizer(s.tiny.bytes)
     let state = opt.init(500)
     for (let t = 1; t <= 3; t++) {
       const grads = randomGradients(500, t)

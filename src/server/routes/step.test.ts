@@ -6,6 +6,7 @@ import {
   f32,
   jsonType,
   paperArchitecture,
+  servedOptimizer,
   useTestServer,
   weightFile,
 } from '../../../test/support/server'
@@ -52,7 +53,7 @@ describe('POST /v1/step (binary)', () => {
     expect(res.headers.get('deprecation')).toBeNull()
     const file = decode(new Uint8Array(await res.arrayBuffer()))
     expect(file.metadata).toEqual({ optimizer: 'tiny@1.0.0', digest: s.tiny.digest })
-    const opt = lstmOptimizer(decodeLstmWeights(s.tiny.bytes))
+    const opt = servedOptimizer(s.tiny.bytes)
     const expected = opt.update(grads, opt.init(100))
     expect(file.tensors.get('updates')).toEqual({ dtype: 'F32', shape: [100], data: expected.updates })
     expect(file.tensors.get('state')).toEqual({ dtype: 'F32', shape: [100, 8], data: expected.state })
@@ -73,7 +74,7 @@ describe('POST /v1/step (binary)', () => {
 
   it('keeps the state in F16 or BF16 when the request does', async () => {
     const grads = randomGradients(10, 1)
-    const opt = lstmOptimizer(decodeLstmWeights(s.tiny.bytes))
+    const opt = servedOptimizer(s.tiny.bytes)
     const first = opt.update(grads, opt.init(10))
     for (const [dtype, narrow] of [
       ['F16', f32ToF16],
@@ -133,7 +134,7 @@ describe('POST /v1/step (binary)', () => {
     )
     const n = 30_000
     const grads = randomGradients(n, 11)
-    const opt = lstmOptimizer(decodeLstmWeights(weights))
+    const opt = servedOptimizer(weights)
     const first = opt.update(grads, opt.init(n))
     const second = opt.update(grads, first.state)
     const res = await post(
@@ -159,6 +160,27 @@ describe('POST /v1/step (binary)', () => {
   })
 })
 
+describe('POST /v1/step on tfjs, for a runtime without the fused kernel', () => {
+  const t = useTestServer({ kernel: undefined }, { tf: true })
+
+  it('steps learned optimizers on tfjs, the reference path, and /healthz says so', async () => {
+    const health = (await (await t.app.request('/healthz')).json()) as { kernel: string }
+    expect(health.kernel).toBe('tfjs-wasm')
+    const grads = randomGradients(100, 7)
+    const res = await t.app.request('/v1/step', {
+      method: 'POST',
+      body: binaryBody({ grads: f32([100], grads) }, { optimizer: 'tiny' }),
+      headers: { ...t.clientAuth, ...binaryType },
+    })
+    const file = decode(new Uint8Array(await res.arrayBuffer()))
+    const opt = lstmOptimizer(decodeLstmWeights(t.tiny.bytes))
+    const expected = opt.update(grads, opt.init(100))
+    expect(file.tensors.get('updates')?.data).toEqual(expected.updates)
+    expect(file.tensors.get('state')?.data).toEqual(expected.state)
+    opt.dispose?.()
+  })
+})
+
 describe('POST /v1/step (JSON)', () => {
   it('matches the binary step', async () => {
     const grads = Array.from(randomGradients(20, 3))
@@ -168,7 +190,7 @@ describe('POST /v1/step (JSON)', () => {
     const body = JSON.parse(text) as { updates: number[]; state: number[]; digest: string; stateSize: number }
     expect(body.digest).toBe(s.tiny.digest)
     expect(body.stateSize).toBe(8)
-    const opt = lstmOptimizer(decodeLstmWeights(s.tiny.bytes))
+    const opt = servedOptimizer(s.tiny.bytes)
     const expected = opt.update(Float32Array.from(grads), opt.init(20))
     // The same float32 bits, each written with at most 9 significant digits.
     expect(Float32Array.from(body.updates)).toEqual(expected.updates)
@@ -579,7 +601,7 @@ describe("a state's pin wins over the name's alias (DESIGN §4)", () => {
     ).toBe(200)
     expect((await admin('/v1/admin/optimizers/pinned/versions/1.0.0/deprecate', 'POST')).status).toBe(200)
 
-    const opt = lstmOptimizer(decodeLstmWeights(weightFile(70)))
+    const opt = servedOptimizer(weightFile(70))
     const expected = opt.update(grads, state.data as Float32Array)
     for (const optimizer of ['pinned', 'pinned@stable', 'pinned@latest']) {
       const res = await post(

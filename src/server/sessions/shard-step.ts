@@ -14,7 +14,10 @@ import type { AdvanceOutcome, SessionRecord, ShardCompute, ShardState, ShardStep
 
 /** The shards of one session where a store keeps them. */
 export interface ShardCells {
-  /** A shard's latest step, or undefined when it has none stored (a fresh state at step 0). */
+  /**
+   * A shard's latest step, or undefined when it has none stored (a fresh state at step 0). Its
+   * arrays are the caller's: a step may overwrite the state in place.
+   */
   read(shard: number): Promise<ShardState | undefined> | ShardState | undefined
   /**
    * Stores `next` as the shard's state if it is still at step `from` (0: none stored yet);
@@ -92,7 +95,12 @@ export function shardCompute(
 ): ShardCompute {
   return {
     async step(state, grads) {
-      const out = newStepOutput(grads.length, session.stateSize, session.stateDtype)
+      // An F32 state a store read is this step's own copy: step it in place (no 2 MB zeroed array
+      // per shard, and less garbage), as the stateless binary step steps its request's buffer.
+      const out =
+        state?.dtype === 'F32' && session.stateDtype === 'F32'
+          ? { updates: new Float32Array(grads.length), state }
+          : newStepOutput(grads.length, session.stateSize, session.stateDtype)
       await runStep(compute, target, grads, state, out)
       return out
     },
