@@ -214,7 +214,7 @@ export const operationExamples = {
 // One realistic answer per status, with the detail the server would give.
 const problemSamples: Partial<Record<number, [ProblemCode, string]>> = {
   400: ['invalid_request', 'grads must be a non-empty array of numbers'],
-  401: ['unauthorized', 'unknown API key; ask an admin for a key'],
+  401: ['unauthorized', 'invalid API key; ask an admin for a key'],
   403: ['forbidden', 'this route needs an admin key'],
   404: ['optimizer_not_found', "no optimizer 'l2o-mnsit'; GET /v1/optimizers lists them"],
   409: [
