@@ -59,7 +59,8 @@ const json = (optimizer: string) => async (worker: EdgeWorker) => {
 const session = (optimizer: string) => async (worker: EdgeWorker) => {
   const n = await coordinateLimit(worker, optimizer)
   const created = await createSession(worker, optimizer, n)
-  const shard = created.shards[0]
+  // Shard 0: the first shardSize coordinates (the layout is compact: shardSize and shardCount).
+  const shard = { length: Math.min(created.shardSize, created.numParams) }
   for (let t = 1; t <= STEPS; t++) {
     const status = await sessionStep(worker, created.id, 0, t, randomGradients(shard.length, t))
     if (status !== 200) throw new Error(`session step ${t}: ${status}`)

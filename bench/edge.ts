@@ -184,7 +184,7 @@ export async function createSession(
   worker: EdgeWorker,
   optimizer: string,
   numParams: number,
-): Promise<{ id: string; shards: { index: number; length: number }[] }> {
+): Promise<{ id: string; numParams: number; shardSize: number; shardCount: number }> {
   const body = JSON.stringify({ optimizer, numParams })
   const bytes = await ok(await call(worker, 'POST', '/v1/sessions', body, 'application/json'))
   return JSON.parse(new TextDecoder().decode(bytes))

@@ -14,6 +14,7 @@ import { fusedLstmOptimizer } from '../src/core'
 import { fusedKernel } from '../src/runtime/kernel-node'
 import { readShippedVersions } from '../src/runtime/shipped-weights'
 import { decode, encode } from '../src/safetensors'
+import { shardRanges } from '../src/sdk/pool'
 import { decodeLstmWeights, encodeLstmWeights } from '../src/weights'
 import { paperArchitecture, randomGradients, randomLstmWeights } from '../test/support/random'
 import { progress } from './progress'
@@ -373,10 +374,8 @@ async function main() {
         { ...auth, 'content-type': 'application/json' },
         Buffer.from(JSON.stringify({ optimizer: reference, numParams: n })),
       )
-      const session = JSON.parse(created.body.toString()) as {
-        id: string
-        shards: { offset: number; length: number }[]
-      }
+      const layout = JSON.parse(created.body.toString()) as { id: string; shardSize: number }
+      const session = { id: layout.id, shards: shardRanges(n, layout.shardSize) }
       const bodies = session.shards.map((s) =>
         encode({
           grads: { dtype: 'F32', shape: [s.length], data: grads.subarray(s.offset, s.offset + s.length) },

@@ -8,6 +8,7 @@ export const problemCodes = {
   invalid_safetensors: 400,
   shape_mismatch: 400,
   non_finite_gradient: 422,
+  non_finite_result: 422,
   invalid_hyperparameters: 400,
   invalid_weights: 400,
   unauthorized: 401,
@@ -18,16 +19,22 @@ export const problemCodes = {
   key_not_found: 404,
   not_found: 404,
   method_not_allowed: 405,
+  request_timeout: 408,
   not_acceptable: 406,
   digest_mismatch: 409,
   step_conflict: 409,
+  replay_mismatch: 409,
   version_conflict: 409,
   idempotency_conflict: 409,
+  last_admin_key: 409,
   payload_too_large: 413,
   too_many_coordinates: 413,
   unsupported_media_type: 415,
+  headers_too_large: 431,
   rate_limited: 429,
+  quota_exceeded: 429,
   internal_error: 500,
+  overloaded: 503,
 } as const
 
 /** A stable, snake_case problem code. */
@@ -52,6 +59,17 @@ export interface Problem {
   requestId?: string
   /** Extra machine-readable facts, e.g. `{ index: 17 }` for a non-finite gradient. */
   [extension: string]: unknown
+}
+
+/** Longest echo of a client's value in a problem's `detail`, in characters. */
+export const maxEchoLength = 64
+
+/**
+ * A client's value as a problem's `detail` may quote it: at most `max` characters, with '…' and
+ * the full length marking a cut, so a 60 KB field never comes back as a 60 KB answer.
+ */
+export function clip(text: string, max = maxEchoLength): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`
 }
 
 /** True when `code` is one of the known problem codes. */

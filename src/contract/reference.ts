@@ -1,3 +1,5 @@
+import { clip } from './problems'
+
 /**
  * Optimizer references (DESIGN §4): `name` (= `name@stable`), `name@1.2.0`, `name@<alias>`,
  * `name@sha256:<64 hex>`. Parsed the same way by the server and the SDKs.
@@ -23,21 +25,24 @@ export function parseReference(text: string): { ok: true; ref: Reference } | { o
   const name = at < 0 ? text : text.slice(0, at)
   const rest = at < 0 ? defaultAlias : text.slice(at + 1)
   if (!namePattern.test(name)) {
-    return { ok: false, message: `invalid optimizer name '${name}': use lowercase letters, digits and '-'` }
+    return {
+      ok: false,
+      message: `invalid optimizer name '${clip(name)}': use lowercase letters, digits and '-'`,
+    }
   }
   if (rest.startsWith('sha256:')) {
     return digestPattern.test(rest)
       ? { ok: true, ref: { name, kind: 'digest', digest: rest } }
       : {
           ok: false,
-          message: `invalid digest '${rest}': expected sha256: followed by 64 lowercase hex digits`,
+          message: `invalid digest '${clip(rest, 80)}': expected sha256: followed by 64 lowercase hex digits`,
         }
   }
   if (semverPattern.test(rest)) return { ok: true, ref: { name, kind: 'version', version: rest } }
   if (aliasPattern.test(rest)) return { ok: true, ref: { name, kind: 'alias', alias: rest } }
   return {
     ok: false,
-    message: `invalid reference '${text}': use name, name@1.2.0, name@alias or name@sha256:<hex>`,
+    message: `invalid reference '${clip(text)}': use name, name@1.2.0, name@alias or name@sha256:<hex>`,
   }
 }
 

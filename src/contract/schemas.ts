@@ -140,11 +140,10 @@ export const createSessionRequestSchema = z
   })
   .meta({ id: 'CreateSession' })
 
-export const shardSchema = z.object({
-  index: z.number().int(),
-  offset: z.number().int(),
-  length: z.number().int(),
-  /** Steps applied to this shard so far; the next step to send is step + 1. */
+/** Shards `first` to `last` (inclusive), each having applied `step` steps (the next to send is step + 1). */
+export const stepRunSchema = z.object({
+  first: z.number().int(),
+  last: z.number().int(),
   step: z.number().int(),
 })
 
@@ -156,11 +155,21 @@ export const sessionSchema = z
     numParams: z.number().int(),
     stateDtype: stateDtypeSchema,
     stateSize: z.number().int(),
+    /** Coordinates per shard: shard k holds [k·shardSize, min((k + 1)·shardSize, numParams)). */
     shardSize: z.number().int(),
-    shards: z.array(shardSchema),
+    shardCount: z.number().int(),
+    /**
+     * Every shard's step count, as runs of consecutive shards in order (one run for a new session),
+     * so the answer does not grow with the number of shards.
+     */
+    steps: z.array(stepRunSchema),
     createdAt: z.string(),
   })
-  .meta({ id: 'Session' })
+  .meta({
+    id: 'Session',
+    description:
+      'A session and its shard layout: shard k covers [k·shardSize, min((k + 1)·shardSize, numParams)), and `steps` gives each shard its step count as runs.',
+  })
 
 export const jsonSessionStepRequestSchema = z
   .object({ grads: z.array(z.number()).min(1) })
@@ -197,6 +206,53 @@ export const createClientResponseSchema = z
   })
   .meta({ id: 'CreatedClient' })
 export const createKeyResponseSchema = z.object({ key: apiKeySchema, secret: z.string() })
+/** Per-client limits (issue 11); every client has each, from its own setting or the defaults. */
+export const clientQuotaFields = {
+  /** Sessions the client may hold at once. */
+  maxSessions: z.int().min(0).max(1_000_000_000),
+  /** Coordinates (numParams) summed over the client's sessions. */
+  maxSessionCoordinates: z.int().min(0).max(1_000_000_000_000),
+  /** Authenticated requests per minute (a fixed window); beyond it 429 with Retry-After. */
+  requestsPerMinute: z.int().min(1).max(1_000_000_000),
+}
+/** Server-wide: failed key checks per minute from one address, after which it gets 429. */
+export const failedAuthPerMinuteSchema = z.int().min(1).max(1_000_000_000)
+
+export const quotasSchema = z
+  .object({ ...clientQuotaFields, failedAuthPerMinute: failedAuthPerMinuteSchema })
+  .meta({
+    id: 'Quotas',
+    description: 'The default quotas of every client, and the failed-auth limit per address',
+  })
+export const setQuotasRequestSchema = z
+  .strictObject({
+    maxSessions: clientQuotaFields.maxSessions.nullable().optional(),
+    maxSessionCoordinates: clientQuotaFields.maxSessionCoordinates.nullable().optional(),
+    requestsPerMinute: clientQuotaFields.requestsPerMinute.nullable().optional(),
+    failedAuthPerMinute: failedAuthPerMinuteSchema.nullable().optional(),
+  })
+  .meta({ id: 'SetQuotas', description: 'Fields to change; null returns a field to its default' })
+export const clientQuotasSchema = z
+  .object({
+    clientId: z.string(),
+    /** What applies to this client now. */
+    quotas: z.object(clientQuotaFields),
+    /** The fields set for this client alone (the rest follow the defaults). */
+    overrides: z.object(clientQuotaFields).partial(),
+    usage: z.object({ sessions: z.int(), sessionCoordinates: z.int() }),
+  })
+  .meta({ id: 'ClientQuotas' })
+export const setClientQuotasRequestSchema = z
+  .strictObject({
+    maxSessions: clientQuotaFields.maxSessions.nullable().optional(),
+    maxSessionCoordinates: clientQuotaFields.maxSessionCoordinates.nullable().optional(),
+    requestsPerMinute: clientQuotaFields.requestsPerMinute.nullable().optional(),
+  })
+  .meta({
+    id: 'SetClientQuotas',
+    description: "Fields to change; null returns a field to the server's default",
+  })
+
 export const healthSchema = z.object({
   status: z.literal('ok'),
   runtime: z.string(),
@@ -215,7 +271,9 @@ export type JsonStepRequest = z.infer<typeof jsonStepRequestSchema>
 export type JsonStepResponse = z.infer<typeof jsonStepResponseSchema>
 export type CreateSessionRequest = z.input<typeof createSessionRequestSchema>
 export type Session = z.infer<typeof sessionSchema>
-export type Shard = z.infer<typeof shardSchema>
+export type StepRun = z.infer<typeof stepRunSchema>
 export type JsonSessionStepResponse = z.infer<typeof jsonSessionStepResponseSchema>
 export type PublishVersionResponse = z.infer<typeof publishVersionResponseSchema>
 export type CreateClientResponse = z.infer<typeof createClientResponseSchema>
+export type Quotas = z.infer<typeof quotasSchema>
+export type ClientQuotas = z.infer<typeof clientQuotasSchema>

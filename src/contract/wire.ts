@@ -67,6 +67,8 @@ export const paths = {
   adminClients: '/v1/admin/clients',
   adminClientKeys: '/v1/admin/clients/{id}/keys',
   adminKey: '/v1/admin/keys/{id}',
+  adminQuotas: '/v1/admin/quotas',
+  adminClientQuotas: '/v1/admin/clients/{id}/quotas',
 } as const
 
 /** A path template with its `{param}` placeholders filled in, each URL-encoded. */
@@ -104,4 +106,6 @@ export const routes = {
   adminClients: paths.adminClients,
   adminClientKeys: (clientId: string) => fillPath(paths.adminClientKeys, { id: clientId }),
   adminKey: (keyId: string) => fillPath(paths.adminKey, { id: keyId }),
+  adminQuotas: paths.adminQuotas,
+  adminClientQuotas: (clientId: string) => fillPath(paths.adminClientQuotas, { id: clientId }),
 } as const

@@ -130,7 +130,8 @@ describe('baselineOptimizer', () => {
     ],
     ['toString', { learningRate: 1 }, /unknown optimizer/],
     ['sgd', {}, /sgd needs learningRate/],
-    ['sgd', { learningRate: 0 }, /learningRate must be a finite number > 0, got 0/],
+    ['sgd', { learningRate: 0 }, /learningRate must be a finite number in \(0, 100\], got 0/],
+    ['sgd', { learningRate: 1e38 }, /learningRate must be a finite number in \(0, 100\], got 1e\+38/],
     ['sgd', { learningRate: '0.1' }, /learningRate must be a finite number/],
     ['sgd', { learningRate: Number.NaN }, /learningRate must be a finite number/],
     [
@@ -141,7 +142,8 @@ describe('baselineOptimizer', () => {
     ['momentum', { learningRate: 0.1 }, /momentum needs momentum/],
     ['nag', { learningRate: 0.1, momentum: 1 }, /momentum must be a finite number in \[0, 1\)/],
     ['adam', { learningRate: 0.1, beta2: -0.1 }, /beta2 must be/],
-    ['rmsprop', { learningRate: 0.1, eps: 0 }, /eps must be a finite number > 0/],
+    ['rmsprop', { learningRate: 0.1, eps: 0 }, /eps must be a finite number in \(0, 1\]/],
+    ['adam', { learningRate: 0.1, eps: 2 }, /eps must be a finite number in \(0, 1\]/],
   ])('refuses %s with %o', (name, hp, message) => {
     expect(() => baselineOptimizer(name, hp as Record<string, unknown>)).toThrow(OptimizerConfigError)
     expect(() => baselineOptimizer(name, hp as Record<string, unknown>)).toThrow(message)

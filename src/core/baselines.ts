@@ -90,13 +90,9 @@ interface Range {
   text: string
 }
 
-const positive: Range = {
-  low: 0,
-  high: Number.POSITIVE_INFINITY,
-  lowIncl: false,
-  highIncl: false,
-  text: '> 0',
-}
+// Every range is bounded: a learning rate of 1e38 is a typo, not a setting (its updates overflow).
+const learningRateRange: Range = { low: 0, high: 100, lowIncl: false, highIncl: true, text: 'in (0, 100]' }
+const epsRange: Range = { low: 0, high: 1, lowIncl: false, highIncl: true, text: 'in (0, 1]' }
 const fraction: Range = { low: 0, high: 1, lowIncl: true, highIncl: false, text: 'in [0, 1)' }
 
 /** One hyper-parameter of a baseline: its range, and its default (torch.optim's) unless required. */
@@ -123,35 +119,35 @@ type Hp = Record<string, number>
 export const baselines = {
   sgd: {
     description: 'Plain SGD: update = -learningRate * g (torch.optim.SGD).',
-    hyperparameters: { learningRate: { range: positive } },
+    hyperparameters: { learningRate: { range: learningRateRange } },
     make: (hp: Hp) => sgd({ learningRate: hp.learningRate }),
   },
   momentum: {
     description: 'SGD with heavy-ball momentum (torch.optim.SGD, momentum).',
-    hyperparameters: { learningRate: { range: positive }, momentum: { range: fraction } },
+    hyperparameters: { learningRate: { range: learningRateRange }, momentum: { range: fraction } },
     make: (hp: Hp) => momentum({ learningRate: hp.learningRate, momentum: hp.momentum }),
   },
   nag: {
     description: 'SGD with Nesterov momentum (torch.optim.SGD, nesterov=True).',
-    hyperparameters: { learningRate: { range: positive }, momentum: { range: fraction } },
+    hyperparameters: { learningRate: { range: learningRateRange }, momentum: { range: fraction } },
     make: (hp: Hp) => nesterov({ learningRate: hp.learningRate, momentum: hp.momentum }),
   },
   rmsprop: {
     description: 'RMSprop (torch.optim.RMSprop).',
     hyperparameters: {
-      learningRate: { range: positive },
+      learningRate: { range: learningRateRange },
       alpha: { range: fraction, default: 0.99 },
-      eps: { range: positive, default: 1e-8 },
+      eps: { range: epsRange, default: 1e-8 },
     },
     make: (hp: Hp) => rmsprop({ learningRate: hp.learningRate, alpha: hp.alpha, eps: hp.eps }),
   },
   adam: {
     description: 'Adam with bias correction (torch.optim.Adam).',
     hyperparameters: {
-      learningRate: { range: positive },
+      learningRate: { range: learningRateRange },
       beta1: { range: fraction, default: 0.9 },
       beta2: { range: fraction, default: 0.999 },
-      eps: { range: positive, default: 1e-8 },
+      eps: { range: epsRange, default: 1e-8 },
     },
     make: (hp: Hp) => adam({ learningRate: hp.learningRate, beta1: hp.beta1, beta2: hp.beta2, eps: hp.eps }),
   },

@@ -203,6 +203,11 @@ export const shardColumns = () => ({
   state: bytes('state').notNull(),
   /** F32 [length], little-endian: the updates step `step` returned. */
   updates: bytes('updates').notNull(),
+  /**
+   * Hex SHA-256 of the gradients step `step` was sent (F32 little-endian bytes), so a retry with
+   * other gradients is told apart from a retry; null on rows stored before it was kept.
+   */
+  gradsHash: text('grads_hash'),
   updatedAt: text('updated_at').notNull(),
 })
 
@@ -220,3 +225,27 @@ export const sessionShards = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.sessionId, t.shard] })],
 )
+
+/**
+ * Quotas set by an admin (issue 11): `scope` is a client id, or '*' for the defaults of every
+ * client. A null column falls back to the '*' row, then to the server's built-in default.
+ * `failed_auth_per_minute` counts per address, so only the '*' row's applies.
+ */
+export const quotas = sqliteTable('quotas', {
+  scope: text('scope').primaryKey(),
+  maxSessions: integer('max_sessions'),
+  maxSessionCoordinates: integer('max_session_coordinates'),
+  requestsPerMinute: integer('requests_per_minute'),
+  failedAuthPerMinute: integer('failed_auth_per_minute'),
+  updatedAt: text('updated_at').notNull(),
+})
+
+/**
+ * Fixed one-minute windows of counted events: `key` is `client:<id>` (requests) or `addr:<address>`
+ * (failed key checks); `window` is the minute since the epoch the count belongs to.
+ */
+export const rateWindows = sqliteTable('rate_windows', {
+  key: text('key').primaryKey(),
+  window: integer('window').notNull(),
+  count: integer('count').notNull(),
+})

@@ -42,4 +42,22 @@ describe('BodyBuffers', () => {
     expect(second.firstNonFinite?.(grown)).toBe(99)
     expect(second.firstNonFinite?.(grown.subarray(0, 99))).toBe(-1)
   })
+
+  it('keeps released memories for the next bodies while the pool is within its size', () => {
+    const buffers = new BodyBuffers(5 << 20)
+    const a = buffers.acquire(2 << 20)
+    const b = buffers.acquire(2 << 20)
+    const c = buffers.acquire(2 << 20)
+    expect(buffers.poolBytes).toBe(6 << 20)
+    // Over its size: the first one released goes to the garbage collector, the others are kept.
+    a.release()
+    expect(buffers.poolBytes).toBe(4 << 20)
+    b.release()
+    c.release()
+    const d = buffers.acquire(2 << 20)
+    const e = buffers.acquire(1 << 20)
+    expect([b.bytes.buffer, c.bytes.buffer]).toContain(d.bytes.buffer)
+    expect([b.bytes.buffer, c.bytes.buffer]).toContain(e.bytes.buffer)
+    expect(buffers.poolBytes).toBe(4 << 20)
+  })
 })

@@ -1,23 +1,34 @@
 /**
  * `npm start`: the API on Node with SQLite in a local folder. Flags: --port (8787), --host
- * (127.0.0.1), --data-dir (./.data); env PORT, HOST, L2O_DATA_DIR, L2O_ADMIN_KEY, L2O_CLIENT_KEY, and
- * L2O_KERNEL (fused, the default, or tfjs: what learned optimizers run on).
+ * (127.0.0.1), --data-dir (./.data), and the limits of node-server.ts (--queue-per-client,
+ * --queue-total, --body-timeout-ms, --body-budget-mb); env PORT, HOST, L2O_DATA_DIR, L2O_ADMIN_KEY,
+ * L2O_CLIENT_KEY, each limit's L2O_ variable, and L2O_KERNEL (fused, the default, or tfjs: what
+ * learned optimizers run on).
  */
 import { parseArgs } from 'node:util'
-import { serve } from '@hono/node-server'
 import { ensureKeys, seedVersions } from '../server/bootstrap'
 import { createNodeApp, createNodeDeps } from './node'
 import { consoleBuilt, folderAssets } from './node-assets'
+import { nodeLimitSettings, nodeLimitsFrom, serveNode } from './node-server'
 import { readShippedVersions } from './shipped-weights'
 
+const limitFlags = Object.fromEntries(
+  Object.values(nodeLimitSettings).map(({ flag }) => [flag, { type: 'string' as const }]),
+)
 const { values } = parseArgs({
-  options: { port: { type: 'string' }, host: { type: 'string' }, 'data-dir': { type: 'string' } },
+  options: {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    'data-dir': { type: 'string' },
+    ...limitFlags,
+  },
 })
 const port = Number(values.port ?? process.env.PORT ?? 8787)
 const host = values.host ?? process.env.HOST ?? '127.0.0.1'
 const dataDir = values['data-dir'] ?? process.env.L2O_DATA_DIR ?? '.data'
 if (!Number.isInteger(port) || port < 0 || port > 65535)
   throw new Error(`invalid port ${values.port ?? process.env.PORT}`)
+const limits = nodeLimitsFrom(values as Record<string, string | undefined>, process.env)
 
 const deps = createNodeDeps({ dataDir, kernel: process.env.L2O_KERNEL })
 const now = new Date()
@@ -41,10 +52,12 @@ if (keys.admin !== undefined || keys.client !== undefined) {
 const backend = await deps.initTf()
 
 if (!consoleBuilt()) console.warn('the console is not built (npm run build:console): / and /docs show no UI')
-const app = createNodeApp({ ...deps, assets: folderAssets() })
-const server = serve({ fetch: app.fetch, port, hostname: host }, (info) => {
+const app = createNodeApp({ ...deps, assets: folderAssets() }, limits)
+const server = serveNode(app.fetch, { port, hostname: host, limits }, (listening) => {
   console.log(
-    `l2o listening on http://${host}:${info.port} (data ${dataDir}, tfjs ${backend}, learned optimizers on ${deps.kernel === undefined ? 'tfjs' : 'the fused kernel'}); console at /, docs at /docs`,
+    `l2o listening on http://${host}:${listening} (data ${dataDir}, tfjs ${backend}, learned optimizers on ${deps.kernel === undefined ? 'tfjs' : 'the fused kernel'}); console at /, docs at /docs\n` +
+      `limits: ${limits.queuePerClient} steps in flight per client, ${limits.queueTotal} in all, ` +
+      `bodies in ${limits.bodyTimeoutMs} ms and ${limits.bodyBudgetBytes / 1048576} MiB together`,
   )
 })
 const stop = () =>

@@ -16,6 +16,7 @@ import type { AppDeps } from '../server/deps'
 import { nodeKernel } from './kernel-node'
 import { BodyBuffers, openIncoming } from './node-body'
 import { exposeGc, memoryReclaimer } from './node-memory'
+import { BodyBudget, deadlineOf, defaultNodeLimits, type NodeLimits, settleBody } from './node-server'
 import { initPreferredTf } from './tf-node'
 
 const root = path.resolve(import.meta.dirname, '../..')
@@ -63,35 +64,63 @@ export function createNodeDeps(
  * The app for @hono/node-server: request bodies are read from the socket into one reused buffer
  * that routes can use while it fills (node-body.ts), and the garbage of large steps is collected
  * as it is made (node-memory.ts). Together these keep the server's resident memory near its live
- * data at the per-request limit (issue target: < 256 MB).
+ * data at the per-request limit (issue target: < 256 MB). Under load, `limits` bound it: steps are
+ * admitted through the fair compute queue, the bodies in flight share a memory budget, and each
+ * body has a deadline. `fetch` is the entry for serve(): it also reads what is left of a refused
+ * body (node-server.ts).
  */
-export function createNodeApp(deps: AppDeps): App<HttpBindings> {
+export function createNodeApp(
+  deps: AppDeps,
+  limits: NodeLimits = defaultNodeLimits,
+): { app: App<HttpBindings>; fetch: (request: Request, env: HttpBindings) => Promise<Response> } {
   const gc = exposeGc()
-  const buffers = new BodyBuffers()
+  const buffers = new BodyBuffers(limits.bodyBudgetBytes)
+  const budget = new BodyBudget(limits.bodyBudgetBytes)
   const reclaimMemory = gc === undefined ? undefined : memoryReclaimer(gc)
-  return createApp((env: HttpBindings) => {
-    const { headers } = env.incoming
-    const json = headers['content-type']?.startsWith('application/json') === true
-    if (gc !== undefined && json && Number(headers['content-length']) > largeJsonBytes) {
-      // Large JSON bodies become many JS numbers that grow V8's heap: compact it once answered.
-      // gc() with no options is V8's full collection ({ type: 'major' } leaves garbage behind);
-      // only when the heap has grown past its ~28 MB at rest, since it takes tens of milliseconds.
-      env.outgoing.once('finish', () => {
-        if (v8.getHeapStatistics().used_heap_size > largeHeapBytes) gc()
-      })
-    }
-    return {
-      ...deps,
-      openBody: (limit: number) =>
-        openIncoming(env.incoming, limit, (length) => {
-          const lease = buffers.acquire(length)
-          // The body is used until the answer is done; then its pages serve the next request.
-          env.outgoing.once('close', lease.release)
-          return lease
-        }),
-      reclaimMemory,
-    }
-  })
+  const app = createApp(
+    (env: HttpBindings) => {
+      const { headers } = env.incoming
+      const json = headers['content-type']?.startsWith('application/json') === true
+      if (gc !== undefined && json && Number(headers['content-length']) > largeJsonBytes) {
+        // Large JSON bodies become many JS numbers that grow V8's heap: compact it once answered.
+        // gc() with no options is V8's full collection ({ type: 'major' } leaves garbage behind);
+        // only when the heap has grown past its ~28 MB at rest, since it takes tens of milliseconds.
+        env.outgoing.once('finish', () => {
+          if (v8.getHeapStatistics().used_heap_size > largeHeapBytes) gc()
+        })
+      }
+      return {
+        ...deps,
+        clientAddress: () => env.incoming.socket.remoteAddress,
+        openBody: async (limit: number) => {
+          const reserve = (bytes: number) => env.outgoing.once('close', budget.reserve(bytes))
+          const reader = await openIncoming(env.incoming, limit, {
+            allocate: (length) => {
+              const lease = buffers.acquire(length)
+              // The body is used until the answer is done; then its pages serve the next request.
+              env.outgoing.once('close', lease.release)
+              return lease
+            },
+            reserve,
+            deadline: deadlineOf(env.incoming, limits),
+          })
+          return { ...reader, reserve }
+        },
+        reclaimMemory,
+      }
+    },
+    {
+      admission: { perClient: limits.queuePerClient, total: limits.queueTotal },
+      yieldToEventLoop: () => new Promise((resolve) => setImmediate(resolve)),
+    },
+  )
+  return {
+    app,
+    fetch: async (request, env) => {
+      deadlineOf(env.incoming, limits)
+      return settleBody(env.incoming, await app.fetch(request, env), limits)
+    },
+  }
 }
 
 const largeJsonBytes = 256 * 1024

@@ -36,7 +36,9 @@ export const app = createApp((env: Bindings) => {
   const objects = (name: string) => env.SESSION_SHARDS.getByName(name)
   const sessions = durableSessionStore(db, objects, () => new Date())
   const assets = env.ASSETS && assetsOf(env.ASSETS)
-  return { db, initTf, runtime: 'workers', kernel, sessions, assets, ...stepBudget }
+  // Set by Cloudflare's edge; the failed-auth quota counts per address.
+  const clientAddress = (request: Request) => request.headers.get('cf-connecting-ip') ?? undefined
+  return { db, initTf, runtime: 'workers', kernel, sessions, assets, clientAddress, ...stepBudget }
 })
 
 // Workers serve the console's files before the Worker runs; this serves them when it is called

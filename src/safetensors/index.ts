@@ -19,3 +19,4 @@ export {
 } from './codec'
 export { bytesOf, type FloatData, fromFloat32, sliceRows, tensorOf, toFloat32, zerosOf } from './float-data'
 export { bf16ToF32, f16ToF32, f32BitsToF16, f32ToBf16, f32ToF16 } from './float16'
+export { float32Decimal, float32JsonArray, float32JsonElements } from './float32-decimal'

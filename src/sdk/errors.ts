@@ -3,7 +3,7 @@
  * picked from the problem `code`) when the server answered with an error, `ConnectionError` /
  * `TimeoutError` when no answer came back.
  */
-import { isProblemCode, type Problem, type ProblemCode, problemCodes } from '../contract'
+import { isProblemCode, type Problem, type ProblemCode } from '../contract'
 
 /** Base class of every error the SDK throws. */
 export class SdkError extends Error {
@@ -146,10 +146,12 @@ const byStatus = (status: number): ApiErrorClass => {
   return ApiError
 }
 
-/** The error class the SDK throws for a problem code (and, for unknown codes, an HTTP status). */
+/**
+ * The error class the SDK throws for a problem code, else for the HTTP status (a code may come
+ * with more than one: quota_exceeded is 429 or 403).
+ */
 export function errorClassFor(code: string | undefined, status: number): ApiErrorClass {
-  if (isProblemCode(code)) return byCode[code] ?? byStatus(problemCodes[code])
-  return byStatus(status)
+  return (isProblemCode(code) ? byCode[code] : undefined) ?? byStatus(status)
 }
 
 /** Builds the typed error for an error answer. */

@@ -18,8 +18,8 @@ export type {
   OptimizerSummary,
   Resolved,
   Session,
-  Shard,
   StateDtype,
+  StepRun,
 } from '../contract'
 export { formatReference, type ProblemCode, parseReference, type Reference } from '../contract'
 export type { StateTensor } from './binary'

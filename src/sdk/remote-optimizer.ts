@@ -247,23 +247,24 @@ export class RemoteOptimizer {
         detail: `session ${session.id} runs ${session.digest}, but this run is pinned to ${this.digest}`,
       })
     }
-    const shards = [...session.shards].sort((a, b) => a.index - b.index)
-    let offset = 0
-    for (const [i, s] of shards.entries()) {
-      if (s.index !== i || s.offset !== offset || s.length < 1) {
-        throw new ProtocolError(
-          `session ${session.id}: shards do not tile [0, ${session.numParams}) in order`,
-        )
-      }
-      offset += s.length
-    }
-    if (offset !== session.numParams) {
+    const { numParams, shardSize, shardCount, steps } = session
+    if (shardSize < 1 || shardCount !== Math.ceil(numParams / shardSize)) {
       throw new ProtocolError(
-        `session ${session.id}: shards cover ${offset} of ${session.numParams} coordinates`,
+        `session ${session.id}: ${shardCount} shards of ${shardSize} do not tile [0, ${numParams})`,
+      )
+    }
+    let next = 0
+    for (const run of steps) {
+      if (run.first !== next || run.last < run.first) break
+      next = run.last + 1
+    }
+    if (next !== shardCount) {
+      throw new ProtocolError(
+        `session ${session.id}: its steps do not cover shards 0 to ${shardCount - 1} in order`,
       )
     }
     this.session = session
-    this.shards = shards.map(({ index, offset, length }) => ({ index, offset, length }))
+    this.shards = shardRanges(numParams, shardSize)
   }
 
   private async adoptSession(c: RunCheckpoint): Promise<void> {
@@ -277,12 +278,12 @@ export class RemoteOptimizer {
     this.numParamsValue = session.numParams
     // A shard one step ahead finished a step whose step() call did not return: resending that step
     // gets its stored updates. Further ahead, the server holds state the checkpoint does not know.
-    for (const s of session.shards) {
-      if (s.step !== c.step && s.step !== c.step + 1) {
+    for (const run of session.steps) {
+      if (run.step !== c.step && run.step !== c.step + 1) {
         throw new StepConflictError({
           status: 409,
           code: 'step_conflict',
-          detail: `session ${session.id} shard ${s.index} is at step ${s.step}, the checkpoint at step ${c.step}; a session keeps only its latest state, so resume from the latest checkpoint or start a new run`,
+          detail: `session ${session.id} shard ${run.first} is at step ${run.step}, the checkpoint at step ${c.step}; a session keeps only its latest state, so resume from the latest checkpoint or start a new run`,
         })
       }
     }

@@ -8,29 +8,41 @@
  * export default createApp((env: Bindings) => ({ db: drizzle(env.DB, { schema }), initTf, runtime: 'workers' }))
  */
 import { OpenAPIHono } from '@hono/zod-openapi'
-import { defaultMaxCoordinatesPerRequest, headerNames } from '../contract'
+import { clip, defaultMaxCoordinatesPerRequest, headerNames } from '../contract'
+import { negotiate } from './accept'
+import { type AdmissionLimits, ComputeQueue, type YieldToEventLoop } from './compute-queue'
 import { type MakeDeps, resolveDeps } from './deps'
 import type { AppEnv } from './env'
 import { ApiError, describeError, problemResponse } from './errors'
 import { randomId } from './ids'
-import { Lane } from './lane'
 import { OptimizerCache } from './optimizer-cache'
 import { registerRoutes } from './routes'
 
 /** The app type, for runtimes that need to name it. */
 export type App<E extends object = object> = OpenAPIHono<AppEnv<E>>
 
+/** What the app keeps across requests, set by the runtime once. */
+export interface AppOptions {
+  /** Bounds of the compute queue (Node sets them); without them every step is admitted. */
+  admission?: AdmissionLimits
+  /** How the compute queue yields between turns (Node: setImmediate); default setTimeout(0). */
+  yieldToEventLoop?: YieldToEventLoop
+}
+
 /** Builds the app; `makeDeps` runs once per request (it may return a cached object). */
-export function createApp<E extends object = object>(makeDeps: MakeDeps<E>): App<E> {
+export function createApp<E extends object = object>(
+  makeDeps: MakeDeps<E>,
+  options: AppOptions = {},
+): App<E> {
   const app = new OpenAPIHono<AppEnv<E>>()
   const optimizers = new OptimizerCache()
-  const lane = new Lane()
+  const compute = new ComputeQueue(options.admission, options.yieldToEventLoop)
 
   app.use('*', async (c, next) => {
     const deps = resolveDeps(await makeDeps(c.env), defaultMaxCoordinatesPerRequest)
     c.set('deps', deps)
     c.set('optimizers', optimizers)
-    c.set('lane', lane)
+    c.set('compute', compute)
     const given = c.req.header(headerNames.requestId)
     const requestId =
       given !== undefined && /^[\w.:-]{1,128}$/.test(given) ? given : randomId(deps.randomBytes, 'req', 8)
@@ -40,6 +52,7 @@ export function createApp<E extends object = object>(makeDeps: MakeDeps<E>): App
     c.res.headers.set(headerNames.requestId, requestId)
   })
 
+  app.use('*', negotiate())
   registerRoutes(app)
 
   let patterns: { method: string; pattern: RegExp }[] | undefined
@@ -57,11 +70,14 @@ export function createApp<E extends object = object>(makeDeps: MakeDeps<E>): App
       allowed.length > 0
         ? new ApiError(
             'method_not_allowed',
-            `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(' or ')} (GET /docs lists every route)`,
+            `${clip(c.req.method, 16)} is not allowed on ${clip(c.req.path, 200)}; use ${allowed.join(' or ')} (GET /docs lists every route)`,
             { allowed },
             { Allow: allowed.join(', ') },
           )
-        : new ApiError('not_found', `no route ${c.req.method} ${c.req.path}; GET /docs lists every route`)
+        : new ApiError(
+            'not_found',
+            `no route ${clip(c.req.method, 16)} ${clip(c.req.path, 200)}; GET /docs lists every route`,
+          )
     return problemResponse(error, c.get('requestId'))
   })
 

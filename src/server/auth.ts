@@ -10,6 +10,14 @@ import { apiKeys, clients } from '../db/schema'
 import type { AppEnv, Caller } from './env'
 import { ApiError } from './errors'
 import { randomId, sha256Hex, toHex } from './ids'
+import {
+  countEvent,
+  defaultScope,
+  failuresInWindow,
+  quotaExceeded,
+  quotaJoin,
+  secondsLeftInWindow,
+} from './quotas'
 
 /** Characters of a key kept in clear to tell keys apart in listings. */
 const prefixLength = 12
@@ -84,51 +92,80 @@ export async function createClient(
   return { client, key, secret }
 }
 
-/** The caller a secret belongs to, or why it does not authenticate. */
+/** The caller a secret belongs to, with its quotas (one query), or why it does not authenticate. */
 export async function authenticate(db: Db, secret: string): Promise<Caller | 'unknown' | 'revoked'> {
+  const { own, defaults, columns, quotasOf } = quotaJoin()
   const row = await db
     .select({
       keyId: apiKeys.id,
       clientId: apiKeys.clientId,
       revokedAt: apiKeys.revokedAt,
       role: clients.role,
+      ...columns,
     })
     .from(apiKeys)
     .innerJoin(clients, eq(clients.id, apiKeys.clientId))
+    .leftJoin(own, eq(own.scope, apiKeys.clientId))
+    .leftJoin(defaults, eq(defaults.scope, defaultScope))
     .where(eq(apiKeys.hash, await sha256Hex(secret)))
     .get()
   if (row === undefined) return 'unknown'
   if (row.revokedAt !== null) return 'revoked'
-  return { clientId: row.clientId, keyId: row.keyId, role: row.role }
+  return { clientId: row.clientId, keyId: row.keyId, role: row.role, quotas: quotasOf(row) }
 }
 
 const challenge = { 'WWW-Authenticate': 'Bearer realm="l2o"' }
 
-/** Middleware: requires a valid key (of an admin client when `role` is 'admin') and sets `caller`. */
+/**
+ * Middleware: requires a valid key (of an admin client when `role` is 'admin') and sets `caller`.
+ * Counts the caller's request against its requestsPerMinute quota, and each failed key check
+ * against its address's failedAuthPerMinute: an address past that gets 429 before its key is
+ * even looked at, so keys cannot be guessed at speed.
+ */
 export function requireKey(role: 'client' | 'admin' = 'client'): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
+    const deps = c.get('deps')
     const header = c.req.header('authorization')
-    const match = header === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(header)
-    if (match === null) {
+    if (header === undefined) {
       throw new ApiError(
         'unauthorized',
-        header === undefined
-          ? 'this route needs an API key: send Authorization: Bearer <key> (npm start prints one on first start)'
-          : 'malformed Authorization header: send Authorization: Bearer <key>',
+        'this route needs an API key: send Authorization: Bearer <key> (npm start prints one on first start)',
         {},
         challenge,
       )
     }
-    const caller = await authenticate(c.get('deps').db, match[1])
-    if (caller === 'unknown') {
-      throw new ApiError('unauthorized', 'unknown API key; ask an admin for a key', {}, challenge)
+    const now = deps.now()
+    const address = `addr:${deps.clientAddress?.(c.req.raw) ?? 'unknown'}`
+    const failures = await failuresInWindow(deps.db, address, now)
+    if (failures.count >= failures.limit) {
+      throw quotaExceeded(
+        'failedAuthPerMinute',
+        failures.limit,
+        'too many failed key checks from this address in this minute; wait, then send a valid key',
+        secondsLeftInWindow(now),
+      )
     }
-    if (caller === 'revoked') {
+    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header)
+    const caller = match === null ? 'malformed' : await authenticate(deps.db, match[1])
+    if (caller === 'malformed' || caller === 'unknown' || caller === 'revoked') {
+      await countEvent(deps.db, address, now)
       throw new ApiError(
         'unauthorized',
-        'this API key was revoked; ask an admin for a new key',
+        caller === 'malformed'
+          ? 'malformed Authorization header: send Authorization: Bearer <key>'
+          : // One answer for unknown and revoked keys: it must not tell a guesser which keys once existed.
+            'invalid API key; ask an admin for a key',
         {},
         challenge,
+      )
+    }
+    const requests = await countEvent(deps.db, `client:${caller.clientId}`, now)
+    if (requests > caller.quotas.requestsPerMinute) {
+      throw quotaExceeded(
+        'requestsPerMinute',
+        caller.quotas.requestsPerMinute,
+        `this client sent ${requests} requests in this minute`,
+        secondsLeftInWindow(now),
       )
     }
     if (role === 'admin' && caller.role !== 'admin') {

@@ -4,8 +4,14 @@
  */
 import type { Context } from 'hono'
 import type { z } from 'zod'
-import { jsonMediaType, safetensorsMediaType } from '../contract'
-import { decode, SafetensorsError, type SafetensorsFile } from '../safetensors'
+import { clip, jsonMediaType, safetensorsMediaType } from '../contract'
+import {
+  decode,
+  float32JsonArray,
+  float32JsonElements,
+  SafetensorsError,
+  type SafetensorsFile,
+} from '../safetensors'
 import type { BodyReader } from './deps'
 import type { AppEnv } from './env'
 import { ApiError } from './errors'
@@ -27,7 +33,7 @@ export function bodyKindOf(request: Request, accepted: readonly BodyKind[]): Bod
   const list = accepted.map((k) => mediaTypes[k]).join(' or ')
   throw new ApiError(
     'unsupported_media_type',
-    `Content-Type ${type === '' ? 'is missing' : `'${type}' is not accepted here`}; send ${list}`,
+    `Content-Type ${type === '' ? 'is missing' : `'${clip(type)}' is not accepted here`}; send ${list}`,
     { accepted: accepted.map((k) => mediaTypes[k]) },
   )
 }
@@ -176,9 +182,56 @@ function numberArray(raw: unknown, name: string, required: boolean): Float32Arra
   return out
 }
 
-/** Float32 values as a JSON array (each as the exact double), without an intermediate array. */
+/**
+ * Float32 values as a JSON array, each as the shortest decimal that reads back as the same
+ * float32 (at most 9 significant digits, not the float64's up to 17).
+ */
 export function jsonNumbers(values: Float32Array): string {
-  return `[${values.join(',')}]`
+  return float32JsonArray(values)
+}
+
+/** Numbers written per piece of a streamed JSON answer: ~10 ms of formatting, then the event loop runs. */
+const numbersPerPiece = 16_384
+
+/**
+ * A JSON object answer streamed in pieces: `head` (an object's JSON) with number arrays added as
+ * members, written (as jsonNumbers does) a piece at a time with `pause` in between, so a large
+ * answer never holds the event loop for long.
+ */
+export function jsonObjectStream(
+  head: object,
+  arrays: [name: string, values: Float32Array][],
+  pause: () => Promise<void>,
+): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder()
+  let part = -1
+  let at = 0
+  return new ReadableStream({
+    async pull(controller) {
+      if (part === -1) {
+        controller.enqueue(encoder.encode(JSON.stringify(head).slice(0, -1)))
+        part = 0
+        return
+      }
+      if (part === arrays.length) {
+        controller.enqueue(encoder.encode('}'))
+        controller.close()
+        return
+      }
+      await pause()
+      const [name, values] = arrays[part]
+      const end = Math.min(values.length, at + numbersPerPiece)
+      let text = at === 0 ? `,${JSON.stringify(name)}:[` : ','
+      text += float32JsonElements(values, at, end)
+      at = end
+      if (at === values.length) {
+        text += ']'
+        part++
+        at = 0
+      }
+      controller.enqueue(encoder.encode(text))
+    },
+  })
 }
 
 const maxHeaderBytes = 64 * 1024

@@ -3,9 +3,10 @@
  * the body has been parsed and before anything is written.
  */
 import type { Context } from 'hono'
-import { headerNames, type StateDtype, stateDtypes } from '../contract'
+import { clip, headerNames, type StateDtype, stateDtypes } from '../contract'
 import { firstNonFinite, OptimizerInputError, type StepResult } from '../core'
 import { type FloatData, fromFloat32, sliceRows, toFloat32, zerosOf } from '../safetensors'
+import type { Ticket } from './compute-queue'
 import type { AppDeps } from './deps'
 import type { AppEnv } from './env'
 import { ApiError } from './errors'
@@ -75,7 +76,10 @@ export function assertCoordinates(n: number, max: number): void {
 export function parseStateDtype(text: string | undefined, fallback: StateDtype): StateDtype {
   if (text === undefined) return fallback
   if ((stateDtypes as readonly string[]).includes(text)) return text as StateDtype
-  throw new ApiError('invalid_request', `state dtype '${text}' is not one of ${stateDtypes.join(', ')}`)
+  throw new ApiError(
+    'invalid_request',
+    `state dtype '${clip(text, 16)}' is not one of ${stateDtypes.join(', ')}`,
+  )
 }
 
 /**
@@ -90,19 +94,7 @@ export function assertFiniteState(
   scan: FiniteScan = firstNonFinite,
 ): void {
   const start = from * stateSize
-  let bad = -1
-  if (state.dtype === 'F32') {
-    bad = scan(state.data.subarray(start))
-  } else {
-    const mask = state.dtype === 'F16' ? 0x7c00 : 0x7f80
-    const u = state.data.subarray(start)
-    for (let i = 0; i < u.length; i++) {
-      if ((u[i] & mask) === mask) {
-        bad = i
-        break
-      }
-    }
-  }
+  let bad = firstNonFiniteOf(state, start, scan)
   if (bad >= 0) {
     bad += start
     const per = Math.max(1, stateSize)
@@ -113,6 +105,44 @@ export function assertFiniteState(
       { index: bad },
     )
   }
+}
+
+/**
+ * Index (from `start` on) of the first NaN or ±Infinity of float data, or −1: F32 through `scan`,
+ * F16 and BF16 on their bit patterns (exponent all ones), without widening.
+ */
+export function firstNonFiniteOf(data: FloatData, start = 0, scan: FiniteScan = firstNonFinite): number {
+  if (data.dtype === 'F32') return scan(data.data.subarray(start))
+  const mask = data.dtype === 'F16' ? 0x7c00 : 0x7f80
+  const u = data.data.subarray(start)
+  for (let i = 0; i < u.length; i++) if ((u[i] & mask) === mask) return i
+  return -1
+}
+
+/**
+ * Refuses (422 non_finite_result) a step whose updates or new state (in the dtype it leaves in:
+ * a finite float32 above 65,504 is Infinity in F16) are not all finite. Whatever the optimizer
+ * and its state slots, so kinds added later are covered too. Checked before anything is answered
+ * or stored. `begin` is the first coordinate of this call, for the message.
+ */
+export function assertFiniteResult(
+  updates: Float32Array,
+  state: FloatData,
+  stateSize: number,
+  begin: number,
+  target: Pick<Target, 'label'>,
+  scan: FiniteScan = firstNonFinite,
+): void {
+  const u = scan(updates)
+  const s = u >= 0 ? -1 : firstNonFiniteOf(state, 0, scan)
+  if (u < 0 && s < 0) return
+  const coordinate = begin + (u >= 0 ? u : Math.floor(s / Math.max(1, stateSize)))
+  const what = u >= 0 ? `update is ${updates[u]}` : `new state (${state.dtype}) is not finite`
+  throw new ApiError(
+    'non_finite_result',
+    `the step overflows: ${target.label}'s ${what} at coordinate ${coordinate}; nothing was stored. Lower the learning rate, send smaller gradients, or start from a fresh state${state.dtype === 'F32' ? '' : ' (or keep the state in F32)'}`,
+    { index: coordinate },
+  )
 }
 
 /** Where a step's results go: updates [N] and the new state [N, S] in the output dtype. */
@@ -154,6 +184,17 @@ export interface ChunkHooks {
   inPlace?: boolean
   /** F32 out: the buffers a call writes its updates [end − begin] and state into (`after` gets them). */
   into?: (begin: number, end: number) => StepResult
+  /**
+   * A faster finite check of what a call writes (Node: the body's wasm scan, which falls back to
+   * core's for arrays outside the body's memory); default core's firstNonFinite.
+   */
+  scan?: FiniteScan
+  /**
+   * Where each call takes its turn (the request's admission to the compute queue), so that calls
+   * of other clients' steps run in between; absent when the caller already holds a turn (a
+   * session step holds one from reading its shard to writing it back).
+   */
+  turns?: Pick<Ticket, 'run'>
 }
 
 /**
@@ -176,9 +217,7 @@ export async function stepChunks(
   const chunk = chunkCoordinates(s)
   const inPlace = hooks.inPlace === true && state?.dtype === 'F32' && dtype === 'F32'
   const chunkUpdates = inPlace ? new Float32Array(Math.min(n, chunk)) : undefined
-  for (let begin = 0; begin < n; begin += chunk) {
-    const end = Math.min(n, begin + chunk)
-    if (hooks.before !== undefined && !(await hooks.before(begin, end))) return
+  const call = async (begin: number, end: number) => {
     // Looked up per call: reclaimMemory may yield, and the LRU may dispose an evicted optimizer then.
     const optimizer =
       target.kind === 'baseline'
@@ -202,21 +241,39 @@ export async function stepChunks(
       if (error instanceof OptimizerInputError) throw new ApiError('shape_mismatch', error.message)
       throw error
     }
-    hooks.after(begin, end, result.updates, fromFloat32(dtype, result.state))
-    if (n > chunk || (end - begin) * (s + 1) >= reclaimFloats) await compute.reclaimMemory?.()
+    const next = fromFloat32(dtype, result.state)
+    assertFiniteResult(result.updates, next, s, begin, target, hooks.scan)
+    hooks.after(begin, end, result.updates, next)
+  }
+  for (let begin = 0; begin < n; begin += chunk) {
+    const end = Math.min(n, begin + chunk)
+    if (hooks.before !== undefined && !(await hooks.before(begin, end))) return
+    // The memory is reclaimed within the turn: the step's next call then asks for its turn before
+    // the queue hands the turn on, and gets it (compute-queue.ts).
+    const turn = async () => {
+      await call(begin, end)
+      if (n > chunk || (end - begin) * (s + 1) >= reclaimFloats) await compute.reclaimMemory?.()
+    }
+    if (hooks.turns !== undefined) await hooks.turns.run(turn)
+    else await turn()
   }
 }
 
-/** Runs one optimizer step, writing updates and state into `out` (see stepChunks). */
+/**
+ * Runs one optimizer step, writing updates and state into `out` (see stepChunks); each call takes
+ * its turn through `turns` when given.
+ */
 export function runStep(
   compute: Compute,
   target: Target,
   grads: Float32Array,
   state: FloatData | undefined,
   out: StepOutput,
+  turns?: Pick<Ticket, 'run'>,
 ): Promise<void> {
   const s = target.stateSize
   return stepChunks(compute, target, grads, state, out.state.dtype, {
+    turns,
     into: (begin, end) => ({
       updates: out.updates.subarray(begin, end),
       state: (out.state.data as Float32Array).subarray(begin * s, end * s),

@@ -19,6 +19,12 @@ export interface BodyReader {
    * memory). Must answer exactly as core's firstNonFinite, which the server uses without it.
    */
   firstNonFinite?: (values: Float32Array) => number
+  /**
+   * Optional: holds `bytes` more of the runtime's memory budget for bodies until this request is
+   * answered (Node: for an answer that cannot be written into the body's own buffer); throws 503
+   * overloaded when the budget is spent.
+   */
+  reserve?: (bytes: number) => void
 }
 
 /** The runtimes this app runs on. */
@@ -70,6 +76,11 @@ export interface AppDeps {
    */
   openBody?: (limit: number) => Promise<BodyReader>
   /**
+   * The address a request comes from, for the failed-auth quota (Node: the socket's peer; Workers:
+   * CF-Connecting-IP). Requests whose address is unknown share one count.
+   */
+  clientAddress?: (request: Request) => string | undefined
+  /**
    * Optional: called between the optimizer calls of a large step, whose garbage (tens of MB of
    * typed arrays) a runtime may collect at once to bound its memory (Node: a minor GC).
    */
@@ -89,9 +100,12 @@ export type MakeDeps<E extends object = object> = (env: E) => AppDeps | Promise<
 
 /** AppDeps with every optional field filled in. */
 export interface ResolvedDeps
-  extends Required<Omit<AppDeps, 'log' | 'openBody' | 'reclaimMemory' | 'assets' | 'kernel'>> {
+  extends Required<
+    Omit<AppDeps, 'log' | 'openBody' | 'reclaimMemory' | 'clientAddress' | 'assets' | 'kernel'>
+  > {
   kernel?: WebAssembly.Module
   log: (event: LogEvent) => void
+  clientAddress?: (request: Request) => string | undefined
   openBody?: (limit: number) => Promise<BodyReader>
   reclaimMemory?: () => void | Promise<void>
   assets?: (request: Request) => Promise<Response | undefined>
@@ -118,6 +132,7 @@ export function resolveDeps(deps: AppDeps, defaultMaxCoordinates: number): Resol
     now,
     randomBytes: deps.randomBytes ?? defaultRandomBytes,
     log: deps.log ?? defaultLog,
+    clientAddress: deps.clientAddress,
     openBody: deps.openBody,
     reclaimMemory: deps.reclaimMemory,
     assets: deps.assets,

@@ -11,9 +11,10 @@ export function randomId(randomBytes: (n: number) => Uint8Array, prefix: string,
   return `${prefix}_${hex(randomBytes(byteLength))}`
 }
 
-/** Lowercase hex SHA-256 of a UTF-8 string. */
-export async function sha256Hex(text: string): Promise<string> {
-  return hex(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text))))
+/** Lowercase hex SHA-256 of a UTF-8 string, or of bytes. */
+export async function sha256Hex(data: string | Uint8Array): Promise<string> {
+  const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data
+  return hex(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)))
 }
 
 /** Lowercase hex of bytes. */

@@ -5,6 +5,7 @@
  */
 import type {
   AliasInfo,
+  ClientQuotas,
   CreateClientResponse,
   CreateSessionRequest,
   JsonSessionStepResponse,
@@ -14,6 +15,7 @@ import type {
   OptimizerSummary,
   ProblemCode,
   PublishVersionResponse,
+  Quotas,
   Resolved,
   Session,
   VersionInfo,
@@ -127,7 +129,8 @@ const session: Session = {
   stateDtype: 'F32',
   stateSize: 80,
   shardSize: 6172,
-  shards: [{ index: 0, offset: 0, length: 3, step: 0 }],
+  shardCount: 1,
+  steps: [{ first: 0, last: 0, step: 0 }],
   createdAt: at,
 }
 const sessionStep: JsonSessionStepResponse = { step: 1, digest, updates: [-0.0213, 0.0311, -0.0052] }
@@ -150,6 +153,19 @@ const createdClient: CreateClientResponse = {
   client: { id: 'cli_0123abcd', name: 'alice', createdAt: at },
   key,
   secret: 'l2o_3f9a0c…(64 hex digits, shown once)',
+}
+
+const defaultQuotas: Quotas = {
+  maxSessions: 32,
+  maxSessionCoordinates: 16_777_216,
+  requestsPerMinute: 12_000,
+  failedAuthPerMinute: 30,
+}
+const clientQuotas: ClientQuotas = {
+  clientId: 'cli_0123abcd',
+  quotas: { maxSessions: 4, maxSessionCoordinates: 16_777_216, requestsPerMinute: 600 },
+  overrides: { maxSessions: 4, requestsPerMinute: 600 },
+  usage: { sessions: 1, sessionCoordinates: 15_910 },
 }
 
 /** Request and response examples by operation ("METHOD path" as in the document). */
@@ -186,12 +202,19 @@ export const operationExamples = {
   'POST /v1/admin/clients': { request: { name: 'alice' }, response: createdClient },
   'POST /v1/admin/clients/{id}/keys': { response: { key, secret: createdClient.secret } },
   'DELETE /v1/admin/keys/{id}': { response: { ...key, revokedAt: at } },
+  'GET /v1/admin/quotas': { response: defaultQuotas },
+  'PUT /v1/admin/quotas': { request: { requestsPerMinute: 6000 }, response: defaultQuotas },
+  'GET /v1/admin/clients/{id}/quotas': { response: clientQuotas },
+  'PUT /v1/admin/clients/{id}/quotas': {
+    request: { maxSessions: 4, requestsPerMinute: 600, maxSessionCoordinates: null },
+    response: clientQuotas,
+  },
 } as const
 
 // One realistic answer per status, with the detail the server would give.
 const problemSamples: Partial<Record<number, [ProblemCode, string]>> = {
   400: ['invalid_request', 'grads must be a non-empty array of numbers'],
-  401: ['unauthorized', 'unknown API key; ask an admin for a key'],
+  401: ['unauthorized', 'invalid API key; ask an admin for a key'],
   403: ['forbidden', 'this route needs an admin key'],
   404: ['optimizer_not_found', "no optimizer 'l2o-mnsit'; GET /v1/optimizers lists them"],
   409: [
@@ -200,7 +223,11 @@ const problemSamples: Partial<Record<number, [ProblemCode, string]>> = {
   ],
   413: ['payload_too_large', 'the body is over 8388608 bytes; send fewer coordinates or use binary'],
   415: ['unsupported_media_type', 'send application/json or application/vnd.l2o.safetensors'],
+  406: ['not_acceptable', 'Accept admits none of application/json, application/vnd.l2o.safetensors'],
+  408: ['request_timeout', 'the body did not arrive within 20000 ms'],
   422: ['non_finite_gradient', 'grads[17] is NaN; check the loss before stepping'],
+  429: ['rate_limited', 'this client has 8 steps in flight; retry after the Retry-After header'],
+  503: ['overloaded', 'the server has 256 steps in flight; retry after the Retry-After header'],
 }
 
 /** The problem+json example for an error status. */

@@ -7,6 +7,7 @@ import { z } from 'zod'
 import {
   aliasSchema,
   apiKeySchema,
+  clientQuotasSchema,
   createClientRequestSchema,
   createClientResponseSchema,
   createKeyResponseSchema,
@@ -25,9 +26,12 @@ import {
   problemCodes,
   problemMediaType,
   publishVersionResponseSchema,
+  quotasSchema,
   resolveResponseSchema,
   safetensorsMediaType,
   sessionSchema,
+  setClientQuotasRequestSchema,
+  setQuotasRequestSchema,
   versionSchema,
 } from '../contract'
 import type { AppEnv } from './env'
@@ -215,7 +219,12 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
     description:
       `Binary is the fast path; JSON (flat state) is for small N: bodies up to 8 MiB. At most ` +
       `${defaultMaxCoordinatesPerRequest} coordinates per request (see maxCoordinatesPerRequest in /v1/resolve). ` +
-      'A state sent with another digest than the reference resolves to is refused with 409 digest_mismatch.',
+      'A request bound to a digest (the state it carries was made under it, or a pin) that names `name` or ' +
+      '`name@alias` is served under that digest when it is a version of the same name, with a Deprecation header ' +
+      "when that version is deprecated: the state's pin wins, so a run survives an alias move. A digest of another " +
+      'name, an unknown one, or one that contradicts `name@version` is 409 digest_mismatch. JSON answers write ' +
+      'each float32 as the shortest decimal that reads back as the same float32 (at most 9 significant digits). ' +
+      'A step whose result is not finite is refused with 422 non_finite_result.',
     security: client,
     request: {
       body: {
@@ -235,7 +244,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
           'application/json': { schema: jsonStepResponseSchema },
         },
       },
-      ...problems(400, 401, 404, 409, 413, 415, 422),
+      ...problems(400, 401, 404, 406, 408, 409, 413, 415, 422, 429, 503),
     },
   })
 
@@ -257,9 +266,13 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
       body: { required: true, ...json(createSessionRequestSchema) },
     },
     responses: {
-      201: { description: 'The session and its shard layout', ...json(sessionSchema) },
+      201: {
+        description:
+          'The session and its shard layout, compact: shardSize, shardCount and the steps as runs of shards (the answer does not grow with the number of shards)',
+        ...json(sessionSchema),
+      },
       200: { description: 'A retry: the session this Idempotency-Key created', ...json(sessionSchema) },
-      ...problems(400, 401, 404, 409, 415),
+      ...problems(400, 401, 403, 404, 406, 409, 415, 429),
     },
   })
   r.registerPath({
@@ -286,8 +299,10 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
     tags: ['sessions'],
     summary: 'Step one shard: gradients in, updates out',
     description:
-      'Step t of a shard is applied once. t = current + 1 applies it; t = current returns the stored updates byte ' +
-      'for byte (a safe retry); anything else is 409 step_conflict, whose detail and `expectedStep` say what to send.',
+      'Step t of a shard is applied once. t = current + 1 applies it; t = current with the same gradients returns ' +
+      'the stored updates byte for byte (a safe retry), with other gradients 409 replay_mismatch (a client reusing a ' +
+      'step number); anything else is 409 step_conflict, whose detail and `expectedStep` say what to send. Shard and ' +
+      'step are plain decimals (no leading zeros, no escapes).',
     security: client,
     request: {
       params: z.object({
@@ -312,7 +327,7 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
           'application/json': { schema: jsonSessionStepResponseSchema },
         },
       },
-      ...problems(400, 401, 404, 409, 413, 415, 422),
+      ...problems(400, 401, 404, 406, 408, 409, 413, 415, 422, 429, 503),
     },
   })
 
@@ -406,13 +421,65 @@ export function registerOpenApi(app: OpenAPIHono<AppEnv<any>>): void {
     },
   })
   r.registerPath({
+    method: 'get',
+    path: paths.adminQuotas,
+    tags: ['admin'],
+    summary: 'The default quotas of every client, and the failed-auth limit per address',
+    security: admin,
+    responses: { 200: { description: 'The defaults', ...json(quotasSchema) }, ...problems(401, 403) },
+  })
+  r.registerPath({
+    method: 'put',
+    path: paths.adminQuotas,
+    tags: ['admin'],
+    summary: 'Set default quotas (null returns a field to its built-in default)',
+    security: admin,
+    request: { body: { required: true, ...json(setQuotasRequestSchema) } },
+    responses: {
+      200: { description: 'The defaults', ...json(quotasSchema) },
+      ...problems(400, 401, 403, 415),
+    },
+  })
+  r.registerPath({
+    method: 'get',
+    path: paths.adminClientQuotas,
+    tags: ['admin'],
+    summary: "A client's quotas, which of them it has of its own, and what it holds",
+    security: admin,
+    request: { params: z.object({ id: example('cli_0123abcd') }) },
+    responses: {
+      200: { description: 'The quotas', ...json(clientQuotasSchema) },
+      ...problems(401, 403, 404),
+    },
+  })
+  r.registerPath({
+    method: 'put',
+    path: paths.adminClientQuotas,
+    tags: ['admin'],
+    summary: "Set a client's own quotas (null returns a field to the default)",
+    security: admin,
+    request: {
+      params: z.object({ id: example('cli_0123abcd') }),
+      body: { required: true, ...json(setClientQuotasRequestSchema) },
+    },
+    responses: {
+      200: { description: 'The quotas', ...json(clientQuotasSchema) },
+      ...problems(400, 401, 403, 404, 415),
+    },
+  })
+  r.registerPath({
     method: 'delete',
     path: paths.adminKey,
     tags: ['admin'],
     summary: 'Revoke a key',
+    description:
+      'Revoking a revoked key answers it again. The last active admin key cannot be revoked (409 last_admin_key).',
     security: admin,
     request: { params: z.object({ id: example('key_0123abcd') }) },
-    responses: { 200: { description: 'The revoked key', ...json(apiKeySchema) }, ...problems(401, 403, 404) },
+    responses: {
+      200: { description: 'The revoked key', ...json(apiKeySchema) },
+      ...problems(401, 403, 404, 409),
+    },
   })
 }
 
@@ -426,7 +493,8 @@ export function openApiDocument(app: OpenAPIHono<AppEnv<any>>): Record<string, u
       version: '1.0.0',
       description:
         'Runs frozen learned optimizers (the coordinatewise LSTM of Andrychowicz et al. 2016) and hand-designed ' +
-        'baselines on your gradients. Errors are RFC 9457 application/problem+json.',
+        'baselines on your gradients. Errors are RFC 9457 application/problem+json. A request whose Accept admits ' +
+        "none of its route's media types gets 406 not_acceptable before anything runs.",
     },
     tags: [
       { name: 'meta' },

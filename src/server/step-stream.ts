@@ -1,7 +1,8 @@
 /**
  * The binary step's answer, pipelined: the optimizer works through the sent state as the body
- * arrives, the answer starts once the whole body is in and checked, and each chunk's state rows are
- * streamed as they are computed (safetensors-out.ts: header, state rows, then the updates).
+ * arrives, and the answer (safetensors-out.ts: header, state rows, then the updates) starts once the
+ * whole body is in and every chunk is computed and checked finite, so a 200 is never followed by a
+ * refusal. With an F32 state the rows are the body's own buffer, stepped in place: nothing is copied.
  */
 import type { Context } from 'hono'
 import { metadataKeys, type StateDtype, safetensorsMediaType } from '../contract'
@@ -51,6 +52,8 @@ export async function streamStepAnswer(
       return !chunks.stopped
     },
     inPlace: true,
+    scan: body.firstNonFinite,
+    turns: c.get('ticket'),
     after: (begin, _end, chunkUpdates, next) => {
       updates.set(chunkUpdates, begin)
       if (next.data.byteLength > 0) chunks.push(bytesOf(next))
@@ -63,7 +66,8 @@ export async function streamStepAnswer(
     (error: unknown) => chunks.fail(error),
   )
 
-  // Nothing is answered before the whole body is in and checked (a refusal is a clean problem).
+  // Nothing is answered before the whole body is in and checked, and every result is computed and
+  // checked (stepChunks refuses a non-finite one): a refusal is a clean problem, never a cut stream.
   try {
     await body.ready(body.bytes.length)
     if (sentState !== undefined) assertFiniteState(sentState, s, checked, body.firstNonFinite)
@@ -72,6 +76,7 @@ export async function streamStepAnswer(
     await computing
     throw error
   }
+  await computing
   if (chunks.failure !== undefined) throw chunks.failure.error
 
   const stream = new ReadableStream<Uint8Array>({

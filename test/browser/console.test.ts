@@ -210,7 +210,7 @@ describe('the console in chromium', { timeout: 180_000 }, () => {
     await page.waitForSelector('#pg-error:not([hidden])')
     const message = await page.locator('#pg-error').textContent()
     expect(message).toContain('401')
-    expect(message).toContain('unknown API key; ask an admin for a key')
+    expect(message).toContain('invalid API key; ask an admin for a key')
     expect(await page.locator('#pg-run').isEnabled()).toBe(true)
     await page.screenshot({ path: path.join(shots, 'playground-401.png'), fullPage: true })
     await page.context().close()

@@ -104,10 +104,10 @@ describe('npm start (the Node runtime over HTTP)', () => {
         headers: { 'content-type': 'application/json', authorization: `Bearer ${client}` },
       })
       expect(session.status).toBe(201)
-      const { id, shards } = (await session.json()) as { id: string; shards: { length: number }[] }
+      const { id, shardSize } = (await session.json()) as { id: string; shardSize: number }
       const step = await fetch(`${url}/v1/sessions/${id}/shards/0/steps/1`, {
         method: 'POST',
-        body: JSON.stringify({ grads: new Array(shards[0].length).fill(0.01) }),
+        body: JSON.stringify({ grads: new Array(shardSize).fill(0.01) }),
         headers: { 'content-type': 'application/json', authorization: `Bearer ${client}` },
       })
       expect(step.status).toBe(200)

@@ -1,9 +1,9 @@
 /** The Node runtime's pipelined binary step over real HTTP: bodies used while they arrive, answers streamed. */
 import type { AddressInfo } from 'node:net'
 import net from 'node:net'
-import { serve } from '@hono/node-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createNodeApp } from '../../src/runtime/node'
+import { defaultNodeLimits, serveNode } from '../../src/runtime/node-server'
 import { initTf } from '../../src/runtime/tf-node'
 import { decode, encode, f32ToBf16 } from '../../src/safetensors'
 import { chunkCoordinates } from '../../src/server/compute'
@@ -22,7 +22,11 @@ beforeAll(async () => {
   s = await testServer()
   await initTf('wasm')
   digest = (await publishVersion(s.deps.db, { name: 'paper', version: '1.0.0', weights }, new Date())).digest
-  const server = serve({ fetch: createNodeApp(s.deps).fetch, port: 0, hostname: '127.0.0.1' })
+  const server = serveNode(createNodeApp(s.deps).fetch, {
+    port: 0,
+    hostname: '127.0.0.1',
+    limits: defaultNodeLimits,
+  })
   await new Promise<void>((resolve) => server.once('listening', () => resolve()))
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   close = () => server.close()

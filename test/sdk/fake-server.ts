@@ -244,7 +244,8 @@ export class FakeServer {
       stateDtype: s.dtype,
       stateSize: this.stateSize,
       shardSize: this.shardSize,
-      shards: s.shards.map(({ index, offset, length, step }) => ({ index, offset, length, step })),
+      shardCount: s.shards.length,
+      steps: s.shards.map(({ index, step }) => ({ first: index, last: index, step })),
       createdAt: '2026-01-01T00:00:00Z',
     }
   }

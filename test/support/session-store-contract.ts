@@ -106,12 +106,58 @@ export function sessionStoreContract(
       const [g1, g2] = [gradsOf(3, 1), gradsOf(3, 2)]
       const [u1, u2] = await expected(session, [g1, g2])
       expect(await step(session, 0, 1, g1)).toEqual({ outcome: 'updates', updates: u1 })
-      // A retry returns what step 1 stored, whatever it sends.
-      expect(await step(session, 0, 1, gradsOf(3, 9))).toEqual({ outcome: 'updates', updates: u1 })
+      // A retry (the same gradients) returns what step 1 stored.
+      expect(await step(session, 0, 1, Float32Array.from(g1))).toEqual({ outcome: 'updates', updates: u1 })
       expect(await step(session, 0, 3, g2)).toEqual({ outcome: 'conflict', current: 1 })
       expect(await step(session, 0, 2, g2)).toEqual({ outcome: 'updates', updates: u2 })
       expect(await step(session, 0, 1, g1)).toEqual({ outcome: 'conflict', current: 2 })
       expect(await store.shardSteps(session)).toEqual(new Map([[0, 2]]))
+    })
+
+    it('refuses step t resent with other gradients (replay_mismatch), and changes nothing', async () => {
+      const session = record()
+      await store.create(session)
+      const [g1, g2] = [gradsOf(3, 1), gradsOf(3, 2)]
+      const [u1, u2] = await expected(session, [g1, g2])
+      expect(await step(session, 0, 1, g1)).toEqual({ outcome: 'updates', updates: u1 })
+      expect(await step(session, 0, 1, gradsOf(3, 9))).toEqual({ outcome: 'replay_mismatch' })
+      // One bit of one gradient differs.
+      const flipped = Float32Array.from(g1)
+      new Uint32Array(flipped.buffer)[2]! ^= 1
+      expect(await step(session, 0, 1, flipped)).toEqual({ outcome: 'replay_mismatch' })
+      expect(await step(session, 0, 1, g1)).toEqual({ outcome: 'updates', updates: u1 })
+      expect(await step(session, 0, 2, g2)).toEqual({ outcome: 'updates', updates: u2 })
+      expect(await step(session, 0, 2, g1)).toEqual({ outcome: 'replay_mismatch' })
+      expect(await store.shardSteps(session)).toEqual(new Map([[0, 2]]))
+    })
+
+    it('refuses a step whose result overflows (non_finite) and stores nothing', async () => {
+      // Momentum at its largest learning rate on gradients near float32's largest: -lr·v overflows.
+      const session = record({ hyperparameters: '{"learningRate":100,"momentum":0.9}' })
+      await store.create(session)
+      const huge = Float32Array.from([3e38, -3e38, 1])
+      const refused = await step(session, 0, 1, huge)
+      expect(refused).toMatchObject({
+        outcome: 'non_finite',
+        detail: expect.stringContaining('nothing was stored'),
+      })
+      expect(await store.shardSteps(session)).toEqual(new Map())
+      // The shard is still at step 0: step 1 with finite results applies.
+      const [u1] = await expected(session, [gradsOf(3, 1)])
+      expect(await step(session, 0, 1, gradsOf(3, 1))).toEqual({ outcome: 'updates', updates: u1 })
+    })
+
+    it("counts a client's sessions and their coordinates, and nobody else's", async () => {
+      const owner = `cli_usage_${++count}`
+      await db.insert(clients).values({ id: owner, name: 'usage', role: 'client', createdAt: '2026-01-01' })
+      expect(await store.usage(owner)).toEqual({ sessions: 0, coordinates: 0 })
+      const a = record({ clientId: owner, numParams: 5 })
+      const b = record({ clientId: owner, numParams: 1_000_000_000, shardSize: 65_536 })
+      await store.create(a)
+      await store.create(b)
+      expect(await store.usage(owner)).toEqual({ sessions: 2, coordinates: 1_000_000_005 })
+      await store.delete(a)
+      expect(await store.usage(owner)).toEqual({ sessions: 1, coordinates: 1_000_000_000 })
     })
 
     it('applies a step once when two requests for it race', async () => {
@@ -213,6 +259,7 @@ export function sqlStoreRaces(name: string, setup: () => Promise<Db>): void {
           step: 1,
           state: new Uint8Array(12),
           updates: new Uint8Array(12),
+          gradsHash: null,
           updatedAt: '2026-01-01',
         })
       })

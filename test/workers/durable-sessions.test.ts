@@ -24,14 +24,20 @@ interface Session {
   numParams: number
   shardSize: number
   stateSize: number
-  shards: { index: number; offset: number; length: number; step: number }[]
+  /** Each shard's coordinates, from the compact layout the create answer gives (shardSize, shardCount). */
+  shards: { index: number; offset: number; length: number }[]
 }
 
 async function createSession(numParams: number, stateDtype: StateDtype = 'F32'): Promise<Session> {
   const body = JSON.stringify({ optimizer, numParams, stateDtype })
   const response = await call('POST', '/v1/sessions', body, { 'content-type': 'application/json' })
   expect(response.status).toBe(201)
-  return (await response.json()) as Session
+  const created = (await response.json()) as Omit<Session, 'shards'> & { shardCount: number }
+  const shards = Array.from({ length: created.shardCount }, (_, index) => {
+    const offset = index * created.shardSize
+    return { index, offset, length: Math.min(created.shardSize, created.numParams - offset) }
+  })
+  return { ...created, shards }
 }
 
 const sessionStep = (id: string, shard: number, t: number, grads: Float32Array) =>
@@ -87,7 +93,7 @@ describe('sessions in Durable Objects inside workerd', () => {
     expect(await heldSteps(session)).toEqual([0, 1, 2, 3].map((i) => new Map([[i, 1]])))
   })
 
-  it('writes nothing to D1 when shards step: the Worker and the objects only read it', async () => {
+  it("writes no shard to D1 when shards step: the only D1 write is the request-rate quota's counter", async () => {
     const session = await createSession(7_000)
     await abortAllDurableObjects()
     // Every D1 statement of this isolate, the Worker's and the objects' (they share it here).
@@ -113,7 +119,10 @@ describe('sessions in Durable Objects inside workerd', () => {
     } finally {
       Object.assign(d1, { prepare, exec })
     }
-    expect(statements.filter((sql) => !/^\s*select\b/i.test(sql))).toEqual([])
+    const writes = statements.filter((sql) => !/^\s*select\b/i.test(sql))
+    expect(writes.filter((sql) => !/^insert into "rate_windows"/.test(sql))).toEqual([])
+    // requestsPerMinute counts every authenticated request in D1, across isolates: one upsert a step.
+    expect(writes.length).toBe(3 * session.shards.length)
     // Not vacuous: the watch sees the objects' reads too. Each step's Worker looks the pin up; each
     // of the two objects looks it up once more, on its first step after the restart.
     const pinLookups = statements.filter(

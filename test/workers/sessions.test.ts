@@ -51,10 +51,11 @@ beforeAll(async () => {
     JSON.stringify({ optimizer: `${parityName}@${parityVersion}`, numParams: n }),
   )
   expect(created.status).toBe(201)
-  const session = (await created.json()) as { id: string; digest: string; shards: unknown[] }
+  const session = (await created.json()) as { id: string; digest: string }
   expect(session).toMatchObject({
     digest: fixture.digest,
-    shards: [{ index: 0, offset: 0, length: n, step: 0 }],
+    shardCount: 1,
+    steps: [{ first: 0, last: 0, step: 0 }],
   })
   sessionId = session.id
 })
@@ -86,7 +87,7 @@ describe('a session inside workerd (its shards in Durable Objects)', () => {
     expect(response.status).toBe(200)
     expect(maxAbsDiff(await updatesOf(response), fixture.updates2)).toBeLessThanOrEqual(parityTolerance)
     const read = await call('GET', `/v1/sessions/${sessionId}`, auth('client'))
-    expect(await read.json()).toMatchObject({ shards: [{ index: 0, step: 2 }] })
+    expect(await read.json()).toMatchObject({ steps: [{ first: 0, last: 0, step: 2 }] })
   })
 
   it('is invisible to another client', async () => {

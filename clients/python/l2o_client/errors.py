@@ -87,6 +87,7 @@ PROBLEM_STATUS = {
     "invalid_safetensors": 400,
     "shape_mismatch": 400,
     "non_finite_gradient": 422,
+    "non_finite_result": 422,
     "invalid_hyperparameters": 400,
     "invalid_weights": 400,
     "unauthorized": 401,
@@ -97,16 +98,22 @@ PROBLEM_STATUS = {
     "key_not_found": 404,
     "not_found": 404,
     "method_not_allowed": 405,
+    "request_timeout": 408,
     "not_acceptable": 406,
     "digest_mismatch": 409,
     "step_conflict": 409,
+    "replay_mismatch": 409,
     "version_conflict": 409,
     "idempotency_conflict": 409,
+    "last_admin_key": 409,
     "payload_too_large": 413,
     "too_many_coordinates": 413,
     "unsupported_media_type": 415,
+    "headers_too_large": 431,
     "rate_limited": 429,
+    "quota_exceeded": 429,
     "internal_error": 500,
+    "overloaded": 503,
 }
 
 _BY_CODE = {"digest_mismatch": DigestMismatchError, "step_conflict": StepConflictError}
@@ -129,7 +136,6 @@ def _by_status(status: int) -> type:
 
 
 def error_class_for(code: Optional[str], status: int) -> type:
-    """The error class for a problem code (falling back on the HTTP status for unknown codes)."""
-    if code in PROBLEM_STATUS:
-        return _BY_CODE.get(code, _by_status(PROBLEM_STATUS[code]))
-    return _by_status(status)
+    """The error class for a problem code, else for the HTTP status (a code may come with more than
+    one: quota_exceeded is 429 or 403)."""
+    return _BY_CODE.get(code or "", _by_status(status))

@@ -212,16 +212,19 @@ class RemoteOptimizer(torch.optim.Optimizer):
             )
         if session.get("numParams") != self.num_params:
             raise errors.SdkError(f"session {session.get('id')} has {session.get('numParams')} parameters, this optimizer {self.num_params}")
-        shards = sorted(session["shards"], key=lambda s: s["index"])
-        offset = 0
-        for i, s in enumerate(shards):
-            if s["index"] != i or s["offset"] != offset or s["length"] < 1:
-                raise errors.ProtocolError(f"session {session['id']}: shards do not tile the parameters in order")
-            offset += s["length"]
-        if offset != self.num_params:
-            raise errors.ProtocolError(f"session {session['id']}: shards cover {offset} of {self.num_params} parameters")
+        # Shard k covers [k·shardSize, min((k + 1)·shardSize, numParams)); `steps` gives runs of shards.
+        size, count = session.get("shardSize", 0), session.get("shardCount", -1)
+        if size < 1 or count != -(-self.num_params // size):
+            raise errors.ProtocolError(f"session {session['id']}: {count} shards of {size} do not tile the parameters")
+        following = 0
+        for run in session.get("steps", []):
+            if run["first"] != following or run["last"] < run["first"]:
+                break
+            following = run["last"] + 1
+        if following != count:
+            raise errors.ProtocolError(f"session {session['id']}: its steps do not cover shards 0 to {count - 1} in order")
         self._session = dict(session)
-        self._shards = [(s["index"], s["offset"], s["length"]) for s in shards]
+        self._shards = [(k, k * size, min(size, self.num_params - k * size)) for k in range(count)]
 
     def _check_dtype(self) -> None:
         if self.resolved.state_dtypes and self.state_dtype not in self.resolved.state_dtypes:
@@ -279,13 +282,13 @@ class RemoteOptimizer(torch.optim.Optimizer):
         else:
             session = self.client.get_session(sd["session_id"])
             self._adopt_session(session)
-            for s in session["shards"]:
+            for run in session["steps"]:
                 # One ahead: a step applied whose step() did not return; resending it gets the stored updates.
-                if s["step"] not in (self.step_count, self.step_count + 1):
+                if run["step"] not in (self.step_count, self.step_count + 1):
                     raise errors.StepConflictError(
                         409,
                         "step_conflict",
-                        f"session {session['id']} shard {s['index']} is at step {s['step']}, the checkpoint at step "
+                        f"session {session['id']} shard {run['first']} is at step {run['step']}, the checkpoint at step "
                         f"{self.step_count}; a session keeps only its latest state, so resume from the latest checkpoint",
                     )
 

@@ -167,7 +167,8 @@ class FakeServer:
         return {
             "id": s["id"], "optimizer": "toy", "digest": s["digest"], "numParams": sum(x["length"] for x in s["shards"]),
             "stateDtype": s["dtype"], "stateSize": self.S, "shardSize": self.shard_size, "createdAt": "2026-01-01T00:00:00Z",
-            "shards": [{k: x[k] for k in ("index", "offset", "length", "step")} for x in s["shards"]],
+            "shardCount": len(s["shards"]),
+            "steps": [{"first": x["index"], "last": x["index"], "step": x["step"]} for x in s["shards"]],
         }
 
     def session_step(self, r: Seen, s, k: int, t: int) -> RawResponse:

@@ -86,7 +86,7 @@ def test_reuses_one_idempotency_key_across_retries():
 def test_maps_every_problem_code(code):
     expected = {
         401: l2o.AuthError, 403: l2o.AuthError, 404: l2o.NotFoundError, 409: l2o.ConflictError,
-        429: l2o.RateLimitError, 500: l2o.ServerError,
+        429: l2o.RateLimitError, 500: l2o.ServerError, 503: l2o.ServerError, 408: l2o.ApiError, 431: l2o.ApiError,
     }.get(PROBLEM_STATUS[code], l2o.ValidationError)
     expected = {"digest_mismatch": l2o.DigestMismatchError, "step_conflict": l2o.StepConflictError}.get(code, expected)
     status = PROBLEM_STATUS[code]

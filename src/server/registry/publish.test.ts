@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { useTestServer, weightFile } from '../../../test/support/server'
+import { tinyArchitecture, useTestServer, weightFile } from '../../../test/support/server'
 import { ApiError } from '../errors'
 import { publishVersion } from './publish'
 import { resolveReference } from './resolve'
@@ -53,5 +53,29 @@ describe('publishVersion aliases', () => {
       await expect(publishVersion(s.deps.db, input, now)).rejects.toBeInstanceOf(ApiError)
     }
     await expect(resolveReference(s.deps.db, 'refused')).rejects.toBeInstanceOf(ApiError)
+  })
+})
+
+describe('publishVersion refuses weights whose updates can overflow', () => {
+  const withScale = (outputScale: number) => weightFile(60, { ...tinyArchitecture, outputScale })
+
+  it.each([3e38, 1e300, -1e9, 1e8])('refuses outputScale %d with invalid_weights', async (outputScale) => {
+    const input = { name: 'overflowing', version: '1.0.0', weights: withScale(outputScale) }
+    const refusal = await publishVersion(s.deps.db, input, now).catch((e: unknown) => e)
+    expect(refusal).toBeInstanceOf(ApiError)
+    expect(refusal).toMatchObject({ code: 'invalid_weights' })
+    expect((refusal as ApiError).detail).toMatch(/outputScale/)
+    await expect(resolveReference(s.deps.db, 'overflowing')).rejects.toBeInstanceOf(ApiError)
+  })
+
+  it('accepts the scales optimizers use', async () => {
+    for (const [version, outputScale] of [
+      ['1.0.0', 0.1],
+      ['1.1.0', -2],
+      ['1.2.0', 0],
+    ] as const) {
+      const input = { name: 'bounded', version, weights: withScale(outputScale) }
+      expect((await publishVersion(s.deps.db, input, now)).created).toBe(true)
+    }
   })
 })

@@ -5,11 +5,14 @@
 import { and, eq } from 'drizzle-orm'
 import {
   architectureJson,
+  clip,
+  lstmSpec,
   maxRowBytes,
   namePattern,
   type PublishVersionResponse,
   semverPattern,
 } from '../../contract'
+import type { LstmWeights } from '../../core'
 import { isBaseline } from '../../core'
 import type { Db } from '../../db/db'
 import { optimizers, versions } from '../../db/schema'
@@ -60,20 +63,20 @@ export async function publishVersion(
   if (!namePattern.test(name)) {
     throw new ApiError(
       'invalid_request',
-      `invalid optimizer name '${name}': use lowercase letters, digits and '-'`,
+      `invalid optimizer name '${clip(name)}': use lowercase letters, digits and '-'`,
     )
   }
   if (isBaseline(name)) {
     throw new ApiError('invalid_request', `'${name}' is a built-in baseline; publish under another name`)
   }
   if (!semverPattern.test(version)) {
-    throw new ApiError('invalid_request', `invalid version '${version}': use semver, e.g. 1.0.0`)
+    throw new ApiError('invalid_request', `invalid version '${clip(version)}': use semver, e.g. 1.0.0`)
   }
   const bad = input.aliases?.find((alias) => !isSettableAlias(alias))
   if (bad !== undefined) {
     throw new ApiError(
       'invalid_request',
-      `invalid alias '${bad}': use lowercase letters, digits and '-', not 'latest'`,
+      `invalid alias '${clip(bad)}': use lowercase letters, digits and '-', not 'latest'`,
     )
   }
   const cardText = cardToText(input.card, name, version)
@@ -87,7 +90,9 @@ export async function publishVersion(
   }
   let architecture: string
   try {
-    architecture = architectureJson(decodeLstmWeights(weights).architecture)
+    const decoded = decodeLstmWeights(weights)
+    assertBoundedUpdates(decoded)
+    architecture = architectureJson(decoded.architecture)
   } catch (error) {
     if (error instanceof WeightsError)
       throw new ApiError('invalid_weights', error.message, { reason: error.code })
@@ -158,6 +163,53 @@ export async function publishVersion(
     await moveAlias(db, { name, alias: 'stable', version, digest }, now, { onlyIfAbsent: true })
   }
   return { name, version, digest, created: true, files: fileNames }
+}
+
+/** Largest |update| a published optimizer may produce for any finite input (and state). */
+export const maxUpdateMagnitude = 1e6
+
+/**
+ * Refuses (WeightsError 'invalid_weights') weights whose updates can be non-finite or absurd for
+ * finite inputs. The LSTM's last h lies in [−1, 1] whatever the input (h = o·tanh(c)), so the
+ * output transform alone bounds the update; each kind says how. The weights themselves are finite
+ * (the loader checks).
+ */
+export function assertBoundedUpdates(weights: LstmWeights): void {
+  const output = lstmSpec(weights.architecture).output
+  let bound: number
+  let how: string
+  switch (output.kind) {
+    case 'linear': {
+      // update = scale · (W_out·h + b_out): at most |scale| · (Σ|W_out| + |b_out|). The tensors
+      // are uploaded as fround(scale · w), so each of those must be a finite float32 too.
+      let sum = Math.abs(weights.head.bias[0])
+      for (const w of weights.head.weight) sum += Math.abs(w)
+      bound = Math.abs(output.scale) * sum
+      const folded = [...weights.head.weight, weights.head.bias[0]].map((w) => Math.fround(output.scale * w))
+      if (!folded.every(Number.isFinite)) bound = Number.POSITIVE_INFINITY
+      how = `|outputScale| · (Σ|head.weight| + |head.bias|) = ${bound}`
+      break
+    }
+    case 'tanh': {
+      // update = scale · tanh(W_out·h + b_out): at most |scale|, provided the head's value is a
+      // number (a float32 sum of terms beyond its range could be ∞ − ∞).
+      let sum = Math.abs(weights.head.bias[0])
+      for (const w of weights.head.weight) sum += Math.abs(w)
+      bound = sum <= 3.4e38 ? Math.abs(output.scale) : Number.POSITIVE_INFINITY
+      how = `|outputScale| = ${Math.abs(output.scale)} (Σ|head.weight| + |head.bias| = ${sum})`
+      break
+    }
+    default: {
+      const unknown: never = output
+      throw new WeightsError('invalid_weights', `no update bound for output ${JSON.stringify(unknown)}`)
+    }
+  }
+  if (!(bound <= maxUpdateMagnitude)) {
+    throw new WeightsError(
+      'invalid_weights',
+      `updates are bounded only by ${how}, above ${maxUpdateMagnitude}: this optimizer's outputs can overflow (check outputScale)`,
+    )
+  }
 }
 
 function cardToText(card: unknown, name: string, version: string): string | null {

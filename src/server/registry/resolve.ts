@@ -114,13 +114,8 @@ function learned(row: VersionRow): LearnedTarget {
  */
 export async function resolveReference(db: Db, text: string, hyperparameters?: unknown): Promise<Target> {
   const ref = parseOrThrow(text)
+  checkHyperparameters(ref, hyperparameters)
   if (isBaseline(ref.name)) return resolveBaseline(ref, hyperparameters)
-  if (hyperparameters !== undefined && Object.keys(hyperparameters as object).length > 0) {
-    throw new ApiError(
-      'invalid_hyperparameters',
-      `${ref.name} is a learned optimizer: its hyper-parameters are in its weight file; send none`,
-    )
-  }
   if (ref.kind === 'version' || ref.kind === 'digest') {
     const row =
       ref.kind === 'version'
@@ -163,6 +158,52 @@ export async function resolveReference(db: Db, text: string, hyperparameters?: u
     'version_not_found',
     `every version ${ref.name}@${ref.alias} pointed to is deprecated; pin a version (name@1.0.0) or ask an admin to move the alias`,
   )
+}
+
+/**
+ * Resolves the reference of a request bound to `digest` (the digest its state was made under, or a
+ * pin; DESIGN §4): a learned optimizer named by `name` or `name@alias` is served under `digest`
+ * when that is a version of the same name, deprecated or not, so a run survives an alias move.
+ * Anything else must resolve to `digest` itself: a digest of another name, an unknown one, or one
+ * that contradicts `name@version` or `name@sha256:…` is 409 digest_mismatch.
+ */
+export async function resolveBound(
+  db: Db,
+  text: string,
+  hyperparameters: unknown,
+  digest: string | undefined,
+): Promise<Target> {
+  if (digest !== undefined) {
+    const ref = parseOrThrow(text)
+    if (!isBaseline(ref.name) && ref.kind === 'alias') {
+      checkHyperparameters(ref, hyperparameters)
+      const pinned = await versionRow(db, ref.name, versions.digest, digest)
+      if (pinned !== undefined) return learned(pinned)
+    }
+  }
+  const target = await resolveReference(db, text, hyperparameters)
+  checkDigest(target, digest)
+  return target
+}
+
+/** One rule for every way hyper-parameters arrive (query, metadata, JSON): absent or an object, and none for a learned optimizer. */
+function checkHyperparameters(ref: Reference, hyperparameters: unknown): void {
+  if (hyperparameters !== undefined && !isJsonObject(hyperparameters)) {
+    throw new ApiError(
+      'invalid_hyperparameters',
+      `hyperparameters must be a JSON object, e.g. {"learningRate":0.01}, or absent; got ${hyperparameters === null ? 'null' : Array.isArray(hyperparameters) ? 'an array' : typeof hyperparameters}`,
+    )
+  }
+  if (!isBaseline(ref.name) && hyperparameters !== undefined && Object.keys(hyperparameters).length > 0) {
+    throw new ApiError(
+      'invalid_hyperparameters',
+      `${ref.name} is a learned optimizer: its hyper-parameters are in its weight file; send none`,
+    )
+  }
+}
+
+function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 /** The version of `name` whose `column` (its version or its digest) is `value`. */

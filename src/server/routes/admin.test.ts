@@ -191,8 +191,11 @@ describe('publishing', () => {
     })
     expect(revoke.status).toBe(200)
     expect(((await revoke.json()) as { revokedAt: string | null }).revokedAt).not.toBeNull()
-    const body = await expectProblem(await call(made.secret), 401, 'unauthorized')
-    expect(body.detail).toContain('revoked')
+    const revoked = await expectProblem(await call(made.secret), 401, 'unauthorized')
+    // A revoked key and a key that never existed get the same answer.
+    const unknown = await expectProblem(await call(`l2o_${'0'.repeat(64)}`), 401, 'unauthorized')
+    expect(revoked.detail).toBe(unknown.detail)
+    expect(revoked.detail).not.toContain('revoked')
     expect((await call(key2.secret)).status).toBe(201)
   })
 })
@@ -392,5 +395,42 @@ describe('admin routes refuse bad input with problem+json and change nothing', (
     )
     await expectProblem(res, 401, 'unauthorized')
     expect(s.snapshot()).toBe(before)
+  })
+
+  it('never revokes the last active admin key: 409 last_admin_key', async () => {
+    const activeAdminKeys = () =>
+      s.sqlite
+        .prepare(
+          "select api_keys.id from api_keys join clients on clients.id = api_keys.client_id where clients.role = 'admin' and revoked_at is null",
+        )
+        .all() as { id: string }[]
+    const revoke = (id: string) =>
+      s.app.request(`/v1/admin/keys/${id}`, { method: 'DELETE', headers: s.adminAuth })
+    const [only, ...rest] = activeAdminKeys()
+    expect(rest).toEqual([])
+    const before = s.snapshot()
+    await expectProblem(await revoke(only.id), 409, 'last_admin_key')
+    expect(s.snapshot()).toBe(before)
+
+    // With a second admin key, one of the two may go, and then the other is the last again.
+    const admin = (await s.sqlite
+      .prepare("select id from clients where role = 'admin' and name = 'admin'")
+      .get()) as { id: string }
+    const second = await s.app.request(`/v1/admin/clients/${admin.id}/keys`, {
+      method: 'POST',
+      headers: s.adminAuth,
+    })
+    const { key, secret } = (await second.json()) as { key: { id: string }; secret: string }
+    const revokedFirst = await s.app.request(`/v1/admin/keys/${only.id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${secret}` },
+    })
+    expect(revokedFirst.status).toBe(200)
+    const last = await s.app.request(`/v1/admin/keys/${key.id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${secret}` },
+    })
+    await expectProblem(last, 409, 'last_admin_key')
+    expect(activeAdminKeys()).toEqual([{ id: key.id }])
   })
 })

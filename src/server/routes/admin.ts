@@ -1,9 +1,10 @@
 /** /v1/admin/*: publish versions, move aliases, deprecate, and manage clients and keys (admin key). */
 import type { OpenAPIHono } from '@hono/zod-openapi'
-import { and, eq, isNull } from 'drizzle-orm'
+import { and, eq, isNull, sql } from 'drizzle-orm'
 import {
   aliasPattern,
   type CreateClientResponse,
+  clip,
   createClientRequestSchema,
   honoPath,
   maxRowBytes,
@@ -21,6 +22,11 @@ import { moveAlias } from '../registry/aliases'
 import { filesByVersion, maxFilesBytes } from '../registry/files'
 import { maxCardBytes, publishVersion } from '../registry/publish'
 import { learnedDetail, versionColumns, versionInfo } from './registry'
+
+// The key being revoked belongs to a client, or another active admin key remains.
+const otherAdminKeyRemains = sql`((select role from clients where clients.id = api_keys.client_id) <> 'admin'
+  or exists (select 1 from api_keys as other join clients on clients.id = other.client_id
+    where clients.role = 'admin' and other.revoked_at is null and other.id <> api_keys.id))`
 
 const maxPublishBodyBytes = maxRowBytes + maxCardBytes + maxFilesBytes + 64 * 1024
 
@@ -93,7 +99,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
     if (row === undefined) {
       throw new ApiError(
         'version_not_found',
-        `no version ${name}@${version}; GET /v1/optimizers/${name} lists its versions`,
+        `no version ${clip(name)}@${clip(version)}; GET /v1/optimizers/${clip(name)} lists its versions`,
       )
     }
     if (row.status !== 'deprecated') {
@@ -129,7 +135,7 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
     if (row === undefined) {
       throw new ApiError(
         'version_not_found',
-        `no version ${name}@${version}; GET /v1/optimizers/${name} lists its versions`,
+        `no version ${clip(name)}@${clip(version)}; GET /v1/optimizers/${clip(name)} lists its versions`,
       )
     }
     if (row.status === 'deprecated') {
@@ -163,10 +169,13 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
   app.delete(honoPath(paths.adminKey), async (c) => {
     const deps = c.get('deps')
     const id = c.req.param('id')
-    await deps.db
+    // One conditional statement, so two revocations at once cannot both take the last two admin
+    // keys (D1 has no transactions across statements).
+    const revoked = await deps.db
       .update(apiKeys)
       .set({ revokedAt: deps.now().toISOString() })
-      .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+      .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt), otherAdminKeyRemains))
+      .returning({ id: apiKeys.id })
     const key = await deps.db
       .select({
         id: apiKeys.id,
@@ -179,6 +188,12 @@ export function registerAdmin(app: OpenAPIHono<AppEnv<any>>): void {
       .where(eq(apiKeys.id, id))
       .get()
     if (key === undefined) throw new ApiError('key_not_found', `no key '${id.slice(0, 80)}'`)
+    if (revoked.length === 0 && key.revokedAt === null) {
+      throw new ApiError(
+        'last_admin_key',
+        `key '${id}' is the last active admin key; create another admin key before revoking this one`,
+      )
+    }
     return c.json(key)
   })
 }

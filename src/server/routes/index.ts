@@ -5,6 +5,7 @@ import { registerOpenApi } from '../openapi'
 import { registerAdmin } from './admin'
 import { registerDocs } from './docs'
 import { registerHealth } from './health'
+import { registerQuotas } from './quotas'
 import { registerRegistry } from './registry'
 import { registerSessions } from './sessions'
 import { registerStep } from './step'
@@ -16,6 +17,7 @@ export function registerRoutes(app: OpenAPIHono<AppEnv<any>>): void {
   registerStep(app)
   registerSessions(app)
   registerAdmin(app)
+  registerQuotas(app)
   registerDocs(app)
   registerOpenApi(app)
 }

@@ -44,10 +44,10 @@ describe('registry reads (public)', () => {
     const adam = optimizerDetailSchema.parse((await get('/v1/optimizers/adam')).body)
     expect(adam).toMatchObject({ kind: 'baseline', hyperparameters: { beta1: 0.9, beta2: 0.999, eps: 1e-8 } })
     expect(adam.hyperparameterSpecs).toEqual({
-      learningRate: { range: '> 0' },
+      learningRate: { range: 'in (0, 100]' },
       beta1: { range: 'in [0, 1)', default: 0.9 },
       beta2: { range: 'in [0, 1)', default: 0.999 },
-      eps: { range: '> 0', default: 1e-8 },
+      eps: { range: 'in (0, 1]', default: 1e-8 },
     })
   })
 
@@ -102,6 +102,24 @@ describe('registry reads (public)', () => {
     [
       'hyper-parameters that are not JSON',
       '/v1/resolve?ref=adam&hyperparameters=%7B',
+      400,
+      'invalid_hyperparameters',
+    ],
+    [
+      'null hyper-parameters for a learned optimizer',
+      '/v1/resolve?ref=tiny&hyperparameters=null',
+      400,
+      'invalid_hyperparameters',
+    ],
+    [
+      'null hyper-parameters for a baseline',
+      '/v1/resolve?ref=sgd&hyperparameters=null',
+      400,
+      'invalid_hyperparameters',
+    ],
+    [
+      'hyper-parameters that are an array',
+      '/v1/resolve?ref=tiny&hyperparameters=%5B%5D',
       400,
       'invalid_hyperparameters',
     ],

@@ -48,10 +48,25 @@ const step = (id: string, shard: number, t: number, grads: Float32Array, auth = 
   })
 
 describe('sessions', () => {
-  it('creates a huge session without writing a shard', async () => {
-    const session = await create({ optimizer: 'paper', numParams: 1_000_000_000, stateDtype: 'F16' })
+  it('creates a huge session without writing a shard, described in a few hundred bytes', async () => {
+    // Past the default quota of coordinates: an admin lifts it for this client.
+    const lifted = await s.app.request(`/v1/admin/clients/${s.clientId}/quotas`, {
+      method: 'PUT',
+      body: JSON.stringify({ maxSessionCoordinates: 2_000_000_000 }),
+      headers: { ...s.adminAuth, ...jsonType },
+    })
+    expect(lifted.status).toBe(200)
+    const res = await s.app.request('/v1/sessions', {
+      method: 'POST',
+      body: JSON.stringify({ optimizer: 'paper', numParams: 1_000_000_000, stateDtype: 'F16' }),
+      headers: { ...s.clientAuth, ...jsonType },
+    })
+    const text = await res.text()
+    expect(text.length).toBeLessThan(1000)
+    const session = JSON.parse(text) as Session
     expect(session.shardSize).toBe(1000)
-    expect(session.shards.length).toBe(1_000_000)
+    expect(session.shardCount).toBe(1_000_000)
+    expect(session.steps).toEqual([{ first: 0, last: 999_999, step: 0 }])
     expect(s.sqlite.prepare('select count(*) as n from session_shards').get()).toEqual({ n: 0 })
   })
 
@@ -78,7 +93,10 @@ describe('sessions', () => {
     // After a step, the replayed answer shows the session as it is now.
     expect((await step(created.id, 0, 1, randomGradients(1000, 3))).status).toBe(200)
     const later = (await (await post(body, 'retry-key-1')).json()) as Session
-    expect(later.shards.map((shard) => shard.step)).toEqual([1, 0])
+    expect(later.steps).toEqual([
+      { first: 0, last: 0, step: 1 },
+      { first: 1, last: 1, step: 0 },
+    ])
 
     // The same key with another request is a conflict and creates nothing.
     await expectProblem(await post({ ...body, numParams: 1501 }, 'retry-key-1'), 409, 'idempotency_conflict')
@@ -103,11 +121,7 @@ describe('sessions', () => {
       stateSize: 8,
       shardSize: 1000,
     })
-    expect(session.shards.map((x) => [x.offset, x.length, x.step])).toEqual([
-      [0, 1000, 0],
-      [1000, 1000, 0],
-      [2000, 500, 0],
-    ])
+    expect(session).toMatchObject({ shardCount: 3, steps: [{ first: 0, last: 2, step: 0 }] })
     const opt = servedOptimizer(s.tiny.bytes)
     let state = opt.init(500)
     for (let t = 1; t <= 3; t++) {
@@ -121,10 +135,17 @@ describe('sessions', () => {
       const expected = opt.update(grads, state)
       state = expected.state
       expect(file.tensors.get('updates')!.data).toEqual(expected.updates)
-      // A retry of t (even with other gradients) returns the same bytes and applies nothing.
+      // A retry of t returns the same bytes and applies nothing; t resent with other gradients is
+      // a client bug, refused with its own code.
       const before = s.snapshot()
-      const again = await step(session.id, 2, t, randomGradients(500, 99))
+      const again = await step(session.id, 2, t, grads)
       expect(new Uint8Array(await again.arrayBuffer())).toEqual(bytes)
+      const other = await expectProblem(
+        await step(session.id, 2, t, randomGradients(500, 99)),
+        409,
+        'replay_mismatch',
+      )
+      expect(other.step).toBe(t)
       expect(s.snapshot()).toBe(before)
     }
     const before = s.snapshot()
@@ -133,7 +154,10 @@ describe('sessions', () => {
     expect(((await back.json()) as { expectedStep: number }).expectedStep).toBe(4)
     expect(s.snapshot()).toBe(before)
     const read = await s.app.request(`/v1/sessions/${session.id}`, { headers: s.clientAuth })
-    expect(((await read.json()) as Session).shards.map((x) => x.step)).toEqual([0, 0, 3])
+    expect(((await read.json()) as Session).steps).toEqual([
+      { first: 0, last: 1, step: 0 },
+      { first: 2, last: 2, step: 3 },
+    ])
   })
 
   it('steps over JSON too', async () => {
@@ -162,6 +186,26 @@ describe('sessions', () => {
     for (const b of bodies) expect(b).toEqual(bodies[0])
     const row = s.sqlite.prepare('select step from session_shards where session_id = ?').get(session.id)
     expect(row).toEqual({ step: 1 })
+  })
+
+  it('refuses a step that overflows: 422, nothing stored, the shard still at its last step', async () => {
+    const session = await create({
+      optimizer: 'momentum',
+      hyperparameters: { learningRate: 0.01, momentum: 0.9 },
+      numParams: 1,
+    })
+    const huge = Float32Array.of(3e38)
+    expect((await step(session.id, 0, 1, huge)).status).toBe(200)
+    const before = s.snapshot()
+    await expectProblem(await step(session.id, 0, 2, huge), 422, 'non_finite_result')
+    expect(s.snapshot()).toBe(before)
+    // The run goes on from step 1 with a gradient that does not overflow.
+    expect((await step(session.id, 0, 2, Float32Array.of(-3e38))).status).toBe(200)
+
+    // A row stored by an older server with an overflow in it is never replayed.
+    const inf = new Uint8Array(Float32Array.of(Number.NEGATIVE_INFINITY).buffer)
+    s.sqlite.prepare('update session_shards set updates = ? where session_id = ?').run(inf, session.id)
+    await expectProblem(await step(session.id, 0, 2, Float32Array.of(-3e38)), 422, 'non_finite_result')
   })
 
   it('keeps sessions private to their client', async () => {
@@ -350,6 +394,24 @@ describe('sessions refuse bad input with problem+json and change nothing', () =>
     [
       'step "x"',
       () => post(`/v1/sessions/${id}/shards/0/steps/x`, binaryBody({ grads: f32([1000], good()) })),
+      400,
+      'invalid_request',
+    ],
+    [
+      'step "02" (a leading zero)',
+      () => post(`/v1/sessions/${id}/shards/0/steps/02`, binaryBody({ grads: f32([1000], good()) })),
+      400,
+      'invalid_request',
+    ],
+    [
+      'step "%32" (an escaped digit)',
+      () => post(`/v1/sessions/${id}/shards/0/steps/%32`, binaryBody({ grads: f32([1000], good()) })),
+      400,
+      'invalid_request',
+    ],
+    [
+      'shard "00"',
+      () => post(`/v1/sessions/${id}/shards/00/steps/2`, binaryBody({ grads: f32([1000], good()) })),
       400,
       'invalid_request',
     ],

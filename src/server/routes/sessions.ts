@@ -6,14 +6,16 @@
  */
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { createSessionRequestSchema, headerNames, honoPath, paths, routes } from '../../contract'
+import { clip, createSessionRequestSchema, headerNames, honoPath, paths, routes } from '../../contract'
 import { requireKey } from '../auth'
 import { bodyKindOf, parseJson, readBody } from '../body'
 import { assertFinite, computeOf } from '../compute'
+import { admitCompute } from '../compute-queue'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
 import { randomId } from '../ids'
-import { checkDigest, resolvePinned, resolveReference } from '../registry/resolve'
+import { quotaExceeded } from '../quotas'
+import { resolveBound, resolvePinned } from '../registry/resolve'
 import { shardCompute } from '../sessions/shard-step'
 import { describeSession, shardCount, shardRange, shardSizeFor } from '../sessions/shards'
 import { sessionStepAnswer, sessionStepGrads } from '../sessions/step-body'
@@ -26,8 +28,7 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
     bodyKindOf(c.req.raw, ['json'])
     const idempotencyKey = idempotencyKeyOf(c.req.header(headerNames.idempotencyKey))
     const request = parseJson(await readBody(c, 64 * 1024), createSessionRequestSchema)
-    const target = await resolveReference(deps.db, request.optimizer, request.hyperparameters)
-    checkDigest(target, request.digest)
+    const target = await resolveBound(deps.db, request.optimizer, request.hyperparameters, request.digest)
     const session: SessionRecord = {
       id: randomId(deps.randomBytes, 'ses', 16),
       clientId: c.get('caller').clientId,
@@ -42,8 +43,10 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
       idempotencyKey,
     }
     const stored = await deps.sessions.create(session)
-    if (stored.created)
+    if (stored.created) {
+      await withinSessionQuotas(c, session)
       return c.json(describeSession(session, new Map()), 201, { Location: routes.session(session.id) })
+    }
     // A retried create (same Idempotency-Key): the same session, so a retry never makes a second one.
     const { earlier } = stored
     const same =
@@ -54,7 +57,7 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
     if (!same) {
       throw new ApiError(
         'idempotency_conflict',
-        `${headerNames.idempotencyKey} '${idempotencyKey}' already created session ${earlier.id} from another request (${earlier.optimizer}, ${earlier.numParams} parameters, ${earlier.stateDtype}); send a new key for a new session`,
+        `${headerNames.idempotencyKey} '${clip(idempotencyKey ?? '')}' already created session ${earlier.id} from another request (${earlier.optimizer}, ${earlier.numParams} parameters, ${earlier.stateDtype}); send a new key for a new session`,
       )
     }
     const steps = await deps.sessions.shardSteps(earlier)
@@ -71,21 +74,24 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
     return c.body(null, 204)
   })
 
-  app.post(honoPath(paths.sessionStep), requireKey(), sessionStep)
+  app.post(honoPath(paths.sessionStep), requireKey(), admitCompute(), sessionStep)
 }
 
 async function sessionStep(c: Context<AppEnv>): Promise<Response> {
   const deps = c.get('deps')
   const session = await ownSession(c)
   const shards = shardCount(session)
-  const shard = parseIndex(c.req.param('shard') ?? '', 'shard')
+  // The path's own text, not Hono's decoded params: '%32' and '02' are not the number 2.
+  const [shardText = '', stepText = ''] =
+    /\/shards\/([^/]*)\/steps\/([^/]*)$/.exec(new URL(c.req.url).pathname)?.slice(1) ?? []
+  const shard = parseIndex(shardText, 'shard')
   if (shard >= shards) {
     throw new ApiError(
       'invalid_request',
       `session ${session.id} has shards 0 to ${shards - 1}; shard ${shard} does not exist`,
     )
   }
-  const t = parseIndex(c.req.param('step') ?? '', 'step')
+  const t = parseIndex(stepText, 'step')
   if (t < 1) throw new ApiError('invalid_request', 'steps count from 1: send step 1 first')
   const { offset, length } = shardRange(session, shard)
 
@@ -101,11 +107,51 @@ async function sessionStep(c: Context<AppEnv>): Promise<Response> {
   assertFinite(grads)
   const target = await resolvePinned(deps.db, session)
 
-  const here = shardCompute(computeOf(c), target, session, c.get('lane'))
+  // One turn of the compute queue from reading the shard to writing it back: shards stepped in
+  // parallel never hold several shards' state and garbage at once.
+  const here = shardCompute(computeOf(c), target, session, c.get('ticket'))
   const step = await deps.sessions.stepShard(session, shard, t, grads, here)
   if (step.outcome === 'gone') throw sessionNotFound(session.id)
   if (step.outcome === 'conflict') throw stepConflict(shard, step.current, t)
+  if (step.outcome === 'replay_mismatch') throw replayMismatch(shard, t)
+  if (step.outcome === 'non_finite') throw new ApiError('non_finite_result', step.detail, step.extensions)
   return sessionStepAnswer(c, kind, target, t, step.updates)
+}
+
+/**
+ * Checks a session just created against its client's quotas, and deletes it (403 quota_exceeded)
+ * when they are exceeded. Counted after the insert, so concurrent creates cannot all slip under a
+ * quota (D1 has no transactions across statements): at worst both are refused and one retries.
+ */
+async function withinSessionQuotas(c: Context<AppEnv>, session: SessionRecord): Promise<void> {
+  const { sessions: store } = c.get('deps')
+  const { quotas } = c.get('caller')
+  const usage = await store.usage(session.clientId)
+  let refusal: ApiError | undefined
+  if (usage.sessions > quotas.maxSessions) {
+    refusal = quotaExceeded(
+      'maxSessions',
+      quotas.maxSessions,
+      `this client holds ${usage.sessions - 1} sessions; delete one (DELETE /v1/sessions/{id}) or ask an admin for more`,
+    )
+  } else if (usage.coordinates > quotas.maxSessionCoordinates) {
+    refusal = quotaExceeded(
+      'maxSessionCoordinates',
+      quotas.maxSessionCoordinates,
+      `this client's sessions hold ${usage.coordinates - session.numParams} coordinates and this one would add ${session.numParams}; delete a session or ask an admin for more`,
+    )
+  }
+  if (refusal === undefined) return
+  await store.delete(session)
+  throw refusal
+}
+
+function replayMismatch(shard: number, t: number): ApiError {
+  return new ApiError(
+    'replay_mismatch',
+    `shard ${shard} already applied step ${t} with other gradients; a resent step must carry the same gradients (send step ${t + 1} for new ones)`,
+    { step: t },
+  )
 }
 
 function stepConflict(shard: number, current: number, t: number): ApiError {
@@ -131,9 +177,13 @@ function sessionNotFound(id: string): ApiError {
   )
 }
 
+/** A path number in canonical decimal: digits without leading zeros, at most 2^31. */
 function parseIndex(text: string, what: string): number {
-  if (!/^\d{1,10}$/.test(text) || Number(text) > 2 ** 31) {
-    throw new ApiError('invalid_request', `${what} '${text.slice(0, 20)}' is not a non-negative integer`)
+  if (!/^(0|[1-9]\d{0,9})$/.test(text) || Number(text) > 2 ** 31) {
+    throw new ApiError(
+      'invalid_request',
+      `${what} '${text.slice(0, 20)}' is not a non-negative integer in plain decimal (no leading zeros, no escapes)`,
+    )
   }
   return Number(text)
 }

@@ -24,6 +24,25 @@ const s = useTestServer({}, { tf: true })
 const post = (body: BodyInit, headers: Record<string, string>) =>
   s.app.request('/v1/step', { method: 'POST', body, headers: { ...s.clientAuth, ...headers } })
 
+describe('echoed values', () => {
+  it('quotes at most a clipped optimizer reference, from JSON and from binary metadata', async () => {
+    const reference = `A${'a'.repeat(60_000)}`
+    const fromJson = await post(JSON.stringify({ optimizer: reference.slice(0, 200), grads: [1] }), jsonType)
+    const fromBinary = await post(binaryBody({ grads: f32([1], [1]) }, { optimizer: reference }), binaryType)
+    for (const res of [fromJson, fromBinary]) {
+      const text = await res.text()
+      expect(res.status).toBe(400)
+      expect(text.length).toBeLessThan(1000)
+    }
+  })
+
+  it('quotes at most a clipped path', async () => {
+    const res = await s.app.request(`/v1/${'p'.repeat(8000)}`)
+    expect(res.status).toBe(404)
+    expect((await res.text()).length).toBeLessThan(1000)
+  })
+})
+
 describe('POST /v1/step (binary)', () => {
   it('returns the updates and state the core computes, naming the digest', async () => {
     const grads = randomGradients(100, 7)
@@ -167,18 +186,19 @@ describe('POST /v1/step (JSON)', () => {
     const grads = Array.from(randomGradients(20, 3))
     const res = await post(JSON.stringify({ optimizer: 'tiny', grads }), jsonType)
     expect(res.status).toBe(200)
-    const body = (await res.json()) as {
-      updates: number[]
-      state: number[]
-      digest: string
-      stateSize: number
-    }
+    const text = await res.text()
+    const body = JSON.parse(text) as { updates: number[]; state: number[]; digest: string; stateSize: number }
     expect(body.digest).toBe(s.tiny.digest)
     expect(body.stateSize).toBe(8)
     const opt = servedOptimizer(s.tiny.bytes)
     const expected = opt.update(Float32Array.from(grads), opt.init(20))
-    expect(body.updates).toEqual(Array.from(expected.updates))
-    expect(body.state).toEqual(Array.from(expected.state))
+    // The same float32 bits, each written with at most 9 significant digits.
+    expect(Float32Array.from(body.updates)).toEqual(expected.updates)
+    expect(Float32Array.from(body.state)).toEqual(expected.state)
+    const numbers = text.slice(text.indexOf('"updates"')).match(/-?\d+(\.\d+)?(e[-+]\d+)?/g)!
+    expect(numbers.length).toBe(20 + 20 * 8)
+    const digits = (n: string) => n.replace(/e.*/, '').replace(/[-.]/g, '').replace(/^0+/, '').length
+    expect(Math.max(...numbers.map(digits))).toBeLessThanOrEqual(9)
   })
 
   it('rounds the state to F16 when asked', async () => {
@@ -188,7 +208,7 @@ describe('POST /v1/step (JSON)', () => {
     )
     const body = (await res.json()) as { state: number[] }
     const state = Float32Array.from(body.state)
-    expect(Array.from(f16ToF32(f32ToF16(state)))).toEqual(body.state)
+    expect(f16ToF32(f32ToF16(state))).toEqual(state)
   })
 })
 
@@ -376,6 +396,18 @@ describe('POST /v1/step refuses bad input with problem+json and changes nothing'
       'invalid_hyperparameters',
     ],
     [
+      'null hyper-parameters for a learned optimizer',
+      () => post(binaryBody({ grads }, { ...meta, hyperparameters: 'null' }), binaryType),
+      400,
+      'invalid_hyperparameters',
+    ],
+    [
+      'null hyper-parameters in JSON',
+      () => post(JSON.stringify({ optimizer: 'tiny', hyperparameters: null, grads: [1] }), jsonType),
+      400,
+      'invalid_request',
+    ],
+    [
       'hyper-parameters that are not JSON',
       () => post(binaryBody({ grads }, { optimizer: 'adam', hyperparameters: '{' }), binaryType),
       400,
@@ -490,5 +522,119 @@ describe('POST /v1/step refuses bad input with problem+json and changes nothing'
   it('reports the index of the first non-finite gradient', async () => {
     const res = await post(binaryBody({ grads: f32([4], [0, 0, Number.NaN, 0]) }, meta), binaryType)
     expect(await expectProblem(res, 422, 'non_finite_gradient')).toMatchObject({ index: 2 })
+  })
+})
+
+describe('POST /v1/step refuses a result that is not finite, and answers no Infinity', () => {
+  const huge = 3e38
+  const overflowing: Refusal[] = [
+    [
+      'sgd at the largest learning rate on a huge gradient (binary)',
+      () =>
+        post(
+          binaryBody(
+            { grads: f32([2], [1, huge]) },
+            { optimizer: 'sgd', hyperparameters: '{"learningRate":100}' },
+          ),
+          binaryType,
+        ),
+      422,
+      'non_finite_result',
+    ],
+    [
+      'sgd at the largest learning rate on a huge gradient (JSON)',
+      () =>
+        post(
+          JSON.stringify({ optimizer: 'sgd', hyperparameters: { learningRate: 100 }, grads: [1, huge] }),
+          jsonType,
+        ),
+      422,
+      'non_finite_result',
+    ],
+    [
+      'a momentum buffer that overflows',
+      async () => {
+        const hyperparameters = { learningRate: 0.01, momentum: 0.9 }
+        const resolved = await s.app.request(
+          `/v1/resolve?ref=momentum&hyperparameters=${encodeURIComponent(JSON.stringify(hyperparameters))}`,
+        )
+        const { digest } = (await resolved.json()) as { digest: string }
+        return post(
+          JSON.stringify({ optimizer: 'momentum', digest, hyperparameters, grads: [huge], state: [huge] }),
+          jsonType,
+        )
+      },
+      422,
+      'non_finite_result',
+    ],
+    [
+      'a learning rate out of its range',
+      () =>
+        post(
+          JSON.stringify({ optimizer: 'sgd', hyperparameters: { learningRate: 1e38 }, grads: [1] }),
+          jsonType,
+        ),
+      400,
+      'invalid_hyperparameters',
+    ],
+  ]
+  itRefusesAndChangesNothing(overflowing, () => s.snapshot())
+})
+
+describe("a state's pin wins over the name's alias (DESIGN §4)", () => {
+  it('serves name and name@alias under the digest the state was made with, also after stable moves and the version is deprecated', async () => {
+    const now = new Date('2026-01-01T00:00:00Z')
+    const v1 = await publishVersion(
+      s.deps.db,
+      { name: 'pinned', version: '1.0.0', weights: weightFile(70) },
+      now,
+    )
+    const grads = randomGradients(4, 9)
+    const first = await post(binaryBody({ grads: f32([4], grads) }, { optimizer: 'pinned' }), binaryType)
+    const state = decode(new Uint8Array(await first.arrayBuffer())).tensors.get('state')!
+
+    await publishVersion(s.deps.db, { name: 'pinned', version: '2.0.0', weights: weightFile(71) }, now)
+    const admin = (path: string, method: string, body?: string) =>
+      s.app.request(path, { method, body, headers: { ...s.adminAuth, ...jsonType } })
+    expect(
+      (await admin('/v1/admin/optimizers/pinned/aliases/stable', 'PUT', '{"version":"2.0.0"}')).status,
+    ).toBe(200)
+    expect((await admin('/v1/admin/optimizers/pinned/versions/1.0.0/deprecate', 'POST')).status).toBe(200)
+
+    const opt = servedOptimizer(weightFile(70))
+    const expected = opt.update(grads, state.data as Float32Array)
+    for (const optimizer of ['pinned', 'pinned@stable', 'pinned@latest']) {
+      const res = await post(
+        binaryBody({ grads: f32([4], grads), state }, { optimizer, digest: v1.digest }),
+        binaryType,
+      )
+      expect(res.status).toBe(200)
+      expect(res.headers.get('l2o-digest')).toBe(v1.digest)
+      expect(res.headers.get('deprecation')).toMatch(/^@\d+$/)
+      const file = decode(new Uint8Array(await res.arrayBuffer()))
+      expect(file.metadata).toMatchObject({ optimizer: 'pinned@1.0.0', digest: v1.digest })
+      expect(file.tensors.get('updates')!.data).toEqual(expected.updates)
+      const json = await post(
+        JSON.stringify({
+          optimizer,
+          digest: v1.digest,
+          grads: Array.from(grads),
+          state: Array.from(state.data),
+        }),
+        jsonType,
+      )
+      expect(json.status).toBe(200)
+      expect(((await json.json()) as { digest: string }).digest).toBe(v1.digest)
+    }
+
+    // A digest of another name, or one that contradicts an explicit version, is still refused.
+    for (const [optimizer, digest] of [
+      ['pinned', s.tiny.digest],
+      ['pinned@2.0.0', v1.digest],
+      ['tiny', v1.digest],
+    ]) {
+      const res = await post(binaryBody({ grads: f32([4], grads), state }, { optimizer, digest }), binaryType)
+      await expectProblem(res, 409, 'digest_mismatch')
+    }
   })
 })

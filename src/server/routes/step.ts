@@ -9,12 +9,12 @@ import {
   type StateDtype,
   tensorNames,
 } from '../../contract'
-import { fromFloat32, type Tensor, toFloat32 } from '../../safetensors'
+import { fromFloat32, ITEMSIZE, type Tensor, toFloat32 } from '../../safetensors'
 import { requireKey } from '../auth'
 import {
   bodyKindOf,
   decodeArriving,
-  jsonNumbers,
+  jsonObjectStream,
   openBody,
   parseJsonWithArrays,
   readBody,
@@ -31,15 +31,16 @@ import {
   runStep,
   stepHeaders,
 } from '../compute'
+import { admitCompute } from '../compute-queue'
 import type { BodyReader } from '../deps'
 import type { AppEnv } from '../env'
 import { ApiError } from '../errors'
-import { checkDigest, checkDigestField, resolveReference } from '../registry/resolve'
+import { checkDigestField, resolveBound } from '../registry/resolve'
 import { streamStepAnswer } from '../step-stream'
 
 // biome-ignore lint/suspicious/noExplicitAny: routes are independent of the runtime's bindings.
 export function registerStep(app: OpenAPIHono<AppEnv<any>>): void {
-  app.post(routes.step, requireKey(), async (c) => {
+  app.post(routes.step, requireKey(), admitCompute(), async (c) => {
     const kind = bodyKindOf(c.req.raw, ['binary', 'json'])
     const deps = c.get('deps')
     if (kind === 'json') return jsonStep(c, await readBody(c, deps.maxJsonBodyBytes))
@@ -77,8 +78,7 @@ async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Respons
   const outDtype = parseStateDtype(meta[metadataKeys.stateDtype], sentState?.dtype ?? 'F32')
   const digest = checkDigestField(meta[metadataKeys.digest], sentState !== undefined)
 
-  const target = await resolveReference(deps.db, reference, hyperparameters)
-  checkDigest(target, digest)
+  const target = await resolveBound(deps.db, reference, hyperparameters, digest)
   const n = grads.length
   const s = target.stateSize
   assertCoordinates(n, coordinateLimit(s, deps.maxCoordinatesPerRequest, deps.maxBinaryStepBytes))
@@ -91,6 +91,9 @@ async function binaryStep(c: Context<AppEnv>, body: BodyReader): Promise<Respons
       )
     }
   }
+  // An answer that cannot step the sent F32 state in place needs a state of its own: it counts
+  // against the memory budget of the bodies in flight too.
+  if (sentState?.dtype !== 'F32' || outDtype !== 'F32') body.reserve?.(n * s * ITEMSIZE[outDtype])
   await readyThrough(body, grads)
   assertFinite(grads, body.firstNonFinite)
   return streamStepAnswer(c, target, grads, sentState, body, outDtype)
@@ -106,8 +109,7 @@ async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response
   const n = grads.length
   assertCoordinates(n, deps.maxCoordinatesPerRequest)
   const digest = checkDigestField(request.digest, arrays.state !== undefined)
-  const target = await resolveReference(deps.db, request.optimizer, request.hyperparameters)
-  checkDigest(target, digest)
+  const target = await resolveBound(deps.db, request.optimizer, request.hyperparameters, digest)
   assertCoordinates(
     n,
     coordinateLimit(target.stateSize, deps.maxCoordinatesPerRequest, deps.maxBinaryStepBytes),
@@ -125,19 +127,20 @@ async function jsonStep(c: Context<AppEnv>, bytes: Uint8Array): Promise<Response
   if (state !== undefined) assertFiniteState(state, target.stateSize)
 
   const out = newStepOutput(n, target.stateSize, dtype)
-  await runStep(computeOf(c), target, grads, state, out)
-  // JsonStepResponse, written without arrays of 80,000 boxed numbers.
+  await runStep(computeOf(c), target, grads, state, out, c.get('ticket'))
+  // JsonStepResponse, written without arrays of 80,000 boxed numbers, a piece at a time.
   const head: Omit<JsonStepResponse, 'updates' | 'state'> = {
     optimizer: target.label,
     digest: target.digest,
     numParams: n,
     stateSize: target.stateSize,
   }
-  const json = `${JSON.stringify(head).slice(0, -1)},"updates":${jsonNumbers(out.updates)},"state":${jsonNumbers(toFloat32(out.state))}}`
-  return c.body(json, 200, {
-    'content-type': 'application/json',
-    ...stepHeaders(target),
-  })
+  const answer: [string, Float32Array][] = [
+    ['updates', out.updates],
+    ['state', toFloat32(out.state)],
+  ]
+  const body = jsonObjectStream(head, answer, () => c.get('compute').yieldToEventLoop())
+  return c.body(body, 200, { 'content-type': 'application/json', ...stepHeaders(target) })
 }
 
 // The contract's JSON step body, less the number arrays that parseJsonWithArrays reads.

@@ -2,7 +2,8 @@
  * The session store on Workers (DESIGN §6): the session index (owner, pin, N, layout) stays in the
  * registry's D1, as the SQL store keeps it; shard states live in session-shards Durable Objects
  * (object-shards.ts), each step applied inside the object that holds its shard. A session's
- * shards spread over several objects, so its shards step in parallel, and no step writes to D1.
+ * shards spread over several objects, so its shards step in parallel, and no step writes a shard
+ * to D1 (the request-rate quota's counter, quotas.ts, is D1's only write per request).
  */
 import type { Db } from '../../db/db'
 import type { ShardStepRequest } from './object-shards'
@@ -49,6 +50,7 @@ export function durableSessionStore(db: Db, objects: ShardObjects, now: () => Da
     create: (session) => index.create(session),
     get: (clientId, id) => index.get(clientId, id),
     exists: (id) => index.exists(id),
+    usage: (clientId) => index.usage(clientId),
 
     async shardSteps(session) {
       const held = await Promise.all(everyObject(session).map((o) => o.steps(session.id)))

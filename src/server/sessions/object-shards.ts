@@ -40,7 +40,12 @@ export function objectShards(db: ShardDb, now: () => Date) {
   const cells = (session: SessionRecord): ShardCells => ({
     read(shard) {
       const row = db
-        .select({ step: shards.step, state: shards.state, updates: shards.updates })
+        .select({
+          step: shards.step,
+          state: shards.state,
+          updates: shards.updates,
+          gradsHash: shards.gradsHash,
+        })
         .from(shards)
         .where(shardWhere(session.id, shard))
         .get()

@@ -1,4 +1,7 @@
-/** A shard as every store keeps it: its state and its last updates as little-endian blobs. */
+/**
+ * A shard as every store keeps it: its state and its last updates as little-endian blobs, and the
+ * hash of the gradients its last step was sent.
+ */
 import { bytesOf, type FloatData, ITEMSIZE } from '../../safetensors'
 import { shardRange } from './shards'
 import type { SessionRecord, ShardState } from './store'
@@ -7,15 +10,24 @@ import type { SessionRecord, ShardState } from './store'
 export function storedShard(
   session: SessionRecord,
   shard: number,
-  row: { step: number; state: Uint8Array; updates: Uint8Array },
+  row: { step: number; state: Uint8Array; updates: Uint8Array; gradsHash: string | null },
 ): ShardState {
   const elements = shardRange(session, shard).length * session.stateSize
-  return { step: row.step, state: stateFrom(row.state, session, elements), updates: f32View(row.updates) }
+  return {
+    step: row.step,
+    state: stateFrom(row.state, session, elements),
+    updates: f32View(row.updates),
+    gradsHash: row.gradsHash,
+  }
 }
 
-/** The blobs a ShardState is stored as. */
-export function shardBlobs(next: ShardState): { state: Uint8Array; updates: Uint8Array } {
-  return { state: bytesOf(next.state), updates: bytesOf(next.updates) }
+/** The columns a ShardState is stored as, after its step: its blobs and its gradients' hash. */
+export function shardBlobs(next: ShardState): {
+  state: Uint8Array
+  updates: Uint8Array
+  gradsHash: string | null
+} {
+  return { state: bytesOf(next.state), updates: bytesOf(next.updates), gradsHash: next.gradsHash }
 }
 
 /** A stored F32 blob as a Float32Array (a view when aligned). */

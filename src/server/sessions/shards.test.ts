@@ -18,10 +18,34 @@ describe('shards', () => {
     const session = { id: 'ses_1', numParams: 7, shardSize: 3 } as SessionRecord
     expect(shardCount(session)).toBe(3)
     expect(shardRange(session, 2)).toEqual({ offset: 6, length: 1 })
-    expect(describeSession(session, new Map([[1, 4]])).shards).toEqual([
-      { index: 0, offset: 0, length: 3, step: 0 },
-      { index: 1, offset: 3, length: 3, step: 4 },
-      { index: 2, offset: 6, length: 1, step: 0 },
+    expect(describeSession(session, new Map([[1, 4]]))).toMatchObject({
+      shardCount: 3,
+      steps: [
+        { first: 0, last: 0, step: 0 },
+        { first: 1, last: 1, step: 4 },
+        { first: 2, last: 2, step: 0 },
+      ],
+    })
+  })
+
+  it('describe the steps as runs, one for a new session however many shards it has', () => {
+    const huge = { id: 'ses_2', numParams: 1_000_000_000, shardSize: 1000 } as SessionRecord
+    const fresh = describeSession(huge, new Map())
+    expect(fresh).toMatchObject({ shardCount: 1_000_000, steps: [{ first: 0, last: 999_999, step: 0 }] })
+    expect(JSON.stringify(fresh).length).toBeLessThan(1000)
+    const stepped = describeSession(
+      huge,
+      new Map([
+        [2, 1],
+        [0, 1],
+        [1, 1],
+        [999_999, 2],
+      ]),
+    )
+    expect(stepped.steps).toEqual([
+      { first: 0, last: 2, step: 1 },
+      { first: 3, last: 999_998, step: 0 },
+      { first: 999_999, last: 999_999, step: 2 },
     ])
   })
 })

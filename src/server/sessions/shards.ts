@@ -1,5 +1,5 @@
 /** How a session's coordinates are split into shards, and the session as the API shows it. */
-import { maxRowBytes, type Session, type StateDtype } from '../../contract'
+import { maxRowBytes, type Session, type StateDtype, type StepRun } from '../../contract'
 import { ITEMSIZE } from '../../safetensors'
 import type { SessionRecord } from './store'
 
@@ -32,13 +32,26 @@ export function shardRange(session: ShardLayout, index: number): { offset: numbe
   return { offset, length: Math.min(session.shardSize, session.numParams - offset) }
 }
 
-/** The session as the API shows it, with each shard's step count (`steps`; absent means 0). */
+/**
+ * The session as the API shows it, with each shard's step count (`steps`, by shard; absent means
+ * 0) as runs of equal steps: its size follows the shards stepped, not the shards.
+ */
 export function describeSession(session: SessionRecord, steps: ReadonlyMap<number, number>): Session {
-  const shards = Array.from({ length: shardCount(session) }, (_, index) => ({
-    index,
-    ...shardRange(session, index),
-    step: steps.get(index) ?? 0,
-  }))
+  const count = shardCount(session)
+  const runs: StepRun[] = []
+  const add = (first: number, last: number, step: number) => {
+    const previous = runs.at(-1)
+    if (previous !== undefined && previous.step === step && previous.last === first - 1) previous.last = last
+    else runs.push({ first, last, step })
+  }
+  let next = 0
+  for (const [index, step] of [...steps].sort(([a], [b]) => a - b)) {
+    if (index < next || index >= count) continue
+    if (index > next) add(next, index - 1, 0)
+    add(index, index, step)
+    next = index + 1
+  }
+  if (next < count) add(next, count - 1, 0)
   return {
     id: session.id,
     optimizer: session.optimizer,
@@ -47,7 +60,8 @@ export function describeSession(session: SessionRecord, steps: ReadonlyMap<numbe
     stateDtype: session.stateDtype,
     stateSize: session.stateSize,
     shardSize: session.shardSize,
-    shards,
+    shardCount: count,
+    steps: runs,
     createdAt: session.createdAt,
   }
 }

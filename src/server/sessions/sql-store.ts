@@ -5,7 +5,7 @@
  * conditional: a shard moves by `UPDATE … WHERE step = from`, or by an insert that yields to a row
  * stored first.
  */
-import { and, eq } from 'drizzle-orm'
+import { and, count, eq, sql } from 'drizzle-orm'
 import { type Db, isForeignKeyViolation } from '../../db/db'
 import { sessionShards, sessions } from '../../db/schema'
 import { shardBlobs, storedShard } from './shard-bytes'
@@ -32,7 +32,12 @@ export function sqlSessionStore(db: Db, now: () => Date): SessionStore {
   const cells = (session: SessionRecord): ShardCells => ({
     async read(shard) {
       const row = await db
-        .select({ step: sessionShards.step, state: sessionShards.state, updates: sessionShards.updates })
+        .select({
+          step: sessionShards.step,
+          state: sessionShards.state,
+          updates: sessionShards.updates,
+          gradsHash: sessionShards.gradsHash,
+        })
         .from(sessionShards)
         .where(shardWhere(session.id, shard))
         .get()
@@ -99,6 +104,15 @@ export function sqlSessionStore(db: Db, now: () => Date): SessionStore {
 
     stepShard(session, shard, t, grads, here) {
       return stepShardOn(cells(session), here, shard, t, grads)
+    },
+
+    async usage(clientId) {
+      const row = await db
+        .select({ sessions: count(), coordinates: sql<number>`coalesce(sum(${sessions.numParams}), 0)` })
+        .from(sessions)
+        .where(eq(sessions.clientId, clientId))
+        .get()
+      return { sessions: row?.sessions ?? 0, coordinates: Number(row?.coordinates ?? 0) }
     },
 
     async delete({ id }) {

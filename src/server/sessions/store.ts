@@ -36,6 +36,11 @@ export interface ShardState {
   step: number
   state: FloatData
   updates: Float32Array
+  /**
+   * Hex SHA-256 of the gradients that step was sent (gradsHash), so a retry of it can be told from
+   * another request reusing its number; null when unknown (rows stored before it was kept).
+   */
+  gradsHash: string | null
 }
 
 /** What a compare-and-set of a shard did: stored it, or found the shard elsewhere (or gone). */
@@ -43,11 +48,16 @@ export type AdvanceOutcome = 'applied' | 'conflict'
 
 /**
  * What asking for step t of a shard came to: its updates (applied now, or stored by an earlier
- * request for t: the same bytes), a conflict with the shard's current step, or a session that is gone.
+ * request for t with the same gradients: the same bytes), a conflict with the shard's current
+ * step, a resent t whose gradients differ from those t was applied with (replay_mismatch), a
+ * result that is not finite (nothing stored; `detail` says where), or a session that is gone.
+ * Plain data, so that it crosses a Durable Object's RPC as it is.
  */
 export type ShardStepOutcome =
   | { outcome: 'updates'; updates: Float32Array }
   | { outcome: 'conflict'; current: number }
+  | { outcome: 'replay_mismatch' }
+  | { outcome: 'non_finite'; detail: string; extensions?: Record<string, unknown> }
   | { outcome: 'gone' }
 
 /** How a shard's step runs in the isolate that asks for it (sessions/shard-step.ts makes one). */
@@ -89,4 +99,6 @@ export interface SessionStore {
   ): Promise<ShardStepOutcome>
   /** Deletes a session and every shard of it, also shards whose step lands meanwhile. */
   delete(session: SessionRecord): Promise<void>
+  /** What a client holds, for its quotas: its sessions and their coordinates (numParams) summed. */
+  usage(clientId: string): Promise<{ sessions: number; coordinates: number }>
 }

@@ -1,0 +1,1 @@
+ALTER TABLE `session_shards` ADD `grads_hash` text;

@@ -1,0 +1,173 @@
+/**
+ * Quotas per client (issue 11), stored in the database so they hold on every runtime (D1 on
+ * Workers, where many isolates serve one client): sessions held, coordinates held, requests per
+ * minute; and failed key checks per minute per address. Counts live in fixed one-minute windows
+ * (`rate_windows`), one conditional upsert per counted event.
+ */
+import { and, eq, lt, sql } from 'drizzle-orm'
+import { alias } from 'drizzle-orm/sqlite-core'
+import { headerNames, type Quotas } from '../contract'
+import type { Db } from '../db/db'
+import { quotas, rateWindows } from '../db/schema'
+import { ApiError } from './errors'
+
+/** The quotas one client has. */
+export type ClientQuotaValues = Omit<Quotas, 'failedAuthPerMinute'>
+
+/** What applies when neither the client nor the defaults row says otherwise. */
+export const builtInQuotas: Quotas = {
+  maxSessions: 32,
+  // 2^24 coordinates: 5.4 GB of F32 state at the paper's 80 floats per coordinate.
+  maxSessionCoordinates: 16_777_216,
+  requestsPerMinute: 12_000,
+  failedAuthPerMinute: 30,
+}
+
+/** The scope of the defaults row of `quotas`. */
+export const defaultScope = '*'
+
+/** A quotas row as stored: null means "not set here". */
+export type QuotaRow = { [K in keyof Quotas]: number | null }
+
+/** The quotas that apply: the client's own setting, else the defaults row's, else the built-in. */
+export function effectiveQuotas(
+  own: Partial<QuotaRow> | undefined,
+  defaults: Partial<QuotaRow> | undefined,
+): Quotas {
+  const pick = (k: keyof Quotas) => own?.[k] ?? defaults?.[k] ?? builtInQuotas[k]
+  return {
+    maxSessions: pick('maxSessions'),
+    maxSessionCoordinates: pick('maxSessionCoordinates'),
+    requestsPerMinute: pick('requestsPerMinute'),
+    failedAuthPerMinute: defaults?.failedAuthPerMinute ?? builtInQuotas.failedAuthPerMinute,
+  }
+}
+
+const quotaColumns = {
+  maxSessions: quotas.maxSessions,
+  maxSessionCoordinates: quotas.maxSessionCoordinates,
+  requestsPerMinute: quotas.requestsPerMinute,
+  failedAuthPerMinute: quotas.failedAuthPerMinute,
+}
+
+/** The stored row of a scope, or undefined. */
+export async function quotaRow(db: Db, scope: string): Promise<QuotaRow | undefined> {
+  return db.select(quotaColumns).from(quotas).where(eq(quotas.scope, scope)).get()
+}
+
+/** Sets some fields of a scope's row (null clears one), creating the row when needed. */
+export async function setQuotaRow(
+  db: Db,
+  scope: string,
+  fields: Partial<QuotaRow>,
+  now: Date,
+): Promise<void> {
+  const updatedAt = now.toISOString()
+  await db
+    .insert(quotas)
+    .values({ scope, ...fields, updatedAt })
+    .onConflictDoUpdate({ target: quotas.scope, set: { ...fields, updatedAt } })
+}
+
+/**
+ * A client's own quotas row and the defaults row, to left-join on the client id: `columns` to
+ * select (flat: drizzle would null both nested objects of two aliases of one table when one is
+ * absent), and `quotasOf` to read the effective quotas from a selected row.
+ */
+export function quotaJoin() {
+  const own = alias(quotas, 'own_quotas')
+  const defaults = alias(quotas, 'default_quotas')
+  const columns = {
+    ownMaxSessions: own.maxSessions,
+    ownMaxSessionCoordinates: own.maxSessionCoordinates,
+    ownRequestsPerMinute: own.requestsPerMinute,
+    defaultMaxSessions: defaults.maxSessions,
+    defaultMaxSessionCoordinates: defaults.maxSessionCoordinates,
+    defaultRequestsPerMinute: defaults.requestsPerMinute,
+  }
+  const quotasOf = (row: { [K in keyof typeof columns]: number | null }): ClientQuotaValues => {
+    const { failedAuthPerMinute: _, ...values } = effectiveQuotas(
+      {
+        maxSessions: row.ownMaxSessions,
+        maxSessionCoordinates: row.ownMaxSessionCoordinates,
+        requestsPerMinute: row.ownRequestsPerMinute,
+      },
+      {
+        maxSessions: row.defaultMaxSessions,
+        maxSessionCoordinates: row.defaultMaxSessionCoordinates,
+        requestsPerMinute: row.defaultRequestsPerMinute,
+      },
+    )
+    return values
+  }
+  return { own, defaults, columns, quotasOf }
+}
+
+/** The minute since the epoch that `now` falls in. */
+export function windowOf(now: Date): number {
+  return Math.floor(now.getTime() / 60_000)
+}
+
+/** Whole seconds until the window of `now` ends (at least 1): the Retry-After of a rate quota. */
+export function secondsLeftInWindow(now: Date): number {
+  return Math.max(1, Math.ceil((60_000 - (now.getTime() % 60_000)) / 1000))
+}
+
+/**
+ * Counts one event for `key` in the window of `now` and returns the window's count so far. Rows of
+ * windows that are over are deleted when a key starts a new window, so the table holds the keys
+ * active in the last two minutes.
+ */
+export async function countEvent(db: Db, key: string, now: Date): Promise<number> {
+  const window = windowOf(now)
+  const [row] = await db
+    .insert(rateWindows)
+    .values({ key, window, count: 1 })
+    .onConflictDoUpdate({
+      target: rateWindows.key,
+      set: {
+        count: sql`case when ${rateWindows.window} = ${window} then ${rateWindows.count} + 1 else 1 end`,
+        window,
+      },
+    })
+    .returning({ count: rateWindows.count })
+  const count = row?.count ?? 1
+  if (count === 1) await db.delete(rateWindows).where(lt(rateWindows.window, window - 1))
+  return count
+}
+
+/** The count of `key` in the window of `now` (0 when none), and the failed-auth limit with it. */
+export async function failuresInWindow(
+  db: Db,
+  key: string,
+  now: Date,
+): Promise<{ count: number; limit: number }> {
+  const row = await db
+    .select({ count: rateWindows.count, limit: quotas.failedAuthPerMinute })
+    .from(rateWindows)
+    .leftJoin(quotas, eq(quotas.scope, defaultScope))
+    .where(and(eq(rateWindows.key, key), eq(rateWindows.window, windowOf(now))))
+    .get()
+  return { count: row?.count ?? 0, limit: row?.limit ?? builtInQuotas.failedAuthPerMinute }
+}
+
+/**
+ * The refusal of a request past a quota, naming it: 429 with Retry-After for a rate (waiting
+ * helps), 403 for what a client holds (only releasing some helps).
+ */
+export function quotaExceeded(
+  quota: keyof Quotas,
+  limit: number,
+  detail: string,
+  retryAfterSeconds?: number,
+): ApiError {
+  const headers: Record<string, string> =
+    retryAfterSeconds === undefined ? {} : { [headerNames.retryAfter]: String(retryAfterSeconds) }
+  return new ApiError(
+    'quota_exceeded',
+    `${detail} (quota ${quota} = ${limit})`,
+    { quota, limit },
+    headers,
+    retryAfterSeconds === undefined ? 403 : 429,
+  )
+}
