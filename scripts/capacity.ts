@@ -91,9 +91,13 @@ export const measured = {
   /** workerd's peak − idle for one step at the Workers limit (npm run bench:edge-memory): stateless S = 80 / S = 256, session shard. */
   statelessStepPeakBytes: 50e6,
   sessionStepPeakBytes: 42e6,
-  /** D1 queries per request: stateless (key, pin); session (key, index, pin). */
-  statelessD1Queries: 2,
-  sessionD1Queries: 3,
+  /**
+   * D1 queries per request: stateless (the address's failed key checks, the key with its quotas,
+   * the pin); session (those, and the session index). The request-rate counter's write is batched
+   * (at most one a second per client and isolate) and not counted.
+   */
+  statelessD1Queries: 3,
+  sessionD1Queries: 4,
   /** Rows an object reads per shard step (the shard, the dropped mark); it writes one. */
   objectRowsReadPerShardStep: 2,
   /** A session's index row in D1, bytes. */

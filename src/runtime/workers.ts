@@ -7,6 +7,7 @@ import { drizzle } from 'drizzle-orm/d1'
 import kernel from '../core/fused/lstm.wasm'
 import * as schema from '../db/schema'
 import { createApp } from '../server/app'
+import { batchedRateCounter } from '../server/quotas'
 import { durableSessionStore } from '../server/sessions/durable-store'
 import type { SessionShards } from './session-shards'
 import { initTf } from './tf-workers'
@@ -30,6 +31,12 @@ export interface Bindings {
  */
 const stepBudget = { maxBinaryStepBytes: 4 * 1024 * 1024, maxJsonBodyBytes: 2 * 1024 * 1024 }
 
+/**
+ * The isolate's request counter for the requestsPerMinute quota: a client's requests reach D1 at
+ * most once a second (its first of each minute at once), so session steps make no D1 write.
+ */
+const rateCounter = batchedRateCounter()
+
 /** The app on Workers: wrangler's `main` (functions/worker.ts) exports it as is. */
 export const app = createApp((env: Bindings) => {
   const db = drizzle(env.DB, { schema })
@@ -38,7 +45,17 @@ export const app = createApp((env: Bindings) => {
   const assets = env.ASSETS && assetsOf(env.ASSETS)
   // Set by Cloudflare's edge; the failed-auth quota counts per address.
   const clientAddress = (request: Request) => request.headers.get('cf-connecting-ip') ?? undefined
-  return { db, initTf, runtime: 'workers', kernel, sessions, assets, clientAddress, ...stepBudget }
+  return {
+    db,
+    initTf,
+    runtime: 'workers',
+    kernel,
+    sessions,
+    assets,
+    clientAddress,
+    rateCounter,
+    ...stepBudget,
+  }
 })
 
 // Workers serve the console's files before the Worker runs; this serves them when it is called

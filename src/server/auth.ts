@@ -159,7 +159,7 @@ export function requireKey(role: 'client' | 'admin' = 'client'): MiddlewareHandl
         challenge,
       )
     }
-    const requests = await countEvent(deps.db, `client:${caller.clientId}`, now)
+    const requests = await deps.rateCounter(deps.db, `client:${caller.clientId}`, now)
     if (requests > caller.quotas.requestsPerMinute) {
       throw quotaExceeded(
         'requestsPerMinute',

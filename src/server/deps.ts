@@ -4,6 +4,7 @@
  */
 import type { Db } from '../db/db'
 import { maxBinaryStepBytes, maxJsonBodyBytes } from './compute'
+import { directRateCounter, type RateCounter } from './quotas'
 import { sqlSessionStore } from './sessions/sql-store'
 import type { SessionStore } from './sessions/store'
 
@@ -63,6 +64,12 @@ export interface AppDeps {
   maxBinaryStepBytes?: number
   /** Largest JSON body of a step, in bytes; defaults to compute's maxJsonBodyBytes. */
   maxJsonBodyBytes?: number
+  /**
+   * Counts each authenticated request for the requestsPerMinute quota; defaults to writing each one
+   * through to `db` (quotas.ts directRateCounter). Workers batch them (batchedRateCounter), so that
+   * a session step makes no D1 write.
+   */
+  rateCounter?: RateCounter
   /** The clock (tests pin it). Defaults to `() => new Date()`. */
   now?: () => Date
   /** Cryptographically random bytes for ids and keys (tests pin it). Defaults to crypto.getRandomValues. */
@@ -131,6 +138,7 @@ export function resolveDeps(deps: AppDeps, defaultMaxCoordinates: number): Resol
     maxJsonBodyBytes: deps.maxJsonBodyBytes ?? maxJsonBodyBytes,
     now,
     randomBytes: deps.randomBytes ?? defaultRandomBytes,
+    rateCounter: deps.rateCounter ?? directRateCounter,
     log: deps.log ?? defaultLog,
     clientAddress: deps.clientAddress,
     openBody: deps.openBody,

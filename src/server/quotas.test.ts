@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { expectProblem } from '../../test/support/problem'
 import { jsonType, useTestServer } from '../../test/support/server'
 import { type ClientQuotas, type Quotas, quotasSchema } from '../contract'
-import { builtInQuotas, secondsLeftInWindow } from './quotas'
+import { batchedRateCounter, builtInQuotas, secondsLeftInWindow } from './quotas'
 
 // A clock the tests move by hand, and an address each request names in a header of the test's own.
 let nowMs = Date.parse('2026-01-01T00:00:10Z')
@@ -136,6 +136,30 @@ describe('rate quotas', () => {
     nowMs = Date.parse('2026-01-01T00:11:00Z')
     expect((await from('10.0.0.1', s.clientKey)).status).toBe(404)
     await admin('PUT', '/v1/admin/quotas', { failedAuthPerMinute: null })
+  })
+
+  it('batched (Workers): count every request, write a key at most once per interval, its first of a minute at once', async () => {
+    const count = batchedRateCounter(1000)
+    const stored = (key: string) =>
+      (
+        s.sqlite.prepare('select count from rate_windows where key = ?').get(key) as
+          | { count: number }
+          | undefined
+      )?.count
+    const at = (iso: string) => new Date(iso)
+    const key = 'client:batched'
+    // Another process already counted 5 in this minute.
+    for (let i = 0; i < 5; i++) await count(s.deps.db, 'client:batched', at('2026-01-01T00:20:00.000Z'))
+    expect(stored(key)).toBe(1)
+    const other = batchedRateCounter(1000)
+    expect(await other(s.deps.db, key, at('2026-01-01T00:20:00.100Z'))).toBe(2) // written at once
+    expect(await count(s.deps.db, key, at('2026-01-01T00:20:00.900Z'))).toBe(6) // 1 seen + 5 of its own, not written
+    expect(stored(key)).toBe(2)
+    expect(await count(s.deps.db, key, at('2026-01-01T00:20:01.000Z'))).toBe(8) // a second on: its 6 written
+    expect(stored(key)).toBe(8)
+    // A new minute starts from its own first request, written at once.
+    expect(await count(s.deps.db, key, at('2026-01-01T00:21:00.000Z'))).toBe(1)
+    expect(stored(key)).toBe(1)
   })
 
   it('say how long is left in the window', () => {

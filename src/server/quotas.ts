@@ -119,21 +119,65 @@ export function secondsLeftInWindow(now: Date): number {
  * active in the last two minutes.
  */
 export async function countEvent(db: Db, key: string, now: Date): Promise<number> {
-  const window = windowOf(now)
+  return addEvents(db, key, windowOf(now), 1)
+}
+
+/** Adds `n` events to `key`'s count in `window` (one conditional upsert); returns the new count. */
+async function addEvents(db: Db, key: string, window: number, n: number): Promise<number> {
   const [row] = await db
     .insert(rateWindows)
-    .values({ key, window, count: 1 })
+    .values({ key, window, count: n })
     .onConflictDoUpdate({
       target: rateWindows.key,
       set: {
-        count: sql`case when ${rateWindows.window} = ${window} then ${rateWindows.count} + 1 else 1 end`,
+        count: sql`case when ${rateWindows.window} = ${window} then ${rateWindows.count} + ${n} else ${n} end`,
         window,
       },
     })
     .returning({ count: rateWindows.count })
-  const count = row?.count ?? 1
-  if (count === 1) await db.delete(rateWindows).where(lt(rateWindows.window, window - 1))
+  const count = row?.count ?? n
+  if (count === n) await db.delete(rateWindows).where(lt(rateWindows.window, window - 1))
   return count
+}
+
+/** Counts a client's requests in the window of `now` for its requestsPerMinute quota, in `db`. */
+export type RateCounter = (db: Db, key: string, now: Date) => Promise<number>
+
+/** Every request written through to the database at once: exact across processes (the default). */
+export const directRateCounter: RateCounter = countEvent
+
+/**
+ * Requests counted in this process (one counter per process or isolate, whatever `db` object each
+ * request brings) and added to the database at most once every `flushMs` per key
+ * (the first request of a key's window is written at once). On Workers a session step then makes no
+ * D1 write of its own: a client stepping 10 times a second makes one write a second, not ten. The
+ * count a request sees is the database's (as of this isolate's last write) plus what this isolate
+ * counted since, so a client spread over several isolates can exceed its limit by what the others
+ * counted in their last `flushMs`; events an isolate had not written when the window ends are not
+ * added to the database.
+ */
+export function batchedRateCounter(flushMs = 1000, maxKeys = 10_000): RateCounter {
+  const keys = new Map<string, { window: number; shared: number; pending: number; writtenAt: number }>()
+  return async (db, key, now) => {
+    const window = windowOf(now)
+    let k = keys.get(key)
+    if (k === undefined || k.window !== window) {
+      if (keys.size >= maxKeys) {
+        for (const [other, v] of keys) if (v.window !== window) keys.delete(other)
+      }
+      k = { window, shared: 0, pending: 0, writtenAt: Number.NEGATIVE_INFINITY }
+      keys.set(key, k)
+    }
+    k.pending += 1
+    const t = now.getTime()
+    if (t - k.writtenAt >= flushMs) {
+      const n = k.pending
+      k.pending = 0
+      k.writtenAt = t
+      k.shared = await addEvents(db, key, window, n)
+    }
+    return k.shared + k.pending
+  }
 }
 
 /** The count of `key` in the window of `now` (0 when none), and the failed-auth limit with it. */

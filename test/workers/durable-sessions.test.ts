@@ -93,7 +93,7 @@ describe('sessions in Durable Objects inside workerd', () => {
     expect(await heldSteps(session)).toEqual([0, 1, 2, 3].map((i) => new Map([[i, 1]])))
   })
 
-  it("writes no shard to D1 when shards step: the only D1 write is the request-rate quota's counter", async () => {
+  it('writes nothing to D1 when shards step but the request-rate counter, at most once a second', async () => {
     const session = await createSession(7_000)
     await abortAllDurableObjects()
     // Every D1 statement of this isolate, the Worker's and the objects' (they share it here).
@@ -110,6 +110,7 @@ describe('sessions in Durable Objects inside workerd', () => {
         return exec.call(this, sql)
       },
     })
+    const started = Date.now()
     try {
       for (const t of [1, 2, 3]) {
         for (const s of session.shards) {
@@ -121,8 +122,10 @@ describe('sessions in Durable Objects inside workerd', () => {
     }
     const writes = statements.filter((sql) => !/^\s*select\b/i.test(sql))
     expect(writes.filter((sql) => !/^insert into "rate_windows"/.test(sql))).toEqual([])
-    // requestsPerMinute counts every authenticated request in D1, across isolates: one upsert a step.
-    expect(writes.length).toBe(3 * session.shards.length)
+    // requestsPerMinute: the isolate adds its count to D1 at most once a second (batchedRateCounter),
+    // not once a step.
+    const seconds = (Date.now() - started) / 1000
+    expect(writes.length).toBeLessThanOrEqual(1 + Math.floor(seconds))
     // Not vacuous: the watch sees the objects' reads too. Each step's Worker looks the pin up; each
     // of the two objects looks it up once more, on its first step after the restart.
     const pinLookups = statements.filter(

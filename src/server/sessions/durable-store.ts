@@ -2,8 +2,9 @@
  * The session store on Workers (DESIGN §6): the session index (owner, pin, N, layout) stays in the
  * registry's D1, as the SQL store keeps it; shard states live in session-shards Durable Objects
  * (object-shards.ts), each step applied inside the object that holds its shard. A session's
- * shards spread over several objects, so its shards step in parallel, and no step writes a shard
- * to D1 (the request-rate quota's counter, quotas.ts, is D1's only write per request).
+ * shards spread over several objects, so its shards step in parallel, and no step writes to D1
+ * (the request-rate quota's counter reaches D1 at most once a second per client and isolate:
+ * quotas.ts batchedRateCounter).
  */
 import type { Db } from '../../db/db'
 import type { ShardStepRequest } from './object-shards'
