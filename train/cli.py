@@ -65,7 +65,7 @@ def cmd_evaluate_mix(args) -> int:
 
     res = evaluate_mix(args.weights, args.out, jobs=args.jobs, tests=args.tests, instances=args.instances,
                        long_instances=args.long_instances, baselines_only=args.only_baselines,
-                       tune_instances=args.tune_instances)
+                       tune_instances=args.tune_instances, learned_only=args.only_learned)
     if res:
         from .plots import plot_mix
 
@@ -191,6 +191,7 @@ def main(argv=None) -> int:
     p.add_argument("--long-instances", type=int, help="held-out instances at 1,000 steps (default 64)")
     p.add_argument("--tune-instances", type=int, help="tuning instances at 100/200 steps (default 16; 1,000 steps: half)")
     p.add_argument("--only-baselines", action="store_true", help="tune and run the baselines only (cached)")
+    p.add_argument("--only-learned", action="store_true", help="run the learned optimizer only (cached)")
     p.set_defaults(fn=cmd_evaluate_mix)
 
     p = sub.add_parser("tune-teacher", help="tune NAG and partially adaptive NAG as imitation teachers")

@@ -254,10 +254,11 @@ def _cached(path: Path, key: dict):
 
 
 def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=None, long_instances=None,
-                 baselines_only=False, progress=True, log=print, tune_instances=None) -> dict:
+                 baselines_only=False, progress=True, log=print, tune_instances=None, learned_only=False) -> dict:
     """Run (or reuse from `out_dir`'s caches) every job of the suite; assemble results.json.
     `instances`, `long_instances` and `tune_instances` (1,000-step tuning: half as many) override
-    the protocol's counts for a cheaper run; results.json and the card record the counts used."""
+    the protocol's counts for a cheaper run; results.json and the card record the counts used.
+    `baselines_only` or `learned_only` run (and cache) those jobs only, so the two can run apart."""
     from . import safetensors_io as st
 
     out = Path(out_dir)
@@ -273,7 +274,7 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
             t.tune_instances, t.long_tune_instances = tune_instances, max(1, tune_instances // 2)
     todo, cached = [], {}
     for t in specs:
-        for kind in ([] if baselines_only else ["learned"]) + list(BASELINES):
+        for kind in ([] if baselines_only else ["learned"]) + ([] if learned_only else list(BASELINES)):
             key = json.loads(json.dumps({"test": asdict(t), "kind": kind, "grid": BASE_GRID, "defaults": DEFAULT_LR,
                                          "protocol": 2, **({"digest": digest} if kind == "learned" else {})}))
             path = out / f"{kind}-{t.name}.json"
@@ -300,7 +301,7 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
         bar.close()
         for kind, t, _, path, key in todo:
             cached[(kind, t.name)] = _cached(Path(path), key)
-    if baselines_only:
+    if baselines_only or learned_only:
         return {}
     results = assemble(specs, cached, digest)
     results["wallSeconds"] = round(time.time() - t0, 1)
