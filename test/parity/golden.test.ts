@@ -283,12 +283,13 @@ afterAll(() => {
 })
 
 describe('the TypeScript core matches PyTorch on the golden vectors', () => {
-  it('has goldens for the quadratic and MNIST optimizers and for every extended fixture', () => {
+  it('has goldens for the quadratic, MNIST and MLP optimizers and for every extended fixture', () => {
     expect([...goldens.keys()].map((id) => id.split('@')[0]).sort()).toEqual(
       expect.arrayContaining([
         'fixture moments-elu-tanh',
         'fixture moments-linear',
         'fixture moments-logrms-elu-tanh',
+        'l2o-mlp',
         'l2o-mnist',
         'l2o-quadratic',
       ]),
