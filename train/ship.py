@@ -450,6 +450,7 @@ def make_card_mix(name, version, digest, preset, cfgs, summaries, results, analy
             "grids": results["grids"],
             "tests": tests,
             "wallSeconds": results.get("wallSeconds"),
+            "jobSeconds": results.get("jobSeconds"),
             "jobs": results.get("jobs"),
             "device": _device_name(device),
         },
