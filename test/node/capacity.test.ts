@@ -5,6 +5,7 @@ import {
   capacityTables,
   clientsSaturatingD1,
   firstLimit,
+  measured,
   prices,
   stepCost,
   withTables,
@@ -33,7 +34,7 @@ describe('the capacity model', () => {
     expect(s.usd).toBeCloseTo(
       (prices.workerRequestsPerMillion +
         cpuMs * prices.workerCpuPerMillionMs +
-        2 * prices.d1RowsReadPerMillion) /
+        measured.statelessD1Queries * prices.d1RowsReadPerMillion) /
         1e6,
       12,
     )
