@@ -70,15 +70,14 @@ function lstmCount(m: KernelModel): { flops: number; transcendentals: number } {
 const subjects: Subject[] = []
 for (const v of await readShippedVersions()) {
   const model = kernelModel(decodeLstmWeights(v.weights))
-  const { flops, transcendentals } = lstmCount(model)
-  const stateSize = 2 * model.layers * model.hidden
+  const opt = fusedKernelOptimizer(model, fusedKernel())
   subjects.push({
     name: `${v.name}@${v.version}`,
     model,
-    stateSize,
-    flops,
-    transcendentals,
-    make: () => fusedKernelOptimizer(model, fusedKernel()),
+    // from the architecture (2·L·H, plus K + 2 slots for K moments)
+    stateSize: opt.stateSize,
+    ...lstmCount(model),
+    make: () => opt,
   })
 }
 const extended = kernelModel(
@@ -221,7 +220,8 @@ for (const s of subjects) {
 }
 
 // Per step, for models of 10^4 … 10^8 parameters: the default learned optimizer next to Adam.
-const learned = subjects.find((s) => s.name.startsWith('l2o-mnist@1.1')) ?? subjects[0]
+// the default for new users (README), else the first shipped
+const learned = subjects.find((s) => s.name.startsWith('l2o-mlp@')) ?? subjects[0]
 const baseline = subjects.find((s) => s.model === 'adam')!
 console.log(
   `\nPer step, by model size, on Workers Paid: ${learned.name} (S = ${learned.stateSize}), stateless (F32 state) and ` +
