@@ -137,6 +137,24 @@ def cmd_golden(args) -> int:
     return 0
 
 
+def cmd_validate_mix(args) -> int:
+    from dataclasses import replace
+
+    from .export import load_model
+    from .metamix import validate_mix, validation_set
+    from .ship import PRESETS
+
+    module = load_model(args.weights)
+    cfg = replace(PRESETS["l2o-mlp"]["1.0.0"]["stages"][0], seed=args.seed)
+    val_set = validation_set(cfg)
+    base = module.output_scale
+    for factor in args.scale:
+        module.output_scale = base * factor
+        print(f"{args.weights} output x{factor:g}, validation set of seed {args.seed}: "
+              f"{validate_mix(module, val_set):.4f}", flush=True)
+    return 0
+
+
 def cmd_fixtures(args) -> int:
     from .fixtures import write_fixtures
 
@@ -193,6 +211,12 @@ def main(argv=None) -> int:
     p.add_argument("--only-baselines", action="store_true", help="tune and run the baselines only (cached)")
     p.add_argument("--only-learned", action="store_true", help="run the learned optimizer only (cached)")
     p.set_defaults(fn=cmd_evaluate_mix)
+
+    p = sub.add_parser("validate-mix", help="l2o-mlp's validation score (mean log whole-pool loss on 64 instances) of a weight file")
+    p.add_argument("--weights", required=True, help="model.safetensors")
+    p.add_argument("--seed", type=int, default=0, help="the validation set: stage 1's is 0, stage 2's is 1")
+    p.add_argument("--scale", type=float, nargs="+", default=[1.0], help="output scale factors to try")
+    p.set_defaults(fn=cmd_validate_mix)
 
     p = sub.add_parser("tune-teacher", help="tune NAG and partially adaptive NAG as imitation teachers")
     p.add_argument("--family", default="mnist-mlp")
