@@ -108,7 +108,7 @@ class MixConfig:
     val_instances: int = 4  # per validation config: 64 instances in all
     val_horizon: int = 200
     val_long: int = 4  # the last val_long configs run to max_horizon
-    patience: int = 100
+    patience: int = 100  # validation rounds (not iterations) without a new best before stopping
     max_minutes: float = 0.0
     seed: int = 0
     device: str = "cpu"
@@ -281,6 +281,21 @@ class PESPair:
         return estimate, float(total[0]), final
 
 
+# Config fields a resumed run may change: the rest must match its checkpoint's.
+RESUMABLE = {"max_minutes", "patience", "device", "val_every"}
+
+
+def _start_run(module, val_set, out: Path) -> float:
+    """A fresh meta-training run in `out`: the log's header, its starting point validated
+    (validation-start.json and the log's row 0) and kept as best.pt. Returns the starting score."""
+    append_log(out / "log.csv", LOG_COLUMNS, header=True)
+    score, rows = validate_mix(module, val_set, details=True)
+    (out / "validation-start.json").write_text(json.dumps({"score": score, "configs": rows}))
+    torch.save({"model": module.state_dict(), "iteration": 0, "val": score}, out / "best.pt")
+    append_log(out / "log.csv", [0, "", "", "", score, 0, 0.0])
+    return score
+
+
 def meta_train_pes(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = True) -> dict:
     """Meta-training by antithetic PES on the packed parameters the native kernel reads (the
     kernel makes each truncation cheap); files, validation and resume as `meta_train_mix`."""
@@ -298,10 +313,10 @@ def meta_train_pes(cfg: MixConfig, out_dir, resume: bool = True, progress: bool 
     meta_opt = torch.optim.Adam([phi], lr=cfg.meta_lr)
     val_set = validation_set(cfg)
     ckpt_path, best_path, log_path = out / "checkpoint.pt", out / "best.pt", out / "log.csv"
-    it0, best_val, bad_rounds, skipped, elapsed0 = 0, float("inf"), 0, 0, 0.0
+    it0, best_val, bad_rounds, skipped, elapsed0, cpu0 = 0, float("inf"), 0, 0, 0.0, 0.0
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
-        refuse_other_config(ckpt_path, ck["config"], cfg, {"max_minutes", "patience", "device", "val_every"})
+        refuse_other_config(ckpt_path, ck["config"], cfg, RESUMABLE)
         with torch.no_grad():
             phi.copy_(ck["phi"])
         meta_opt.load_state_dict(ck["meta_opt"])
@@ -311,12 +326,8 @@ def meta_train_pes(cfg: MixConfig, out_dir, resume: bool = True, progress: bool 
         rng.setstate(ck["rng"])
         gen.set_state(ck["generator"])
     else:
-        append_log(log_path, LOG_COLUMNS, header=True)
-        best_val, rows = validate_mix(module, val_set, details=True)
-        (out / "validation-start.json").write_text(json.dumps({"score": best_val, "configs": rows}))
-        torch.save({"model": module.state_dict(), "iteration": 0, "val": best_val}, best_path)
-        append_log(log_path, [0, "", "", "", best_val, 0, 0.0])
-    cpu_start = time.process_time() - (cpu0 if resume and ckpt_path.exists() else 0.0)
+        best_val = _start_run(module, val_set, out)
+    cpu_start = time.process_time() - cpu0
     native = NativeStep(module)
     pairs = [PESPair(cfg, random.Random(rng.randrange(2**62)), native, phi.numel()) for _ in range(cfg.workers)]
     t_start = time.time() - elapsed0
@@ -438,18 +449,14 @@ def meta_train_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool 
     it0, best_val, bad_rounds, skipped, elapsed0 = 0, float("inf"), 0, 0, 0.0
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path, device)
-        refuse_other_config(ckpt_path, ck["config"], cfg, {"max_minutes", "patience", "device", "val_every"})
+        refuse_other_config(ckpt_path, ck["config"], cfg, RESUMABLE)
         module.load_state_dict(ck["model"])
         meta_opt.load_state_dict(ck["meta_opt"])
         it0, best_val, bad_rounds = ck["iteration"], ck["best_val"], ck["bad_rounds"]
         skipped, elapsed0 = ck["skipped"], ck["elapsed_s"]
         rng.setstate(ck["rng"])
     else:
-        append_log(log_path, LOG_COLUMNS, header=True)
-        best_val, rows = validate_mix(module, val_set, details=True)
-        (out / "validation-start.json").write_text(json.dumps({"score": best_val, "configs": rows}))
-        torch.save({"model": module.state_dict(), "iteration": 0, "val": best_val}, best_path)
-        append_log(log_path, [0, "", "", "", best_val, 0, 0.0])
+        best_val = _start_run(module, val_set, out)
     learned = Learned(module)
     workers = [Worker(cfg, random.Random(rng.randrange(2**62)), learned) for _ in range(cfg.workers)]
     t_start = time.time() - elapsed0
@@ -597,7 +604,7 @@ def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = T
     it0, elapsed0, skipped = 0, 0.0, 0
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
-        refuse_other_config(ckpt_path, ck["config"], cfg, {"max_minutes", "patience", "device", "val_every"})
+        refuse_other_config(ckpt_path, ck["config"], cfg, RESUMABLE)
         module.load_state_dict(ck["model"])
         adam.load_state_dict(ck["meta_opt"])
         gen.set_state(ck["generator"])
