@@ -291,7 +291,7 @@ def _start_run(module, val_set, out: Path) -> float:
     append_log(out / "log.csv", LOG_COLUMNS, header=True)
     score, rows = validate_mix(module, val_set, details=True)
     (out / "validation-start.json").write_text(json.dumps({"score": score, "configs": rows}))
-    torch.save({"model": module.state_dict(), "iteration": 0, "val": score}, out / "best.pt")
+    torch.save({"model": module.state_dict(), "iteration": 0, "val": score, "configs": rows}, out / "best.pt")
     append_log(out / "log.csv", [0, "", "", "", score, 0, 0.0])
     return score
 
@@ -355,8 +355,8 @@ def meta_train_pes(cfg: MixConfig, out_dir, resume: bool = True, progress: bool 
         done, val = it + 1, ""
         if done % cfg.val_every == 0 or done == cfg.iterations:
             unpack_params(module, phi.detach())
-            val = validate_mix(module, val_set)
-            best_val, bad_rounds = keep_if_best(module, best_path, done, val, best_val, bad_rounds)
+            val, rows = validate_mix(module, val_set, details=True)
+            best_val, bad_rounds = keep_if_best(module, best_path, done, val, best_val, bad_rounds, {"configs": rows})
         elapsed = time.time() - t_start
         append_log(log_path, [done, meta_loss, sum(finals) / len(finals), norm, val, skipped, round(elapsed, 2)])
         timed_out = bool(cfg.max_minutes) and elapsed > cfg.max_minutes * 60
@@ -491,8 +491,8 @@ def meta_train_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool 
         bar.set_postfix(log_loss=f"{meta_loss:.3f}", skipped=skipped)
         done, val = it + 1, ""
         if done % cfg.val_every == 0 or done == cfg.iterations:
-            val = validate_mix(module, val_set)
-            best_val, bad_rounds = keep_if_best(module, best_path, done, val, best_val, bad_rounds)
+            val, rows = validate_mix(module, val_set, details=True)
+            best_val, bad_rounds = keep_if_best(module, best_path, done, val, best_val, bad_rounds, {"configs": rows})
         elapsed = time.time() - t_start
         append_log(log_path, [done, meta_loss, sum(finals) / max(len(finals), 1), norm, val, skipped,
                               round(elapsed, 2)])
@@ -514,9 +514,13 @@ def meta_train_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool 
 def write_validation(out: Path, cfg: MixConfig, val_set) -> dict:
     """validation.json: the validation set's per-config losses for the stage's starting point
     and for its best weights, so a card can show what the stage changed."""
-    module = cfg.make_optimizer()
-    module.load_state_dict(load_checkpoint(out / "best.pt")["model"])
-    score, rows = validate_mix(module, val_set, details=True)
+    best = load_checkpoint(out / "best.pt")
+    if "configs" in best:  # validated when it was kept
+        score, rows = best["val"], best["configs"]
+    else:  # a best.pt from before best.pt kept its per-config losses
+        module = cfg.make_optimizer()
+        module.load_state_dict(best["model"])
+        score, rows = validate_mix(module, val_set, details=True)
     start = json.loads((out / "validation-start.json").read_text())
     report = {
         "instances": cfg.val_configs * cfg.val_instances,

@@ -141,10 +141,12 @@ def guarded_step(meta_opt, params, loss, clip: float):
     return norm, ""
 
 
-def keep_if_best(opt, best_path: Path, iteration: int, val: float, best_val: float, bad_rounds: int):
-    """Saves best.pt when `val` beats `best_val`. Returns the new (best_val, bad_rounds)."""
+def keep_if_best(opt, best_path: Path, iteration: int, val: float, best_val: float, bad_rounds: int,
+                 details: dict | None = None):
+    """Saves best.pt (with `details` beside the score) when `val` beats `best_val`. Returns the new
+    (best_val, bad_rounds)."""
     if val < best_val:
-        torch.save({"model": opt.state_dict(), "iteration": iteration, "val": val}, best_path)
+        torch.save({"model": opt.state_dict(), "iteration": iteration, "val": val, **(details or {})}, best_path)
         return val, 0
     return best_val, bad_rounds + 1
 

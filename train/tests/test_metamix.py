@@ -7,6 +7,7 @@ import torch
 
 from train.baselines import Learned
 from train.metamix import MixConfig, Worker, loss_and_grad, meta_train_mix, validate_mix, validation_set
+from train.metatrain import load_checkpoint
 from train.tasks import QuadraticFamily, instance_seeds
 from train.tests.helpers import randomized
 
@@ -79,6 +80,12 @@ def test_a_smoke_run_lowers_the_validation_loss_and_resumes(tmp_path, stage):
     report = __import__("json").loads((tmp_path / "validation.json").read_text())
     assert report["best"]["score"] < report["start"]["score"]
     assert report["instances"] == 4
+    # the best's losses kept when it was validated are what validating best.pt again gives
+    best = cfg.make_optimizer()
+    best.load_state_dict(load_checkpoint(tmp_path / "best.pt")["model"])
+    score, rows = validate_mix(best, validation_set(cfg), details=True)
+    assert report["best"]["score"] == pytest.approx(score, rel=1e-9)
+    assert [list(r) for r in report["best"]["configs"]] == [list(r) for r in rows]
     # resuming a finished run trains no further and keeps the same best weights
     again = meta_train_mix(cfg, tmp_path, progress=False)
     assert again["bestIteration"] == summary["bestIteration"]
