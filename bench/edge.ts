@@ -3,13 +3,13 @@
 // requests the benchmarks send. Benchmarks, not tests.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { seedStatements } from '../scripts/seed-d1'
 import { readShippedVersions } from '../src/runtime/shipped-weights'
 import { decode, encode, type Tensor } from '../src/safetensors'
 import { encodeLstmWeights } from '../src/weights'
+import { freePort } from '../test/support/port'
 import { randomLstmWeights } from '../test/support/random'
 
 const root = path.resolve(import.meta.dirname, '..')
@@ -202,17 +202,6 @@ export async function sessionStep(
   const response = await call(worker, 'POST', `/v1/sessions/${id}/shards/${shard}/steps/${t}`, body, binary)
   await response.arrayBuffer()
   return response.status
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 function descendants(pid: number): number[] {

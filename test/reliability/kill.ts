@@ -10,7 +10,8 @@ import path from 'node:path'
 import Database from 'better-sqlite3'
 import { seededRandom } from '../../examples/mnist-mlp'
 import { L2oClient } from '../../src/sdk'
-import { clientKey, freePort, ServerProcess } from './server'
+import { freePort } from '../support/port'
+import { clientKey, ServerProcess } from './server'
 
 export interface KillFigures {
   restarts: number

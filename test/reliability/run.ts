@@ -8,10 +8,11 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { freePort } from '../support/port'
 import { fuzz } from './fuzz'
 import { killRestarts } from './kill'
 import { mixedLoad } from './load'
-import { freePort, ServerProcess } from './server'
+import { ServerProcess } from './server'
 import { slowBodies } from './slow'
 
 const { values } = parseArgs({ options: { smoke: { type: 'boolean' }, only: { type: 'string' } } })
