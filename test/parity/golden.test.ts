@@ -296,6 +296,19 @@ describe('the TypeScript core matches PyTorch on the golden vectors', () => {
     )
   })
 
+  it('has a golden for every shipped version (each weights/<name>/<version> with a model)', () => {
+    const shipped = readdirSync(weightsRoot, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .flatMap((name) =>
+        readdirSync(path.join(weightsRoot, name.name), { withFileTypes: true })
+          .filter((v) => v.isDirectory())
+          .filter((v) => readdirSync(path.join(weightsRoot, name.name, v.name)).includes('model.safetensors'))
+          .map((v) => `${name.name}@${v.name}`),
+      )
+    expect(shipped.length).toBeGreaterThanOrEqual(4)
+    expect(shipped.filter((id) => !goldens.has(id))).toEqual([])
+  })
+
   for (const [id, dir] of goldens) {
     for (const backend of backends) {
       const name = backend === 'fused' ? 'the fused kernel' : `tfjs-${backend}`
