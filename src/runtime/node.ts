@@ -14,6 +14,7 @@ import * as schema from '../db/schema'
 import { type App, createApp } from '../server/app'
 import type { AppDeps } from '../server/deps'
 import { nodeKernel } from './kernel-node'
+import { loopPacer } from './loop-pace'
 import { BodyBuffers, openIncoming } from './node-body'
 import { exposeGc, memoryReclaimer } from './node-memory'
 import { BodyBudget, deadlineOf, defaultNodeLimits, type NodeLimits, settleBody } from './node-server'
@@ -114,10 +115,12 @@ export function createNodeApp(
       yieldToEventLoop: () => new Promise((resolve) => setImmediate(resolve)),
     },
   )
+  const pace = loopPacer()
   return {
     app,
     fetch: async (request, env) => {
       deadlineOf(env.incoming, limits)
+      await pace()
       return settleBody(env.incoming, await app.fetch(request, env), limits)
     },
   }
