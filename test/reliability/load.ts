@@ -33,6 +33,8 @@ export interface LoadFigures {
   healthProbes: number
   loopMaxMs: number
   loopP99Ms: number
+  /** The longest block of the loop by the server's own work: lateness capped by its CPU time. */
+  loopOwnMaxMs: number
   /** The longest garbage-collection pause, and all of them together. */
   gcMaxMs: number
   gcTotalMs: number
@@ -189,6 +191,7 @@ export async function mixedLoad(
     healthProbes: probes.length,
     loopMaxMs: loop.maxMs,
     loopP99Ms: loop.p99Ms,
+    loopOwnMaxMs: loop.ownMaxMs,
     gcMaxMs: loop.gcMaxMs,
     gcTotalMs: loop.gcTotalMs,
     peakRssMb: memory.stop(),

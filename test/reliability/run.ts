@@ -20,7 +20,9 @@ const smoke = values.smoke === true
 const only = new Set((values.only ?? 'fuzz,kill,load,large,slow').split(','))
 // The smoke run (CI) is shorter, and its /healthz bound looser: CI machines are shared, and it is
 // there to catch a regression (before the compute queue yielded, /healthz took seconds), not to
-// measure. The full run's targets are the issue's, for an idle machine.
+// measure. The full run's targets are the issue's, for an idle machine. The event loop's blocks
+// are the server's own (loop-monitor.ts): the wall-clock delay also counts the time the OS gave the
+// load generator and other processes, and is reported beside them.
 const plan = smoke
   ? {
       fuzz: 2500,
@@ -29,6 +31,7 @@ const plan = smoke
       clients: 60,
       seconds: 8,
       healthP99Ms: 250,
+      ownBlockMs: 100,
       large: 4,
       largeSeconds: 5,
       slow: 10,
@@ -41,6 +44,7 @@ const plan = smoke
       clients: 200,
       seconds: 30,
       healthP99Ms: 100,
+      ownBlockMs: 50,
       large: 20,
       largeSeconds: 20,
       slow: 30,
@@ -160,7 +164,13 @@ if (only.has('load')) {
     '≥ 0.5',
     l.minShareOfFair >= 0.5,
   )
-  row('load: longest event-loop block (p99)', `${fmt(l.loopMaxMs)} ms (${fmt(l.loopP99Ms)} ms)`, '~50 ms')
+  row('load: longest event-loop delay, wall (p99)', `${fmt(l.loopMaxMs)} ms (${fmt(l.loopP99Ms)} ms)`)
+  row(
+    "load: longest block by the server's own work",
+    `${fmt(l.loopOwnMaxMs)} ms`,
+    `≤ ${plan.ownBlockMs} ms`,
+    l.loopOwnMaxMs <= plan.ownBlockMs,
+  )
   row('load: longest GC pause (all GC)', `${fmt(l.gcMaxMs)} ms (${fmt(l.gcTotalMs / 1000)} s)`)
   row('load: server peak RSS', `${fmt(l.peakRssMb, 0)} MB`)
   for (const example of l.errorExamples) console.log(`  load: ${example}`)
@@ -186,9 +196,14 @@ if (only.has('large')) {
   row('large steps: 429/503 with Retry-After', l.refusals)
   row('large steps: /healthz p50 / p99', `${fmt(l.healthP50Ms)} / ${fmt(l.healthP99Ms)} ms`)
   row(
-    'large steps: longest event-loop block (p99); longest GC pause',
+    'large steps: longest event-loop delay, wall (p99); longest GC pause',
     `${fmt(l.loopMaxMs)} ms (${fmt(l.loopP99Ms)} ms); ${fmt(l.gcMaxMs)} ms`,
-    '~50 ms',
+  )
+  row(
+    "large steps: longest block by the server's own work",
+    `${fmt(l.loopOwnMaxMs)} ms`,
+    `≤ ${plan.ownBlockMs} ms`,
+    l.loopOwnMaxMs <= plan.ownBlockMs,
   )
   row('large steps: server peak RSS', `${fmt(l.peakRssMb, 0)} MB`, '< 512 MB', l.peakRssMb < 512)
   for (const example of l.errorExamples) console.log(`  large: ${example}`)

@@ -153,6 +153,8 @@ export class ServerProcess {
     maxMs: number
     p99Ms: number
     meanMs: number
+    /** The longest block the server's own work caused (lateness capped by its CPU time). */
+    ownMaxMs: number
     gcMaxMs: number
     gcTotalMs: number
   }> {
