@@ -93,6 +93,30 @@ class PartiallyAdaptiveNAG:
         return -self.lr * (gn + self.momentum * buf), {"buf": buf, "sq": sq, "t": t}
 
 
+class NesterovAdam:
+    """Adam with a Nesterov look-ahead on the bias-corrected momentum (Dozat 2016's NAdam without
+    its momentum schedule): update = -lr (b1 m_hat + (1 - b1) g / (1 - b1^t)) / (sqrt(v_hat) + eps).
+    Not a baseline of the evaluation: a teacher for imitation (l2o-mlp@1.1.0's warm start)."""
+
+    name = "nadam"
+
+    def __init__(self, lr: float, betas=(0.9, 0.99), eps: float = 1e-8) -> None:
+        self.lr, self.betas, self.eps = lr, betas, eps
+
+    def init(self, n: int, device=None) -> dict:
+        z = torch.zeros(n, device=device)
+        return {"m": z, "v": z.clone(), "t": 0}
+
+    def update(self, g: torch.Tensor, state: dict):
+        b1, b2 = self.betas
+        t = state["t"] + 1
+        m = b1 * state["m"] + (1 - b1) * g
+        v = b2 * state["v"] + (1 - b2) * g * g
+        look = (b1 * m + (1 - b1) * g) / (1 - b1**t)
+        denom = (v / (1 - b2**t)).sqrt() + self.eps
+        return -self.lr * look / denom, {"m": m, "v": v, "t": t}
+
+
 class Learned:
     """Adapter giving the LSTM module the same interface (no meta-gradient).
 
@@ -131,4 +155,4 @@ class Learned:
 
 
 BASELINES = {"sgd": SGD, "nag": NAG, "rmsprop": RMSprop, "adam": Adam}
-TEACHERS = {**BASELINES, PartiallyAdaptiveNAG.name: PartiallyAdaptiveNAG}
+TEACHERS = {**BASELINES, PartiallyAdaptiveNAG.name: PartiallyAdaptiveNAG, NesterovAdam.name: NesterovAdam}

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from train.baselines import NAG, SGD, Adam, Learned, PartiallyAdaptiveNAG, RMSprop
+from train.baselines import NAG, SGD, Adam, Learned, NesterovAdam, PartiallyAdaptiveNAG, RMSprop
 from train.kernel import BLOCK, native_available
 from train.optimizer import LSTMOptimizer
 from train.tests.helpers import MOMENTS, randomized
@@ -50,6 +50,35 @@ def test_partially_adaptive_nag_spans_nag_and_a_hand_computed_step():
         gn = g / (sq / (1 - 0.99**t)) ** 0.25
         buf = 0.9 * buf + gn
         torch.testing.assert_close(u, -0.1 * (gn + 0.9 * buf))
+
+
+def test_nesterov_adam_limits_and_its_look_ahead():
+    gen = torch.Generator().manual_seed(2)
+    gs = [torch.randn(11, generator=gen) * 10 ** torch.randn(11, generator=gen) for _ in range(5)]
+    # beta1 = 0: bias-corrected RMSprop; a constant gradient: steps of exactly lr * sign(g)
+    flat, s_flat = NesterovAdam(0.1, betas=(0.0, 0.99)), None
+    s_flat = flat.init(11)
+    v = torch.zeros(11)
+    for t, g in enumerate(gs, start=1):
+        u, s_flat = flat.update(g, s_flat)
+        v = 0.99 * v + 0.01 * g * g
+        torch.testing.assert_close(u, -0.1 * g / ((v / (1 - 0.99**t)).sqrt() + 1e-8))
+    # a constant gradient: a first step of (1 + b1) lr sign(g) (both terms bias-corrected), then
+    # steps that settle at lr sign(g)
+    const = NesterovAdam(0.02)
+    s_const = const.init(11)
+    u, s_const = const.update(gs[0], s_const)
+    torch.testing.assert_close(u, -0.02 * 1.9 * gs[0].sign())
+    for _ in range(300):
+        u, s_const = const.update(gs[0], s_const)
+    torch.testing.assert_close(u, -0.02 * gs[0].sign())
+    # the look-ahead: the step after a sign flip is smaller than Adam's with the same moments
+    nadam, adam = NesterovAdam(0.1, betas=(0.9, 0.999)), Adam(0.1)
+    sn, sa = nadam.init(1), adam.init(1)
+    for g in [1.0] * 5 + [-1.0]:
+        un, sn = nadam.update(torch.tensor([g]), sn)
+        ua, sa = adam.update(torch.tensor([g]), sa)
+    assert abs(un.item()) < abs(ua.item()) and un.item() < 0
 
 
 def test_update_leaves_input_state_untouched():
