@@ -117,6 +117,34 @@ class NesterovAdam:
         return -self.lr * look / denom, {"m": m, "v": v, "t": t}
 
 
+class AnnealedNesterovAdam(NesterovAdam):
+    """NesterovAdam whose step is scaled down where the gradient's long-run mean is small next to
+    its rms: by clamp(k |m_hat_slow| / (sqrt(v_hat) + eps), lo, 1), with m_hat_slow a bias-corrected
+    momentum at beta `slow`. Where a coordinate's gradient is mostly minibatch noise its step
+    shrinks (an annealing that needs no step count); where it is consistent the step is
+    NesterovAdam's. Every term is one of l2o-mlp's input features (momentum at beta1 0.9 and 0.99
+    over the root of a beta2 0.99 average, and g over that root), so the rule is a function of what
+    the LSTM sees. Not a baseline of the evaluation: l2o-mlp@1.1.0's imitation teacher."""
+
+    name = "snr-nadam"
+
+    def __init__(self, lr: float, k: float = 4.0, lo: float = 0.1, slow: float = 0.99,
+                 betas=(0.9, 0.99), eps: float = 1e-8) -> None:
+        super().__init__(lr, betas, eps)
+        self.k, self.lo, self.slow = k, lo, slow
+
+    def init(self, n: int, device=None) -> dict:
+        return {**super().init(n, device), "ms": torch.zeros(n, device=device)}
+
+    def update(self, g: torch.Tensor, state: dict):
+        u, new = super().update(g, state)
+        t = new["t"]
+        ms = self.slow * state["ms"] + (1 - self.slow) * g
+        rms = (new["v"] / (1 - self.betas[1] ** t)).sqrt() + self.eps
+        snr = (ms / (1 - self.slow**t)).abs() / rms
+        return u * (self.k * snr).clamp(self.lo, 1.0), {**new, "ms": ms}
+
+
 class Learned:
     """Adapter giving the LSTM module the same interface (no meta-gradient).
 
@@ -155,4 +183,5 @@ class Learned:
 
 
 BASELINES = {"sgd": SGD, "nag": NAG, "rmsprop": RMSprop, "adam": Adam}
-TEACHERS = {**BASELINES, PartiallyAdaptiveNAG.name: PartiallyAdaptiveNAG, NesterovAdam.name: NesterovAdam}
+TEACHERS = {**BASELINES, PartiallyAdaptiveNAG.name: PartiallyAdaptiveNAG, NesterovAdam.name: NesterovAdam,
+            AnnealedNesterovAdam.name: AnnealedNesterovAdam}

@@ -65,7 +65,8 @@ def cmd_evaluate_mix(args) -> int:
 
     res = evaluate_mix(args.weights, args.out, jobs=args.jobs, tests=args.tests, instances=args.instances,
                        long_instances=args.long_instances, baselines_only=args.only_baselines,
-                       tune_instances=args.tune_instances, learned_only=args.only_learned)
+                       tune_instances=args.tune_instances, learned_only=args.only_learned,
+                       rule=(args.rule, args.rule_lr) if args.rule else None)
     if res:
         from .plots import plot_mix
 
@@ -210,6 +211,8 @@ def main(argv=None) -> int:
     p.add_argument("--tune-instances", type=int, help="tuning instances at 100/200 steps (default 16; 1,000 steps: half)")
     p.add_argument("--only-baselines", action="store_true", help="tune and run the baselines only (cached)")
     p.add_argument("--only-learned", action="store_true", help="run the learned optimizer only (cached)")
+    p.add_argument("--rule", help="a hand rule in the learned optimizer's place (e.g. snr-nadam, nadam; see train/baselines.py)")
+    p.add_argument("--rule-lr", type=float, default=0.02, help="the rule's learning rate (default 0.02)")
     p.set_defaults(fn=cmd_evaluate_mix)
 
     p = sub.add_parser("validate-mix", help="l2o-mlp's validation score (mean log whole-pool loss on 64 instances) of a weight file")

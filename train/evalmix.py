@@ -219,9 +219,10 @@ def baseline_job(name: str, test: MixTest, log=print) -> dict:
             "default": default, "curves": curves, "wallSeconds": round(time.time() - t0, 1)}
 
 
-def learned_job(module, test: MixTest, log=print) -> dict:
+def learned_job(optimizer, test: MixTest, log=print) -> dict:
+    """The optimizer in the learned one's place (a Learned module, or a fixed hand rule)."""
     t0 = time.time()
-    curve, curve_long, full = run_horizons(Learned(module), test)
+    curve, curve_long, full = run_horizons(optimizer, test)
     out = {
         "results": {str(h): summarize(full[h]) for h in HORIZONS},
         "perInstance": {str(h): full[h].tolist() for h in HORIZONS},
@@ -235,10 +236,15 @@ def learned_job(module, test: MixTest, log=print) -> dict:
 def _job(args):
     kind, test, weights_path, cache, key = args
     torch.set_num_threads(1)
-    if kind == "learned":
+    if kind == "learned" and "rule" in key:
+        from .baselines import TEACHERS
+
+        rule = key["rule"]
+        result = learned_job(TEACHERS[rule["name"]](rule["lr"]), test, log=lambda *_: None)
+    elif kind == "learned":
         from .export import load_model
 
-        result = learned_job(load_model(weights_path), test, log=lambda *_: None)
+        result = learned_job(Learned(load_model(weights_path)), test, log=lambda *_: None)
     else:
         result = baseline_job(kind, test, log=lambda *_: None)
     Path(cache).write_text(json.dumps({"key": key, "result": result}))
@@ -254,8 +260,11 @@ def _cached(path: Path, key: dict):
 
 
 def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=None, long_instances=None,
-                 baselines_only=False, progress=True, log=print, tune_instances=None, learned_only=False) -> dict:
+                 baselines_only=False, progress=True, log=print, tune_instances=None, learned_only=False,
+                 rule=None) -> dict:
     """Run (or reuse from `out_dir`'s caches) every job of the suite; assemble results.json.
+    `rule` = (name, lr) of a hand rule (baselines.TEACHERS, e.g. ("snr-nadam", 0.02)) runs that
+    fixed rule in the learned optimizer's place, for comparison (its jobs are cached apart).
     `instances`, `long_instances` and `tune_instances` (1,000-step tuning: half as many) override
     the protocol's counts for a cheaper run; results.json and the card record the counts used.
     `baselines_only` or `learned_only` run (and cache) those jobs only, so the two can run apart."""
@@ -263,7 +272,12 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    digest = None if baselines_only else st.digest(Path(weights_path).read_bytes())
+    if rule is not None:
+        digest = None
+        learned_key = {"rule": {"name": rule[0], "lr": float(rule[1])}}
+    else:
+        digest = None if baselines_only else st.digest(Path(weights_path).read_bytes())
+        learned_key = {"digest": digest}
     specs = [t for t in TESTS if not tests or t.name in tests]
     for t in specs:
         if instances:
@@ -276,8 +290,9 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
     for t in specs:
         for kind in ([] if baselines_only else ["learned"]) + ([] if learned_only else list(BASELINES)):
             key = json.loads(json.dumps({"test": asdict(t), "kind": kind, "grid": BASE_GRID, "defaults": DEFAULT_LR,
-                                         "protocol": 2, **({"digest": digest} if kind == "learned" else {})}))
-            path = out / f"{kind}-{t.name}.json"
+                                         "protocol": 2, **(learned_key if kind == "learned" else {})}))
+            name = f"rule-{rule[0]}-{rule[1]:g}" if kind == "learned" and rule is not None else kind
+            path = out / f"{name}-{t.name}.json"
             hit = _cached(path, key)
             if hit is None:
                 todo.append((kind, t, str(weights_path), str(path), key))
@@ -304,6 +319,8 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
     if baselines_only or learned_only:
         return {}
     results = assemble(specs, cached, digest)
+    if rule is not None:
+        results["rule"] = {"name": rule[0], "lr": float(rule[1])}
     results["wallSeconds"] = round(time.time() - t0, 1)  # this call's; 0 when every job was cached
     # what the jobs took when they ran (each in one process), cached or not: the suite's cost
     results["jobSeconds"] = round(sum(job["wallSeconds"] for job in cached.values()), 1)
@@ -349,7 +366,9 @@ def assemble(specs, cached, digest) -> dict:
 def markdown(results: dict) -> str:
     """Tests x horizons: learned, each tuned baseline (best in bold), the ratio to the best."""
     opts = ["learned", *BASELINES]
-    lines = ["| test | steps | " + " | ".join(opts) + " | learned ÷ best |", "|---|---:|" + "---:|" * (len(opts) + 1)]
+    rule = results.get("rule")
+    first = f"{rule['name']} {rule['lr']:g}" if rule else "learned"
+    lines = ["| test | steps | " + " | ".join([first, *opts[1:]]) + f" | {first} ÷ best |", "|---|---:|" + "---:|" * (len(opts) + 1)]
     for name, r in results["tests"].items():
         for h in map(str, results["horizons"]):
             vals = {o: r["results"][o][h] for o in opts}
@@ -362,7 +381,7 @@ def markdown(results: dict) -> str:
             lines.append(f"| {name} | {h} | " + " | ".join(cells) + f" | {r['ratios'][h]['ratio']:.3f} |")
     geo = results["geoMean"]
     lines.append("")
-    lines.append("Geometric mean of learned ÷ best tuned baseline: " +
+    lines.append(f"Geometric mean of {first} ÷ best tuned baseline: " +
                  ", ".join(f"{h} steps **{geo[h]:.3f}**" for h in map(str, results["horizons"])))
     return "\n".join(lines)
 

@@ -3,7 +3,16 @@
 import pytest
 import torch
 
-from train.baselines import NAG, SGD, Adam, Learned, NesterovAdam, PartiallyAdaptiveNAG, RMSprop
+from train.baselines import (
+    NAG,
+    SGD,
+    Adam,
+    AnnealedNesterovAdam,
+    Learned,
+    NesterovAdam,
+    PartiallyAdaptiveNAG,
+    RMSprop,
+)
 from train.kernel import BLOCK, native_available
 from train.optimizer import LSTMOptimizer
 from train.tests.helpers import MOMENTS, randomized
@@ -79,6 +88,34 @@ def test_nesterov_adam_limits_and_its_look_ahead():
         un, sn = nadam.update(torch.tensor([g]), sn)
         ua, sa = adam.update(torch.tensor([g]), sa)
     assert abs(un.item()) < abs(ua.item()) and un.item() < 0
+
+
+def test_annealed_nesterov_adam_shrinks_noisy_coordinates_only():
+    gen = torch.Generator().manual_seed(3)
+    n, steps = 64, 300
+    signal = torch.ones(n)
+    noise = torch.randn(steps, n, generator=gen)
+    base, annealed = NesterovAdam(0.02), AnnealedNesterovAdam(0.02, k=4.0, lo=0.1)
+    sb, sa = base.init(n), annealed.init(n)
+    for t in range(steps):
+        # the first half of the coordinates: a consistent gradient; the rest: zero-mean noise
+        g = torch.cat([signal[: n // 2] + 0.1 * noise[t, : n // 2], noise[t, n // 2 :]])
+        ub, sb = base.update(g, sb)
+        ua, sa = annealed.update(g, sa)
+    torch.testing.assert_close(ua[: n // 2], ub[: n // 2])  # k |snr| >= 1: the NesterovAdam step
+    ratio = (ua[n // 2 :] / ub[n // 2 :]).abs()
+    assert ratio.max() < 0.9 and ratio.min() >= 0.1 - 1e-6  # noise: shrunk, never below lo
+    # by hand, one coordinate, two steps
+    opt = AnnealedNesterovAdam(0.1, k=2.0, lo=0.05)
+    s = opt.init(1)
+    ref_base, rs = NesterovAdam(0.1), NesterovAdam(0.1).init(1)
+    ms = 0.0
+    for t, x in enumerate([1.0, -3.0], start=1):
+        u, s = opt.update(torch.tensor([x]), s)
+        ub, rs = ref_base.update(torch.tensor([x]), rs)
+        ms = 0.99 * ms + 0.01 * x
+        snr = abs(ms / (1 - 0.99**t)) / ((rs["v"].item() / (1 - 0.99**t)) ** 0.5 + 1e-8)
+        torch.testing.assert_close(u, ub * min(max(2.0 * snr, 0.05), 1.0))
 
 
 def test_update_leaves_input_state_untouched():

@@ -48,3 +48,20 @@ def test_the_suite_reports_ratios_geometric_means_and_defaults(tmp_path, monkeyp
     assert again["geoMean"] == res["geoMean"]
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["digest"].startswith("sha256:")
     assert "learned ÷ best" in evalmix.markdown(res)
+
+
+def test_a_hand_rule_runs_in_the_learned_optimizers_place_beside_the_same_baselines(tmp_path, monkeypatch):
+    from train.baselines import Adam
+
+    monkeypatch.setattr(evalmix, "TESTS", [_tiny("q1")])
+    res = evalmix.evaluate_mix(None, tmp_path / "eval", jobs=1, progress=False, rule=("adam", 0.05))
+    assert res["rule"] == {"name": "adam", "lr": 0.05} and res["digest"] is None
+    # the rule's own figures: Adam 0.05 run directly on the same held-out instances
+    test = evalmix.TESTS[0]
+    _, _, full = evalmix.run_horizons(Adam(0.05), test)
+    assert res["tests"]["q1"]["results"]["learned"]["200"]["mean"] == pytest.approx(full[200].double().mean().item())
+    assert (tmp_path / "eval" / "rule-adam-0.05-q1.json").exists()
+    assert "adam 0.05 ÷ best" in evalmix.markdown(res)
+    # the baselines' jobs are shared with a learned optimizer's evaluation in the same folder
+    baseline_files = sorted(p.name for p in (tmp_path / "eval").glob("sgd-*.json"))
+    assert baseline_files == ["sgd-q1.json"]
