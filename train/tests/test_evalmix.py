@@ -65,3 +65,16 @@ def test_a_hand_rule_runs_in_the_learned_optimizers_place_beside_the_same_baseli
     # the baselines' jobs are shared with a learned optimizer's evaluation in the same folder
     baseline_files = sorted(p.name for p in (tmp_path / "eval").glob("sgd-*.json"))
     assert baseline_files == ["sgd-q1.json"]
+
+
+def test_a_cheap_test_keeps_the_protocols_counts_when_a_run_lowers_them(tmp_path, monkeypatch):
+    cheap = _tiny("q-cheap")
+    cheap.full_counts = True
+    monkeypatch.setattr(evalmix, "TESTS", [_tiny("q1"), cheap])
+    res = evalmix.evaluate_mix(None, tmp_path / "eval", jobs=1, progress=False, rule=("adam", 0.05),
+                               instances=2, long_instances=1, tune_instances=2)
+    assert res["tests"]["q1"]["results"]["learned"]["100"]["n"] == 2
+    assert res["tests"]["q1"]["results"]["learned"]["1000"]["n"] == 1
+    assert res["tests"]["q-cheap"]["results"]["learned"]["100"]["n"] == 6
+    assert res["tests"]["q-cheap"]["results"]["learned"]["1000"]["n"] == 3
+    assert res["tests"]["q-cheap"]["tuneInstances"] == 3
