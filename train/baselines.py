@@ -61,13 +61,18 @@ class Adam:
         z = torch.zeros(n, device=device)
         return {"m": z, "v": z.clone(), "t": 0}
 
+    def moments(self, g: torch.Tensor, state: dict) -> dict:
+        """The next state: step count, and first and second moments (not bias-corrected)."""
+        b1, b2 = self.betas
+        return {"m": b1 * state["m"] + (1 - b1) * g, "v": b2 * state["v"] + (1 - b2) * g * g,
+                "t": state["t"] + 1}
+
     def update(self, g: torch.Tensor, state: dict):
         b1, b2 = self.betas
-        t = state["t"] + 1
-        m = b1 * state["m"] + (1 - b1) * g
-        v = b2 * state["v"] + (1 - b2) * g * g
-        denom = v.sqrt() / (1 - b2**t) ** 0.5 + self.eps
-        return -(self.lr / (1 - b1**t)) * m / denom, {"m": m, "v": v, "t": t}
+        new = self.moments(g, state)
+        t = new["t"]
+        denom = new["v"].sqrt() / (1 - b2**t) ** 0.5 + self.eps
+        return -(self.lr / (1 - b1**t)) * new["m"] / denom, new
 
 
 class PartiallyAdaptiveNAG:
@@ -93,7 +98,7 @@ class PartiallyAdaptiveNAG:
         return -self.lr * (gn + self.momentum * buf), {"buf": buf, "sq": sq, "t": t}
 
 
-class NesterovAdam:
+class NesterovAdam(Adam):
     """Adam with a Nesterov look-ahead on the bias-corrected momentum (Dozat 2016's NAdam without
     its momentum schedule): update = -lr (b1 m_hat + (1 - b1) g / (1 - b1^t)) / (sqrt(v_hat) + eps).
     Not a baseline of the evaluation: a teacher for imitation (l2o-mlp@1.1.0's warm start)."""
@@ -101,20 +106,20 @@ class NesterovAdam:
     name = "nadam"
 
     def __init__(self, lr: float, betas=(0.9, 0.99), eps: float = 1e-8) -> None:
-        self.lr, self.betas, self.eps = lr, betas, eps
+        super().__init__(lr, betas, eps)
 
-    def init(self, n: int, device=None) -> dict:
-        z = torch.zeros(n, device=device)
-        return {"m": z, "v": z.clone(), "t": 0}
+    def step_parts(self, g: torch.Tensor, state: dict):
+        """The update, the denominator sqrt(v_hat) + eps it was divided by, and the new state."""
+        b1, b2 = self.betas
+        new = self.moments(g, state)
+        t = new["t"]
+        look = (b1 * new["m"] + (1 - b1) * g) / (1 - b1**t)
+        denom = (new["v"] / (1 - b2**t)).sqrt() + self.eps
+        return -self.lr * look / denom, denom, new
 
     def update(self, g: torch.Tensor, state: dict):
-        b1, b2 = self.betas
-        t = state["t"] + 1
-        m = b1 * state["m"] + (1 - b1) * g
-        v = b2 * state["v"] + (1 - b2) * g * g
-        look = (b1 * m + (1 - b1) * g) / (1 - b1**t)
-        denom = (v / (1 - b2**t)).sqrt() + self.eps
-        return -self.lr * look / denom, {"m": m, "v": v, "t": t}
+        u, _, new = self.step_parts(g, state)
+        return u, new
 
 
 class AnnealedNesterovAdam(NesterovAdam):
@@ -137,11 +142,9 @@ class AnnealedNesterovAdam(NesterovAdam):
         return {**super().init(n, device), "ms": torch.zeros(n, device=device)}
 
     def update(self, g: torch.Tensor, state: dict):
-        u, new = super().update(g, state)
-        t = new["t"]
+        u, rms, new = self.step_parts(g, state)
         ms = self.slow * state["ms"] + (1 - self.slow) * g
-        rms = (new["v"] / (1 - self.betas[1] ** t)).sqrt() + self.eps
-        snr = (ms / (1 - self.slow**t)).abs() / rms
+        snr = (ms / (1 - self.slow ** new["t"])).abs() / rms
         return u * (self.k * snr).clamp(self.lo, 1.0), {**new, "ms": ms}
 
 
