@@ -327,7 +327,7 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
         return {}
     results = assemble(specs, cached, digest)
     if rule is not None:
-        results["rule"] = {"name": rule[0], "lr": float(rule[1])}
+        results["rule"] = learned_key["rule"]
     results["wallSeconds"] = round(time.time() - t0, 1)  # this call's; 0 when every job was cached
     # what the jobs took when they ran (each in one process), cached or not: the suite's cost
     results["jobSeconds"] = round(sum(job["wallSeconds"] for job in cached.values()), 1)

@@ -251,16 +251,13 @@ NOTES_MLP_1_1 = (
 PRESETS["l2o-mlp"]["1.1.0"] = {
     **PRESETS["l2o-mlp"]["1.0.0"],
     "stages": [
-        # Stage 1: clone AnnealedNesterovAdam (lr 0.02, k 4, lo 0.1) along 400-step runs on 16
-        # tasks (long enough for its annealing to show), 2,048 coordinates an iteration.
-        MixConfig(**MLP_ARCH, stage="imitation", teacher="snr-nadam", teacher_lr=0.02, teacher_configs=16,
-                  teacher_horizon=400, coords=2048, iterations=300, meta_lr=1e-2, unroll=25, val_every=100,
-                  pscale=3.0, lscale=10.0, xscale=2.0, seed=0),
+        # Stage 1: 1.0.0's imitation, cloning AnnealedNesterovAdam (lr 0.02, k 4, lo 0.1) along
+        # 400-step runs (long enough for its annealing to show), 2,048 coordinates an iteration.
+        replace(PRESETS["l2o-mlp"]["1.0.0"]["stages"][0], teacher="snr-nadam", teacher_lr=0.02,
+                teacher_horizon=400, coords=2048),
         # Stage 2: 1.0.0's PES, 200 iterations (1.0.0's best was its 200th; this session's CPU
         # budget), validated at 100 and 200 against the clone.
-        MixConfig(**MLP_ARCH, stage="meta-training", estimator="pes", workers=16, unroll=20, sigma=0.02,
-                  meta_lr=1e-4, iterations=200, val_every=100, patience=100, pscale=2.0, lscale=2.0,
-                  xscale=2.0, max_minutes=35.0, seed=1),
+        replace(PRESETS["l2o-mlp"]["1.0.0"]["stages"][1], iterations=200, max_minutes=35.0),
     ],
     "description": ("Coordinatewise 2-layer LSTM (H=8) on scale-free Adam-style features (momentum at "
                     "three time scales over an RMS), ELU input layer, bounded output 0.1*tanh, exact "
