@@ -225,7 +225,7 @@ NOTES_MLP_1_1 = (
     "--long-instances 8 --tune-instances 8, with 1.0.0's baseline files copied into DIR): 1.214, 1.169 "
     "and 0.955 of the best tuned baseline (geometric means at 100, 200, 1,000 steps). Growing its step on quadratics (a multiplier up to 50x while "
     "|m_hat_0.9| / sqrt(v_hat) > 0.9) did not help them (3.9x, 15x on 8 instances): Adam-style "
-    "normalised steps lose to tuned NAG on these ill-conditioned quadratics at every lr. "
+    "normalised steps lose to tuned Adam and NAG on these ill-conditioned quadratics at every lr tried. "
     "Stage 1, imitation of snr-nadam 0.02 along 400-step runs on 16 tasks (2,048 coordinates an "
     "iteration): validation (seed 0's set, mean log whole-pool loss) -2.009, -2.103, -2.151 at "
     "iterations 100, 200, 300 (1.0.0's Adam clone: -2.059; Adam 0.01 itself -2.018); 2,885 s of CPU, "
@@ -262,7 +262,8 @@ PRESETS["l2o-mlp"]["1.1.0"] = {
     "description": ("Coordinatewise 2-layer LSTM (H=8) on scale-free Adam-style features (momentum at "
                     "three time scales over an RMS), ELU input layer, bounded output 0.1*tanh, exact "
                     "zero update for never-nonzero gradients; warm-started as a clone of Adam with a "
-                    "Nesterov look-ahead, then meta-trained on a distribution of MLP and quadratic tasks."),
+                    "Nesterov look-ahead and a step annealed where gradients are mostly noise "
+                    "(snr-nadam), then meta-trained on a distribution of MLP and quadratic tasks."),
     "notes": NOTES_MLP_1_1,
 }
 
