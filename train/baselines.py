@@ -122,6 +122,15 @@ class NesterovAdam(Adam):
         return u, new
 
 
+def _annealing(rule, g: torch.Tensor, state: dict, t: int, rms: torch.Tensor):
+    """The factor clamp(k |m_hat_slow| / rms, lo, 1) of the annealed rules, and the new slow
+    momentum: small where a coordinate's gradient is mostly minibatch noise, 1 where it is
+    consistent (an annealing that needs no step count)."""
+    ms = rule.slow * state["ms"] + (1 - rule.slow) * g
+    snr = (ms / (1 - rule.slow**t)).abs() / rms
+    return (rule.k * snr).clamp(rule.lo, 1.0), ms
+
+
 class AnnealedNesterovAdam(NesterovAdam):
     """NesterovAdam whose step is scaled down where the gradient's long-run mean is small next to
     its rms: by clamp(k |m_hat_slow| / (sqrt(v_hat) + eps), lo, 1), with m_hat_slow a bias-corrected
@@ -143,9 +152,33 @@ class AnnealedNesterovAdam(NesterovAdam):
 
     def update(self, g: torch.Tensor, state: dict):
         u, rms, new = self.step_parts(g, state)
-        ms = self.slow * state["ms"] + (1 - self.slow) * g
-        snr = (ms / (1 - self.slow ** new["t"])).abs() / rms
-        return u * (self.k * snr).clamp(self.lo, 1.0), {**new, "ms": ms}
+        factor, ms = _annealing(self, g, state, new["t"], rms)
+        return u * factor, {**new, "ms": ms}
+
+
+class AnnealedPartiallyAdaptiveNAG(PartiallyAdaptiveNAG):
+    """PartiallyAdaptiveNAG (a = 0.5 by default: NAG on g / rms^0.5) annealed like
+    AnnealedNesterovAdam: its step times clamp(k |m_hat_slow| / (rms + eps), lo, 1). Unlike the
+    Adam-style rules its step grows with the gradient's scale (as rms^(1 - a)), so it takes larger
+    steps where gradients are larger, as tuned SGD and NAG do; l2o-mlp's `logRms` input gives the
+    LSTM that scale. Not a baseline of the evaluation: l2o-mlp@1.2.0's imitation teacher."""
+
+    name = "snr-pnag"
+
+    def __init__(self, lr: float, a: float = 0.5, k: float = 4.0, lo: float = 0.1, slow: float = 0.99,
+                 momentum: float = 0.9, alpha: float = 0.99, eps: float = 1e-8) -> None:
+        super().__init__(lr, a, momentum, alpha, eps)
+        self.k, self.lo, self.slow = k, lo, slow
+
+    def init(self, n: int, device=None) -> dict:
+        return {**super().init(n, device), "ms": torch.zeros(n, device=device)}
+
+    def update(self, g: torch.Tensor, state: dict):
+        u, new = super().update(g, state)
+        t = new["t"]
+        rms = (new["sq"] / (1 - self.alpha**t)).sqrt() + self.eps
+        factor, ms = _annealing(self, g, state, t, rms)
+        return u * factor, {**new, "ms": ms}
 
 
 class Learned:
@@ -187,4 +220,5 @@ class Learned:
 
 BASELINES = {"sgd": SGD, "nag": NAG, "rmsprop": RMSprop, "adam": Adam}
 TEACHERS = {**BASELINES, PartiallyAdaptiveNAG.name: PartiallyAdaptiveNAG, NesterovAdam.name: NesterovAdam,
-            AnnealedNesterovAdam.name: AnnealedNesterovAdam}
+            AnnealedNesterovAdam.name: AnnealedNesterovAdam,
+            AnnealedPartiallyAdaptiveNAG.name: AnnealedPartiallyAdaptiveNAG}

@@ -8,6 +8,7 @@ from train.baselines import (
     SGD,
     Adam,
     AnnealedNesterovAdam,
+    AnnealedPartiallyAdaptiveNAG,
     Learned,
     NesterovAdam,
     PartiallyAdaptiveNAG,
@@ -116,6 +117,28 @@ def test_annealed_nesterov_adam_shrinks_noisy_coordinates_only():
         ms = 0.99 * ms + 0.01 * x
         snr = abs(ms / (1 - 0.99**t)) / ((rs["v"].item() / (1 - 0.99**t)) ** 0.5 + 1e-8)
         torch.testing.assert_close(u, ub * min(max(2.0 * snr, 0.05), 1.0))
+
+
+def test_annealed_pnag_is_pnag_times_the_annealing_and_grows_with_the_gradients_scale():
+    gen = torch.Generator().manual_seed(3)
+    n, steps = 64, 300
+    noise = torch.randn(steps, n, generator=gen)
+    base, annealed = PartiallyAdaptiveNAG(0.03, a=0.5), AnnealedPartiallyAdaptiveNAG(0.03, a=0.5)
+    sb, sa = base.init(n), annealed.init(n)
+    for t in range(steps):
+        g = torch.cat([1.0 + 0.1 * noise[t, : n // 2], noise[t, n // 2 :]])
+        ub, sb = base.update(g, sb)
+        ua, sa = annealed.update(g, sa)
+    torch.testing.assert_close(ua[: n // 2], ub[: n // 2])  # consistent gradients: pNAG's step
+    ratio = (ua[n // 2 :] / ub[n // 2 :]).abs()
+    assert ratio.max() < 0.9 and ratio.min() >= 0.1 - 1e-6
+    # not scale-free: gradients 100x larger give steps 100^(1 - a) = 10x larger
+    small, large = AnnealedPartiallyAdaptiveNAG(0.03), AnnealedPartiallyAdaptiveNAG(0.03)
+    s1, s2 = small.init(n), large.init(n)
+    for t in range(20):
+        u1, s1 = small.update(noise[t] + 2.0, s1)
+        u2, s2 = large.update(100 * (noise[t] + 2.0), s2)
+    torch.testing.assert_close(u2, 10 * u1, rtol=1e-4, atol=0)
 
 
 def test_update_leaves_input_state_untouched():
