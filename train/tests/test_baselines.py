@@ -123,7 +123,7 @@ def test_annealed_pnag_is_pnag_times_the_annealing_and_grows_with_the_gradients_
     gen = torch.Generator().manual_seed(3)
     n, steps = 64, 300
     noise = torch.randn(steps, n, generator=gen)
-    base, annealed = PartiallyAdaptiveNAG(0.03, a=0.5), AnnealedPartiallyAdaptiveNAG(0.03, a=0.5)
+    base, annealed = PartiallyAdaptiveNAG(0.02, a=0.7), AnnealedPartiallyAdaptiveNAG(0.02)
     sb, sa = base.init(n), annealed.init(n)
     for t in range(steps):
         g = torch.cat([1.0 + 0.1 * noise[t, : n // 2], noise[t, n // 2 :]])
@@ -133,7 +133,7 @@ def test_annealed_pnag_is_pnag_times_the_annealing_and_grows_with_the_gradients_
     ratio = (ua[n // 2 :] / ub[n // 2 :]).abs()
     assert ratio.max() < 0.9 and ratio.min() >= 0.1 - 1e-6
     # not scale-free: gradients 100x larger give steps 100^(1 - a) = 10x larger
-    small, large = AnnealedPartiallyAdaptiveNAG(0.03), AnnealedPartiallyAdaptiveNAG(0.03)
+    small, large = AnnealedPartiallyAdaptiveNAG(0.03, a=0.5), AnnealedPartiallyAdaptiveNAG(0.03, a=0.5)
     s1, s2 = small.init(n), large.init(n)
     for t in range(20):
         u1, s1 = small.update(noise[t] + 2.0, s1)
