@@ -60,13 +60,20 @@ def cmd_meta_train_mix(args) -> int:
     return 0
 
 
+def _rule_arg(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--rule-arg takes NAME=NUMBER (e.g. a=0.5), got {text!r}")
+    return name, float(value)
+
+
 def cmd_evaluate_mix(args) -> int:
     from .evalmix import evaluate_mix, markdown
 
     res = evaluate_mix(args.weights, args.out, jobs=args.jobs, tests=args.tests, instances=args.instances,
                        long_instances=args.long_instances, baselines_only=args.only_baselines,
                        tune_instances=args.tune_instances, learned_only=args.only_learned,
-                       rule=(args.rule, args.rule_lr) if args.rule else None)
+                       rule=(args.rule, args.rule_lr, dict(_rule_arg(a) for a in args.rule_arg)) if args.rule else None)
     if res:
         from .plots import plot_mix
 
@@ -213,6 +220,8 @@ def main(argv=None) -> int:
     p.add_argument("--only-learned", action="store_true", help="run the learned optimizer only (cached)")
     p.add_argument("--rule", help="a hand rule in the learned optimizer's place (e.g. snr-nadam, nadam; see train/baselines.py)")
     p.add_argument("--rule-lr", type=float, default=0.02, help="the rule's learning rate (default 0.02)")
+    p.add_argument("--rule-arg", action="append", default=[], metavar="NAME=NUMBER",
+                   help="another argument of the rule, e.g. a=0.5 for snr-pnag (repeatable)")
     p.set_defaults(fn=cmd_evaluate_mix)
 
     p = sub.add_parser("validate-mix", help="l2o-mlp's validation score (mean log whole-pool loss on 64 instances) of a weight file")

@@ -243,7 +243,7 @@ def _job(args):
         from .baselines import TEACHERS
 
         rule = key["rule"]
-        result = learned_job(TEACHERS[rule["name"]](rule["lr"]), test, log=lambda *_: None)
+        result = learned_job(TEACHERS[rule["name"]](rule["lr"], **rule.get("args", {})), test, log=lambda *_: None)
     elif kind == "learned":
         from .export import load_model
 
@@ -266,8 +266,9 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
                  baselines_only=False, progress=True, log=print, tune_instances=None, learned_only=False,
                  rule=None) -> dict:
     """Run (or reuse from `out_dir`'s caches) every job of the suite; assemble results.json.
-    `rule` = (name, lr) of a hand rule (baselines.TEACHERS, e.g. ("snr-nadam", 0.02)) runs that
-    fixed rule in the learned optimizer's place, for comparison (its jobs are cached apart).
+    `rule` = (name, lr) or (name, lr, args) of a hand rule (baselines.TEACHERS, e.g. ("snr-nadam",
+    0.02) or ("snr-pnag", 0.03, {"a": 0.5})) runs that fixed rule in the learned optimizer's place,
+    for comparison (its jobs are cached apart, by name, lr and args).
     `instances`, `long_instances` and `tune_instances` (1,000-step tuning: half as many) override
     the protocol's counts for a cheaper run; results.json and the card record the counts used.
     `baselines_only` or `learned_only` run (and cache) those jobs only, so the two can run apart."""
@@ -277,7 +278,8 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
     out.mkdir(parents=True, exist_ok=True)
     if rule is not None:
         digest = None
-        learned_key = {"rule": {"name": rule[0], "lr": float(rule[1])}}
+        args = {k: float(v) for k, v in sorted((rule[2] if len(rule) > 2 else {}).items())}
+        learned_key = {"rule": {"name": rule[0], "lr": float(rule[1]), **({"args": args} if args else {})}}
     else:
         digest = None if baselines_only else st.digest(Path(weights_path).read_bytes())
         learned_key = {"digest": digest}
@@ -298,7 +300,9 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
             spec = {k: v for k, v in asdict(t).items() if k != "full_counts"}
             key = json.loads(json.dumps({"test": spec, "kind": kind, "grid": BASE_GRID, "defaults": DEFAULT_LR,
                                          "protocol": 2, **(learned_key if kind == "learned" else {})}))
-            name = f"rule-{rule[0]}-{rule[1]:g}" if kind == "learned" and rule is not None else kind
+            name = kind
+            if kind == "learned" and rule is not None:
+                name = "-".join(["rule", rule[0], f"{rule[1]:g}", *(f"{k}{v:g}" for k, v in args.items())])
             path = out / f"{name}-{t.name}.json"
             hit = _cached(path, key)
             if hit is None:
@@ -374,7 +378,7 @@ def markdown(results: dict) -> str:
     """Tests x horizons: learned, each tuned baseline (best in bold), the ratio to the best."""
     opts = ["learned", *BASELINES]
     rule = results.get("rule")
-    first = f"{rule['name']} {rule['lr']:g}" if rule else "learned"
+    first = " ".join([rule["name"], f"{rule['lr']:g}", *(f"{k}={v:g}" for k, v in rule.get("args", {}).items())]) if rule else "learned"
     lines = ["| test | steps | " + " | ".join([first, *opts[1:]]) + f" | {first} ÷ best |", "|---|---:|" + "---:|" * (len(opts) + 1)]
     for name, r in results["tests"].items():
         for h in map(str, results["horizons"]):

@@ -67,6 +67,22 @@ def test_a_hand_rule_runs_in_the_learned_optimizers_place_beside_the_same_baseli
     assert baseline_files == ["sgd-q1.json"]
 
 
+def test_a_hand_rules_other_arguments_reach_it_and_key_its_cache(tmp_path, monkeypatch):
+    from train.baselines import AnnealedPartiallyAdaptiveNAG
+
+    monkeypatch.setattr(evalmix, "TESTS", [_tiny("q1")])
+    res = evalmix.evaluate_mix(None, tmp_path / "eval", jobs=1, progress=False, rule=("snr-pnag", 0.03, {"a": 0.5}))
+    assert res["rule"] == {"name": "snr-pnag", "lr": 0.03, "args": {"a": 0.5}}
+    _, _, full = evalmix.run_horizons(AnnealedPartiallyAdaptiveNAG(0.03, a=0.5), evalmix.TESTS[0])
+    assert res["tests"]["q1"]["results"]["learned"]["200"]["mean"] == pytest.approx(full[200].double().mean().item())
+    assert (tmp_path / "eval" / "rule-snr-pnag-0.03-a0.5-q1.json").exists()
+    assert "snr-pnag 0.03 a=0.5 ÷ best" in evalmix.markdown(res)
+    # the default a (0.7) is another rule: its own jobs, other figures
+    default = evalmix.evaluate_mix(None, tmp_path / "eval", jobs=1, progress=False, rule=("snr-pnag", 0.03))
+    assert (tmp_path / "eval" / "rule-snr-pnag-0.03-q1.json").exists()
+    assert default["tests"]["q1"]["results"]["learned"]["200"]["mean"] != res["tests"]["q1"]["results"]["learned"]["200"]["mean"]
+
+
 def test_a_cheap_test_keeps_the_protocols_counts_when_a_run_lowers_them(tmp_path, monkeypatch):
     cheap = _tiny("q-cheap")
     cheap.full_counts = True
