@@ -90,12 +90,18 @@ class PartiallyAdaptiveNAG:
         z = torch.zeros(n, device=device)
         return {"buf": z, "sq": z.clone(), "t": 0}
 
-    def update(self, g: torch.Tensor, state: dict):
+    def step_parts(self, g: torch.Tensor, state: dict):
+        """The update, the rms + eps of the gradient (bias-corrected), and the new state."""
         t = state["t"] + 1
         sq = self.alpha * state["sq"] + (1 - self.alpha) * g * g
-        gn = g / (sq / (1 - self.alpha**t)).sqrt().clamp_min(self.eps) ** self.a
+        rms = (sq / (1 - self.alpha**t)).sqrt()
+        gn = g / rms.clamp_min(self.eps) ** self.a
         buf = self.momentum * state["buf"] + gn
-        return -self.lr * (gn + self.momentum * buf), {"buf": buf, "sq": sq, "t": t}
+        return -self.lr * (gn + self.momentum * buf), rms + self.eps, {"buf": buf, "sq": sq, "t": t}
+
+    def update(self, g: torch.Tensor, state: dict):
+        u, _, new = self.step_parts(g, state)
+        return u, new
 
 
 class NesterovAdam(Adam):
@@ -122,23 +128,31 @@ class NesterovAdam(Adam):
         return u, new
 
 
-def _annealing(rule, g: torch.Tensor, state: dict, t: int, rms: torch.Tensor):
-    """The factor clamp(k |m_hat_slow| / rms, lo, 1) of the annealed rules, and the new slow
-    momentum: small where a coordinate's gradient is mostly minibatch noise, 1 where it is
-    consistent (an annealing that needs no step count)."""
-    ms = rule.slow * state["ms"] + (1 - rule.slow) * g
-    snr = (ms / (1 - rule.slow**t)).abs() / rms
-    return (rule.k * snr).clamp(rule.lo, 1.0), ms
+class Annealed:
+    """Mixin for a rule with `step_parts` (update, rms + eps, new state): its step times
+    clamp(k |m_hat_slow| / (rms + eps), lo, 1), with m_hat_slow a bias-corrected momentum at beta
+    `slow`. Where a coordinate's gradient is mostly minibatch noise its step shrinks (an annealing
+    that needs no step count); where it is consistent the step is the rule's own."""
+
+    k: float
+    lo: float
+    slow: float
+
+    def init(self, n: int, device=None) -> dict:
+        return {**super().init(n, device), "ms": torch.zeros(n, device=device)}
+
+    def update(self, g: torch.Tensor, state: dict):
+        u, rms, new = self.step_parts(g, state)
+        ms = self.slow * state["ms"] + (1 - self.slow) * g
+        snr = (ms / (1 - self.slow ** new["t"])).abs() / rms
+        return u * (self.k * snr).clamp(self.lo, 1.0), {**new, "ms": ms}
 
 
-class AnnealedNesterovAdam(NesterovAdam):
-    """NesterovAdam whose step is scaled down where the gradient's long-run mean is small next to
-    its rms: by clamp(k |m_hat_slow| / (sqrt(v_hat) + eps), lo, 1), with m_hat_slow a bias-corrected
-    momentum at beta `slow`. Where a coordinate's gradient is mostly minibatch noise its step
-    shrinks (an annealing that needs no step count); where it is consistent the step is
-    NesterovAdam's. Every term is one of l2o-mlp's input features (momentum at beta1 0.9 and 0.99
-    over the root of a beta2 0.99 average, and g over that root), so the rule is a function of what
-    the LSTM sees. Not a baseline of the evaluation: l2o-mlp@1.1.0's imitation teacher."""
+class AnnealedNesterovAdam(Annealed, NesterovAdam):
+    """NesterovAdam, annealed (Annealed): scaled by clamp(k |m_hat_slow| / (sqrt(v_hat) + eps), lo,
+    1). Every term is one of l2o-mlp's input features (momentum at beta1 0.9 and 0.99 over the root
+    of a beta2 0.99 average, and g over that root), so the rule is a function of what the LSTM sees.
+    Not a baseline of the evaluation: l2o-mlp@1.1.0's imitation teacher."""
 
     name = "snr-nadam"
 
@@ -147,23 +161,15 @@ class AnnealedNesterovAdam(NesterovAdam):
         super().__init__(lr, betas, eps)
         self.k, self.lo, self.slow = k, lo, slow
 
-    def init(self, n: int, device=None) -> dict:
-        return {**super().init(n, device), "ms": torch.zeros(n, device=device)}
 
-    def update(self, g: torch.Tensor, state: dict):
-        u, rms, new = self.step_parts(g, state)
-        factor, ms = _annealing(self, g, state, new["t"], rms)
-        return u * factor, {**new, "ms": ms}
-
-
-class AnnealedPartiallyAdaptiveNAG(PartiallyAdaptiveNAG):
-    """PartiallyAdaptiveNAG (a = 0.7 by default: NAG on g / rms^0.7) annealed like
-    AnnealedNesterovAdam: its step times clamp(k |m_hat_slow| / (rms + eps), lo, 1). Unlike the
-    Adam-style rules its step grows with the gradient's scale (as rms^(1 - a)), so it takes larger
-    steps where gradients are larger, as tuned SGD and NAG do. Not a baseline of the evaluation: a
-    hand rule for `evaluate-mix --rule snr-pnag` (at lr 0.02: 0.992, 0.976 and 0.952 of the best
-    tuned baseline at 100, 200 and 1,000 steps, against snr-nadam's 1.214, 1.169 and 0.955), and a
-    teacher no LSTM of l2o-mlp's size has cloned well yet, even with `logRms` (README, l2o-mlp)."""
+class AnnealedPartiallyAdaptiveNAG(Annealed, PartiallyAdaptiveNAG):
+    """PartiallyAdaptiveNAG (a = 0.7 by default: NAG on g / rms^0.7), annealed (Annealed). Unlike
+    the Adam-style rules its step grows with the gradient's scale (as rms^(1 - a)), so it takes
+    larger steps where gradients are larger, as tuned SGD and NAG do. Not a baseline of the
+    evaluation: a hand rule for `evaluate-mix --rule snr-pnag` (at lr 0.02: 0.992, 0.976 and 0.952
+    of the best tuned baseline at 100, 200 and 1,000 steps, against snr-nadam's 1.214, 1.169 and
+    0.955), and a teacher no LSTM of l2o-mlp's size has cloned well yet, even with `logRms`
+    (README, l2o-mlp)."""
 
     name = "snr-pnag"
 
@@ -171,16 +177,6 @@ class AnnealedPartiallyAdaptiveNAG(PartiallyAdaptiveNAG):
                  momentum: float = 0.9, alpha: float = 0.99, eps: float = 1e-8) -> None:
         super().__init__(lr, a, momentum, alpha, eps)
         self.k, self.lo, self.slow = k, lo, slow
-
-    def init(self, n: int, device=None) -> dict:
-        return {**super().init(n, device), "ms": torch.zeros(n, device=device)}
-
-    def update(self, g: torch.Tensor, state: dict):
-        u, new = super().update(g, state)
-        t = new["t"]
-        rms = (new["sq"] / (1 - self.alpha**t)).sqrt() + self.eps
-        factor, ms = _annealing(self, g, state, t, rms)
-        return u * factor, {**new, "ms": ms}
 
 
 class Learned:
