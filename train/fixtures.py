@@ -21,6 +21,9 @@ CASES = {
     # l2o-mlp's shape with the gradient's scale as an input (logRms)
     "moments-logrms-elu-tanh": dict(layers=2, hidden=8, features={**MOMENTS, "logRms": 10.0}, input_size=8,
                                     output={"kind": "tanh", "scale": 0.1}),
+    # the gradient's scale as an input and in the output: tanh(head) * r'^0.3 (l2o-mlp@1.2.0's shape)
+    "moments-logrms-elu-tanhrms": dict(layers=2, hidden=8, features={**MOMENTS, "logRms": 10.0}, input_size=8,
+                                       output={"kind": "tanh-rms", "scale": 1.0, "power": 0.3}),
     # one time scale, no input layer, a linear output, one cell
     "moments-linear": dict(layers=1, hidden=5, features={"kind": "moments", "beta1": [0.9], "beta2": 0.999,
                                                          "eps": 1e-8},

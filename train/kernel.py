@@ -22,7 +22,7 @@ SOURCE = Path(__file__).resolve().parent / "csrc" / "lstm_cw.c"
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared"]
 FEATURE_KINDS = {"log-sign": 0, "none": 1, "moments": 2}
-OUTPUT_KINDS = {"linear": 0, "tanh": 1}
+OUTPUT_KINDS = {"linear": 0, "tanh": 1, "tanh-rms": 2}
 
 _LIB = None
 _TRIED = False
@@ -61,7 +61,7 @@ def _load():
         f.restype = ctypes.c_int
         f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_float,
                       ctypes.c_int, P, ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_int,
-                      ctypes.c_float, P, P, P, ctypes.c_int64, P, ctypes.c_int64]
+                      ctypes.c_float, ctypes.c_double, P, P, P, ctypes.c_int64, P, ctypes.c_int64]
     _LIB = lib
     return lib
 
@@ -153,7 +153,8 @@ class NativeStep:
         if packed.numel() != self.params.numel() or packed.dtype != torch.float32 or not packed.is_contiguous():
             raise ValueError("params must be a contiguous float32 vector shaped like pack_params(module)")
         args = (m.layers, m.hidden, self.feat_in, m.input_size, self.kind, self.p, self.k, self.beta1,
-                self.beta2, self.eps, self.log_rms, OUTPUT_KINDS[m.output_kind], m.output_scale, packed.data_ptr(),
+                self.beta2, self.eps, self.log_rms, OUTPUT_KINDS[m.output_kind], m.output_scale, m.output_power or 0.0,
+                packed.data_ptr(),
                 g.data_ptr(), state.data_ptr())
         if state.dtype != torch.float32:
             raise ValueError("state must be float32")

@@ -82,6 +82,7 @@ class MixConfig:
     eps: float = 1e-8
     log_rms: float = 0.0  # > 0: the features include log(max(r, e^-q)) / q, the gradient's scale
     output_scale: float = 0.1
+    output_power: float = 0.0  # > 0: output `tanh-rms`, scale * tanh(head) * r^power (else `tanh`)
     # task distribution
     quadratic_prob: float = 0.15
     min_layers: int = 1
@@ -132,7 +133,9 @@ class MixConfig:
             self.layers, self.hidden,
             features={"kind": "moments", "beta1": list(self.beta1), "beta2": self.beta2, "eps": self.eps,
                       **({"logRms": self.log_rms} if self.log_rms else {})},
-            input_size=self.input_size, output={"kind": "tanh", "scale": self.output_scale},
+            input_size=self.input_size,
+            output={"kind": "tanh-rms", "scale": self.output_scale, "power": self.output_power}
+            if self.output_power else {"kind": "tanh", "scale": self.output_scale},
         )
 
     def sample_task(self, rng: random.Random) -> TaskConfig:

@@ -22,7 +22,13 @@ from torch import nn
 
 PREPROCESSING = ("log-sign", "none")
 FEATURE_KINDS = ("log-sign", "none", "moments")
-OUTPUT_KINDS = ("linear", "tanh")
+OUTPUT_KINDS = ("linear", "tanh", "tanh-rms")
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def output_bound_ok(scale: float, power: float) -> bool:
+    """`tanh-rms`: |scale| * r^power stays finite in float32 for every finite r (docs/optimizer-math.md §6)."""
+    return 0.0 < power <= 1.0 and abs(scale) * FLOAT32_MAX ** power <= FLOAT32_MAX
 
 
 def _f32(x: float) -> torch.Tensor:
@@ -100,7 +106,8 @@ class LSTMOptimizer(nn.Module):
     The paper's architecture: `LSTMOptimizer(layers, hidden, preprocessing, p, output_scale)`.
     The extended one: pass `features` (e.g. `{"kind": "moments", "beta1": [0.5, 0.9, 0.99],
     "beta2": 0.99, "eps": 1e-8, "logRms": 10}`), `input_size` (ELU input layer width, 0 for none) and
-    `output` (`{"kind": "tanh", "scale": 0.1}` or `{"kind": "linear", "scale": …}`).
+    `output` (`{"kind": "tanh", "scale": 0.1}`, `{"kind": "tanh-rms", "scale": 1, "power": 0.3}` or
+    `{"kind": "linear", "scale": …}`).
     """
 
     def __init__(
@@ -129,6 +136,9 @@ class LSTMOptimizer(nn.Module):
             if out.get("kind") not in OUTPUT_KINDS:
                 raise ValueError(f"output kind must be one of {OUTPUT_KINDS}, got {out.get('kind')!r}")
             self.output_kind, self.output_scale = out["kind"], float(out["scale"])
+            self.output_power = float(out["power"]) if self.output_kind == "tanh-rms" else None
+            if self.output_power is not None and not output_bound_ok(self.output_scale, self.output_power):
+                raise ValueError("tanh-rms needs 0 < power <= 1 and |scale| * FLT_MAX^power <= FLT_MAX")
             self.preprocessing, self.p = None, None
             in_dim = self.features.inputs
         else:
@@ -139,7 +149,7 @@ class LSTMOptimizer(nn.Module):
             self.features = None
             self.preprocessing = preprocessing
             self.p = float(p)
-            self.output_kind, self.output_scale = "linear", float(output_scale)
+            self.output_kind, self.output_scale, self.output_power = "linear", float(output_scale), None
             in_dim = 2 if preprocessing == "log-sign" else 1
         if not math.isfinite(self.output_scale):
             raise ValueError("the output scale must be finite")
@@ -168,6 +178,8 @@ class LSTMOptimizer(nn.Module):
             if self.input_size:
                 arch["inputLayer"] = {"size": self.input_size, "activation": "elu"}
             arch["output"] = {"kind": self.output_kind, "scale": self.output_scale}
+            if self.output_power is not None:
+                arch["output"]["power"] = self.output_power
             return arch
         arch.update(preprocessing=self.preprocessing, outputScale=self.output_scale)
         if self.preprocessing == "log-sign":
@@ -218,11 +230,14 @@ class LSTMOptimizer(nn.Module):
             x = _elu(self.input(x))
         return x, slots, seen
 
-    def transform(self, y: torch.Tensor, seen) -> torch.Tensor:
-        """Head output [N] -> update [N]."""
-        if self.output_kind == "tanh":
+    def transform(self, y: torch.Tensor, seen, slots=None) -> torch.Tensor:
+        """Head output [N] (and the new feature slots [N, K+2], for `tanh-rms`) -> update [N]."""
+        if self.output_kind != "linear":
             y = torch.tanh(y)
         u = self.output_scale * y
+        if self.output_kind == "tanh-rms":  # r'^power in float64 from the float32 r', rounded once
+            r = slots[:, len(self.features.beta1)]
+            u = u * r.double().pow(self.output_power).float()
         if seen is not None:  # by construction, never-nonzero gradients give exactly 0
             u = torch.where(seen, u, torch.zeros_like(u))
         return u
@@ -240,7 +255,7 @@ class LSTMOptimizer(nn.Module):
             h, c = cell(x, (h, c))
             new_parts += [h, c]
             x = h
-        updates = self.transform(self.head(x).reshape(-1), seen).reshape(grads.shape)
+        updates = self.transform(self.head(x).reshape(-1), seen, slots).reshape(grads.shape)
         if slots is not None:
             new_parts.append(slots)
         return updates, torch.cat(new_parts, dim=1)
@@ -256,7 +271,7 @@ class LSTMOptimizer(nn.Module):
         new = torch.empty_like(state_fm) if out is None else out
         lstm = self.lstm_size
         if self.features is None:
-            x, seen = self.preprocess(grads).t(), None
+            x, seen, slots = self.preprocess(grads).t(), None, None
         else:
             feats, slots, seen = self.features(grads.reshape(-1).float(), state_fm[lstm:].t())
             new[lstm:] = slots.t()
@@ -281,4 +296,4 @@ class LSTMOptimizer(nn.Module):
             h_new.mul_(o)
             x = h_new
         y = torch.addmm(self.head.bias.unsqueeze(1), self.head.weight, x).reshape(-1)
-        return self.transform(y, seen).reshape(grads.shape), new
+        return self.transform(y, seen, slots).reshape(grads.shape), new

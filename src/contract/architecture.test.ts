@@ -27,7 +27,7 @@ function architectureTextOf(file: string): string {
   return decode(new Uint8Array(bytes)).metadata?.architecture ?? ''
 }
 
-const extendedFixtures = ['moments-elu-tanh', 'moments-linear'].map(
+const extendedFixtures = ['moments-elu-tanh', 'moments-linear', 'moments-logrms-elu-tanhrms'].map(
   (name) => `test/fixtures/extended/${name}/model.safetensors`,
 )
 
@@ -88,9 +88,23 @@ describe('architecture', () => {
     ['infinite scale', { ...extended, output: { kind: 'tanh', scale: Number.NEGATIVE_INFINITY } }],
     ['a scale beyond float32', { ...extended, output: { kind: 'linear', scale: 3.5e38 } }],
     ['an unknown key in output', { ...extended, output: { kind: 'tanh', scale: 0.1, clip: 1 } }],
+    ['tanh-rms without a power', { ...extended, output: { kind: 'tanh-rms', scale: 1 } }],
+    ['tanh-rms with power 0', { ...extended, output: { kind: 'tanh-rms', scale: 1, power: 0 } }],
+    ['tanh-rms with power above 1', { ...extended, output: { kind: 'tanh-rms', scale: 1, power: 1.5 } }],
+    // |scale| · 3.4e38^power must stay a float32: 2 · 3.4e38 at power 1 does not
+    ['tanh-rms that can overflow', { ...extended, output: { kind: 'tanh-rms', scale: 2, power: 1 } }],
   ])('refuses an extended architecture with %s', (_, arch) => {
     expect(architectureSchema.safeParse(arch).success).toBe(false)
     expect(architectureFormSchema(arch).safeParse(arch).success).toBe(false)
+  })
+
+  it('accepts a tanh-rms output whose largest step is a float32, and lays out no slots for it', () => {
+    const rms = { ...extended, output: { kind: 'tanh-rms', scale: 1, power: 0.3 } }
+    expect(architectureSchema.safeParse(rms).success).toBe(true)
+    expect(
+      architectureSchema.safeParse({ ...rms, output: { ...rms.output, scale: 1, power: 1 } }).success,
+    ).toBe(true)
+    expect(lstmSpec(architectureSchema.parse(rms)).stateSize).toBe(lstmSpec(extended).stateSize)
   })
 
   it('accepts the extended form without an input layer, with a linear output', () => {
@@ -197,7 +211,7 @@ describe('lstmSpec', () => {
     expect([...paperArchitectureSchema.shape.preprocessing.options, 'moments']).toEqual(
       Object.keys(featureKinds),
     )
-    expect(Object.keys(outputKinds)).toEqual(['linear', 'tanh'])
+    expect(Object.keys(outputKinds)).toEqual(['linear', 'tanh', 'tanh-rms'])
   })
 })
 

@@ -47,7 +47,21 @@ export interface MomentsFeatures {
 export type Features = { kind: 'log-sign'; p: number } | { kind: 'none' } | MomentsFeatures
 
 /** How the head y = W_out·h_L + b_out becomes the update. */
-export type OutputTransform = { kind: 'linear'; scale: number } | { kind: 'tanh'; scale: number }
+export type OutputTransform =
+  | { kind: 'linear'; scale: number }
+  | { kind: 'tanh'; scale: number }
+  | TanhRmsOutput
+
+/**
+ * update = scale · tanh(y) · r'^power, r' the `moments` RMS slot after this step: a step that grows
+ * with the gradient's scale as r'^power (0 < power ≤ 1), which scale-free features and a bounded tanh
+ * cannot express (docs/optimizer-math.md §6).
+ */
+export interface TanhRmsOutput {
+  kind: 'tanh-rms'
+  scale: number
+  power: number
+}
 
 /** A dense layer between the features and the first cell: e = ELU(W_in·x + b_in), E = size. */
 export interface InputLayer {
@@ -80,10 +94,14 @@ export const featureKinds: LayoutTable<Features> = {
   },
 }
 
-/** Output transforms: `linear`, update = scale · y; `tanh`, update = scale · tanh(y). */
+/**
+ * Output transforms: `linear`, update = scale · y; `tanh`, update = scale · tanh(y); `tanh-rms`,
+ * scale · tanh(y) · r'^power (it reads the `moments` RMS slot and keeps none of its own).
+ */
 export const outputKinds: LayoutTable<OutputTransform> = {
   linear: { inputs: () => 0, stateSlots: () => 0 },
   tanh: { inputs: () => 0, stateSlots: () => 0 },
+  'tanh-rms': { inputs: () => 0, stateSlots: () => 0 },
 }
 
 // l2o/1 files name their feature kind `preprocessing`; `p` goes with the kinds that take it.
@@ -158,10 +176,21 @@ export const extendedArchitectureSchema = z.strictObject({
   inputLayer: z
     .strictObject({ size: z.int().min(1).max(MAX_HIDDEN), activation: z.literal('elu') })
     .optional(),
-  /** update = scale · y (`linear`) or scale · tanh(y) (`tanh`), y = W_out·h_L + b_out. */
+  /**
+   * update = scale · y (`linear`), scale · tanh(y) (`tanh`) or scale · tanh(y) · r'^power
+   * (`tanh-rms`, r' the RMS slot of `moments`), y = W_out·h_L + b_out.
+   */
   output: z.discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('linear'), scale: outputScale }),
     z.strictObject({ kind: z.literal('tanh'), scale: outputScale }),
+    z
+      .strictObject({ kind: z.literal('tanh-rms'), scale: outputScale, power: z.number().gt(0).max(1) })
+      // r' is at most the largest float32, so |update| ≤ |scale|·MAX^power: keep that finite.
+      .refine((o) => Math.abs(o.scale) * MAX_FLOAT32 ** o.power <= MAX_FLOAT32, {
+        message:
+          'tanh-rms needs |scale| · 3.4e38^power ≤ 3.4e38, so that finite gradients give finite updates',
+        path: ['scale'],
+      }),
   ]),
 })
 
@@ -303,7 +332,11 @@ export function architectureJson(a: Architecture): string {
       eps: real(features.eps),
       ...(features.logRms === undefined ? {} : { logRms: real(features.logRms) }),
     },
-    output: { ...output, scale: real(output.scale) },
+    output: {
+      ...output,
+      scale: real(output.scale),
+      ...('power' in output ? { power: real(output.power) } : {}),
+    },
   })
 }
 

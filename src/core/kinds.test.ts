@@ -183,9 +183,17 @@ describe('cellInputsInto', () => {
 
 describe('output transforms and the zero-gradient rule (docs/optimizer-math.md §6)', () => {
   it('scale the head linearly or through tanh', () => {
-    expect(outputOf({ kind: 'linear', scale: 0.5 }, 3)).toBe(1.5)
-    expect(outputOf({ kind: 'tanh', scale: 0.1 }, 3)).toBe(0.1 * Math.tanh(3))
-    expect(Math.abs(outputOf({ kind: 'tanh', scale: -0.1 }, 1e30))).toBeLessThanOrEqual(0.1)
+    expect(outputOf({ kind: 'linear', scale: 0.5 }, 3, 7)).toBe(1.5)
+    expect(outputOf({ kind: 'tanh', scale: 0.1 }, 3, 7)).toBe(0.1 * Math.tanh(3))
+    expect(Math.abs(outputOf({ kind: 'tanh', scale: -0.1 }, 1e30, 7))).toBeLessThanOrEqual(0.1)
+  })
+
+  it("tanh-rms: multiply scale·tanh(y) by r'^power, so the step grows with the gradient's scale", () => {
+    const output = { kind: 'tanh-rms', scale: 0.5, power: 0.3 } as const
+    expect(outputOf(output, 2, 4)).toBeCloseTo(0.5 * Math.tanh(2) * 4 ** 0.3, 15)
+    expect(outputOf(output, 2, 400) / outputOf(output, 2, 4)).toBeCloseTo(100 ** 0.3, 12)
+    expect(Object.is(outputOf(output, -3, 0), -0)).toBe(true) // r' = 0: no step
+    expect(Number.isFinite(outputOf(output, 1e30, 3.4028234663852886e38))).toBe(true)
   })
 
   it('make every unseen coordinate exactly +0 and leave the others', () => {

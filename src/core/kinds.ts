@@ -128,9 +128,27 @@ export function cellInputsInto(
   return seen
 }
 
-/** The output transform (docs/optimizer-math.md §6) of a head value y. */
-export function outputOf(output: OutputTransform, y: number): number {
-  return output.kind === 'tanh' ? output.scale * Math.tanh(y) : output.scale * y
+/**
+ * Where a state row keeps r', the RMS that the `tanh-rms` output reads (the `moments` slot r, after
+ * this step's features are written), or -1 for a kind without it.
+ */
+export function rmsSlotOf(spec: LstmSpec): number {
+  return spec.features.kind === 'moments' ? spec.state.features.offset + spec.features.beta1.length : -1
+}
+
+/**
+ * The output transform (docs/optimizer-math.md §6) of a head value y; `rms` is the coordinate's r'
+ * (its new state at rmsSlotOf), read only by `tanh-rms`. Float64, rounded by the caller.
+ */
+export function outputOf(output: OutputTransform, y: number, rms: number): number {
+  switch (output.kind) {
+    case 'linear':
+      return output.scale * y
+    case 'tanh':
+      return output.scale * Math.tanh(y)
+    case 'tanh-rms':
+      return output.scale * Math.tanh(y) * Math.fround(rms) ** output.power
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { firstMismatch, maxScaledError } from '../../test/support/close'
+import { firstMismatch, maxScaledError, RTOL, STATE_FLOOR, updatesFloors } from '../../test/support/close'
 import {
   extendedArchitecture,
   randomGradients,
@@ -19,10 +19,8 @@ import type { Optimizer } from './optimizer'
 
 // The extended kinds (docs/optimizer-math.md) on every path, against the float64 oracle, as
 // lstm.test.ts does for the paper's: |path − oracle| ≤ 1e-5·max(|oracle|, floor), floors a tenth
-// of the natural scale (1 for h and c, |scale| for the updates). The feature slots are the same
+// of the natural scale (1 for h and c, |scale| for the updates, |scale|·r'^power for `tanh-rms`). The feature slots are the same
 // bits on every path (kinds.ts fixes them), and an unseen coordinate's update is exactly +0.
-const RTOL = 1e-5
-const STATE_FLOOR = 0.1
 
 /** Random small extended architectures: K, L, H, E (0: no input layer), the output kind. */
 const architectures = fc
@@ -35,7 +33,8 @@ const architectures = fc
     eps: fc.constantFrom(1e-8, 1e-6, 1e-3),
     logRms: fc.option(fc.constantFrom(5, 10), { nil: undefined }),
     inputSize: fc.integer({ min: 0, max: 6 }),
-    output: fc.constantFrom('linear', 'tanh' as const),
+    output: fc.constantFrom('linear', 'tanh', 'tanh-rms' as const),
+    power: fc.double({ min: 0.05, max: 1, noNaN: true }),
     scale: fc.double({ min: -1, max: 1, noNaN: true }).filter((s) => Math.abs(s) > 1e-3),
   })
   .map(
@@ -51,7 +50,10 @@ const architectures = fc
         ...(r.logRms === undefined ? {} : { logRms: r.logRms }),
       },
       ...(r.inputSize > 0 ? { inputLayer: { size: r.inputSize, activation: 'elu' as const } } : {}),
-      output: { kind: r.output, scale: r.scale },
+      output:
+        r.output === 'tanh-rms'
+          ? { kind: r.output, scale: r.scale, power: r.power }
+          : { kind: r.output, scale: r.scale },
     }),
   )
 
@@ -134,15 +136,15 @@ describe.each(paths)('extended architectures on $name', ({ backend, make }) => {
         const silent = new Set([0, 7, 39])
         let state = fresh ? opt.init(n) : randomState(a, n, seed + 1, silent)
         let oracleState: ArrayLike<number> = Float64Array.from(state)
-        const updatesFloor = 0.1 * Math.abs(a.output.scale)
         try {
           for (const [t, grads] of history(n, 3, seed, silent).entries()) {
             const got = opt.update(grads, state)
             const want = lstmReferenceStep(weights, grads, oracleState)
-            const u = firstMismatch(got.updates, want.updates, RTOL, updatesFloor)
+            const floors = updatesFloors(a, want.state)
+            const u = firstMismatch(got.updates, want.updates, RTOL, floors)
             expect(
               u,
-              `step ${t} update ${u}: ${got.updates[u]} vs ${want.updates[u]} (worst ${maxScaledError(got.updates, want.updates, updatesFloor)})`,
+              `step ${t} update ${u}: ${got.updates[u]} vs ${want.updates[u]} (worst ${maxScaledError(got.updates, want.updates, floors)})`,
             ).toBe(-1)
             const s = firstMismatch(got.state, want.state, RTOL, STATE_FLOOR)
             expect(s, `step ${t} state ${s}: ${got.state[s]} vs ${want.state[s]}`).toBe(-1)

@@ -1,5 +1,5 @@
 import { lstmSpec } from '../contract'
-import { cellInputsInto, maskUnseen, outputOf } from './kinds'
+import { cellInputsInto, maskUnseen, outputOf, rmsSlotOf } from './kinds'
 import { assertLstmWeights, type LstmWeights } from './lstm-weights'
 import type { Optimizer } from './optimizer'
 import { defineOptimizer } from './validate'
@@ -29,6 +29,7 @@ export function lstmReferenceStep(
   const a = weights.architecture
   const spec = lstmSpec(a)
   const { hidden, layers, stateSize, inputSize: inputs0, output } = spec
+  const rmsAt = rmsSlotOf(spec)
   const n = grads.length
   const updates = new Float64Array(n)
   const next = new Float64Array(n * stateSize)
@@ -64,7 +65,7 @@ export function lstmReferenceStep(
     }
     let out = weights.head.bias[0]
     for (let j = 0; j < hidden; j++) out += weights.head.weight[j] * x[j]
-    updates[i] = outputOf(output, out)
+    updates[i] = outputOf(output, out, rmsAt < 0 ? 0 : next[row + rmsAt])
   }
   maskUnseen(updates, seen)
   return { updates, state: next }

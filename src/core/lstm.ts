@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { lstmSpec } from '../contract'
-import { cellInputsInto, maskUnseen, outputOf } from './kinds'
+import { cellInputsInto, maskUnseen, outputOf, rmsSlotOf } from './kinds'
 import { assertLstmWeights, type LstmWeights } from './lstm-weights'
 import type { Optimizer, StepResult } from './optimizer'
 import { defineOptimizer } from './validate'
@@ -147,7 +147,12 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
       const values = outputs.map(valuesOf)
       const head = values[2 * layers]
       if (output.kind === 'linear') out.updates.set(head)
-      else for (let i = 0; i < n; i++) out.updates[i] = outputOf(output, head[i])
+      else {
+        const rmsAt = rmsSlotOf(spec)
+        for (let i = 0; i < n; i++) {
+          out.updates[i] = outputOf(output, head[i], rmsAt < 0 ? 0 : out.state[i * stateSize + rmsAt])
+        }
+      }
       maskUnseen(out.updates, seen)
       const next = out.state
       for (let i = 0; i < n; i++) {

@@ -22,6 +22,15 @@ const quadratics = randomLstmWeights(
   7,
 )
 const extended = randomLstmWeights(extendedArchitecture, 10, 0.6)
+const rmsOutput = randomLstmWeights(
+  {
+    ...extendedArchitecture,
+    features: { ...extendedArchitecture.features, logRms: 10 },
+    output: { kind: 'tanh-rms', scale: 1, power: 0.3 },
+  },
+  11,
+  0.6,
+)
 
 /** Every optimizer in the core; `steps` and learning rate chosen so each baseline converges on the quadratic. */
 const optimizers: { name: string; make: () => Optimizer; quadraticSteps?: number }[] = [
@@ -34,6 +43,11 @@ const optimizers: { name: string; make: () => Optimizer; quadraticSteps?: number
   { name: 'lstm (tfjs-wasm), moments + ELU + tanh L=2 H=8', make: () => lstmOptimizer(extended) },
   { name: 'lstm float64 reference, moments + ELU + tanh', make: () => lstmReferenceOptimizer(extended) },
   { name: 'lstm plain TypeScript, moments + ELU + tanh', make: () => lstmPlainOptimizer(extended) },
+  { name: 'lstm (tfjs-wasm), moments + logRms + ELU + tanh-rms', make: () => lstmOptimizer(rmsOutput) },
+  {
+    name: 'lstm (fused kernel), moments + logRms + ELU + tanh-rms',
+    make: () => fusedLstmOptimizer(rmsOutput, fusedKernel()),
+  },
   { name: 'sgd', make: () => sgd({ learningRate: 0.05 }), quadraticSteps: 300 },
   { name: 'momentum', make: () => momentum({ learningRate: 0.02, momentum: 0.9 }), quadraticSteps: 300 },
   { name: 'nag', make: () => nesterov({ learningRate: 0.02, momentum: 0.9 }), quadraticSteps: 300 },

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { type LstmSpec, lstmSpec } from '../../src/contract'
 import { type LstmWeights, lstmOptimizer } from '../../src/core'
 import { fusedLstmOptimizer } from '../../src/core/fused/lstm-fused'
-import { momentsInto } from '../../src/core/kinds'
+import { momentsInto, rmsSlotOf } from '../../src/core/kinds'
 import { preprocessInto } from '../../src/core/preprocess'
 import { fusedKernel } from '../../src/runtime/kernel-node'
 import { readShippedVersions } from '../../src/runtime/shipped-weights'
@@ -30,7 +30,8 @@ import { readWeightFile } from '../../src/weights'
 //   exactly, and the features enter the gate sums at their size |x|.
 // - the ELU input layer: a = W_in·x + b_in has operands |b_in| + Σ|W_in·x|; ELU is 1-Lipschitz and
 //   |ELU(a)| ≤ |a|, so e carries a's scale into the first cell's gate sums.
-// - the output: tanh is 1-Lipschitz, so scale·tanh(y) has the linear head's scale; a coordinate
+// - the output: tanh is 1-Lipschitz, so scale·tanh(y) has the linear head's scale (`tanh-rms`
+//   multiplies it by r'^power, from the exact r' slot, so the update's scale too); a coordinate
 //   that has never seen a nonzero gradient must get exactly +0 on both sides.
 const weightsRoot = path.join(import.meta.dirname, '../../weights')
 const fixturesRoot = path.join(import.meta.dirname, '../fixtures/extended')
@@ -168,7 +169,7 @@ function stepScales(
   const gates = gateOperandSums(weights, spec, inputScales(weights, spec, grads, stateIn), stateIn, stateOut)
   return {
     state: stateScales(spec, stateIn, gates),
-    updates: updateScales(weights, spec, stateIn, gates, grads.length),
+    updates: updateScales(weights, spec, stateIn, stateOut, gates, grads.length),
   }
 }
 
@@ -191,11 +192,15 @@ function stateScales(spec: LstmSpec, stateIn: Float32Array, gates: Float64Array)
   return scales
 }
 
-/** Scale behind each update: 1 + Σ_j |scale·W_out,j|·(1 + |c_L,j| + gate sum of j). */
+/**
+ * Scale behind each update: 1 + Σ_j |scale·W_out,j|·(1 + |c_L,j| + gate sum of j), times r'^power
+ * for `tanh-rms` (its factor, computed from the exact r' slot, scales the whole update).
+ */
 function updateScales(
   weights: LstmWeights,
   spec: LstmSpec,
   stateIn: Float32Array,
+  stateOut: Float32Array,
   gates: Float64Array,
   numParams: number,
 ): Float32Array {
@@ -211,7 +216,9 @@ function updateScales(
         Math.abs(outputScale * weights.head.weight[u]) *
         (1 + Math.abs(stateIn[i * stateSize + lastC + u]) + gate)
     }
-    scales[i] = scale
+    const { output } = spec
+    const rms = output.kind === 'tanh-rms' ? stateOut[i * stateSize + rmsSlotOf(spec)] ** output.power : 1
+    scales[i] = scale * rms
   }
   return scales
 }
@@ -290,6 +297,7 @@ describe('the TypeScript core matches PyTorch on the golden vectors', () => {
         'fixture moments-elu-tanh',
         'fixture moments-linear',
         'fixture moments-logrms-elu-tanh',
+        'fixture moments-logrms-elu-tanhrms',
         'l2o-mlp',
         'l2o-mnist',
         'l2o-quadratic',

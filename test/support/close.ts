@@ -11,6 +11,24 @@ export const STATE_FLOOR = 0.1
 export const updatesFloor = (a: Architecture) => 0.1 * Math.abs(lstmSpec(a).output.scale)
 
 /**
+ * Per-coordinate floors of the updates: updatesFloor, times r'^power for a `tanh-rms` output (its
+ * update is scale·tanh(y)·r'^power, so that is its natural scale), r' read from the new state.
+ */
+export function updatesFloors(a: Architecture, nextState: ArrayLike<number>): Float64Array {
+  const spec = lstmSpec(a)
+  const { output, stateSize } = spec
+  const n = nextState.length / stateSize
+  const floors = new Float64Array(n).fill(updatesFloor(a))
+  if (output.kind !== 'tanh-rms' || spec.features.kind !== 'moments') return floors
+  const r = spec.state.features.offset + spec.features.beta1.length
+  for (let i = 0; i < n; i++) floors[i] *= Math.fround(nextState[i * stateSize + r]) ** output.power
+  return floors
+}
+
+const floorAt = (floor: number | ArrayLike<number>, i: number) =>
+  typeof floor === 'number' ? floor : floor[i]
+
+/**
  * Index of the first element where |actual − expected| > rtol · max(|expected|, floor), or −1.
  * The floor stands for the quantity's natural scale: float32 kernels make absolute errors of about
  * 1e-7 of that scale even where the exact value is near 0, so pure relative error is meaningless there.
@@ -19,11 +37,11 @@ export function firstMismatch(
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
   rtol: number,
-  floor: number,
+  floor: number | ArrayLike<number>,
 ): number {
   if (actual.length !== expected.length) return 0
   for (let i = 0; i < expected.length; i++) {
-    const bound = rtol * Math.max(Math.abs(expected[i]), floor)
+    const bound = rtol * Math.max(Math.abs(expected[i]), floorAt(floor, i))
     if (!(Math.abs(actual[i] - expected[i]) <= bound)) return i
   }
   return -1
@@ -33,11 +51,14 @@ export function firstMismatch(
 export function maxScaledError(
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
-  floor: number,
+  floor: number | ArrayLike<number>,
 ): number {
   let worst = 0
   for (let i = 0; i < expected.length; i++) {
-    worst = Math.max(worst, Math.abs(actual[i] - expected[i]) / Math.max(Math.abs(expected[i]), floor))
+    worst = Math.max(
+      worst,
+      Math.abs(actual[i] - expected[i]) / Math.max(Math.abs(expected[i]), floorAt(floor, i)),
+    )
   }
   return worst
 }

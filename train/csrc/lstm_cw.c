@@ -24,7 +24,7 @@ typedef float vf __attribute__((vector_size(4 * LANES)));
 typedef int32_t vi __attribute__((vector_size(4 * LANES)));
 
 enum { FEAT_LOG_SIGN = 0, FEAT_NONE = 1, FEAT_MOMENTS = 2 };
-enum { OUT_LINEAR = 0, OUT_TANH = 1 };
+enum { OUT_LINEAR = 0, OUT_TANH = 1, OUT_TANH_RMS = 2 };
 
 static inline vf splat(float x) { return (vf){0} + x; }
 static inline vf vsel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
@@ -95,8 +95,8 @@ static inline void store(float *row, vf v, int nb) {
 
 int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int feature_kind, float p,
                      int k_moments, const double *beta1, double beta2, double eps, double log_rms,
-                     int output_kind, float out_scale, const float *params, const float *grads,
-                     float *state, int64_t ld, float *updates, int64_t n) {
+                     int output_kind, float out_scale, double out_power, const float *params,
+                     const float *grads, float *state, int64_t ld, float *updates, int64_t n) {
   const double exp_neg_q = log_rms > 0.0 ? exp(-log_rms) : 0.0;
   const int H = hidden, F = feat_in, E = input_size;
   if (H > MAXW || F > MAXW || E > MAXW || layers > 16) return -1;
@@ -106,7 +106,7 @@ int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int fe
   vf x[MAXW], xe[MAXW], xin[2 * MAXW], h[MAXW], c[MAXW], gates[4 * MAXW];
   for (int64_t j0 = 0; j0 < n; j0 += LANES) {
     const int nb = (int)((n - j0) < LANES ? (n - j0) : LANES);
-    vf g = load(grads + j0, nb), seen = splat(1.f);
+    vf g = load(grads + j0, nb), seen = splat(1.f), rms = splat(0.f);
     if (feature_kind == FEAT_NONE) {
       x[0] = g;
     } else if (feature_kind == FEAT_LOG_SIGN) {
@@ -148,6 +148,7 @@ int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int fe
         }
       store(rrow, rn, nb);
       store(zrow, seen, nb);
+      rms = rn;
     }
     const float *q = params;
     vf *cur = x;
@@ -194,8 +195,10 @@ int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int fe
     const float *hw = q;
     vf y = splat(q[H]);
     for (int u = 0; u < H; u++) y += hw[u] * cur[u];
-    if (output_kind == OUT_TANH) y = vtanh(y);
+    if (output_kind != OUT_LINEAR) y = vtanh(y);
     y = y * out_scale;
+    if (output_kind == OUT_TANH_RMS) /* times r'^power, in float64 from the float32 r' */
+      for (int l = 0; l < LANES; l++) y[l] = y[l] * (float)pow((double)rms[l], out_power);
     if (feature_kind == FEAT_MOMENTS) y = vsel(seen == 0.f, splat(0.f), y);
     store(updates + j0, y, nb);
   }
@@ -206,13 +209,14 @@ int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int fe
  * so a step's working set stays in cache whatever n is. */
 int l2o_lstm_cw_blocks(int layers, int hidden, int feat_in, int input_size, int feature_kind,
                        float p, int k_moments, const double *beta1, double beta2, double eps,
-                       double log_rms, int output_kind, float out_scale, const float *params,
+                       double log_rms, int output_kind, float out_scale, double out_power,
+                       const float *params,
                        const float *grads, float *state, int64_t block, float *updates, int64_t n) {
   const int64_t s = 2 * (int64_t)layers * hidden + (feature_kind == FEAT_MOMENTS ? k_moments + 2 : 0);
   for (int64_t b = 0; b * block < n; b++) {
     const int64_t j = b * block, m = n - j < block ? n - j : block;
     int rc = l2o_lstm_cw_step(layers, hidden, feat_in, input_size, feature_kind, p, k_moments, beta1,
-                              beta2, eps, log_rms, output_kind, out_scale, params, grads + j,
+                              beta2, eps, log_rms, output_kind, out_scale, out_power, params, grads + j,
                               state + b * s * block, block, updates + j, m);
     if (rc != 0) return rc;
   }

@@ -86,3 +86,24 @@ def test_architecture_round_trips():
     assert arch == {"kind": "lstm-cw", "layers": 1, "hidden": 7, "preprocessing": "none", "outputScale": 0.5}
     assert LSTMOptimizer.from_architecture(arch).architecture() == arch
     assert LSTMOptimizer(p=5.0).architecture()["p"] == 5.0
+
+
+def test_tanh_rms_output_scales_tanh_by_the_rms_to_a_power_and_refuses_unbounded_records():
+    from train.tests.helpers import MOMENTS
+
+    out = {"kind": "tanh-rms", "scale": 0.5, "power": 0.3}
+    opt = _randomized(LSTMOptimizer(layers=1, hidden=3, features=MOMENTS, output=out))
+    assert opt.architecture()["output"] == out
+    assert LSTMOptimizer.from_architecture(opt.architecture()).architecture() == opt.architecture()
+    g = torch.tensor([1e-3, -2.0, 0.0, 3e38])
+    with torch.no_grad():
+        u, state = opt(g, opt.init_state(4))
+        y = opt.head(opt.cells[0](opt.inputs(g, opt.init_state(4))[0])[0]).reshape(-1)
+    r = state[:, opt.lstm_size + len(MOMENTS["beta1"])]
+    torch.testing.assert_close(r, g.abs())  # the first nonzero gradient initialises the RMS
+    expected = 0.5 * torch.tanh(y) * r.double().pow(0.3).float()
+    torch.testing.assert_close(u, expected, rtol=1e-6, atol=0)
+    assert u[2].item() == 0.0 and torch.isfinite(u).all()
+    for bad in ({**out, "power": 0.0}, {**out, "power": 1.5}, {**out, "scale": 2.0, "power": 1.0}):
+        with pytest.raises(ValueError):
+            LSTMOptimizer(layers=1, hidden=3, features=MOMENTS, output=bad)

@@ -24,7 +24,7 @@ export interface KernelModel {
 }
 
 /** The approximations lstm.c uses, by the index its l2o_math takes (for the tests). */
-export const kernelMathFunctions = ['exp2', 'expm1', 'sigmoid', 'tanh', 'log', 'log64'] as const
+export const kernelMathFunctions = ['exp2', 'expm1', 'sigmoid', 'tanh', 'log', 'log64', 'pow0.3'] as const
 export type KernelMathFunction = (typeof kernelMathFunctions)[number]
 
 interface Exports {
@@ -50,13 +50,14 @@ interface Exports {
     logFloor: number,
     outputKind: number,
     scale: number,
+    power: number,
   ): number
   l2o_step(model: number, grads: number, state: number, updates: number, n: number): void
   l2o_math(kind: number, input: number, output: number, n: number): void
 }
 
 const featureKinds = { 'log-sign': 0, none: 1, moments: 2 } as const
-const outputKinds = { linear: 0, tanh: 1 } as const
+const outputKinds = { linear: 0, tanh: 1, 'tanh-rms': 2 } as const
 
 /** Coordinates stepped per kernel call: the chunk's state (~0.3 MB at S = 80) stays in cache. */
 const chunkCoordinates = 1024
@@ -132,6 +133,7 @@ export function kernelInstance(kernel: WebAssembly.Module, model: KernelModel): 
     logRms > 0 ? Math.exp(-logRms) : 0,
     outputKinds[model.output.kind],
     model.output.scale,
+    model.output.kind === 'tanh-rms' ? model.output.power : 0,
   )
   if (packed !== 0) throw new RangeError('the fused kernel refused the model')
 
@@ -152,8 +154,9 @@ export function kernelInstance(kernel: WebAssembly.Module, model: KernelModel): 
 
 /**
  * The kernel's approximation of `fn` at each of `inputs` (for the tests that check it over the
- * float32 range): 2^x, expm1 (of x ≤ 0), sigmoid, tanh, log (of x > 0), and log64: the float32
- * rounding of the float64 log that `logRms` uses (of x > 0).
+ * float32 range): 2^x, expm1 (of x ≤ 0), sigmoid, tanh, log (of x > 0), log64: the float32
+ * rounding of the float64 log that `logRms` uses (of x > 0), and pow0.3: x^0.3 as the `tanh-rms`
+ * output computes r'^power (of x ≥ 0).
  */
 export function kernelMath(
   kernel: WebAssembly.Module,

@@ -36,13 +36,15 @@ typedef double v2d __attribute__((vector_size(16)));
 #define BLOCK 8
 
 enum { FEATURES_LOG_SIGN = 0, FEATURES_NONE = 1, FEATURES_MOMENTS = 2 };
-enum { OUTPUT_LINEAR = 0, OUTPUT_TANH = 1 };
+enum { OUTPUT_LINEAR = 0, OUTPUT_TANH = 1, OUTPUT_TANH_RMS = 2 };
 
 /* A model: sizes, kind parameters and packed weights, built by l2o_model_pack from the tensors in
  * state_dict order. */
 struct model {
   int32_t layers, hidden, features, input, state, feature_kind, output_kind, moments;
   float p, threshold, scale;
+  /* `tanh-rms`: the power of r' (0 for the other output kinds). */
+  double power;
   double exp_p, beta1[MAX_MOMENTS], beta2, eps;
   /* `moments` with `logRms` = q: q and e^-q; q = 0 without it. */
   double log_rms, log_floor;
@@ -210,9 +212,18 @@ static double log_f64(double x) {
   return k == 0 ? f - s * (f - r) : dk * ln2_hi - ((s * (f - r) - dk * ln2_lo) - f);
 }
 
+/* r'^power for `tanh-rms` (docs/optimizer-math.md §6): 2^(power · log2 r') with the exponent in
+ * float64 from fdlibm's log, rounded to float32 once (an error of at most |t| 2^-24 in t, ~1e-6
+ * relative in the result at power 0.3), and exactly 0 where r' = 0. */
+static inline v4 rms_power(double power, v4 r) {
+  v4 t;
+  for (int l = 0; l < 4; l++) t[l] = r[l] > 0.0f ? (float)(power * log_f64((double)r[l]) * 1.4426950408889634) : 0.0f;
+  return select(r > 0.0f, exp2_approx(t), splat(0.0f));
+}
+
 /* Test entry: out[i] = f(in[i]) for the approximations above (kind 0 2^x, 1 expm1 of x <= 0,
  * 2 sigmoid as the cell computes it, 3 tanh, 4 log of x > 0, 5 the float32 rounding of the float64
- * log of x > 0), n a multiple of 4. */
+ * log of x > 0, 6 x^0.3 of x >= 0 as `tanh-rms` computes it), n a multiple of 4. */
 EXPORT("l2o_math") void l2o_math(int kind, const float *in, float *out, int n) {
   for (int i = 0; i < n; i += 4) {
     v4 x = *(const v4 *)(in + i), y;
@@ -222,6 +233,7 @@ EXPORT("l2o_math") void l2o_math(int kind, const float *in, float *out, int n) {
     case 2: y = sigmoid_scaled(x * MINUS_LOG2E); break;
     case 3: y = tanh_approx(x); break;
     case 4: y = log_positive(x); break;
+    case 6: y = rms_power(0.3, x); break;
     default:
       for (int l = 0; l < 4; l++) y[l] = (float)log_f64((double)x[l]);
       break;
@@ -256,7 +268,7 @@ EXPORT("l2o_model_pack")
 int32_t l2o_model_pack(struct model *m, const float *raw, int layers, int hidden, int features, int input,
                        int feature_kind, float p, double exp_p, float threshold, int moments,
                        const double *beta1, double beta2, double eps, double log_rms, double log_floor,
-                       int output_kind, float scale) {
+                       int output_kind, float scale, double power) {
   if (l2o_model_bytes(layers, hidden, features, input, moments) == 0) return -1;
   const int H = hidden;
   m->layers = layers;
@@ -271,6 +283,7 @@ int32_t l2o_model_pack(struct model *m, const float *raw, int layers, int hidden
   m->exp_p = exp_p;
   m->threshold = threshold;
   m->scale = scale;
+  m->power = power;
   for (int k = 0; k < moments; k++) m->beta1[k] = beta1[k];
   m->beta2 = beta2;
   m->eps = eps;
@@ -526,7 +539,8 @@ EXPORT("l2o_step") void l2o_step(const struct model *m, const float *grads, floa
     }
     store_block(rows, S, count);
     for (int v = 0; v < 2; v++) {
-      v4 out = m->output_kind == OUTPUT_TANH ? tanh_approx(y[v]) * m->scale : y[v] * m->scale;
+      v4 out = m->output_kind == OUTPUT_LINEAR ? y[v] * m->scale : tanh_approx(y[v]) * m->scale;
+      if (m->output_kind == OUTPUT_TANH_RMS) out = out * rms_power(m->power, block[m->state - 2][v]); /* r' */
       out = select(seen[v], out, splat(0.0f)); /* the zero-gradient rule (§6): exactly +0 */
       for (int l = 0; l < 4 && 4 * v + l < count; l++) updates[j0 + 4 * v + l] = out[l];
     }

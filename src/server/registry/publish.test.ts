@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { extendedArchitecture } from '../../../test/support/random'
 import { tinyArchitecture, useTestServer, weightFile } from '../../../test/support/server'
 import { ApiError } from '../errors'
 import { publishVersion } from './publish'
@@ -66,6 +67,20 @@ describe('publishVersion refuses weights whose updates can overflow', () => {
     expect(refusal).toMatchObject({ code: 'invalid_weights' })
     expect((refusal as ApiError).detail).toMatch(/outputScale/)
     await expect(resolveReference(s.deps.db, 'overflowing')).rejects.toBeInstanceOf(ApiError)
+  })
+
+  it('accepts a tanh-rms output at unit gradient scale up to the bound, and refuses one beyond it', async () => {
+    const rms = (scale: number) =>
+      weightFile(61, { ...extendedArchitecture, output: { kind: 'tanh-rms', scale, power: 0.3 } })
+    const input = { name: 'rms-output', version: '1.0.0', weights: rms(1) }
+    expect((await publishVersion(s.deps.db, input, now)).created).toBe(true)
+    const refusal = await publishVersion(
+      s.deps.db,
+      { ...input, version: '1.1.0', weights: rms(2e6) },
+      now,
+    ).catch((e: unknown) => e)
+    expect(refusal).toMatchObject({ code: 'invalid_weights' })
+    expect((refusal as ApiError).detail).toMatch(/unit gradient RMS/)
   })
 
   it('accepts the scales optimizers use', async () => {

@@ -199,6 +199,18 @@ export function assertBoundedUpdates(weights: LstmWeights): void {
       how = `|outputScale| = ${Math.abs(output.scale)} (Σ|head.weight| + |head.bias| = ${sum})`
       break
     }
+    case 'tanh-rms': {
+      // update = scale · tanh(y) · r'^power grows with the gradients' RMS r' by design, so it is
+      // bounded relative to them: |scale| at r' = 1, and |scale| · 3.4e38^power (finite, by the
+      // schema) at the largest float32 gradient. Bound it where gradients have unit scale.
+      let sum = Math.abs(weights.head.bias[0])
+      for (const w of weights.head.weight) sum += Math.abs(w)
+      const worst = Math.abs(output.scale) * 3.4028234663852886e38 ** output.power
+      bound =
+        sum <= 3.4e38 && worst <= 3.4028234663852886e38 ? Math.abs(output.scale) : Number.POSITIVE_INFINITY
+      how = `|outputScale| · r'^${output.power} = ${Math.abs(output.scale)} at unit gradient RMS, ${worst} at the largest float32 gradient`
+      break
+    }
     default: {
       const unknown: never = output
       throw new WeightsError('invalid_weights', `no update bound for output ${JSON.stringify(unknown)}`)
