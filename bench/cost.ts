@@ -45,7 +45,11 @@ interface Subject {
 function lstmCount(m: KernelModel): { flops: number; transcendentals: number } {
   const h = m.hidden
   let flops = 2 * h + 1 + 1
-  let transcendentals = 5 * h * m.layers + (m.output.kind === 'tanh' ? 1 : 0)
+  let transcendentals = 5 * h * m.layers + (m.output.kind === 'linear' ? 0 : 1)
+  if (m.output.kind === 'tanh-rms') {
+    flops += 2 // power · log r', and the product with r'^power
+    transcendentals += 2 // log r' and 2^t
+  }
   let x = m.featureSize
   if (m.features.kind === 'log-sign') {
     flops += 2 // |g| / p or e^p·g, and the threshold's compare
@@ -54,6 +58,10 @@ function lstmCount(m: KernelModel): { flops: number; transcendentals: number } {
     const k = m.features.beta1.length
     flops += 4 * k + 6 + (k + 1) // each m_k', r'², r' + ε, the K + 1 quotients
     transcendentals += 1 // sqrt
+    if (m.features.logRms !== undefined) {
+      flops += 2 // max(r', e^-q) and the division by q
+      transcendentals += 1 // log
+    }
   }
   if (m.inputLayer > 0) {
     flops += m.inputLayer * 2 * x

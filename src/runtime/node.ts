@@ -19,6 +19,7 @@ import { BodyBuffers, openIncoming } from './node-body'
 import { exposeGc, memoryReclaimer } from './node-memory'
 import { BodyBudget, deadlineOf, defaultNodeLimits, type NodeLimits, settleBody } from './node-server'
 import { initPreferredTf } from './tf-node'
+import { fallbackAutocheckpointPages, startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer'
 
 const root = path.resolve(import.meta.dirname, '../..')
 
@@ -34,7 +35,7 @@ export interface NodeDepsOptions {
 /** Opens (creating if needed) the SQLite database, applies migrations/ and returns the app's deps. */
 export function createNodeDeps(
   options: NodeDepsOptions,
-): AppDeps & { sqlite: Database.Database; close: () => void } {
+): AppDeps & { sqlite: Database.Database; checkpointer?: WalCheckpointer; close: () => void } {
   let file = ':memory:'
   if (options.dataDir !== ':memory:') {
     mkdirSync(options.dataDir, { recursive: true })
@@ -50,6 +51,9 @@ export function createNodeDeps(
   sqlite.pragma('synchronous = NORMAL')
   const db = drizzle(sqlite, { schema })
   migrate(db, { migrationsFolder: options.migrationsDir ?? path.join(root, 'migrations') })
+  // Checkpoints run in a worker thread (wal-checkpointer.ts), not inside the server's commits.
+  const checkpointer = file === ':memory:' ? undefined : startWalCheckpointer(file)
+  if (checkpointer !== undefined) sqlite.pragma(`wal_autocheckpoint = ${fallbackAutocheckpointPages}`)
   return {
     db,
     initTf: initPreferredTf,
@@ -57,7 +61,11 @@ export function createNodeDeps(
     kernel: nodeKernel(options.kernel, (reason) => console.warn(reason)),
     maxCoordinatesPerRequest: options.maxCoordinatesPerRequest,
     sqlite,
-    close: () => sqlite.close(),
+    checkpointer,
+    close: () => {
+      void checkpointer?.stop()
+      sqlite.close()
+    },
   }
 }
 
