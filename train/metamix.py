@@ -119,6 +119,9 @@ class MixConfig:
     # antithetic pairs, perturbation scale `sigma` in the packed parameters of train/kernel.py)
     estimator: str = "tbptt"
     sigma: float = 0.01
+    # PES's meta-loss over a horizon: "mean", every step's log loss alike; "ramp", step t weighted
+    # 2t / horizon, so that the end of the run (what validation and users judge) counts most
+    meta_weight: str = "mean"
     # imitation warm start (stage "imitation"): clone `teacher` at `teacher_lr` across the
     # distribution, or with teacher "oracle" each task's own tuned teacher (ORACLE_GRID)
     stage: str = "meta-training"
@@ -276,7 +279,8 @@ class PESPair:
             cap = 1e3 * self.f0
             f = torch.where(torch.isfinite(self.loss), torch.minimum(self.loss, cap), cap)
             diverged = diverged or not torch.isfinite(self.grad).all() or bool((self.loss >= cap).any())
-            total += torch.log(f.double() + 1e-4 * self.f0.double()) / steps
+            weight = 2.0 * self.t / self.horizon if cfg.meta_weight == "ramp" else 1.0
+            total += weight * torch.log(f.double() + 1e-4 * self.f0.double()) / steps
         estimate = self.xi * float(total[0] - total[1]) / (2 * cfg.sigma)
         final = float(self.loss[0])
         if diverged or self.t >= self.horizon:
@@ -304,6 +308,8 @@ def meta_train_pes(cfg: MixConfig, out_dir, resume: bool = True, progress: bool 
     kernel makes each truncation cheap); files, validation and resume as `meta_train_mix`."""
     from .kernel import NativeStep, pack_params, unpack_params
 
+    if cfg.meta_weight not in ("mean", "ramp"):
+        raise ValueError(f"meta_weight must be 'mean' or 'ramp', got {cfg.meta_weight!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)

@@ -133,3 +133,25 @@ def test_a_pes_smoke_run_lowers_the_validation_loss(tmp_path):
     meta_train_mix(cfg, tmp_path, progress=False)
     report = __import__("json").loads((tmp_path / "validation.json").read_text())
     assert report["best"]["score"] < report["start"]["score"]
+
+
+def test_pes_ramp_weighs_a_truncation_by_how_late_it_is_in_the_horizon():
+    from train.kernel import NativeStep, native_available, pack_params
+    from train.metamix import PESPair
+
+    if not native_available():
+        pytest.skip("no C compiler")
+    module = randomized(_config().make_optimizer(), seed=3, scale=0.3)
+    native = NativeStep(module)
+    phi = pack_params(module)
+    metas = {}
+    for weight in ("mean", "ramp"):
+        cfg = _config(meta_weight=weight)
+        pair = PESPair(cfg, random.Random(0), native, phi.numel())
+        pair.horizon = 4 * cfg.unroll  # four truncations of one instance
+        metas[weight] = [pair.truncation(phi, torch.Generator().manual_seed(k))[1] for k in range(4)]
+    # the same steps (same seeds), the k-th truncation's steps weighted about 2(k + 1/2) / 4
+    for k, (mean, ramp) in enumerate(zip(metas["mean"], metas["ramp"])):
+        assert ramp == pytest.approx(mean * (2 * k + 1) / 4, rel=0.25)
+    with pytest.raises(ValueError):
+        meta_train_mix(_config(estimator="pes", meta_weight="last"), "/nonexistent", progress=False)
