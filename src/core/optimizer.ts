@@ -20,9 +20,12 @@ export interface Optimizer {
    * The same step as `update`, bit for bit, written into caller-owned buffers: `out.updates` of N
    * floats and `out.state` of N·S floats. `out.state` may be `state` itself (an in-place step);
    * `grads` is never written. Checks its inputs as `update` does, before writing anything. Lets a
-   * caller that steps many chunks reuse its buffers instead of making garbage.
+   * caller that steps many chunks reuse its buffers instead of making garbage. Returns `true` when
+   * it has itself checked that every update and state value it wrote is finite (the fused kernel
+   * does, as it writes them), `false` when it found one that is not, and undefined when it does not
+   * check: a caller that must refuse non-finite results then scans them itself.
    */
-  updateInto(grads: Float32Array, state: Float32Array, out: StepResult): void
+  updateInto(grads: Float32Array, state: Float32Array, out: StepResult): boolean | undefined
   /** Releases resources held outside the JS heap (tfjs weight tensors); optional, idempotent. */
   dispose?(): void
 }

@@ -48,7 +48,8 @@ export function defineOptimizer(
   stateSize: number,
   step: (grads: Float32Array, state: Float32Array) => StepResult,
   extra: Pick<Optimizer, 'dispose'> & {
-    stepInto?: (grads: Float32Array, state: Float32Array, out: StepResult) => void
+    /** The step into caller-owned buffers; may return whether it checked its outputs finite (see Optimizer). */
+    stepInto?: (grads: Float32Array, state: Float32Array, out: StepResult) => boolean | void
   } = {},
 ): Optimizer {
   const { stepInto, ...rest } = extra
@@ -70,12 +71,13 @@ export function defineOptimizer(
       assertStateLength(grads.length, stateSize, state)
       assertOutput(grads.length, stateSize, out)
       if (stepInto !== undefined) {
-        stepInto(grads, state, out)
-        return
+        const checked = stepInto(grads, state, out)
+        return typeof checked === 'boolean' ? checked : undefined
       }
       const result = step(grads, state)
       out.updates.set(result.updates)
       out.state.set(result.state)
+      return undefined
     },
     ...rest,
   }

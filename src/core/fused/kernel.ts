@@ -52,7 +52,7 @@ interface Exports {
     scale: number,
     power: number,
   ): number
-  l2o_step(model: number, grads: number, state: number, updates: number, n: number): void
+  l2o_step(model: number, grads: number, state: number, updates: number, n: number): number
   l2o_math(kind: number, input: number, output: number, n: number): void
 }
 
@@ -68,9 +68,10 @@ export interface KernelInstance {
   stateSize: number
   /**
    * One step for grads.length coordinates: reads `state` [N, S], writes `updates` [N] and
-   * `nextState` [N, S] (which may be `state`). Inputs are not checked here.
+   * `nextState` [N, S] (which may be `state`). Inputs are not checked here. Returns whether every
+   * update and new state value is finite (the kernel tests them as it writes them).
    */
-  step(grads: Float32Array, state: Float32Array, updates: Float32Array, nextState: Float32Array): void
+  step(grads: Float32Array, state: Float32Array, updates: Float32Array, nextState: Float32Array): boolean
 }
 
 /** Instantiates the kernel for one model; throws RangeError when the sizes exceed its bounds. */
@@ -139,15 +140,17 @@ export function kernelInstance(kernel: WebAssembly.Module, model: KernelModel): 
 
   const step = (grads: Float32Array, state: Float32Array, updates: Float32Array, next: Float32Array) => {
     const s = stateSize
+    let finite = true
     for (let begin = 0; begin < grads.length; begin += chunkCoordinates) {
       const end = Math.min(grads.length, begin + chunkCoordinates)
       const n = end - begin
       heap.set(grads.subarray(begin, end), gradsAt / 4)
       heap.set(state.subarray(begin * s, end * s), stateAt / 4)
-      ex.l2o_step(modelAt, gradsAt, stateAt, updatesAt, n)
+      if (ex.l2o_step(modelAt, gradsAt, stateAt, updatesAt, n) >= 0) finite = false
       updates.set(heap.subarray(updatesAt / 4, updatesAt / 4 + n), begin)
       next.set(heap.subarray(stateAt / 4, stateAt / 4 + n * s), begin * s)
     }
+    return finite
   }
   return { stateSize, step }
 }

@@ -180,6 +180,24 @@ describe('fusedLstmOptimizer', () => {
     expect(got.state.every(Number.isFinite)).toBe(true)
   })
 
+  it('reports from updateInto whether every update and state value it wrote is finite', () => {
+    const a = lstmArchitecture(2, 6, 'log-sign')
+    const n = 2 * 1000 + 3 // several kernel blocks and a partial one
+    const grads = randomGradients(n, 9)
+    const stepped = (outputScale: number) => {
+      const opt = fusedLstmOptimizer(randomLstmWeights({ ...a, outputScale }, 5, 300), fusedKernel())
+      const out = { updates: new Float32Array(n), state: new Float32Array(n * opt.stateSize) }
+      return { checked: opt.updateInto(grads, opt.init(n), out), out }
+    }
+    const ok = stepped(0.1)
+    expect(ok.checked).toBe(true)
+    expect(ok.out.updates.every(Number.isFinite) && ok.out.state.every(Number.isFinite)).toBe(true)
+    // Head weights of ~300 times a scale near float32's largest: updates overflow to ±Infinity.
+    const overflowing = stepped(3e38)
+    expect(overflowing.out.updates.some((u) => !Number.isFinite(u))).toBe(true)
+    expect(overflowing.checked).toBe(false)
+  })
+
   it('refuses non-finite gradients and a state of the wrong length, as every optimizer does', () => {
     const opt = fusedLstmOptimizer(randomLstmWeights(lstmArchitecture(1, 2, 'none'), 1), fusedKernel())
     expect(() => opt.update(Float32Array.of(1, Number.NaN), opt.init(2))).toThrow(NonFiniteGradientError)

@@ -497,9 +497,15 @@ static inline void cell(const struct model *m, int k, int in, v4 *head_out) {
   }
 }
 
-/* One step for n coordinates: grads [n], state [n, S] (stepped in place), updates [n]. */
-EXPORT("l2o_step") void l2o_step(const struct model *m, const float *grads, float *state, float *updates, int n) {
+/* All-ones lanes where x is NaN or ±Infinity (its exponent all ones). */
+static inline v4i non_finite(v4 x) { return ((v4i)x & 0x7f800000) == 0x7f800000; }
+
+/* One step for n coordinates: grads [n], state [n, S] (stepped in place), updates [n]. Returns -1
+ * when every update and new state value is finite, else the first coordinate of the first block of
+ * BLOCK that holds one (all blocks are still computed): callers need not scan the results again. */
+EXPORT("l2o_step") int32_t l2o_step(const struct model *m, const float *grads, float *state, float *updates, int n) {
   const int S = m->state, H = m->hidden, L = m->layers;
+  int32_t first_bad = -1;
   for (int j0 = 0; j0 < n; j0 += BLOCK) {
     const int count = n - j0 < BLOCK ? n - j0 : BLOCK;
     float *rows = state + (int64_t)j0 * S;
@@ -538,11 +544,18 @@ EXPORT("l2o_step") void l2o_step(const struct model *m, const float *grads, floa
       in = H;
     }
     store_block(rows, S, count);
+    /* Lanes past `count` hold a zero state stepped with a zero gradient: finite, so the whole
+     * block can be tested. */
+    v4i bad = {0, 0, 0, 0};
+    for (int r = 0; r < S; r++) bad |= non_finite(block[r][0]) | non_finite(block[r][1]);
     for (int v = 0; v < 2; v++) {
       v4 out = m->output_kind == OUTPUT_LINEAR ? y[v] * m->scale : tanh_approx(y[v]) * m->scale;
       if (m->output_kind == OUTPUT_TANH_RMS) out = out * rms_power(m->power, block[m->state - 2][v]); /* r' */
       out = select(seen[v], out, splat(0.0f)); /* the zero-gradient rule (§6): exactly +0 */
+      bad |= non_finite(out);
       for (int l = 0; l < 4 && 4 * v + l < count; l++) updates[j0 + 4 * v + l] = out[l];
     }
+    if (first_bad < 0 && (bad[0] | bad[1] | bad[2] | bad[3])) first_bad = j0;
   }
+  return first_bad;
 }
