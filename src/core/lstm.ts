@@ -178,7 +178,11 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
   }
 
   return defineOptimizer(stateSize, step, {
-    stepInto,
+    // tfjs does not check its outputs: the caller scans them.
+    stepInto: (grads, state, out) => {
+      stepInto(grads, state, out)
+      return undefined
+    },
     dispose: () => {
       for (const model of uploaded.values()) tf.dispose(allTensors(model))
       uploaded.clear()

@@ -49,7 +49,7 @@ export function defineOptimizer(
   step: (grads: Float32Array, state: Float32Array) => StepResult,
   extra: Pick<Optimizer, 'dispose'> & {
     /** The step into caller-owned buffers; may return whether it checked its outputs finite (see Optimizer). */
-    stepInto?: (grads: Float32Array, state: Float32Array, out: StepResult) => boolean | void
+    stepInto?: (grads: Float32Array, state: Float32Array, out: StepResult) => boolean | undefined
   } = {},
 ): Optimizer {
   const { stepInto, ...rest } = extra
@@ -70,10 +70,7 @@ export function defineOptimizer(
       assertFiniteGradients(grads)
       assertStateLength(grads.length, stateSize, state)
       assertOutput(grads.length, stateSize, out)
-      if (stepInto !== undefined) {
-        const checked = stepInto(grads, state, out)
-        return typeof checked === 'boolean' ? checked : undefined
-      }
+      if (stepInto !== undefined) return stepInto(grads, state, out)
       const result = step(grads, state)
       out.updates.set(result.updates)
       out.state.set(result.state)
