@@ -623,6 +623,8 @@ def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = T
         gen.set_state(ck["generator"])
         it0, elapsed0 = ck["iteration"], ck["elapsed_s"]
     else:
+        if cfg.init_from:  # a later stage continues from an earlier one's weights
+            module.load_state_dict(load_checkpoint(cfg.init_from)["model"])
         append_log(log_path, LOG_COLUMNS, header=True)
     t_start = time.time() - elapsed0
     cpu_start = time.process_time() - (ck.get("cpu_s", 0.0) if it0 else 0.0)

@@ -1,6 +1,7 @@
 """Meta-training on the task distribution: the cheap meta-gradient is the truncated-BPTT one."""
 
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -155,3 +156,17 @@ def test_pes_ramp_weighs_a_truncation_by_how_late_it_is_in_the_horizon():
         assert ramp == pytest.approx(mean * (2 * k + 1) / 4, rel=0.25)
     with pytest.raises(ValueError):
         meta_train_mix(_config(estimator="pes", meta_weight="last"), "/nonexistent", progress=False)
+
+
+def test_an_imitation_stage_starts_from_init_from(tmp_path):
+    from train.metamix import imitate_mix
+
+    cfg = _config(stage="imitation", teacher="adam", iterations=1, val_every=1, meta_lr=0.0, coords=64,
+                  teacher_configs=2, teacher_horizon=10)
+    start = randomized(cfg.make_optimizer(), seed=5, scale=0.3)
+    torch.save({"model": start.state_dict()}, tmp_path / "start.pt")
+    imitate_mix(replace(cfg, init_from=str(tmp_path / "start.pt")), tmp_path / "run", progress=False)
+    # lr 0: the stage hands on exactly the weights it started from
+    kept = load_checkpoint(tmp_path / "run" / "best.pt")["model"]
+    for name, value in start.state_dict().items():
+        assert torch.equal(kept[name], value), name
