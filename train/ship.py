@@ -547,15 +547,8 @@ def make_card_mix(name, version, digest, preset, cfgs, summaries, results, analy
             "torchVersion": torch.__version__,
             "python": platform.python_version(),
             "wallSeconds": round(sum(m["wallSeconds"] for m in summaries), 1),
-            "metaObjective": (
-                "first-order truncated BPTT (the gradients fed to the optimizer detached), meta-loss "
-                "= mean over a truncation's steps of log(f + 1e-4 f_0) on the minibatch of the step; "
-                "the meta-gradient is computed exactly for a random subset of coordinates and scaled "
-                "(train/metamix.py); Adam with cosine decay, grad-norm clip; workers carry instances "
-                "through log-uniform horizons of 50-1,000 steps. Validation: 64 unscaled instances "
-                "(16 configs x 4) of the distribution, mean log of the whole-pool loss at the "
-                "horizon (200 steps, 1,000 for 4 configs)."
-            ),
+            # One description per stage, from its saved config (imitation, PES or truncated BPTT).
+            "metaObjective": [_meta_objective(c) for c in cfgs],
         },
         "evaluation": {
             "protocol": (
@@ -601,8 +594,8 @@ def _meta_objective(c: dict) -> str:
         return (f"antithetic persistent evolution strategies (PES, Vicol et al. 2021): {c['workers']} pairs carry "
                 f"instances through log-uniform horizons of {c['min_horizon']}-{c['max_horizon']} steps in "
                 f"truncations of {c['unroll']}; sigma {c['sigma']}; meta-loss = mean over a truncation's steps "
-                f"of log(f + 1e-4 f_0) on the minibatch of the step (f capped at 1e3 f_0); Adam {c['meta_lr']} with "
-                f"cosine decay. "
+                f"of {'(2t / horizon) * ' if c.get('meta_weight') == 'ramp' else ''}log(f + 1e-4 f_0) on the "
+                f"minibatch of step t (f capped at 1e3 f_0); Adam {c['meta_lr']} with cosine decay. "
                 + validation)
     return ("first-order truncated BPTT (the gradients fed to the optimizer detached), meta-loss = mean over a "
             "truncation's steps of log(f + 1e-4 f_0) on the minibatch of the step; the meta-gradient is computed "

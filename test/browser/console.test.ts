@@ -135,6 +135,16 @@ describe('the console in chromium', { timeout: 180_000 }, () => {
     await finish(page, errors, 'version')
   })
 
+  it("shows each training stage's objective (l2o-mlp@1.2.0: imitation, then PES)", async () => {
+    const { page, errors } = await open('/#/optimizers/l2o-mlp/1.2.0')
+    await page.waitForSelector('table.results')
+    const training = page.locator('section', { has: page.locator('h2', { hasText: 'Training' }) })
+    const objectives = await training.locator('p.muted').allTextContents()
+    expect(objectives[0]).toMatch(/^imitation of snr-pnag lr 0\.02/)
+    expect(objectives[1]).toMatch(/^antithetic persistent evolution strategies.*\(2t \/ horizon\)/)
+    await finish(page, errors, 'version-stages')
+  })
+
   it('shows a card of the richer shape: 1,000 steps, diverged runs, ratios, defaults, analysis', async () => {
     const weights = readFileSync(path.join(root, 'weights/l2o-mnist/1.1.0/model.safetensors'))
     const plot = readFileSync(path.join(root, 'weights/l2o-mnist/1.1.0/training.png'))

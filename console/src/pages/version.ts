@@ -444,6 +444,17 @@ function analysisSection(
   )
 }
 
+/** A card's meta-objective: one text, one per stage (a list), or one per stage kind (a map). */
+function objectives(value: unknown): string[] {
+  if (typeof value === 'string') return [value]
+  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string')
+  const byStage = obj(value)
+  if (byStage === undefined) return []
+  return Object.entries(byStage).flatMap(([stage, text]) =>
+    typeof text === 'string' ? [`${stage}: ${text}`] : [],
+  )
+}
+
 function trainingSection(training: Json | undefined): HTMLElement | false {
   if (training === undefined) return false
   const stages = Array.isArray(training.stages) ? (training.stages as Json[]) : []
@@ -451,7 +462,7 @@ function trainingSection(training: Json | undefined): HTMLElement | false {
     'section',
     {},
     h('h2', {}, 'Training'),
-    str(training.metaObjective) !== undefined && h('p', { class: 'muted' }, str(training.metaObjective)),
+    objectives(training.metaObjective).map((text) => h('p', { class: 'muted' }, text)),
     stages.length > 0 &&
       h(
         'table',
