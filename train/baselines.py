@@ -168,8 +168,8 @@ class AnnealedPartiallyAdaptiveNAG(Annealed, PartiallyAdaptiveNAG):
     larger steps where gradients are larger, as tuned SGD and NAG do. Not a baseline of the
     evaluation: a hand rule for `evaluate-mix --rule snr-pnag` (at lr 0.02: 0.992, 0.976 and 0.952
     of the best tuned baseline at 100, 200 and 1,000 steps, against snr-nadam's 1.214, 1.169 and
-    0.955), and a teacher no LSTM of l2o-mlp's size has cloned well yet, even with `logRms`
-    (README, l2o-mlp)."""
+    0.955), and l2o-mlp@1.2.0's imitation teacher (cloned through its `tanh-rms` output, which
+    multiplies by r'^0.3 the step that `logRms` alone did not let the LSTM build)."""
 
     name = "snr-pnag"
 

@@ -47,6 +47,7 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
   assertLstmWeights(weights)
   const spec = lstmSpec(weights.architecture)
   const { hidden, layers, stateSize, inputSize: inputs0, output } = spec
+  const rmsAt = rmsSlotOf(spec)
   const uploaded = new Map<tf.KernelBackend, ModelTensors>()
 
   const tensorsFor = (): ModelTensors => {
@@ -148,7 +149,6 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
       const head = values[2 * layers]
       if (output.kind === 'linear') out.updates.set(head)
       else {
-        const rmsAt = rmsSlotOf(spec)
         for (let i = 0; i < n; i++) {
           out.updates[i] = outputOf(output, head[i], rmsAt < 0 ? 0 : out.state[i * stateSize + rmsAt])
         }

@@ -17,7 +17,7 @@ export const fallbackAutocheckpointPages = 8192
 export interface WalCheckpointer {
   /** Resolves after the worker has run at least one more checkpoint (for tests). */
   settled(): Promise<void>
-  /** Stops the worker and closes its connection. */
+  /** Stops the worker and closes its connection; resolves when it has exited (idempotent). */
   stop(): Promise<void>
 }
 
@@ -63,6 +63,7 @@ export function startWalCheckpointer(file: string, intervalMs = 25): WalCheckpoi
     pending.delete(id)
   })
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+  let stopped = false
   return {
     settled: () =>
       new Promise<void>((resolve) => {
@@ -70,9 +71,10 @@ export function startWalCheckpointer(file: string, intervalMs = 25): WalCheckpoi
         pending.set(id, resolve)
         worker.postMessage(id)
       }),
-    stop: async () => {
-      worker.postMessage('stop')
-      await exited
+    stop: () => {
+      if (!stopped) worker.postMessage('stop')
+      stopped = true
+      return exited
     },
   }
 }

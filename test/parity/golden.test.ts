@@ -204,8 +204,9 @@ function updateScales(
   gates: Float64Array,
   numParams: number,
 ): Float32Array {
-  const { hidden, layers, stateSize } = spec
-  const outputScale = spec.output.scale
+  const { hidden, layers, stateSize, output } = spec
+  const outputScale = output.scale
+  const rmsAt = rmsSlotOf(spec)
   const lastC = (layers - 1) * 2 * hidden + hidden
   const scales = new Float32Array(numParams)
   for (let i = 0; i < numParams; i++) {
@@ -216,8 +217,7 @@ function updateScales(
         Math.abs(outputScale * weights.head.weight[u]) *
         (1 + Math.abs(stateIn[i * stateSize + lastC + u]) + gate)
     }
-    const { output } = spec
-    const rms = output.kind === 'tanh-rms' ? stateOut[i * stateSize + rmsSlotOf(spec)] ** output.power : 1
+    const rms = output.kind === 'tanh-rms' ? stateOut[i * stateSize + rmsAt] ** output.power : 1
     scales[i] = scale * rms
   }
   return scales

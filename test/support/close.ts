@@ -1,4 +1,5 @@
 import { type Architecture, lstmSpec } from '../../src/contract'
+import { rmsSlotOf } from '../../src/core/kinds'
 
 /**
  * Agreement of a float32 LSTM path with the float64 oracle: |path − oracle| ≤ RTOL · max(|oracle|,
@@ -19,8 +20,8 @@ export function updatesFloors(a: Architecture, nextState: ArrayLike<number>): Fl
   const { output, stateSize } = spec
   const n = nextState.length / stateSize
   const floors = new Float64Array(n).fill(updatesFloor(a))
-  if (output.kind !== 'tanh-rms' || spec.features.kind !== 'moments') return floors
-  const r = spec.state.features.offset + spec.features.beta1.length
+  const r = rmsSlotOf(spec)
+  if (output.kind !== 'tanh-rms' || r < 0) return floors
   for (let i = 0; i < n; i++) floors[i] *= Math.fround(nextState[i * stateSize + r]) ** output.power
   return floors
 }

@@ -176,14 +176,15 @@ export const maxUpdateMagnitude = 1e6
  */
 export function assertBoundedUpdates(weights: LstmWeights): void {
   const output = lstmSpec(weights.architecture).output
+  // Σ|head.weight| + |head.bias|: the head's value y is at most this (h ∈ [−1, 1]).
+  let sum = Math.abs(weights.head.bias[0])
+  for (const w of weights.head.weight) sum += Math.abs(w)
   let bound: number
   let how: string
   switch (output.kind) {
     case 'linear': {
       // update = scale · (W_out·h + b_out): at most |scale| · (Σ|W_out| + |b_out|). The tensors
       // are uploaded as fround(scale · w), so each of those must be a finite float32 too.
-      let sum = Math.abs(weights.head.bias[0])
-      for (const w of weights.head.weight) sum += Math.abs(w)
       bound = Math.abs(output.scale) * sum
       const folded = [...weights.head.weight, weights.head.bias[0]].map((w) => Math.fround(output.scale * w))
       if (!folded.every(Number.isFinite)) bound = Number.POSITIVE_INFINITY
@@ -193,21 +194,17 @@ export function assertBoundedUpdates(weights: LstmWeights): void {
     case 'tanh': {
       // update = scale · tanh(W_out·h + b_out): at most |scale|, provided the head's value is a
       // number (a float32 sum of terms beyond its range could be ∞ − ∞).
-      let sum = Math.abs(weights.head.bias[0])
-      for (const w of weights.head.weight) sum += Math.abs(w)
       bound = sum <= 3.4e38 ? Math.abs(output.scale) : Number.POSITIVE_INFINITY
       how = `|outputScale| = ${Math.abs(output.scale)} (Σ|head.weight| + |head.bias| = ${sum})`
       break
     }
     case 'tanh-rms': {
       // update = scale · tanh(y) · r'^power grows with the gradients' RMS r' by design, so it is
-      // bounded relative to them: |scale| at r' = 1, and |scale| · 3.4e38^power (finite, by the
-      // schema) at the largest float32 gradient. Bound it where gradients have unit scale.
-      let sum = Math.abs(weights.head.bias[0])
-      for (const w of weights.head.weight) sum += Math.abs(w)
+      // bounded relative to them: |scale| at r' = 1, and |scale| · 3.4e38^power at the largest
+      // float32 gradient (a float32: the architecture schema refuses a record where it is not).
+      // Bound it where gradients have unit scale, with the head's value a number as for `tanh`.
       const worst = Math.abs(output.scale) * 3.4028234663852886e38 ** output.power
-      bound =
-        sum <= 3.4e38 && worst <= 3.4028234663852886e38 ? Math.abs(output.scale) : Number.POSITIVE_INFINITY
+      bound = sum <= 3.4e38 ? Math.abs(output.scale) : Number.POSITIVE_INFINITY
       how = `|outputScale| · r'^${output.power} = ${Math.abs(output.scale)} at unit gradient RMS, ${worst} at the largest float32 gradient`
       break
     }
