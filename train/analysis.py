@@ -75,9 +75,7 @@ def trajectories(module: LSTMOptimizer, test, instances: int = 8, steps: int = 2
     state = module.init_state(theta.numel())
     rows = []
     for t in range(steps):
-        th = theta.detach().requires_grad_(True)
-        with torch.enable_grad():
-            (g,) = torch.autograd.grad(problem.loss(th, t).sum(), th)
+        _, g = problem.loss_and_grad(theta, t)
         g = g.reshape(-1)
         u, state = module(g, state)
         ms, r = moments_of(module, state, True)
@@ -93,9 +91,7 @@ def adam_steps(problem, lr: float, steps: int):
     state = opt.init(theta.numel())
     out = []
     for t in range(steps):
-        th = theta.detach().requires_grad_(True)
-        with torch.enable_grad():
-            (g,) = torch.autograd.grad(problem.loss(th, t).sum(), th)
+        _, g = problem.loss_and_grad(theta, t)
         u, state = opt.update(g.reshape(-1), state)
         out.append(u.abs())
         theta = theta + u.reshape(theta.shape)

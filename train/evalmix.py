@@ -105,12 +105,8 @@ def run_full(optimizer, problem, steps: int, eval_at, limit: int = 0) -> tuple[t
     for t in range(steps + 1):
         if t in eval_at:
             full[t] = problem.full_loss(theta, limit).float().cpu()
-        th = theta.detach().requires_grad_(True)
-        with torch.enable_grad():
-            loss = problem.loss(th, t)
-            if t < steps:
-                (g,) = torch.autograd.grad(loss.sum(), th)
-        curve.append(loss.detach().float().cpu())
+        loss, g = problem.loss_and_grad(theta, t)
+        curve.append(loss.float().cpu())
         if t == steps:
             break
         with torch.no_grad():
@@ -119,12 +115,18 @@ def run_full(optimizer, problem, steps: int, eval_at, limit: int = 0) -> tuple[t
     return torch.stack(curve), full
 
 
-def run_instances(optimizer, test: MixTest, seeds, steps: int, eval_at, limit: int = 0):
+def run_instances(optimizer, test: MixTest, seeds, steps: int, eval_at, limit: int = 0, lrs=None):
+    """Run `seeds` in chunks of `test.chunk`. With `lrs` (one per seed), `optimizer` is a baseline
+    class, built per chunk with each instance's lr spread over its coordinates, so a whole lr grid
+    runs as one batch."""
     curves, full = [], {h: [] for h in eval_at}
     family = test.make_family()
     for i in range(0, len(seeds), test.chunk):
         problem = family.sample(seeds[i : i + test.chunk], "pool", None, steps + 1)
-        c, f = run_full(optimizer, problem, steps, eval_at, limit)
+        opt = optimizer
+        if lrs is not None:
+            opt = optimizer(torch.tensor(lrs[i : i + test.chunk], dtype=torch.float32).repeat_interleave(problem.dim))
+        c, f = run_full(opt, problem, steps, eval_at, limit)
         curves.append(c)
         for h in eval_at:
             full[h].append(f[h])
@@ -162,7 +164,8 @@ def _mean_or_inf(x: torch.Tensor) -> float:
 
 
 def tune(name: str, test: MixTest, horizons, instances: int, start=None, log=print) -> dict:
-    """Best lr per horizon: the half-decade grid (or `start` ± 1 step), extended at its edges."""
+    """Best lr per horizon: the half-decade grid (or `start` ± 1 step), extended at its edges.
+    The lrs not scored yet run together, as one batch of instances."""
     cls = BASELINES[name]
     seeds = instance_seeds(TUNE_SEED, instances)
     lo, hi = BASE_GRID[name] if start is None else (start - STEP, start + STEP)
@@ -170,17 +173,20 @@ def tune(name: str, test: MixTest, horizons, instances: int, start=None, log=pri
     scores: dict = {}
     steps = max(horizons)
 
-    def score(e):
-        if e not in scores:
-            _, full = run_instances(cls(10.0**e), test, seeds, steps, set(horizons), TUNE_POOL)
-            scores[e] = {h: _mean_or_inf(full[h]) for h in horizons}
-        return scores[e]
+    def score_all(grid):
+        new = [e for e in grid if e not in scores]
+        if new:
+            lrs = [10.0**e for e in new for _ in seeds]
+            _, full = run_instances(cls, test, seeds * len(new), steps, set(horizons), TUNE_POOL, lrs=lrs)
+            for k, e in enumerate(new):
+                scores[e] = {h: _mean_or_inf(full[h][k * len(seeds) : (k + 1) * len(seeds)]) for h in horizons}
+        return [scores[e] for e in grid]
 
     best = {}
     for h in horizons:
         grid = list(exps)
         for _ in range(MAX_EXTEND + 1):
-            vals = [score(e)[h] for e in grid]
+            vals = [s[h] for s in score_all(grid)]
             i = min(range(len(grid)), key=lambda k: vals[k])
             if 0 < i < len(grid) - 1 or not math.isfinite(vals[i]):
                 break
@@ -299,7 +305,7 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
             # full_counts is left out of the key: it changes the counts, which the key holds
             spec = {k: v for k, v in asdict(t).items() if k != "full_counts"}
             key = json.loads(json.dumps({"test": spec, "kind": kind, "grid": BASE_GRID, "defaults": DEFAULT_LR,
-                                         "protocol": 2, **(learned_key if kind == "learned" else {})}))
+                                         "protocol": 3, **(learned_key if kind == "learned" else {})}))
             name = kind
             if kind == "learned" and rule is not None:
                 name = "-".join(["rule", rule[0], f"{rule[1]:g}", *(f"{k}{v:g}" for k, v in args.items())])

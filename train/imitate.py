@@ -73,8 +73,7 @@ def teacher_trajectories(cfg: ImitationConfig, device):
     state = teacher.init(theta.numel(), device)
     grads, updates = [], []
     for t in range(cfg.horizon):
-        th = theta.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(problem.loss(th, t).sum(), th)
+        _, g = problem.loss_and_grad(theta, t)
         with torch.no_grad():
             u, state = teacher.update(g.reshape(-1), state)
             theta = theta + u.reshape(theta.shape)

@@ -14,12 +14,8 @@ def run(optimizer, problem, steps: int) -> torch.Tensor:
     state = optimizer.init(theta.numel(), theta.device)
     losses = []
     for t in range(steps + 1):
-        th = theta.detach().requires_grad_(True)
-        with torch.enable_grad():
-            loss = problem.loss(th, t)
-            if t < steps:
-                (g,) = torch.autograd.grad(loss.sum(), th)
-        losses.append(loss.detach().float().cpu())
+        loss, g = problem.loss_and_grad(theta, t)
+        losses.append(loss.float().cpu())
         if t == steps:
             break
         with torch.no_grad():

@@ -75,6 +75,26 @@ class Problem:
     def loss(self, theta: torch.Tensor, step: int) -> torch.Tensor:
         return self._scaled(self.base_loss(self._unscaled(theta), step))
 
+    def loss_and_grad(self, theta: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss of step `step` [B] and its gradient with respect to theta [B, D], both detached
+        (no graph is kept). Families with a hand-written backward pass override `base_loss_and_grad`;
+        the others go through autograd."""
+        x = self._unscaled(theta.detach())
+        with torch.no_grad():
+            loss, grad = self.base_loss_and_grad(x, step)
+        if self.pscale is not None:
+            grad = grad / self.pscale[:, None]
+        if self.lscale is not None:
+            loss, grad = loss * self.lscale, grad * self.lscale[:, None]
+        return loss, grad
+
+    def base_loss_and_grad(self, theta: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        th = theta.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = self.base_loss(th, step)
+            (g,) = torch.autograd.grad(loss.sum(), th)
+        return loss.detach(), g
+
     def full_loss(self, theta: torch.Tensor, limit: int = 0) -> torch.Tensor:
         """The loss on all the data (or, with `limit`, on the first `limit` examples of it)."""
         with torch.no_grad():
@@ -96,6 +116,10 @@ class QuadraticProblem(Problem):
     def base_loss(self, theta: torch.Tensor, step: int) -> torch.Tensor:
         r = torch.bmm(self.w, theta.unsqueeze(2)).squeeze(2) - self.y
         return (r * r).sum(dim=1)
+
+    def base_loss_and_grad(self, theta: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        r = torch.bmm(self.w, theta.unsqueeze(2)).squeeze(2) - self.y
+        return (r * r).sum(dim=1), 2 * torch.bmm(r.unsqueeze(1), self.w).squeeze(1)
 
 
 @dataclass
@@ -128,29 +152,75 @@ class MLPProblem(Problem):
         self.family, self.x, self.y, self.theta0, self.batch_idx = family, x, y, theta0, batch_idx
         self.xscale = xscale  # [B] input scaling (random scaling of the inputs), or None
 
+    def _layers(self, theta: torch.Tensor):
+        """Per layer: (offset of its weight in theta, weight [B, fan_in, fan_out], bias [B, fan_out])."""
+        sizes, off, out = self.family.layer_sizes(), 0, []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            w = theta[:, off : off + fan_in * fan_out].reshape(-1, fan_in, fan_out)
+            out.append((off, w, theta[:, off + fan_in * fan_out : off + fan_in * fan_out + fan_out]))
+            off += fan_in * fan_out + fan_out
+        return out
+
     def _logits(self, theta: torch.Tensor, h: torch.Tensor, first_done: bool = False) -> torch.Tensor:
         """h [B, rows, 784] -> logits [B, rows, 10]; with `first_done`, h is already the first
         layer's product x @ W1 [B, rows, H1] (without its bias)."""
         act = ACTIVATIONS[self.family.activation]
-        sizes = self.family.layer_sizes()
+        layers = self._layers(theta)
         if self.xscale is not None and not first_done:
             h = h * self.xscale.reshape(-1, 1, 1)
-        off = 0
-        for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            w = theta[:, off : off + fan_in * fan_out].reshape(-1, fan_in, fan_out)
-            off += fan_in * fan_out
-            b = theta[:, off : off + fan_out]
-            off += fan_out
+        for k, (_, w, b) in enumerate(layers):
             h = h + b.unsqueeze(1) if (k == 0 and first_done) else torch.baddbmm(b.unsqueeze(1), h, w)
-            if k < len(sizes) - 2:
+            if k < len(layers) - 1:
                 h = act(h)
         return h
 
-    def base_loss(self, theta: torch.Tensor, step: int) -> torch.Tensor:
+    def _batch(self, step: int):
+        """Minibatch `step`: inputs [B, batch, 784] and labels [B, batch]."""
         idx = self.batch_idx[:, step % self.batch_idx.shape[1]]  # [B, batch]
-        logits = self._logits(theta, self.x[idx])
-        ce = F.cross_entropy(logits.reshape(-1, 10), self.y[idx].reshape(-1), reduction="none")
+        flat = idx.reshape(-1)
+        x = self.x.index_select(0, flat).reshape(*idx.shape, self.x.shape[1])
+        return x, self.y.index_select(0, flat).reshape(idx.shape)
+
+    def base_loss(self, theta: torch.Tensor, step: int) -> torch.Tensor:
+        x, y = self._batch(step)
+        logits = self._logits(theta, x)
+        ce = F.cross_entropy(logits.reshape(-1, 10), y.reshape(-1), reduction="none")
         return ce.reshape(theta.shape[0], -1).mean(dim=1)
+
+    def base_loss_and_grad(self, theta: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and backward by hand, batched over instances: 20-30% faster on CPU than
+        autograd through the flat theta's slices (tests/test_tasks.py checks it against autograd)."""
+        x, y = self._batch(step)
+        if self.xscale is not None:
+            x = x * self.xscale.reshape(-1, 1, 1)
+        act = self.family.activation
+        layers = self._layers(theta)
+        hs = [x]  # each layer's input
+        for k, (_, w, b) in enumerate(layers):
+            z = torch.baddbmm(b.unsqueeze(1), hs[-1], w)
+            hs.append(ACTIVATIONS[act](z) if k < len(layers) - 1 else z)
+        logp = torch.log_softmax(hs.pop(), dim=2)
+        nll = -logp.gather(2, y.unsqueeze(2)).squeeze(2)  # [B, batch]
+        # d mean_i CE / d logits = (softmax - onehot) / batch
+        dz = logp.exp_()
+        dz.scatter_add_(2, y.unsqueeze(2), torch.full_like(nll, -1.0).unsqueeze(2))
+        dz.mul_(1.0 / y.shape[1])
+        grad = torch.empty_like(theta)
+        for k in range(len(layers) - 1, -1, -1):
+            off, w, _ = layers[k]
+            h, size = hs[k], w.shape[1] * w.shape[2]
+            torch.bmm(h.transpose(1, 2), dz, out=grad[:, off : off + size].view_as(w))
+            grad[:, off + size : off + size + w.shape[2]] = dz.sum(dim=1)
+            if k == 0:
+                break
+            dh = torch.bmm(dz, w.transpose(1, 2))
+            if act == "sigmoid":
+                dz = dh.mul_(h * (1 - h))
+            elif act == "tanh":
+                dz = dh.mul_(1 - h * h)
+            else:  # relu: h > 0 exactly where z > 0
+                dz = dh.mul_(h > 0)
+        return nll.mean(dim=1), grad
 
     def base_full_loss(self, theta: torch.Tensor, limit: int = 0, rows: int = 5000) -> torch.Tensor:
         """Mean cross-entropy over every example of the pool the minibatches are drawn from (or

