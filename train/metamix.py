@@ -24,6 +24,7 @@ log-uniformly, so long runs (up to 1,000 steps) are seen as often as short ones 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -130,6 +131,11 @@ class MixConfig:
     coords: int = 4096
     teacher_configs: int = 16
     teacher_horizon: int = 200
+    # whose steps the imitation trajectories follow: "teacher" (its own), "student" (the starting
+    # weights, `init_from`, with the teacher run alongside on the same gradients: DAgger's
+    # correction of the states a clone reaches but its teacher never does), or "mixed" (alternate
+    # tasks one way and the other)
+    driver: str = "teacher"
 
     def make_optimizer(self) -> LSTMOptimizer:
         return LSTMOptimizer(
@@ -167,14 +173,6 @@ class MixConfig:
         return problem
 
 
-def loss_and_grad(problem, theta: torch.Tensor, step: int):
-    th = theta.detach().requires_grad_(True)
-    with torch.enable_grad():
-        loss = problem.loss(th, step)
-        (g,) = torch.autograd.grad(loss.sum(), th)
-    return loss.detach(), g.detach()
-
-
 class Worker:
     """One task instance (batch of `instances`) carried through its horizon across meta-steps."""
 
@@ -193,7 +191,7 @@ class Worker:
         self.theta = problem.theta0.clone()
         self.state = self.learned.init(self.theta.numel(), self.theta.device)
         self.t = 0
-        self.loss, self.grad = loss_and_grad(problem, self.theta, 0)
+        self.loss, self.grad = problem.loss_and_grad(self.theta, 0)
         self.floor = 1e-4 * self.loss  # log(f + floor): instances whose minimum is 0 stay bounded
 
     def truncation(self, module: LSTMOptimizer, subset: int):
@@ -213,7 +211,7 @@ class Worker:
             upd, self.state = self.learned.update(self.grad.reshape(-1), self.state)
             self.theta = self.theta + upd.reshape(self.theta.shape)
             self.t += 1
-            self.loss, self.grad = loss_and_grad(self.problem, self.theta, self.t)
+            self.loss, self.grad = self.problem.loss_and_grad(self.theta, self.t)
             if not torch.isfinite(self.loss).all() or not torch.isfinite(self.grad).all():
                 self.reset()
                 return None, float("nan"), float("nan")
@@ -257,7 +255,7 @@ class PESPair:
         dim = self.theta.shape[1]
         self.states = [self.native.init_blocked(dim), self.native.init_blocked(dim)]
         self.t = 0
-        self.loss, self.grad = loss_and_grad(self.problem, self.theta, 0)
+        self.loss, self.grad = self.problem.loss_and_grad(self.theta, 0)
         self.f0 = self.loss.clone()
         self.xi = torch.zeros(self.n_params)
 
@@ -275,7 +273,7 @@ class PESPair:
             upd = torch.stack([self.native(g[i], self.states[i], params=params[i]) for i in range(2)])
             self.theta = self.theta + upd
             self.t += 1
-            self.loss, self.grad = loss_and_grad(self.problem, self.theta, self.t)
+            self.loss, self.grad = self.problem.loss_and_grad(self.theta, self.t)
             cap = 1e3 * self.f0
             f = torch.where(torch.isfinite(self.loss), torch.minimum(self.loss, cap), cap)
             diverged = diverged or not torch.isfinite(self.grad).all() or bool((self.loss >= cap).any())
@@ -413,7 +411,7 @@ def validate_mix(module, val_set, details: bool = False):
         state = learned.init(theta.numel())
         f0 = problem.full_loss(theta)
         for t in range(horizon):
-            _, g = loss_and_grad(problem, theta, t)
+            _, g = problem.loss_and_grad(theta, t)
             upd, state = learned.update(g.reshape(-1), state)
             theta = theta + upd.reshape(theta.shape)
         f = problem.full_loss(theta)
@@ -548,14 +546,21 @@ ORACLE_GRID = {"adam": [3e-3, 1e-2, 3e-2], "nag": [3e-2, 1e-1, 3e-1, 1.0], "pnag
 
 
 @torch.no_grad()
-def _run_teacher(teacher, problem, horizon: int, record: bool = False):
+def _run_teacher(teacher, problem, horizon: int, record: bool = False, driver=None):
+    """Run `teacher` for `horizon` steps; with `driver` (another optimizer), the driver's updates
+    move theta and the teacher only says what it would do on the same gradient history. Returns
+    theta and, with `record`, the gradients and the teacher's updates at every step."""
     theta = problem.theta0.clone()
     state = teacher.init(theta.numel(), theta.device)
+    dstate = driver.init(theta.numel(), theta.device) if driver is not None else None
     gs, us = [], []
     for t in range(horizon):
-        _, g = loss_and_grad(problem, theta, t)
+        _, g = problem.loss_and_grad(theta, t)
         u, state = teacher.update(g.reshape(-1), state)
-        theta = theta + u.reshape(theta.shape)
+        step = u
+        if driver is not None:
+            step, dstate = driver.update(g.reshape(-1), dstate)
+        theta = theta + step.reshape(theta.shape)
         if record:
             gs.append(g.reshape(-1))
             us.append(u)
@@ -575,13 +580,18 @@ def oracle_teacher(cfg: MixConfig, task: TaskConfig, rng: random.Random):
     return best
 
 
-def teacher_data(cfg: MixConfig, log=None):
-    """A teacher's gradients and updates along its own trajectories on `teacher_configs` tasks of
-    the distribution (unscaled), coordinates of all tasks side by side: two [horizon, sum D].
-    With `teacher: "oracle"` each task gets its own tuned teacher (`oracle_teacher`)."""
+def teacher_data(cfg: MixConfig, log=None, student=None):
+    """A teacher's gradients and updates along trajectories on `teacher_configs` tasks of the
+    distribution (unscaled), coordinates of all tasks side by side: two [horizon, sum D]. The
+    trajectories are the teacher's own, or (`cfg.driver`) those of `student` (a Learned) on all or
+    every other task. With `teacher: "oracle"` each task gets its own tuned teacher."""
+    if cfg.driver not in ("teacher", "student", "mixed"):
+        raise ValueError(f"driver must be 'teacher', 'student' or 'mixed', got {cfg.driver!r}")
+    if cfg.driver != "teacher" and student is None:
+        raise ValueError(f"driver {cfg.driver!r} needs a student to follow (init_from)")
     rng = random.Random(20_000 + cfg.seed)
     grads, updates, chosen = [], [], []
-    for _ in range(cfg.teacher_configs):
+    for k in range(cfg.teacher_configs):
         task = cfg.sample_task(rng)
         if cfg.teacher == "oracle":
             name, lr, loss = oracle_teacher(cfg, task, rng)
@@ -591,7 +601,8 @@ def teacher_data(cfg: MixConfig, log=None):
         else:
             name, lr = cfg.teacher, cfg.teacher_lr
         problem = cfg.sample_problem(task, rng, 1, cfg.teacher_horizon, scaled=False)
-        _, gs, us = _run_teacher(TEACHERS[name](lr), problem, cfg.teacher_horizon, record=True)
+        driver = student if cfg.driver == "student" or (cfg.driver == "mixed" and k % 2 == 1) else None
+        _, gs, us = _run_teacher(TEACHERS[name](lr), problem, cfg.teacher_horizon, record=True, driver=driver)
         grads.append(torch.stack(gs))
         updates.append(torch.stack(us))
     return torch.cat(grads, dim=1), torch.cat(updates, dim=1), chosen
@@ -608,7 +619,11 @@ def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = T
     torch.manual_seed(cfg.seed)
     module = cfg.make_optimizer()
     adam = torch.optim.Adam(module.parameters(), lr=cfg.meta_lr)
-    grads, targets, chosen = teacher_data(cfg, log=tqdm.write if progress else None)
+    student = None
+    if cfg.init_from:  # the starting weights, whose trajectories `driver` may follow
+        module.load_state_dict(load_checkpoint(cfg.init_from)["model"])
+        student = Learned(copy.deepcopy(module))
+    grads, targets, chosen = teacher_data(cfg, log=tqdm.write if progress else None, student=student)
     (out / "teachers.json").write_text(json.dumps(chosen, indent=1))
     scale = coordinate_scale(targets)
     val_set = validation_set(cfg)
@@ -622,9 +637,7 @@ def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = T
         adam.load_state_dict(ck["meta_opt"])
         gen.set_state(ck["generator"])
         it0, elapsed0 = ck["iteration"], ck["elapsed_s"]
-    else:
-        if cfg.init_from:  # a later stage continues from an earlier one's weights
-            module.load_state_dict(load_checkpoint(cfg.init_from)["model"])
+    else:  # a later stage continues from an earlier one's weights, loaded above
         append_log(log_path, LOG_COLUMNS, header=True)
     t_start = time.time() - elapsed0
     cpu_start = time.process_time() - (ck.get("cpu_s", 0.0) if it0 else 0.0)

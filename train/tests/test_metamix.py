@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from train.baselines import Learned
-from train.metamix import MixConfig, Worker, loss_and_grad, meta_train_mix, validate_mix, validation_set
+from train.metamix import MixConfig, Worker, meta_train_mix, validate_mix, validation_set
 from train.metatrain import load_checkpoint
 from train.tasks import QuadraticFamily, instance_seeds
 from train.tests.helpers import randomized
@@ -25,7 +25,7 @@ def _direct_meta_gradient(module, problem, steps):
     the paper's estimator, on the mean over steps of log(f + 1e-4 f_0), averaged over instances."""
     theta = problem.theta0.clone()
     state = module.init_state(theta.numel())
-    f0, g = loss_and_grad(problem, theta, 0)
+    f0, g = problem.loss_and_grad(theta, 0)
     total = 0.0
     for t in range(steps):
         u, state = module(g.reshape(-1), state)
@@ -170,3 +170,37 @@ def test_an_imitation_stage_starts_from_init_from(tmp_path):
     kept = load_checkpoint(tmp_path / "run" / "best.pt")["model"]
     for name, value in start.state_dict().items():
         assert torch.equal(kept[name], value), name
+
+
+def test_imitation_trajectories_follow_the_driver_the_config_names():
+    """driver "teacher": the teacher's own trajectory; "student": the student's, with the teacher
+    run alongside on the same gradients; "mixed": every other task. A student that never moves
+    leaves every recorded gradient of a quadratic (no minibatches) equal to the one at theta_0,
+    while the teacher's updates are still its own on that history (Adam: -lr sign-like, nonzero)."""
+    from train.metamix import teacher_data
+
+    cfg = _config(stage="imitation", teacher="adam", teacher_lr=0.1, teacher_configs=2, teacher_horizon=6)
+    still = cfg.make_optimizer()
+    with torch.no_grad():
+        for p in still.head.parameters():
+            p.zero_()  # tanh(0) = 0: never moves
+    student = Learned(still)
+    dims = [cfg.sample_task(random.Random(0)) for _ in range(2)]  # quadratics: quadratic_prob 1
+    assert all(t.family == "quadratic" for t in dims)
+
+    def moved(grads):  # per task (10 coordinates each): did the gradient change over the run?
+        return [not torch.allclose(grads[:, 10 * k : 10 * (k + 1)], grads[:1, 10 * k : 10 * (k + 1)].expand(6, 10))
+                for k in range(2)]
+
+    g_t, u_t, _ = teacher_data(cfg)
+    g_s, u_s, _ = teacher_data(replace(cfg, driver="student"), student=student)
+    g_m, _, _ = teacher_data(replace(cfg, driver="mixed"), student=student)
+    assert moved(g_t) == [True, True]
+    assert moved(g_s) == [False, False]
+    assert moved(g_m) == [True, False]
+    assert torch.equal(g_s[0], g_t[0]) and torch.equal(u_s[0], u_t[0]), "same tasks, same first step"
+    assert (u_s.abs() > 0).all(), "the teacher's own updates, not the student's zeros"
+    with pytest.raises(ValueError):
+        teacher_data(replace(cfg, driver="student"))
+    with pytest.raises(ValueError):
+        teacher_data(replace(cfg, driver="both"), student=student)
