@@ -305,7 +305,7 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
             # full_counts is left out of the key: it changes the counts, which the key holds
             spec = {k: v for k, v in asdict(t).items() if k != "full_counts"}
             key = json.loads(json.dumps({"test": spec, "kind": kind, "grid": BASE_GRID, "defaults": DEFAULT_LR,
-                                         "protocol": 3, **(learned_key if kind == "learned" else {})}))
+                                         "protocol": 2, **(learned_key if kind == "learned" else {})}))
             name = kind
             if kind == "learned" and rule is not None:
                 name = "-".join(["rule", rule[0], f"{rule[1]:g}", *(f"{k}{v:g}" for k, v in args.items())])
