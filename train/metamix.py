@@ -136,6 +136,11 @@ class MixConfig:
     # correction of the states a clone reaches but its teacher never does), or "mixed" (alternate
     # tasks one way and the other)
     driver: str = "teacher"
+    # how an iteration draws its `coords` coordinates from the data: "uniform" (every coordinate
+    # alike, so a quadratic's 10 are almost never drawn beside an MLP's thousands) or "per-task"
+    # (each task an equal share; a task of fewer than TASK_COORDS coordinates, a quadratic, is run
+    # with enough instances to have that many)
+    coord_sampling: str = "uniform"
 
     def make_optimizer(self) -> LSTMOptimizer:
         return LSTMOptimizer(
@@ -580,17 +585,23 @@ def oracle_teacher(cfg: MixConfig, task: TaskConfig, rng: random.Random):
     return best
 
 
+TASK_COORDS = 512
+
+
 def teacher_data(cfg: MixConfig, log=None, student=None):
     """A teacher's gradients and updates along trajectories on `teacher_configs` tasks of the
-    distribution (unscaled), coordinates of all tasks side by side: two [horizon, sum D]. The
-    trajectories are the teacher's own, or (`cfg.driver`) those of `student` (a Learned) on all or
-    every other task. With `teacher: "oracle"` each task gets its own tuned teacher."""
+    distribution (unscaled), coordinates of all tasks side by side: two [horizon, sum D], the
+    teacher choices, and each task's number of coordinates. The trajectories are the teacher's own,
+    or (`cfg.driver`) those of `student` (a Learned) on all or every other task. With `teacher:
+    "oracle"` each task gets its own tuned teacher."""
     if cfg.driver not in ("teacher", "student", "mixed"):
         raise ValueError(f"driver must be 'teacher', 'student' or 'mixed', got {cfg.driver!r}")
     if cfg.driver != "teacher" and student is None:
         raise ValueError(f"driver {cfg.driver!r} needs a student to follow (init_from)")
+    if cfg.coord_sampling not in ("uniform", "per-task"):
+        raise ValueError(f"coord_sampling must be 'uniform' or 'per-task', got {cfg.coord_sampling!r}")
     rng = random.Random(20_000 + cfg.seed)
-    grads, updates, chosen = [], [], []
+    grads, updates, chosen, sizes = [], [], [], []
     for k in range(cfg.teacher_configs):
         task = cfg.sample_task(rng)
         if cfg.teacher == "oracle":
@@ -600,12 +611,26 @@ def teacher_data(cfg: MixConfig, log=None, student=None):
                 log(f"{task.label()}: {name} lr {lr} -> {loss:.4f}")
         else:
             name, lr = cfg.teacher, cfg.teacher_lr
-        problem = cfg.sample_problem(task, rng, 1, cfg.teacher_horizon, scaled=False)
+        n = 1
+        if cfg.coord_sampling == "per-task":
+            n = -(-TASK_COORDS // task.make_family().dim)
+        problem = cfg.sample_problem(task, rng, n, cfg.teacher_horizon, scaled=False)
         driver = student if cfg.driver == "student" or (cfg.driver == "mixed" and k % 2 == 1) else None
         _, gs, us = _run_teacher(TEACHERS[name](lr), problem, cfg.teacher_horizon, record=True, driver=driver)
         grads.append(torch.stack(gs))
         updates.append(torch.stack(us))
-    return torch.cat(grads, dim=1), torch.cat(updates, dim=1), chosen
+        sizes.append(grads[-1].shape[1])
+    return torch.cat(grads, dim=1), torch.cat(updates, dim=1), chosen, sizes
+
+
+def draw_coords(cfg: MixConfig, sizes: list, gen: torch.Generator) -> torch.Tensor:
+    """`cfg.coords` column indices into teacher_data's tasks side by side (`coord_sampling`)."""
+    if cfg.coord_sampling == "uniform":
+        return torch.randint(0, sum(sizes), (cfg.coords,), generator=gen)
+    size = torch.tensor(sizes)
+    start = torch.cumsum(size, 0) - size
+    task = torch.randint(0, len(sizes), (cfg.coords,), generator=gen)
+    return start[task] + (torch.rand(cfg.coords, generator=gen) * size[task]).long().clamp_max(size[task] - 1)
 
 
 def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = True) -> dict:
@@ -623,7 +648,7 @@ def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = T
     if cfg.init_from:  # the starting weights, whose trajectories `driver` may follow
         module.load_state_dict(load_checkpoint(cfg.init_from)["model"])
         student = Learned(copy.deepcopy(module))
-    grads, targets, chosen = teacher_data(cfg, log=tqdm.write if progress else None, student=student)
+    grads, targets, chosen, sizes = teacher_data(cfg, log=tqdm.write if progress else None, student=student)
     (out / "teachers.json").write_text(json.dumps(chosen, indent=1))
     scale = coordinate_scale(targets)
     val_set = validation_set(cfg)
@@ -647,7 +672,7 @@ def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = T
     for it in bar:
         for group in adam.param_groups:
             group["lr"] = cfg.meta_lr * _cosine(cfg, it)
-        idx = torch.randint(0, grads.shape[1], (cfg.coords,), generator=gen)
+        idx = draw_coords(cfg, sizes, gen)
 
         def step(loss):
             nonlocal skipped

@@ -192,9 +192,10 @@ def test_imitation_trajectories_follow_the_driver_the_config_names():
         return [not torch.allclose(grads[:, 10 * k : 10 * (k + 1)], grads[:1, 10 * k : 10 * (k + 1)].expand(6, 10))
                 for k in range(2)]
 
-    g_t, u_t, _ = teacher_data(cfg)
-    g_s, u_s, _ = teacher_data(replace(cfg, driver="student"), student=student)
-    g_m, _, _ = teacher_data(replace(cfg, driver="mixed"), student=student)
+    g_t, u_t, _, sizes = teacher_data(cfg)
+    g_s, u_s, _, _ = teacher_data(replace(cfg, driver="student"), student=student)
+    g_m, _, _, _ = teacher_data(replace(cfg, driver="mixed"), student=student)
+    assert sizes == [10, 10]
     assert moved(g_t) == [True, True]
     assert moved(g_s) == [False, False]
     assert moved(g_m) == [True, False]
@@ -204,3 +205,22 @@ def test_imitation_trajectories_follow_the_driver_the_config_names():
         teacher_data(replace(cfg, driver="student"))
     with pytest.raises(ValueError):
         teacher_data(replace(cfg, driver="both"), student=student)
+
+
+def test_per_task_sampling_gives_a_quadratic_as_many_draws_as_an_mlp():
+    """coord_sampling "per-task": each task an equal share of an iteration's coordinates, and a
+    quadratic runs enough instances to have TASK_COORDS of them; "uniform" is the old draw."""
+    from train.metamix import TASK_COORDS, draw_coords, teacher_data
+
+    cfg = _config(stage="imitation", teacher="adam", teacher_configs=2, teacher_horizon=3, coords=4000)
+    _, _, _, sizes = teacher_data(replace(cfg, coord_sampling="per-task"))
+    assert sizes == [-(-TASK_COORDS // 10) * 10] * 2
+    gen = torch.Generator().manual_seed(0)
+    per_task = draw_coords(replace(cfg, coord_sampling="per-task"), [10, 100_000], gen)
+    assert per_task.min() >= 0 and per_task.max() < 100_010
+    assert 0.45 < (per_task < 10).float().mean() < 0.55
+    assert len(set((per_task[per_task < 10]).tolist())) == 10
+    uniform = draw_coords(cfg, [10, 100_000], torch.Generator().manual_seed(0))
+    assert torch.equal(uniform, torch.randint(0, 100_010, (4000,), generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError):
+        teacher_data(replace(cfg, coord_sampling="balanced"))
