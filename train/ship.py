@@ -585,11 +585,16 @@ def _meta_objective(c: dict) -> str:
     validation = ("Validation: 64 unscaled instances (16 configs x 4) of the distribution, mean log of the "
                   "whole-pool loss at the horizon (200 steps, 1,000 for 4 configs).")
     if c["stage"] == "imitation":
+        runs = {"teacher": "its own", "student": "the starting weights' (the teacher run alongside on their gradients)",
+                "mixed": "its own and, on every other task, the starting weights' (the teacher run alongside on "
+                         "their gradients)"}[c.get("driver", "teacher")]
+        draw = ("drawn with an equal share per task" if c.get("coord_sampling") == "per-task"
+                else "drawn uniformly")
         return (f"imitation of {c['teacher']}{' lr ' + str(c['teacher_lr']) if c['teacher'] != 'oracle' else ''} "
-                f"along its own {c['teacher_horizon']}-step runs on {c['teacher_configs']} tasks of the distribution: "
-                f"mean squared error of the update, each coordinate's scaled by the teacher's rms update there (plus "
-                f"half its median), from a zero state in truncations of {c['unroll']} steps; Adam {c['meta_lr']} with "
-                f"cosine decay. " + validation)
+                f"along {runs} {c['teacher_horizon']}-step runs on {c['teacher_configs']} tasks of the distribution: "
+                f"mean squared error of the update on {c['coords']} coordinates an iteration ({draw}), each "
+                f"coordinate's scaled by the teacher's rms update there (plus half its median), from a zero state in "
+                f"truncations of {c['unroll']} steps; Adam {c['meta_lr']} with cosine decay. " + validation)
     if c.get("estimator") == "pes":
         return (f"antithetic persistent evolution strategies (PES, Vicol et al. 2021): {c['workers']} pairs carry "
                 f"instances through log-uniform horizons of {c['min_horizon']}-{c['max_horizon']} steps in "
