@@ -52,16 +52,19 @@ def plot_results(results: dict, path, horizon_tuned: int = 100, title: str = "")
 
 
 def plot_training_log(log_csvs, path, title: str = "") -> None:
-    """Training objective and validation loss per iteration; several logs are consecutive stages."""
+    """Training objective (top) and validation score (bottom) per iteration; several logs are
+    consecutive stages. An objective that is a mean log loss (PES) or a validation score (mean log
+    loss) can be negative, so the top axis is logarithmic only while every objective is positive
+    (symmetric-log otherwise) and the bottom one is linear."""
     import csv
 
     if isinstance(log_csvs, (str, Path)):
         log_csvs = [log_csvs]
-    fig, ax = plt.subplots(figsize=(5, 3.3))
-    offset = 0
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 4.6), sharex=True)
+    offset, lowest = 0, float("inf")
     for k, log_csv in enumerate(log_csvs):
         it, meta, val_it, val = [], [], [], []
-        last = 0
+        last = offset
         with open(log_csv) as f:
             for row in csv.DictReader(f):
                 i = int(row["iteration"]) + offset
@@ -73,18 +76,26 @@ def plot_training_log(log_csvs, path, title: str = "") -> None:
                     val_it.append(i)
                     val.append(float(row["val_loss"]))
         sfx = f" (stage {k + 1})" if len(log_csvs) > 1 else ""
-        ax.plot(it, meta, lw=0.6, alpha=0.6, label="training objective (meta- or imitation loss)" + sfx)
-        ax.plot(val_it, val, "o-", ms=3, label="validation" + sfx)
+        color = f"C{k % 10}"
+        top.plot(it, meta, lw=0.6, alpha=0.7, color=color, label="training objective" + sfx)
+        bottom.plot(val_it, val, "o-", ms=3, color=color, label="validation" + sfx)
+        lowest = min([lowest, *meta])
         if k:
-            ax.axvline(offset, color="k", lw=0.5, ls=":")
+            for ax in (top, bottom):
+                ax.axvline(offset, color="k", lw=0.5, ls=":")
         offset = last
-    ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("loss (per stage's objective)")
-    ax.grid(True, which="both", lw=0.3, alpha=0.5)
-    ax.legend(fontsize=6)
+    if lowest > 0:
+        top.set_yscale("log")
+    else:
+        top.set_yscale("symlog", linthresh=0.01)
+    top.set_ylabel("objective\n(imitation or meta-loss)", fontsize=8)
+    bottom.set_ylabel("validation score\n(lower is better)", fontsize=8)
+    bottom.set_xlabel("iteration")
+    for ax in (top, bottom):
+        ax.grid(True, which="both", lw=0.3, alpha=0.5)
+        ax.legend(fontsize=6)
     if title:
-        ax.set_title(title, fontsize=10)
+        top.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
