@@ -327,6 +327,62 @@ PRESETS["l2o-mlp"]["1.2.0"] = {
     "notes": NOTES_MLP_1_2,
 }
 
+# 1.3.0: 1.2.0's clone corrected where the suite showed it weakest (quadratics, 1,000-step runs),
+# before the same PES stage. NOTES_MLP_1_3 has the figures.
+NOTES_MLP_1_3 = (
+    "Trained on CPU (torch 1.13, a 2-core machine). Same architecture, teacher and PES stage as 1.2.0 "
+    "(S = 37); what changed is the clone. Per-config validation of 1.2.0's clone against its teacher "
+    "(seed 0's set, whole-pool loss at the horizon) showed where it fell short: the quadratic (0.0244 "
+    "vs the teacher's 0.0090) and the four 1,000-step configs (e.g. 0.0453 vs 0.0345, 0.2406 vs "
+    "0.2007), while it matched the teacher on the 200-step MLPs. Two causes: imitation drew its "
+    "coordinates uniformly, so a quadratic's 10 coordinates were almost never drawn beside the MLPs' "
+    "~300,000, and it followed 400-step runs only; and the clone was taught on its teacher's "
+    "trajectories, not on the states it reaches itself. "
+    "Stage 1 is 1.2.0's stage 1 (-2.137, -2.238, -2.342 at 100, 200, 300; 2,513 s of CPU). "
+    "Stage 2, DAgger: imitation from stage 1 where every other task follows the clone's own steps "
+    "with the teacher run alongside on the clone's gradients (driver 'mixed'), 200 iterations at "
+    "meta-lr 3e-3: -2.288 at 100, -2.372 at 200 (1,654 s of CPU). "
+    "Stage 3: the same along 1,000-step runs with each task an equal share of the coordinates drawn "
+    "(coord_sampling 'per-task'; a quadratic runs 52 instances for 520 coordinates), 120 iterations: "
+    "-2.457 at 60, -2.421 at 120 (imitation hands on its final iterate; 2,153 s of CPU). "
+    "Stage 4, 1.2.0's PES stage (antithetic PES, 16 pairs, sigma 0.02, meta-lr 1e-4, meta_weight "
+    "'ramp') from stage 3, on stage 2's set (seed 1, 64 instances): -3.599 at its start (1.2.0's clone: "
+    "-3.484, 1.2.0 itself -3.546), -3.658, -3.675, -3.871, -3.795 at 25, 50, 75, 100; the best "
+    "(iteration 75) is shipped, 0.272 lower in mean log than its start (a geometric-mean loss ratio "
+    "of 0.762 on those 64 instances; 1,275 s of CPU). Meta-training in all: 7,595 s (127 min) of CPU, "
+    "67 min wall. "
+    "Evaluation at 1.2.0's reduced counts (32 held-out instances at 100 and 200 steps, 8 at 1,000 on "
+    "the MLP tests; quadratics at the protocol's 256 / 64), 1.2.0's baseline runs reused (same seeds, "
+    "same jobs). Geometric means 0.994, 0.990 and 0.970 at 100, 200 and 1,000 steps (1.2.0: 1.015, "
+    "1.024, 1.027): the 1,000-step bar (1.0) is met, the 100- and 200-step bars (0.95) are NOT. It "
+    "beats every tuned baseline on 16 of the 24 MLP test-horizons (all of Fashion-MNIST's, MNIST 20 "
+    "ReLU's and the sigmoid nets' at 1,000 steps) and never diverges. Against tuned Adam it is "
+    "0.39-1.07x on every MLP test at every horizon but MNIST 3x32 ReLU at 1,000 steps (2.02x: its "
+    "step stays too large late in that run, as its teacher's does) and quadratics at 200 steps "
+    "(1.16x; 1.07x at 100 and 1,000): the 1.1x-of-Adam bar is missed on those two. Its step is not "
+    "scale-free: gradients 100x larger give steps about 100^0.3 = 4x larger."
+)
+_STAGE1_1_2 = PRESETS["l2o-mlp"]["1.2.0"]["stages"][0]
+PRESETS["l2o-mlp"]["1.3.0"] = {
+    **PRESETS["l2o-mlp"]["1.2.0"],
+    "stages": [
+        _STAGE1_1_2,
+        # Stage 2: DAgger. Every other task follows the clone's own steps, the teacher run alongside on
+        # the clone's gradients, so the states the clone reaches (and its teacher never does) are taught.
+        replace(_STAGE1_1_2, driver="mixed", meta_lr=3e-3, iterations=200, val_every=100),
+        # Stage 3: the same along 1,000-step runs (the clone had seen 400), with each task an equal
+        # share of the coordinates drawn (drawn uniformly, a quadratic's 10 were almost never seen).
+        replace(_STAGE1_1_2, driver="mixed", meta_lr=3e-3, iterations=120, val_every=60,
+                coord_sampling="per-task", teacher_horizon=1000),
+        # Stage 4: 1.2.0's PES stage (meta_weight ramp), from stage 3.
+        PRESETS["l2o-mlp"]["1.2.0"]["stages"][1],
+    ],
+    "description": PRESETS["l2o-mlp"]["1.2.0"]["description"].replace(
+        "warm-started as a clone of", "warm-started as a clone (corrected on its own trajectories, DAgger) of"),
+    "notes": NOTES_MLP_1_3,
+}
+
+
 def latest_version(name: str) -> str:
     return max(PRESETS[name], key=lambda v: tuple(int(x) for x in v.split(".")))
 
