@@ -148,18 +148,30 @@ def cmd_golden(args) -> int:
 def cmd_validate_mix(args) -> int:
     from dataclasses import replace
 
+    from .baselines import TEACHERS
     from .export import load_model
     from .metamix import validate_mix, validation_set
     from .ship import PRESETS
 
-    module = load_model(args.weights)
+    if bool(args.weights) == bool(args.rule):
+        raise SystemExit("validate-mix: give --weights or --rule (with --rule-lr), not both")
     cfg = replace(PRESETS["l2o-mlp"]["1.0.0"]["stages"][0], seed=args.seed)
     val_set = validation_set(cfg)
-    base = module.output_scale
-    for factor in args.scale:
-        module.output_scale = base * factor
-        print(f"{args.weights} output x{factor:g}, validation set of seed {args.seed}: "
-              f"{validate_mix(module, val_set):.4f}", flush=True)
+    if args.rule:
+        runs = [(f"{args.rule} lr {args.rule_lr:g}", TEACHERS[args.rule](args.rule_lr))]
+    else:
+        module = load_model(args.weights)
+        base, runs = module.output_scale, []
+        for factor in args.scale:
+            m = load_model(args.weights)
+            m.output_scale = base * factor
+            runs.append((f"{args.weights} output x{factor:g}", m))
+    for label, opt in runs:
+        score, rows = validate_mix(opt, val_set, details=True)
+        print(f"{label}, validation set of seed {args.seed}: {score:.4f}", flush=True)
+        if args.details:
+            for task, horizon, loss in rows:
+                print(f"  {task:>24} {horizon:5d} steps: mean whole-pool loss {loss:.4f}")
     return 0
 
 
@@ -225,9 +237,12 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_evaluate_mix)
 
     p = sub.add_parser("validate-mix", help="l2o-mlp's validation score (mean log whole-pool loss on 64 instances) of a weight file")
-    p.add_argument("--weights", required=True, help="model.safetensors")
+    p.add_argument("--weights", help="model.safetensors")
+    p.add_argument("--rule", help="a hand rule in the learned optimizer's place (baselines.TEACHERS, e.g. snr-pnag)")
+    p.add_argument("--rule-lr", type=float, default=0.02, help="the hand rule's lr (default 0.02)")
     p.add_argument("--seed", type=int, default=0, help="the validation set: stage 1's is 0, stage 2's is 1")
     p.add_argument("--scale", type=float, nargs="+", default=[1.0], help="output scale factors to try")
+    p.add_argument("--details", action="store_true", help="also each validation config's mean loss")
     p.set_defaults(fn=cmd_validate_mix)
 
     p = sub.add_parser("tune-teacher", help="tune NAG and partially adaptive NAG as imitation teachers")

@@ -224,3 +224,19 @@ def test_per_task_sampling_gives_a_quadratic_as_many_draws_as_an_mlp():
     assert torch.equal(uniform, torch.randint(0, 100_010, (4000,), generator=torch.Generator().manual_seed(0)))
     with pytest.raises(ValueError):
         teacher_data(replace(cfg, coord_sampling="balanced"))
+
+
+def test_validate_mix_cli_scores_a_hand_rule_config_by_config(monkeypatch, capsys):
+    """`validate-mix --rule NAME --rule-lr LR --details` prints the rule's score and one line per
+    validation config; it takes weights or a rule, not both or neither."""
+    from train import cli, metamix
+
+    tiny = _config()
+    monkeypatch.setattr(metamix, "validation_set", lambda cfg: validation_set(replace(tiny, seed=cfg.seed)))
+    assert cli.main(["validate-mix", "--rule", "adam", "--rule-lr", "0.1", "--details"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("adam lr 0.1, validation set of seed 0: ")
+    assert len(out) == 1 + tiny.val_configs and all("mean whole-pool loss" in line for line in out[1:])
+    for argv in (["validate-mix"], ["validate-mix", "--rule", "adam", "--weights", "w.safetensors"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
