@@ -104,7 +104,13 @@ def _load_optimizer(path):
         return load_model(path)
     ck = load_checkpoint(path)  # a run's best.pt or checkpoint.pt
     run_dir = path.parent
-    cfg = stage_config(load_checkpoint(run_dir / "checkpoint.pt")["config"])
+    saved = load_checkpoint(run_dir / "checkpoint.pt")["config"]
+    if "quadratic_prob" in saved:  # a stage of l2o-mlp's training (metamix), imitation or not
+        from .metamix import MixConfig
+
+        cfg = MixConfig(**saved)
+    else:
+        cfg = stage_config(saved)
     opt = cfg.make_optimizer()
     opt.load_state_dict(ck["model"])
     return opt

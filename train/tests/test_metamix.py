@@ -240,3 +240,21 @@ def test_validate_mix_cli_scores_a_hand_rule_config_by_config(monkeypatch, capsy
     for argv in (["validate-mix"], ["validate-mix", "--rule", "adam", "--weights", "w.safetensors"]):
         with pytest.raises(SystemExit):
             cli.main(argv)
+
+
+def test_export_cli_reads_a_metamix_stage(tmp_path):
+    """`export --checkpoint RUN/best.pt` of an l2o-mlp stage (imitation or meta-training) writes the
+    weights that stage kept; it used to read the config as the older ImitationConfig and fail."""
+    from train import cli
+    from train.export import load_model
+    from train.metamix import imitate_mix
+
+    cfg = _config(stage="imitation", teacher="adam", iterations=2, val_every=2, coords=64, teacher_configs=2,
+                  teacher_horizon=6)
+    imitate_mix(cfg, tmp_path / "run", progress=False)
+    assert cli.main(["export", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--out",
+                     str(tmp_path / "model.safetensors")]) == 0
+    kept = load_checkpoint(tmp_path / "run" / "best.pt")["model"]
+    exported = load_model(tmp_path / "model.safetensors").state_dict()
+    for name, value in kept.items():
+        assert torch.equal(exported[name], value), name
