@@ -105,10 +105,12 @@ def run_full(optimizer, problem, steps: int, eval_at, limit: int = 0) -> tuple[t
     for t in range(steps + 1):
         if t in eval_at:
             full[t] = problem.full_loss(theta, limit).float().cpu()
+        if t == steps:  # the last loss needs no gradient
+            with torch.no_grad():
+                curve.append(problem.loss(theta, t).float().cpu())
+            break
         loss, g = problem.loss_and_grad(theta, t)
         curve.append(loss.float().cpu())
-        if t == steps:
-            break
         with torch.no_grad():
             upd, state = optimizer.update(g.reshape(-1), state)
             theta = theta + upd.reshape(theta.shape)

@@ -14,10 +14,12 @@ def run(optimizer, problem, steps: int) -> torch.Tensor:
     state = optimizer.init(theta.numel(), theta.device)
     losses = []
     for t in range(steps + 1):
+        if t == steps:  # the last loss needs no gradient
+            with torch.no_grad():
+                losses.append(problem.loss(theta, t).float().cpu())
+            break
         loss, g = problem.loss_and_grad(theta, t)
         losses.append(loss.float().cpu())
-        if t == steps:
-            break
         with torch.no_grad():
             upd, state = optimizer.update(g.reshape(-1), state)
             theta = theta + upd.reshape(theta.shape)
