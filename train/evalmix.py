@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from .baselines import BASELINES, Learned
+from .runner import run_full
 from .tasks import instance_seeds, make_family
 
 HORIZONS = (100, 200, 1000)
@@ -94,27 +95,6 @@ TESTS = [
     MixTest("quadratic", "quadratic", hidden=(), activation="", note="10-d quadratics ||W theta - y||^2",
             chunk=256, full_counts=True),
 ]
-
-
-def run_full(optimizer, problem, steps: int, eval_at, limit: int = 0) -> tuple[torch.Tensor, dict]:
-    """Minibatch losses [steps + 1, B] and the full-pool loss at each step in `eval_at` (on the
-    pool's first `limit` examples when given)."""
-    theta = problem.theta0.clone()
-    state = optimizer.init(theta.numel(), theta.device)
-    curve, full = [], {}
-    for t in range(steps + 1):
-        if t in eval_at:
-            full[t] = problem.full_loss(theta, limit).float().cpu()
-        if t == steps:  # the last loss needs no gradient
-            with torch.no_grad():
-                curve.append(problem.loss(theta, t).float().cpu())
-            break
-        loss, g = problem.loss_and_grad(theta, t)
-        curve.append(loss.float().cpu())
-        with torch.no_grad():
-            upd, state = optimizer.update(g.reshape(-1), state)
-            theta = theta + upd.reshape(theta.shape)
-    return torch.stack(curve), full
 
 
 def run_instances(optimizer, test: MixTest, seeds, steps: int, eval_at, limit: int = 0, lrs=None):
