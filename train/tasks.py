@@ -161,14 +161,18 @@ class MLPProblem(Problem):
             off += fan_in * fan_out + fan_out
         return out
 
-    def _logits(self, theta: torch.Tensor, h: torch.Tensor, first_done: bool = False) -> torch.Tensor:
+    def _logits(self, theta: torch.Tensor, h: torch.Tensor, first_done: bool = False, inputs=None,
+                layers=None) -> torch.Tensor:
         """h [B, rows, 784] -> logits [B, rows, 10]; with `first_done`, h is already the first
-        layer's product x @ W1 [B, rows, H1] (without its bias)."""
+        layer's product x @ W1 [B, rows, H1] (without its bias). `inputs`, a list, receives each
+        layer's input (a backward pass needs them); `layers` is `_layers(theta)` when at hand."""
         act = ACTIVATIONS[self.family.activation]
-        layers = self._layers(theta)
+        layers = self._layers(theta) if layers is None else layers
         if self.xscale is not None and not first_done:
             h = h * self.xscale.reshape(-1, 1, 1)
         for k, (_, w, b) in enumerate(layers):
+            if inputs is not None:
+                inputs.append(h)
             h = h + b.unsqueeze(1) if (k == 0 and first_done) else torch.baddbmm(b.unsqueeze(1), h, w)
             if k < len(layers) - 1:
                 h = act(h)
@@ -191,15 +195,10 @@ class MLPProblem(Problem):
         """Forward and backward by hand, batched over instances: 20-30% faster on CPU than
         autograd through the flat theta's slices (tests/test_tasks.py checks it against autograd)."""
         x, y = self._batch(step)
-        if self.xscale is not None:
-            x = x * self.xscale.reshape(-1, 1, 1)
         act = self.family.activation
         layers = self._layers(theta)
-        hs = [x]  # each layer's input
-        for k, (_, w, b) in enumerate(layers):
-            z = torch.baddbmm(b.unsqueeze(1), hs[-1], w)
-            hs.append(ACTIVATIONS[act](z) if k < len(layers) - 1 else z)
-        logp = torch.log_softmax(hs.pop(), dim=2)
+        hs: list = []  # each layer's input
+        logp = torch.log_softmax(self._logits(theta, x, inputs=hs, layers=layers), dim=2)
         nll = -logp.gather(2, y.unsqueeze(2)).squeeze(2)  # [B, batch]
         # d mean_i CE / d logits = (softmax - onehot) / batch
         dz = logp.exp_()
