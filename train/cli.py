@@ -166,11 +166,10 @@ def cmd_validate_mix(args) -> int:
     if args.rule:
         runs = [(f"{args.rule} lr {args.rule_lr:g}", TEACHERS[args.rule](args.rule_lr))]
     else:
-        module = load_model(args.weights)
-        base, runs = module.output_scale, []
+        runs = []
         for factor in args.scale:
             m = load_model(args.weights)
-            m.output_scale = base * factor
+            m.output_scale *= factor
             runs.append((f"{args.weights} output x{factor:g}", m))
     for label, opt in runs:
         score, rows = validate_mix(opt, val_set, details=True)
