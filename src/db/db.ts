@@ -23,3 +23,30 @@ export function isForeignKeyViolation(error: unknown): boolean {
  */
 // biome-ignore lint/suspicious/noExplicitAny: the driver's run-result type differs between drivers.
 export type ShardDb = BaseSQLiteDatabase<'sync', any, typeof shardSchema>
+
+const preparedByDb = new WeakMap<object, Map<string, unknown>>()
+
+/**
+ * The query `build` makes, prepared once per database object and kept (its parameters as
+ * `sql.placeholder`s): the queries every request runs skip drizzle's query building and SQLite's
+ * statement compilation, ~a quarter of the Node server's CPU under load before. On Workers, where
+ * a request brings its own `db`, it is prepared per request, as before.
+ *
+ * @example
+ * const q = prepared(db, 'sessionById', () =>
+ *   db.select().from(sessions).where(eq(sessions.id, sql.placeholder('id'))).prepare())
+ * const row = await q.get({ id })
+ */
+export function prepared<T>(db: object, key: string, build: () => T): T {
+  let queries = preparedByDb.get(db)
+  if (queries === undefined) {
+    queries = new Map()
+    preparedByDb.set(db, queries)
+  }
+  let query = queries.get(key) as T | undefined
+  if (query === undefined) {
+    query = build()
+    queries.set(key, query)
+  }
+  return query
+}

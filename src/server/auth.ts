@@ -3,9 +3,9 @@
  * stored; a key is shown once, when it is made. Admin clients may call /v1/admin/*; every client
  * may step and hold sessions of its own.
  */
-import { eq } from 'drizzle-orm'
+import { eq, sql } from 'drizzle-orm'
 import type { MiddlewareHandler } from 'hono'
-import type { Db } from '../db/db'
+import { type Db, prepared } from '../db/db'
 import { apiKeys, clients } from '../db/schema'
 import type { AppEnv, Caller } from './env'
 import { ApiError } from './errors'
@@ -95,20 +95,23 @@ export async function createClient(
 /** The caller a secret belongs to, with its quotas (one query), or why it does not authenticate. */
 export async function authenticate(db: Db, secret: string): Promise<Caller | 'unknown' | 'revoked'> {
   const { own, defaults, columns, quotasOf } = quotaJoin()
-  const row = await db
-    .select({
-      keyId: apiKeys.id,
-      clientId: apiKeys.clientId,
-      revokedAt: apiKeys.revokedAt,
-      role: clients.role,
-      ...columns,
-    })
-    .from(apiKeys)
-    .innerJoin(clients, eq(clients.id, apiKeys.clientId))
-    .leftJoin(own, eq(own.scope, apiKeys.clientId))
-    .leftJoin(defaults, eq(defaults.scope, defaultScope))
-    .where(eq(apiKeys.hash, await sha256Hex(secret)))
-    .get()
+  const query = prepared(db, 'authenticate', () =>
+    db
+      .select({
+        keyId: apiKeys.id,
+        clientId: apiKeys.clientId,
+        revokedAt: apiKeys.revokedAt,
+        role: clients.role,
+        ...columns,
+      })
+      .from(apiKeys)
+      .innerJoin(clients, eq(clients.id, apiKeys.clientId))
+      .leftJoin(own, eq(own.scope, apiKeys.clientId))
+      .leftJoin(defaults, eq(defaults.scope, defaultScope))
+      .where(eq(apiKeys.hash, sql.placeholder('hash')))
+      .prepare(),
+  )
+  const row = await query.get({ hash: await sha256Hex(secret) })
   if (row === undefined) return 'unknown'
   if (row.revokedAt !== null) return 'revoked'
   return { clientId: row.clientId, keyId: row.keyId, role: row.role, quotas: quotasOf(row) }

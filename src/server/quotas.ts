@@ -7,7 +7,7 @@
 import { and, eq, lt, sql } from 'drizzle-orm'
 import { alias } from 'drizzle-orm/sqlite-core'
 import { headerNames, type Quotas } from '../contract'
-import type { Db } from '../db/db'
+import { type Db, prepared } from '../db/db'
 import { quotas, rateWindows } from '../db/schema'
 import { ApiError } from './errors'
 
@@ -124,17 +124,22 @@ export async function countEvent(db: Db, key: string, now: Date): Promise<number
 
 /** Adds `n` events to `key`'s count in `window` (one conditional upsert); returns the new count. */
 async function addEvents(db: Db, key: string, window: number, n: number): Promise<number> {
-  const [row] = await db
-    .insert(rateWindows)
-    .values({ key, window, count: n })
-    .onConflictDoUpdate({
-      target: rateWindows.key,
-      set: {
-        count: sql`case when ${rateWindows.window} = ${window} then ${rateWindows.count} + ${n} else ${n} end`,
-        window,
-      },
-    })
-    .returning({ count: rateWindows.count })
+  const upsert = prepared(db, 'addEvents', () => {
+    const [w, k] = [sql.placeholder('window'), sql.placeholder('n')]
+    return db
+      .insert(rateWindows)
+      .values({ key: sql.placeholder('key'), window: w, count: k })
+      .onConflictDoUpdate({
+        target: rateWindows.key,
+        set: {
+          count: sql`case when ${rateWindows.window} = ${w} then ${rateWindows.count} + ${k} else ${k} end`,
+          window: sql`${w}`,
+        },
+      })
+      .returning({ count: rateWindows.count })
+      .prepare()
+  })
+  const [row] = await upsert.all({ key, window, n })
   const count = row?.count ?? n
   if (count === n) await db.delete(rateWindows).where(lt(rateWindows.window, window - 1))
   return count
@@ -186,12 +191,17 @@ export async function failuresInWindow(
   key: string,
   now: Date,
 ): Promise<{ count: number; limit: number }> {
-  const row = await db
-    .select({ count: rateWindows.count, limit: quotas.failedAuthPerMinute })
-    .from(rateWindows)
-    .leftJoin(quotas, eq(quotas.scope, defaultScope))
-    .where(and(eq(rateWindows.key, key), eq(rateWindows.window, windowOf(now))))
-    .get()
+  const query = prepared(db, 'failuresInWindow', () =>
+    db
+      .select({ count: rateWindows.count, limit: quotas.failedAuthPerMinute })
+      .from(rateWindows)
+      .leftJoin(quotas, eq(quotas.scope, defaultScope))
+      .where(
+        and(eq(rateWindows.key, sql.placeholder('key')), eq(rateWindows.window, sql.placeholder('window'))),
+      )
+      .prepare(),
+  )
+  const row = await query.get({ key, window: windowOf(now) })
   return { count: row?.count ?? 0, limit: row?.limit ?? builtInQuotas.failedAuthPerMinute }
 }
 

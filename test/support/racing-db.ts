@@ -3,7 +3,8 @@ import type { Db } from '../../src/db/db'
 /**
  * `db` with one race made deterministic: each `method` statement on `table` first waits for
  * `before` (another request's write, say), then runs. Works on both drivers: a drizzle statement
- * runs only when awaited, so `before` may be async (D1) or sync (better-sqlite3).
+ * runs only when awaited or run by name (a prepared query's `all()`), so `before` may be async (D1)
+ * or sync (better-sqlite3).
  */
 export function racingDb(
   db: Db,
@@ -23,6 +24,8 @@ export function racingDb(
   })
 }
 
+const executes = new Set<string | symbol>(['all', 'get', 'run', 'execute'])
+
 // A statement builder whose every step stays deferred, and whose `then` runs `before` first.
 function deferred<T extends object>(statement: T, before: () => unknown): T {
   const proxy: T = new Proxy(statement, {
@@ -41,6 +44,13 @@ function deferred<T extends object>(statement: T, before: () => unknown): T {
       if (key === 'catch') {
         return (onRejected: (e: unknown) => unknown) =>
           (proxy as PromiseLike<unknown>).then(undefined, onRejected)
+      }
+      if (executes.has(key)) {
+        // A statement run by name (a prepared query's all/get/run, or a builder's): `before` first.
+        return (...args: unknown[]) =>
+          Promise.resolve()
+            .then(before)
+            .then(() => (value as (...a: unknown[]) => unknown).apply(target, args))
       }
       return (...args: unknown[]) => {
         const result = (value as (...a: unknown[]) => unknown).apply(target, args)

@@ -1,5 +1,5 @@
 /** Resolving a reference (DESIGN §4) to exactly one optimizer: a learned version or a baseline. */
-import { and, desc, eq } from 'drizzle-orm'
+import { and, desc, eq, sql } from 'drizzle-orm'
 import {
   type Architecture,
   digestPattern,
@@ -9,7 +9,7 @@ import {
   stateSize,
 } from '../../contract'
 import { isBaseline } from '../../core'
-import type { Db } from '../../db/db'
+import { type Db, prepared } from '../../db/db'
 import { aliases, aliasHistory, optimizers, versions } from '../../db/schema'
 import { ApiError } from '../errors'
 import { type BaselineConfig, baselineConfig } from './baselines'
@@ -129,11 +129,14 @@ export async function resolveReference(db: Db, text: string, hyperparameters?: u
         : `${ref.name} has no version with digest ${ref.digest}`
     throw new ApiError('version_not_found', `${missing}; GET /v1/optimizers/${ref.name} lists its versions`)
   }
-  const alias = await db
-    .select({ version: aliases.version })
-    .from(aliases)
-    .where(and(eq(aliases.name, ref.name), eq(aliases.alias, ref.alias)))
-    .get()
+  const aliasQuery = prepared(db, 'aliasVersion', () =>
+    db
+      .select({ version: aliases.version })
+      .from(aliases)
+      .where(and(eq(aliases.name, sql.placeholder('name')), eq(aliases.alias, sql.placeholder('alias'))))
+      .prepare(),
+  )
+  const alias = await aliasQuery.get({ name: ref.name, alias: ref.alias })
   if (alias === undefined) {
     await assertOptimizerExists(db, ref.name)
     throw new ApiError(
@@ -213,11 +216,14 @@ function versionRow(
   column: typeof versions.version | typeof versions.digest,
   value: string,
 ) {
-  return db
-    .select(versionColumns)
-    .from(versions)
-    .where(and(eq(versions.name, name), eq(column, value)))
-    .get()
+  const query = prepared(db, `versionRow:${column.name}`, () =>
+    db
+      .select(versionColumns)
+      .from(versions)
+      .where(and(eq(versions.name, sql.placeholder('name')), eq(column, sql.placeholder('value'))))
+      .prepare(),
+  )
+  return query.get({ name, value })
 }
 
 async function assertOptimizerExists(db: Db, name: string): Promise<void> {

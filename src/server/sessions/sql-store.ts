@@ -5,8 +5,8 @@
  * conditional: a shard moves by `UPDATE … WHERE step = from`, or by an insert that yields to a row
  * stored first.
  */
-import { and, count, eq, sql } from 'drizzle-orm'
-import { type Db, isForeignKeyViolation } from '../../db/db'
+import { and, count, eq, type Placeholder, sql } from 'drizzle-orm'
+import { type Db, isForeignKeyViolation, prepared } from '../../db/db'
 import { sessionShards, sessions } from '../../db/schema'
 import { shardBlobs, storedShard } from './shard-bytes'
 import { type ShardCells, stepShardOn } from './shard-step'
@@ -20,8 +20,31 @@ export function sqlSessionStore(db: Db, now: () => Date): SessionStore {
       .from(sessions)
       .where(and(eq(sessions.clientId, clientId), eq(sessions.idempotencyKey, key)))
       .get()
-  const shardWhere = (id: string, shard: number) =>
+  const shardWhere = (id: string | Placeholder, shard: number | Placeholder) =>
     and(eq(sessionShards.sessionId, id), eq(sessionShards.shard, shard))
+
+  // A session step's write: the shard moves from step `from` to the next, if no other write did.
+  const advanceQuery = () =>
+    prepared(db, 'shardAdvance', () => {
+      const p = (name: string) => sql`${sql.placeholder(name)}`
+      return db
+        .update(sessionShards)
+        .set({
+          step: p('step'),
+          state: p('state'),
+          updates: p('updates'),
+          gradsHash: p('gradsHash'),
+          updatedAt: p('updatedAt'),
+        })
+        .where(
+          and(
+            shardWhere(sql.placeholder('id'), sql.placeholder('shard')),
+            eq(sessionShards.step, sql.placeholder('from')),
+          ),
+        )
+        .returning({ step: sessionShards.step })
+        .prepare()
+    })
 
   const exists = async (id: string) => {
     const row = await db.select({ id: sessions.id }).from(sessions).where(eq(sessions.id, id)).get()
@@ -31,16 +54,19 @@ export function sqlSessionStore(db: Db, now: () => Date): SessionStore {
   /** The shards of `session`, one row each. */
   const cells = (session: SessionRecord): ShardCells => ({
     async read(shard) {
-      const row = await db
-        .select({
-          step: sessionShards.step,
-          state: sessionShards.state,
-          updates: sessionShards.updates,
-          gradsHash: sessionShards.gradsHash,
-        })
-        .from(sessionShards)
-        .where(shardWhere(session.id, shard))
-        .get()
+      const query = prepared(db, 'shardRead', () =>
+        db
+          .select({
+            step: sessionShards.step,
+            state: sessionShards.state,
+            updates: sessionShards.updates,
+            gradsHash: sessionShards.gradsHash,
+          })
+          .from(sessionShards)
+          .where(shardWhere(sql.placeholder('id'), sql.placeholder('shard')))
+          .prepare(),
+      )
+      const row = await query.get({ id: session.id, shard })
       return row === undefined ? undefined : storedShard(session, shard, row)
     },
 
@@ -58,11 +84,7 @@ export function sqlSessionStore(db: Db, now: () => Date): SessionStore {
                 if (isForeignKeyViolation(error)) return []
                 throw error
               })
-          : await db
-              .update(sessionShards)
-              .set(values)
-              .where(and(shardWhere(session.id, shard), eq(sessionShards.step, from)))
-              .returning({ step: sessionShards.step })
+          : await advanceQuery().all({ ...values, id: session.id, shard, from })
       return written.length === 1 ? 'applied' : 'conflict'
     },
     exists: () => exists(session.id),
@@ -85,11 +107,16 @@ export function sqlSessionStore(db: Db, now: () => Date): SessionStore {
     },
 
     async get(clientId, id) {
-      return db
-        .select()
-        .from(sessions)
-        .where(and(eq(sessions.id, id), eq(sessions.clientId, clientId)))
-        .get()
+      const query = prepared(db, 'sessionOf', () =>
+        db
+          .select()
+          .from(sessions)
+          .where(
+            and(eq(sessions.id, sql.placeholder('id')), eq(sessions.clientId, sql.placeholder('clientId'))),
+          )
+          .prepare(),
+      )
+      return query.get({ id, clientId })
     },
 
     exists,
