@@ -1,32 +1,40 @@
 /**
- * Paces the requests the Node server starts on its event loop (issue 11: the loop is never blocked
- * for more than ~50 ms). Under load many requests become ready in one batch of I/O callbacks, and
+ * Paces the work the Node server starts on its event loop (issue 11: the loop is never blocked for
+ * more than ~50 ms). Under load many requests become ready in one batch of I/O callbacks, and
  * each runs its first part (routing, the key check, the quota counters, admission) synchronously
- * there: tens of them in a row hold the loop for ~100 ms, although each takes a few. `pace()` lets
- * a request start at once while the loop's current turn has run for less than `budgetMs`, and
- * otherwise defers it by one turn (setImmediate), so timers, /healthz and other sockets are served
- * in between. The compute queue paces the optimizer calls the same way (compute-queue.ts).
+ * there: tens of them in a row hold the loop for ~100 ms, although each takes a few. The same holds
+ * for what requests do once their bodies are in. `pace()` lets such work start at once while the
+ * loop's current turn has run for less than `budgetMs`, and otherwise defers it to a later turn,
+ * so timers, /healthz and other sockets are served in between.
+ *
+ * A turn starts in the loop's timers phase (a marker timer, armed while work arrives) and takes in
+ * the I/O callbacks and setImmediate's phase after it: both phases share the budget (a marker in
+ * setImmediate's phase gave the second a budget of its own, and a turn ran twice as long). One
+ * piece of deferred work starts in every turn whatever the budget, so work always progresses.
+ * The compute queue runs one optimizer call per turn between these (compute-queue.ts).
  */
 export type Pace = () => Promise<void>
 
 export function loopPacer(budgetMs = 10, now: () => number = () => performance.now()): Pace {
-  // When the loop's current turn began, as seen by a marker that runs once per turn while work
-  // arrives (in setImmediate's phase: after the I/O callbacks of the turn).
   let turnStart = now()
-  let marked = false
+  // Whether some work started in this turn (the one that may start over the budget).
+  let started = false
+  let armed = false
   const mark = () => {
-    if (marked) return
-    marked = true
-    setImmediate(() => {
-      marked = false
+    if (armed) return
+    armed = true
+    setTimeout(() => {
+      armed = false
       turnStart = now()
-    })
+      started = false
+    }, 0)
   }
   return async () => {
     mark()
-    while (now() - turnStart > budgetMs) {
+    while (started && now() - turnStart > budgetMs) {
       await new Promise<void>((resolve) => setImmediate(resolve))
       mark()
     }
+    started = true
   }
 }

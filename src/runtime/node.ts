@@ -86,6 +86,7 @@ export function createNodeApp(
   const buffers = new BodyBuffers(limits.bodyBudgetBytes)
   const budget = new BodyBudget(limits.bodyBudgetBytes)
   const reclaimMemory = gc === undefined ? undefined : memoryReclaimer(gc)
+  const pace = loopPacer()
   const app = createApp(
     (env: HttpBindings) => {
       const { headers } = env.incoming
@@ -113,7 +114,13 @@ export function createNodeApp(
             reserve,
             deadline: deadlineOf(env.incoming, limits),
           })
-          return { ...reader, reserve }
+          // A body's bytes arrive in the loop's I/O callbacks, many sockets' in one turn: what each
+          // request does next (decoding, checks, the registry) is paced like its start.
+          const ready = async (n: number) => {
+            await reader.ready(n)
+            await pace()
+          }
+          return { ...reader, ready, reserve }
         },
         reclaimMemory,
       }
@@ -123,7 +130,6 @@ export function createNodeApp(
       yieldToEventLoop: () => new Promise((resolve) => setImmediate(resolve)),
     },
   )
-  const pace = loopPacer()
   return {
     app,
     fetch: async (request, env) => {
