@@ -158,15 +158,17 @@ export function newStepOutput(n: number, stateSize: number, dtype: StateDtype): 
 
 /**
  * Coordinates per optimizer call. The update is coordinatewise, so any split gives the same
- * numbers; calls of about 2^19 floats (2 MB) keep the tfjs heap and the garbage of each call small.
- * Since steps write into their output buffers (updateInto), a call's garbage is its tfjs read-backs
- * only: 2 MB calls compute ~8% faster than 1 MB ones at N = 65,536, for ~5-10 MB more resident memory.
+ * numbers. A call holds the event loop (the compute queue hands the turn on between calls), so
+ * calls are kept short: 2^17 floats (512 KB of state and updates), ~1,600 coordinates of the
+ * paper's model, ~2 ms on the fused kernel. Calls of 2^19 floats (~7 ms alone) held the loop for
+ * 55-70 ms in the reliability suite's large steps, where 20 clients share 2 vCPUs (29.7-41.1 ms
+ * after, one run each); the tfjs fallback is ~3× slower per coordinate, so its calls are too.
  */
 export function chunkCoordinates(stateSize: number): number {
   return Math.max(256, Math.floor(chunkFloats / (stateSize + 1)))
 }
 
-const chunkFloats = 524_288
+const chunkFloats = 131_072
 
 /** A call over at least this many floats (state and updates) is followed by reclaimMemory. */
 const reclaimFloats = 262_144

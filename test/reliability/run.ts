@@ -177,7 +177,7 @@ if (only.has('load')) {
 }
 
 if (only.has('large')) {
-  // Steps at the per-request limit: each is 11 optimizer calls of ~6,500 coordinates, and 20 of
+  // Steps at the per-request limit: each is 41 optimizer calls of ~1,600 coordinates, and 20 of
   // them in flight exceed the bodies' memory budget, so some are refused with 503 and resent.
   const l = await withServer([], (server) =>
     mixedLoad(server, {
