@@ -25,15 +25,17 @@ export interface NodeLimits {
 }
 
 /**
- * The defaults: the SDKs' 4 requests in flight per client fit twice; 192 MiB of bodies is 9 steps
+ * The defaults: the SDKs' 4 requests in flight per client fit twice; 128 MiB of bodies is 6 steps
  * at 65,536 coordinates (more would only wait for the one core that computes), and keeps the
- * server under 512 MB with 30 such bodies arriving at once.
+ * server under 512 MB with 20-30 such bodies arriving at once. With 192 MiB the reliability
+ * suite's large steps (20 clients at 65,536) peaked at 507-530 MB and answered as many (101-113
+ * against 92-107 in 20 s, one run each); at 128 MiB 403-411 MB.
  */
 export const defaultNodeLimits: NodeLimits = {
   queuePerClient: 8,
   queueTotal: 256,
   bodyTimeoutMs: 20_000,
-  bodyBudgetBytes: 192 * 1024 * 1024,
+  bodyBudgetBytes: 128 * 1024 * 1024,
 }
 
 /** Each limit's command-line flag and environment variable, and the unit its value is in. */
