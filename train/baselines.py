@@ -220,3 +220,26 @@ BASELINES = {"sgd": SGD, "nag": NAG, "rmsprop": RMSprop, "adam": Adam}
 TEACHERS = {**BASELINES, PartiallyAdaptiveNAG.name: PartiallyAdaptiveNAG, NesterovAdam.name: NesterovAdam,
             AnnealedNesterovAdam.name: AnnealedNesterovAdam,
             AnnealedPartiallyAdaptiveNAG.name: AnnealedPartiallyAdaptiveNAG}
+
+
+def run_rule(rule, problem, horizon: int, record: bool = False, driver=None):
+    """Run the update rule `rule` (a teacher or baseline: init/update) on `problem` for `horizon`
+    steps. With `driver` (another rule), the driver's updates move theta and `rule` only says what
+    it would do on the same gradient history (DAgger's targets). Returns theta and, with `record`,
+    the gradients and `rule`'s updates at every step (two lists of [D] tensors)."""
+    theta = problem.theta0.clone()
+    state = rule.init(theta.numel(), theta.device)
+    dstate = driver.init(theta.numel(), theta.device) if driver is not None else None
+    gs, us = [], []
+    for t in range(horizon):
+        _, g = problem.loss_and_grad(theta, t)
+        with torch.no_grad():
+            u, state = rule.update(g.reshape(-1), state)
+            step = u
+            if driver is not None:
+                step, dstate = driver.update(g.reshape(-1), dstate)
+            theta = theta + step.reshape(theta.shape)
+        if record:
+            gs.append(g.reshape(-1))
+            us.append(u)
+    return theta, gs, us

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .baselines import TEACHERS
+from .baselines import TEACHERS, run_rule
 from .metatrain import (
     LOG_COLUMNS,
     MetaTrainConfig,
@@ -66,19 +66,8 @@ def stage_config(saved: dict) -> MetaTrainConfig:
 
 def teacher_trajectories(cfg: ImitationConfig, device):
     """Gradients and the teacher's updates along its own trajectories: two [horizon, batch*D]."""
-    family = cfg.make_family()
-    problem = family.sample(instance_seeds(cfg.seed + 7, cfg.batch), "train", device, cfg.horizon + 1)
-    teacher = TEACHERS[cfg.teacher](cfg.teacher_lr)
-    theta = problem.theta0.clone()
-    state = teacher.init(theta.numel(), device)
-    grads, updates = [], []
-    for t in range(cfg.horizon):
-        _, g = problem.loss_and_grad(theta, t)
-        with torch.no_grad():
-            u, state = teacher.update(g.reshape(-1), state)
-            theta = theta + u.reshape(theta.shape)
-        grads.append(g.reshape(-1))
-        updates.append(u)
+    problem = cfg.make_family().sample(instance_seeds(cfg.seed + 7, cfg.batch), "train", device, cfg.horizon + 1)
+    _, grads, updates = run_rule(TEACHERS[cfg.teacher](cfg.teacher_lr), problem, cfg.horizon, record=True)
     return torch.stack(grads), torch.stack(updates)
 
 

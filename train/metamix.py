@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .baselines import TEACHERS, Learned
+from .baselines import TEACHERS, Learned, run_rule
 from .metatrain import (
     LOG_COLUMNS,
     append_log,
@@ -551,34 +551,13 @@ ORACLE_GRID = {"adam": [3e-3, 1e-2, 3e-2], "nag": [3e-2, 1e-1, 3e-1, 1.0], "pnag
 
 
 @torch.no_grad()
-def _run_teacher(teacher, problem, horizon: int, record: bool = False, driver=None):
-    """Run `teacher` for `horizon` steps; with `driver` (another optimizer), the driver's updates
-    move theta and the teacher only says what it would do on the same gradient history. Returns
-    theta and, with `record`, the gradients and the teacher's updates at every step."""
-    theta = problem.theta0.clone()
-    state = teacher.init(theta.numel(), theta.device)
-    dstate = driver.init(theta.numel(), theta.device) if driver is not None else None
-    gs, us = [], []
-    for t in range(horizon):
-        _, g = problem.loss_and_grad(theta, t)
-        u, state = teacher.update(g.reshape(-1), state)
-        step = u
-        if driver is not None:
-            step, dstate = driver.update(g.reshape(-1), dstate)
-        theta = theta + step.reshape(theta.shape)
-        if record:
-            gs.append(g.reshape(-1))
-            us.append(u)
-    return theta, gs, us
-
-
 def oracle_teacher(cfg: MixConfig, task: TaskConfig, rng: random.Random):
     """(name, lr, loss) of the best teacher of ORACLE_GRID on `task`, tuned on two instances."""
     problem = cfg.sample_problem(task, rng, 2, cfg.teacher_horizon, scaled=False)
     best = (None, None, float("inf"))
     for name, lrs in ORACLE_GRID.items():
         for lr in lrs:
-            theta, _, _ = _run_teacher(TEACHERS[name](lr), problem, cfg.teacher_horizon)
+            theta, _, _ = run_rule(TEACHERS[name](lr), problem, cfg.teacher_horizon)
             loss = problem.full_loss(theta).double().mean().item()
             if math.isfinite(loss) and loss < best[2]:
                 best = (name, lr, loss)
@@ -616,7 +595,7 @@ def teacher_data(cfg: MixConfig, log=None, student=None):
             n = -(-TASK_COORDS // task.make_family().dim)
         problem = cfg.sample_problem(task, rng, n, cfg.teacher_horizon, scaled=False)
         driver = student if cfg.driver == "student" or (cfg.driver == "mixed" and k % 2 == 1) else None
-        _, gs, us = _run_teacher(TEACHERS[name](lr), problem, cfg.teacher_horizon, record=True, driver=driver)
+        _, gs, us = run_rule(TEACHERS[name](lr), problem, cfg.teacher_horizon, record=True, driver=driver)
         grads.append(torch.stack(gs))
         updates.append(torch.stack(us))
         sizes.append(grads[-1].shape[1])
