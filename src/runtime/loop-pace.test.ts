@@ -1,55 +1,67 @@
 import { describe, expect, it } from 'vitest'
 import { loopPacer } from './loop-pace'
 
-const timer = () => new Promise<void>((resolve) => setTimeout(resolve, 0))
+const immediate = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+/** A pacer whose turns start when the test says (instead of in the loop's timers phase). */
+function pacer(now: () => number) {
+  const turns: (() => void)[] = []
+  const pace = loopPacer(10, now, (fn) => turns.push(fn))
+  const nextTurn = () => {
+    for (const fn of turns.splice(0)) fn()
+  }
+  return { pace, nextTurn }
+}
+
+/** Whether `promise` settles within a few turns of setImmediate (none of the pacer's own turns). */
+async function settlesWithoutATurn(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false
+  void promise.then(() => {
+    settled = true
+  })
+  for (let i = 0; i < 5 && !settled; i++) await immediate()
+  return settled
+}
 
 describe('loopPacer', () => {
   it('starts work at once while the turn is young, and defers the rest to the next turn', async () => {
     let clock = 0
-    const pace = loopPacer(10, () => clock)
-    await timer() // the pacer's view of the turn starts in a timers phase
-    const order: string[] = []
-    // a turn of the loop that has already run 4 ms: work starts in it
-    clock = 4
-    await pace().then(() => order.push('young'))
-    // the same turn, 12 ms in: the next piece waits for the next turn, after its timers
-    clock = 12
-    setImmediate(() => order.push('immediate'))
-    const late = pace().then(() => order.push('late'))
-    setTimeout(() => order.push('next turn'), 0)
-    await Promise.resolve()
-    expect(order).toEqual(['young'])
-    await late
-    expect(order).toEqual(['young', 'immediate', 'next turn', 'late'])
+    const { pace, nextTurn } = pacer(() => clock)
+    nextTurn()
+    clock = 4 // a turn that has run 4 ms: work starts in it
+    expect(await settlesWithoutATurn(pace())).toBe(true)
+    clock = 12 // 12 ms in: setImmediate's phase gets no budget of its own, the work waits for a turn
+    const late = pace()
+    expect(await settlesWithoutATurn(late)).toBe(false)
+    nextTurn()
+    expect(await settlesWithoutATurn(late)).toBe(true)
   })
 
-  it('gives setImmediate’s phase no budget of its own: the turn began with its timers', async () => {
+  it('starts work once the loop has been idle, in the turn that follows', async () => {
     let clock = 0
-    const pace = loopPacer(10, () => clock)
-    await timer()
+    const { pace, nextTurn } = pacer(() => clock)
+    nextTurn()
     await pace()
-    clock = 30 // I/O callbacks ran 30 ms: deferred work waits through any number of immediates
-    let immediates = 0
-    let done = false
-    const late = pace().then(() => {
-      done = true
-    })
-    for (let i = 0; i < 5; i++) {
-      await new Promise<void>((resolve) => setImmediate(resolve))
-      if (!done) immediates++
-    }
-    await late
-    expect(immediates).toBeGreaterThanOrEqual(1)
+    clock = 100 // e.g. the loop sat idle; the next piece waits for the turn that starts now
+    const next = pace()
+    nextTurn()
+    expect(await settlesWithoutATurn(next)).toBe(true)
   })
 
   it('starts one piece of work in every turn even when each turn is over budget', async () => {
     let clock = 0
     // every reading of the clock is 100 ms later: every turn is always over its budget
-    const pace = loopPacer(10, () => (clock += 100))
-    let turns = 0
-    const ticker = setInterval(() => turns++, 0)
-    await Promise.all([pace(), pace(), pace()])
-    clearInterval(ticker)
-    expect(turns).toBeLessThanOrEqual(4)
+    const { pace, nextTurn } = pacer(() => (clock += 100))
+    nextTurn()
+    const done: number[] = []
+    const all = [0, 1, 2].map((i) => pace().then(() => done.push(i)))
+    await settlesWithoutATurn(Promise.all(all))
+    expect(done).toEqual([0])
+    nextTurn()
+    await settlesWithoutATurn(Promise.all(all))
+    expect(done).toEqual([0, 1])
+    nextTurn()
+    await Promise.all(all)
+    expect(done).toEqual([0, 1, 2])
   })
 })

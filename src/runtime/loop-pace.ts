@@ -15,7 +15,14 @@
  */
 export type Pace = () => Promise<void>
 
-export function loopPacer(budgetMs = 10, now: () => number = () => performance.now()): Pace {
+/** Runs `fn` in the loop's next timers phase (the tests drive turns by hand). */
+export type AtNextTurn = (fn: () => void) => void
+
+export function loopPacer(
+  budgetMs = 10,
+  now: () => number = () => performance.now(),
+  atNextTurn: AtNextTurn = (fn) => setTimeout(fn, 0),
+): Pace {
   let turnStart = now()
   // Whether some work started in this turn (the one that may start over the budget).
   let started = false
@@ -23,11 +30,11 @@ export function loopPacer(budgetMs = 10, now: () => number = () => performance.n
   const mark = () => {
     if (armed) return
     armed = true
-    setTimeout(() => {
+    atNextTurn(() => {
       armed = false
       turnStart = now()
       started = false
-    }, 0)
+    })
   }
   return async () => {
     mark()
