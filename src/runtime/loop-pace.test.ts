@@ -48,6 +48,14 @@ describe('loopPacer', () => {
     expect(await settlesWithoutATurn(next)).toBe(true)
   })
 
+  it('counts the loop’s busy time only: work that arrives together after idling starts at once', async () => {
+    const pace = loopPacer() // the default clock: event-loop utilization's active time
+    await pace()
+    await new Promise((resolve) => setTimeout(resolve, 30)) // idle, then two requests at once
+    const both = Promise.all([pace(), pace()]).then(() => true)
+    expect(await Promise.race([both, immediate().then(() => false)])).toBe(true)
+  })
+
   it('starts one piece of work in every turn even when each turn is over budget', async () => {
     let clock = 0
     // every reading of the clock is 100 ms later: every turn is always over its budget
