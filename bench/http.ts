@@ -2,7 +2,8 @@
 // port) against the in-process core, at N = 1,000 and 65,536 with the paper's architecture (L=2,
 // H=20, S=80). Prints per mode: median latency, coordinates/s, bytes on the wire per coordinate per
 // step (request + response, bodies and headers, counted on the socket), the in-process core time
-// for the same N and the ratio, and the server's peak resident memory (VmHWM from /proc).
+// for the same N and the ratio, the server's and this client's CPU time per step (client and server
+// share the machine, so the client's adds to the wall clock), and the server's peak resident memory.
 // Run: npm run bench:http [-- --runs 15 --sizes 1000,65536 --modes binary,json,session]
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -182,6 +183,8 @@ interface Row {
   coreMs: number
   /** The server's CPU time per step, and the in-process core's. */
   serverCpuMs?: number
+  /** This process's (the client's) CPU time per step. */
+  clientCpuMs?: number
   coreCpuMs?: number
   peakMb?: number
   note?: string
@@ -259,6 +262,17 @@ async function main() {
     }
     const serverCpuPerStep = () => (cpuMsOf(pid) - serverCpu) / RUNS
     const coreCpuMs = () => median(coreCpu.slice(-RUNS))
+    // This process's CPU time over each timed exchange (sending the body, reading the answer into a
+    // buffer): on a machine where client and server share the cores, it adds to the wall clock.
+    const clientCpu: number[] = []
+    const clientCpuFrom = () => {
+      const before = process.cpuUsage()
+      return (i: number) => {
+        const used = process.cpuUsage(before)
+        if (i >= WARMUP) clientCpu.push((used.user + used.system) / 1000)
+      }
+    }
+    const clientCpuMs = () => median(clientCpu.splice(0))
 
     // Stateless binary: grads + F32 state in, updates + state out; each step continues the last.
     if (MODES.has('binary')) {
@@ -278,9 +292,11 @@ async function main() {
         timeCore()
         settle()
         serverCpuFrom(i)
+        const clientDone = clientCpuFrom()
         const t = performance.now()
         const res = await api.send('POST', '/v1/step', { ...auth, 'content-type': binary }, body)
         const ms = performance.now() - t
+        clientDone(i)
         if (res.status !== 200)
           throw new Error(`binary step: ${res.status} ${res.body.toString().slice(0, 300)}`)
         bodyState.set(
@@ -302,6 +318,7 @@ async function main() {
         wireBytes: median(wire),
         coreMs: median(coreTimes.slice(WARMUP)),
         serverCpuMs: serverCpuPerStep(),
+        clientCpuMs: clientCpuMs(),
         coreCpuMs: coreCpuMs(),
         peakMb: modePeak,
       })
@@ -334,6 +351,7 @@ async function main() {
             state,
           })
           settle()
+          const clientDone = clientCpuFrom()
           const t = performance.now()
           const res = await api.send(
             'POST',
@@ -342,6 +360,7 @@ async function main() {
             Buffer.from(body),
           )
           const ms = performance.now() - t
+          clientDone(i)
           if (res.status !== 200)
             throw new Error(`JSON step: ${res.status} ${res.body.toString().slice(0, 300)}`)
           state = (JSON.parse(res.body.toString()) as { state: number[] }).state
@@ -359,6 +378,7 @@ async function main() {
           wireBytes: median(wire),
           coreMs: median(coreTimes.slice(WARMUP)),
           serverCpuMs: serverCpuPerStep(),
+          clientCpuMs: clientCpuMs(),
           coreCpuMs: coreCpuMs(),
           peakMb: modePeak,
         })
@@ -388,6 +408,7 @@ async function main() {
         timeCore()
         settle()
         serverCpuFrom(t - 1)
+        const clientDone = clientCpuFrom()
         const start = performance.now()
         const answers = await Promise.all(
           session.shards.map((_, k) =>
@@ -400,6 +421,7 @@ async function main() {
           ),
         )
         const ms = performance.now() - start
+        clientDone(t - 1)
         for (const a of answers)
           if (a.status !== 200)
             throw new Error(`session step: ${a.status} ${a.body.toString().slice(0, 300)}`)
@@ -417,6 +439,7 @@ async function main() {
         wireBytes: median(wire),
         coreMs: median(coreTimes.slice(WARMUP)),
         serverCpuMs: serverCpuPerStep(),
+        clientCpuMs: clientCpuMs(),
         coreCpuMs: coreCpuMs(),
         peakMb: modePeak,
       })
@@ -448,6 +471,7 @@ async function main() {
     'core ms',
     'HTTP/core',
     'server CPU ms',
+    'client CPU ms',
     'core CPU ms',
     'CPU server/core',
     'server RSS MB',
@@ -464,6 +488,7 @@ async function main() {
           r.coreMs.toFixed(1),
           `${(r.ms / r.coreMs).toFixed(2)}×`,
           (r.serverCpuMs ?? Number.NaN).toFixed(1),
+          (r.clientCpuMs ?? Number.NaN).toFixed(1),
           (r.coreCpuMs ?? Number.NaN).toFixed(1),
           `${((r.serverCpuMs ?? Number.NaN) / (r.coreCpuMs ?? Number.NaN)).toFixed(2)}×`,
           (r.peakMb ?? Number.NaN).toFixed(0),
@@ -491,7 +516,8 @@ async function main() {
     const limitPeak = Math.max(b.peakMb ?? 0, s.peakMb ?? 0)
     console.log(
       `targets at N = 65,536: binary ≤ 1.25× core: ${(b.ms / b.coreMs).toFixed(2)}× ${ok(b.ms / b.coreMs <= 1.25)} ` +
-        `(CPU ${((b.serverCpuMs ?? Number.NaN) / (b.coreCpuMs ?? Number.NaN)).toFixed(2)}×); ` +
+        `(CPU ${((b.serverCpuMs ?? Number.NaN) / (b.coreCpuMs ?? Number.NaN)).toFixed(2)}×; the client's CPU ` +
+        `${((b.clientCpuMs ?? Number.NaN) / (b.coreCpuMs ?? Number.NaN)).toFixed(2)}× the core's); ` +
         `session ≤ 1.25× binary: ${(s.ms / b.ms).toFixed(2)}× ${ok(s.ms / b.ms <= 1.25)} ` +
         `(server CPU ${((s.serverCpuMs ?? Number.NaN) / (b.serverCpuMs ?? Number.NaN)).toFixed(2)}×); ` +
         `session ≤ 8.5 B/coord/step: ${(s.wireBytes / s.n).toFixed(2)} ${ok(s.wireBytes / s.n <= 8.5)}; ` +
