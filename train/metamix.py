@@ -550,7 +550,6 @@ def write_validation(out: Path, cfg: MixConfig, val_set) -> dict:
 ORACLE_GRID = {"adam": [3e-3, 1e-2, 3e-2], "nag": [3e-2, 1e-1, 3e-1, 1.0], "pnag": [3e-2, 1e-1, 3e-1]}
 
 
-@torch.no_grad()
 def oracle_teacher(cfg: MixConfig, task: TaskConfig, rng: random.Random):
     """(name, lr, loss) of the best teacher of ORACLE_GRID on `task`, tuned on two instances."""
     problem = cfg.sample_problem(task, rng, 2, cfg.teacher_horizon, scaled=False)
