@@ -82,11 +82,11 @@ class Problem:
         x = self._unscaled(theta.detach())
         with torch.no_grad():
             loss, grad = self.base_loss_and_grad(x, step)
-        if self.pscale is not None:
-            grad = grad / self.pscale[:, None]
+        # d/dtheta of lscale * base(theta / pscale): the chain rule through _unscaled, then _scaled.
+        grad = self._unscaled(grad)
         if self.lscale is not None:
-            loss, grad = loss * self.lscale, grad * self.lscale[:, None]
-        return loss, grad
+            grad = grad * self.lscale[:, None]
+        return self._scaled(loss), grad
 
     def base_loss_and_grad(self, theta: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         th = theta.detach().requires_grad_(True)
