@@ -92,9 +92,11 @@ export async function createClient(
   return { client, key, secret }
 }
 
+// The quota tables' aliases and columns the key check joins: built once, not per request.
+const { own, defaults, columns, quotasOf } = quotaJoin()
+
 /** The caller a secret belongs to, with its quotas (one query), or why it does not authenticate. */
 export async function authenticate(db: Db, secret: string): Promise<Caller | 'unknown' | 'revoked'> {
-  const { own, defaults, columns, quotasOf } = quotaJoin()
   const query = prepared(db, 'authenticate', () =>
     db
       .select({
