@@ -125,15 +125,15 @@ export async function countEvent(db: Db, key: string, now: Date): Promise<number
 /** Adds `n` events to `key`'s count in `window` (one conditional upsert); returns the new count. */
 async function addEvents(db: Db, key: string, window: number, n: number): Promise<number> {
   const upsert = prepared(db, 'addEvents', () => {
-    const [w, k] = [sql.placeholder('window'), sql.placeholder('n')]
+    const [inWindow, added] = [sql.placeholder('window'), sql.placeholder('n')]
     return db
       .insert(rateWindows)
-      .values({ key: sql.placeholder('key'), window: w, count: k })
+      .values({ key: sql.placeholder('key'), window: inWindow, count: added })
       .onConflictDoUpdate({
         target: rateWindows.key,
         set: {
-          count: sql`case when ${rateWindows.window} = ${w} then ${rateWindows.count} + ${k} else ${k} end`,
-          window: sql`${w}`,
+          count: sql`case when ${rateWindows.window} = ${inWindow} then ${rateWindows.count} + ${added} else ${added} end`,
+          window: sql`${inWindow}`,
         },
       })
       .returning({ count: rateWindows.count })
