@@ -5,6 +5,7 @@
 // for the same N and the ratio, the server's and this client's CPU time per step (client and server
 // share the machine, so the client's adds to the wall clock), and the server's peak resident memory.
 // Run: npm run bench:http [-- --runs 15 --sizes 1000,65536 --modes binary,json,session]
+// Profile the server: L2O_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" npm run bench:http ...
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
@@ -65,6 +66,8 @@ async function startServer(): Promise<{ port: number; pid: number }> {
     [
       '--expose-gc',
       '--max-semi-space-size=2',
+      // $L2O_SERVER_NODE_ARGS adds node flags (e.g. --cpu-prof), as in test/reliability/server.ts
+      ...(process.env.L2O_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       '--import',
       'tsx',
       path.join(root, 'src/runtime/node-main.ts'),
