@@ -70,7 +70,18 @@ def _rule_arg(text: str) -> tuple[str, float]:
 def cmd_evaluate_mix(args) -> int:
     from .evalmix import evaluate_mix, markdown
 
-    res = evaluate_mix(args.weights, args.out, jobs=args.jobs, tests=args.tests, instances=args.instances,
+    weights = args.weights
+    if args.scale != 1.0:
+        # The weight file with its output scale multiplied (a new file, so its jobs are cached apart).
+        from .export import export_model, load_model
+
+        if not weights:
+            raise SystemExit("evaluate-mix: --scale needs --weights")
+        m = load_model(weights)
+        m.output_scale *= args.scale
+        weights = Path(args.out) / f"model-x{args.scale:g}.safetensors"
+        export_model(m, weights)
+    res = evaluate_mix(weights, args.out, jobs=args.jobs, tests=args.tests, instances=args.instances,
                        long_instances=args.long_instances, baselines_only=args.only_baselines,
                        tune_instances=args.tune_instances, learned_only=args.only_learned,
                        rule=(args.rule, args.rule_lr, dict(_rule_arg(a) for a in args.rule_arg)) if args.rule else None)
@@ -239,6 +250,8 @@ def main(argv=None) -> int:
     p.add_argument("--rule-lr", type=float, default=0.02, help="the rule's learning rate (default 0.02)")
     p.add_argument("--rule-arg", action="append", default=[], metavar="NAME=NUMBER",
                    help="another argument of the rule, e.g. a=0.5 for snr-pnag (repeatable)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="evaluate --weights with its output scale multiplied by this (written to OUT first)")
     p.set_defaults(fn=cmd_evaluate_mix)
 
     p = sub.add_parser("validate-mix", help="l2o-mlp's validation score (mean log whole-pool loss on 64 instances) of a weight file")

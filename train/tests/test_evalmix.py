@@ -109,3 +109,20 @@ def test_a_cheap_test_keeps_the_protocols_counts_when_a_run_lowers_them(tmp_path
     assert res["tests"]["q-cheap"]["results"]["learned"]["100"]["n"] == 6
     assert res["tests"]["q-cheap"]["results"]["learned"]["1000"]["n"] == 3
     assert res["tests"]["q-cheap"]["tuneInstances"] == 3
+
+
+def test_evaluate_mix_with_scale_evaluates_the_weights_with_their_output_scaled(tmp_path, monkeypatch):
+    """`evaluate-mix --scale K` writes the weight file with its output scale times K into OUT and
+    evaluates that file (its own digest, so its jobs are cached apart from the unscaled file's)."""
+    from train import cli, safetensors_io as st
+    from train.export import load_model
+
+    monkeypatch.setattr(evalmix, "TESTS", [_tiny("q1")])
+    weights = tmp_path / "model.safetensors"
+    export_model(randomized(MixConfig(hidden=4, input_size=3).make_optimizer(), seed=1, scale=0.2), weights)
+    out = tmp_path / "eval"
+    assert cli.main(["evaluate-mix", "--weights", str(weights), "--out", str(out), "--jobs", "1", "--scale", "0.5"]) == 0
+    scaled = out / "model-x0.5.safetensors"
+    assert load_model(scaled).output_scale == pytest.approx(0.5 * load_model(weights).output_scale)
+    results = json.loads((out / "results.json").read_text())
+    assert results["digest"] == st.digest(scaled.read_bytes()) != st.digest(weights.read_bytes())
