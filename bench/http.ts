@@ -19,6 +19,7 @@ import { decode, encode } from '../src/safetensors'
 import { shardRanges } from '../src/sdk/pool'
 import { decodeLstmWeights, encodeLstmWeights } from '../src/weights'
 import { paperArchitecture, randomGradients, randomLstmWeights } from '../test/support/random'
+import { extraNodeArguments, startArguments } from '../test/support/start-command'
 import { progress } from './progress'
 
 const { values: flags } = parseArgs({
@@ -61,21 +62,9 @@ process.on('exit', () => {
 async function startServer(): Promise<{ port: number; pid: number }> {
   const child = spawn(
     process.execPath,
-    // The same flags as `npm start` (package.json): --max-semi-space-size=2 lowered peak RSS from
-    // 253 to 225 MB at the same latency (side by side on an idle machine).
-    [
-      '--expose-gc',
-      '--max-semi-space-size=2',
-      // $L2O_SERVER_NODE_ARGS adds node flags (e.g. --cpu-prof), as in test/reliability/server.ts
-      ...(process.env.L2O_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-      '--import',
-      'tsx',
-      path.join(root, 'src/runtime/node-main.ts'),
-      '--port',
-      '0',
-      '--data-dir',
-      dataDir,
-    ],
+    // `npm start`'s own command line (package.json; its --max-semi-space-size=2 lowered peak RSS
+    // from 253 to 225 MB at the same latency), with $L2O_SERVER_NODE_ARGS's flags.
+    [...extraNodeArguments(), ...startArguments(), '--port', '0', '--data-dir', dataDir],
     {
       cwd: root,
       env: { ...process.env, L2O_ADMIN_KEY: adminKey, L2O_CLIENT_KEY: clientKey },

@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
+import { extraNodeArguments, startArguments } from '../support/start-command'
 
 export const root = path.resolve(import.meta.dirname, '../..')
 export const adminKey = 'l2o_reliability_admin_key_000000'
@@ -17,16 +18,6 @@ const live = new Set<ChildProcess>()
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL')
 })
-
-/** npm start's node arguments (package.json "start", less `node`). */
-function startArguments(): string[] {
-  const script = (
-    JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }
-  ).scripts.start
-  const [node, ...args] = script.split(/\s+/)
-  if (node !== 'node') throw new Error(`npm start does not run node: ${script}`)
-  return args
-}
 
 export interface ServerOptions {
   dataDir: string
@@ -60,7 +51,7 @@ export class ServerProcess {
     const child = spawn(
       process.execPath,
       [
-        ...(process.env.L2O_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+        ...extraNodeArguments(),
         ...args,
         '--port',
         String(this.options.port),
