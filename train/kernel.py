@@ -1,10 +1,13 @@
-"""A native inference kernel for the learned optimizer, for evaluation and meta-training on CPU.
+"""Native kernels for train/'s evaluation and meta-training on CPU, compiled on first use with the
+machine's C compiler into train/.cache (keyed by the source, the flags and the compiler) and
+loaded with ctypes:
 
-`csrc/lstm_cw.c` runs one step of the coordinatewise network BLK coordinates at a time, which on
-CPU is several times faster than torch's one op per gate (`LSTMOptimizer.fast_forward`). It is
-compiled on first use with the machine's C compiler into train/.cache (keyed by the source, the
-flags and the compiler) and loaded with ctypes. Where no compiler is found, or on a GPU, callers
-fall back to `fast_forward`: `native_available()` says which.
+- `csrc/lstm_cw.c` runs one step of the learned optimizer's coordinatewise network, a SIMD vector
+  of coordinates at a time, which on CPU is several times faster than torch's one op per gate
+  (`LSTMOptimizer.fast_forward`). Where no compiler is found, or on a GPU, callers fall back to
+  `fast_forward`: `native_available()` says which.
+- `csrc/mlp_sparse.c` runs an MLP task's first layer on the nonzero pixels of its images
+  (`sparse_lib()`; tasks.MLPProblem falls back to torch without it).
 """
 
 from __future__ import annotations
@@ -18,14 +21,15 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).resolve().parent / "csrc" / "lstm_cw.c"
+CSRC = Path(__file__).resolve().parent / "csrc"
+SOURCE = CSRC / "lstm_cw.c"
+SPARSE_SOURCE = CSRC / "mlp_sparse.c"
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared"]
 FEATURE_KINDS = {"log-sign": 0, "none": 1, "moments": 2}
 OUTPUT_KINDS = {"linear": 0, "tanh": 1, "tanh-rms": 2}
 
-_LIB = None
-_TRIED = False
+_LIBS: dict = {}  # source path -> loaded library, or None where it cannot be built
 
 
 def _compiler() -> str | None:
@@ -35,35 +39,56 @@ def _compiler() -> str | None:
     return None
 
 
-def _load():
-    global _LIB, _TRIED
-    if _TRIED:
-        return _LIB
-    _TRIED = True
-    if os.environ.get("L2O_NO_NATIVE"):
-        return None
+def _compile(source: Path, declare):
+    """`source` compiled (once per source, flags and compiler, cached in train/.cache), loaded, and
+    its functions' ctypes signatures set by `declare(lib)`; None without a C compiler or with
+    $L2O_NO_NATIVE set."""
+    if source in _LIBS:
+        return _LIBS[source]
+    _LIBS[source] = None
     cc = _compiler()
-    if cc is None:
+    if os.environ.get("L2O_NO_NATIVE") or cc is None:
         return None
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + version.encode()).hexdigest()[:16]
-    lib_path = CACHE_DIR / f"lstm_cw-{key}.so"
+    key = hashlib.sha256(source.read_bytes() + " ".join(FLAGS).encode() + version.encode()).hexdigest()[:16]
+    lib_path = CACHE_DIR / f"{source.stem}-{key}.so"
     if not lib_path.exists():
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         tmp = lib_path.with_suffix(f".{os.getpid()}.tmp")
-        done = subprocess.run([cc, *FLAGS, str(SOURCE), "-o", str(tmp), "-lm"], capture_output=True, text=True)
+        done = subprocess.run([cc, *FLAGS, str(source), "-o", str(tmp), "-lm"], capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"compiling {SOURCE} failed:\n{done.stderr}")
+            raise RuntimeError(f"compiling {source} failed:\n{done.stderr}")
         tmp.replace(lib_path)
     lib = ctypes.CDLL(str(lib_path))
+    declare(lib)
+    _LIBS[source] = lib
+    return lib
+
+
+def _declare_lstm(lib) -> None:
     P = ctypes.c_void_p
     for f in (lib.l2o_lstm_cw_step, lib.l2o_lstm_cw_blocks):
         f.restype = ctypes.c_int
         f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_float,
                       ctypes.c_int, P, ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_int,
                       ctypes.c_float, ctypes.c_double, P, P, P, ctypes.c_int64, P, ctypes.c_int64]
-    _LIB = lib
-    return lib
+
+
+def _declare_sparse(lib) -> None:
+    P, I = ctypes.c_void_p, ctypes.c_int64
+    lib.l2o_sparse_forward.argtypes = [P, P, P, P, I, I, P, I, I, I, P]
+    lib.l2o_sparse_weight_grad.argtypes = [P, P, P, P, I, I, P, I, I, P, I]
+    for f in (lib.l2o_sparse_forward, lib.l2o_sparse_weight_grad):
+        f.restype = ctypes.c_int
+
+
+def _load():
+    return _compile(SOURCE, _declare_lstm)
+
+
+def sparse_lib():
+    """csrc/mlp_sparse.c (an MLP task's first layer on sparse images), or None."""
+    return _compile(SPARSE_SOURCE, _declare_sparse)
 
 
 def native_available() -> bool:

