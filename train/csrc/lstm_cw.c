@@ -1,8 +1,10 @@
 /* Inference step of the coordinatewise LSTM optimizer for train/'s evaluation and meta-training
  * (docs/optimizer-math.md), compiled on first use by train/kernel.py with the machine's C
  * compiler and loaded with ctypes. Same math as LSTMOptimizer.fast_forward, float32 rounding and
- * a polynomial exp aside (relative error ~1e-7), LANES coordinates at a time in SIMD registers
- * (GCC/Clang vector extensions), which on CPU is several times faster than torch's one op per gate.
+ * polynomial exp and log aside (relative error ~1e-7; the logRms feature and the tanh-rms output's
+ * r'^power use the log), LANES coordinates at a time in SIMD registers (GCC/Clang vector
+ * extensions, float64 vectors for the moments), which on CPU is several times faster than torch's
+ * one op per gate.
  *
  * The state is feature-major, [S, ld] (row r of coordinate j at state[r*ld + j]), updated in place.
  * Packed parameters, in this order: input.weight [E, F] and input.bias [E] (when E > 0); per layer
@@ -22,11 +24,16 @@
 
 typedef float vf __attribute__((vector_size(4 * LANES)));
 typedef int32_t vi __attribute__((vector_size(4 * LANES)));
+typedef double vd __attribute__((vector_size(8 * LANES)));
+typedef int64_t vl __attribute__((vector_size(8 * LANES)));
 
 enum { FEAT_LOG_SIGN = 0, FEAT_NONE = 1, FEAT_MOMENTS = 2 };
 enum { OUT_LINEAR = 0, OUT_TANH = 1, OUT_TANH_RMS = 2 };
 
 static inline vf splat(float x) { return (vf){0} + x; }
+static inline vd splatd(double x) { return (vd){0} + x; }
+static inline vd tod(vf x) { return __builtin_convertvector(x, vd); }
+static inline vf tof(vd x) { return __builtin_convertvector(x, vf); }
 static inline vf vsel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
 static inline vf vclamp(vf x, float lo, float hi) {
   x = vsel(x < lo, splat(lo), x);
@@ -49,6 +56,30 @@ static inline vf vexp(vf x) {
   q = q * r + 5.0000001201e-1f;
   q = q * r * r + r + 1.f;
   return q * (vf)((n + 127) << 23);
+}
+
+/* log(x) for normal x > 0: x = 2^e m with m in [sqrt(1/2), sqrt(2)), Cephes' logf polynomial on
+ * m - 1 (relative error ~1e-7). Callers keep x >= FLT_MIN. */
+static inline vf vlog(vf x) {
+  vi xi = (vi)x;
+  vi e = ((xi >> 23) & 0xff) - 126;
+  vf m = (vf)((xi & 0x007fffff) | 0x3f000000); /* in [0.5, 1) */
+  vi low = m < 0.70710678118654752f;
+  e = e + low; /* low lanes are -1 */
+  m = vsel(low, m + m, m) - 1.f;
+  vf z = m * m;
+  vf y = splat(7.0376836292e-2f);
+  y = y * m - 1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m - 1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m - 1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m - 2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  vf ef = __builtin_convertvector(e, vf);
+  y = y * m * z + ef * -2.12194440e-4f - 0.5f * z;
+  return m + y + ef * 0.693359375f;
 }
 
 static inline vf vsigmoid(vf x) { return 1.f / (1.f + vexp(-vclamp(x, -30.f, 30.f))); }
@@ -97,7 +128,10 @@ int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int fe
                      int k_moments, const double *beta1, double beta2, double eps, double log_rms,
                      int output_kind, float out_scale, double out_power, const float *params,
                      const float *grads, float *state, int64_t ld, float *updates, int64_t n) {
-  const double exp_neg_q = log_rms > 0.0 ? exp(-log_rms) : 0.0;
+  /* the logRms feature's floor e^-q (rounded up to a float at least FLT_MIN) and 1 / q */
+  const float floor_q = log_rms > 0.0 ? fmaxf((float)exp(-log_rms), 1.17549435e-38f) : 1.f;
+  const float inv_q = log_rms > 0.0 ? (float)(1.0 / log_rms) : 0.f;
+  const float power = (float)out_power;
   const int H = hidden, F = feat_in, E = input_size;
   if (H > MAXW || F > MAXW || E > MAXW || layers > 16) return -1;
   const int lstm = 2 * layers * H;
@@ -120,32 +154,25 @@ int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int fe
       const int K = k_moments;
       float *rrow = state + (int64_t)(lstm + K) * ld + j0;
       float *zrow = state + (int64_t)(lstm + K + 1) * ld + j0;
-      vf zo = load(zrow, nb), ro = load(rrow, nb), rn;
-      double wd[LANES], gd[LANES], den[LANES];
-      for (int l = 0; l < LANES; l++) {
-        wd[l] = zo[l] > 0.f ? beta2 : 0.0;
-        gd[l] = g[l];
-        seen[l] = (zo[l] > 0.f || g[l] != 0.f) ? 1.f : 0.f;
-      }
-      for (int l = 0; l < LANES; l++)
-        rn[l] = (float)sqrt(wd[l] * (double)ro[l] * (double)ro[l] + (1.0 - wd[l]) * gd[l] * gd[l]);
-      for (int l = 0; l < LANES; l++) den[l] = (double)rn[l] + eps;
+      vf zo = load(zrow, nb), ro = load(rrow, nb);
+      vl had = tod(zo) > 0.0; /* lanes with a history: the averages' weights apply */
+      vd gd = tod(g), rd = tod(ro);
+      vd wd = (vd)((vl)splatd(beta2) & had);
+      vd sq = wd * rd * rd + (1.0 - wd) * gd * gd, sr;
+      for (int l = 0; l < LANES; l++) sr[l] = __builtin_sqrt(sq[l]);
+      vf rn = tof(sr);
+      vd den = tod(rn) + eps;
+      seen = vsel((zo > 0.f) | (g != 0.f), splat(1.f), splat(0.f));
       for (int k = 0; k < K; k++) {
         float *mrow = state + (int64_t)(lstm + k) * ld + j0;
-        vf mo = load(mrow, nb), mn;
-        for (int l = 0; l < LANES; l++) {
-          double w = zo[l] > 0.f ? beta1[k] : 0.0;
-          mn[l] = (float)(w * (double)mo[l] + (1.0 - w) * gd[l]);
-        }
-        for (int l = 0; l < LANES; l++) x[k][l] = (float)((double)mn[l] / den[l]);
+        vd w = (vd)((vl)splatd(beta1[k]) & had);
+        vf mn = tof(w * tod(load(mrow, nb)) + (1.0 - w) * gd);
+        x[k] = tof(tod(mn) / den);
         store(mrow, mn, nb);
       }
-      for (int l = 0; l < LANES; l++) x[K][l] = (float)(gd[l] / den[l]);
+      x[K] = tof(gd / den);
       if (log_rms > 0.0) /* the gradient's scale: log(max(r, e^-q)) / q */
-        for (int l = 0; l < LANES; l++) {
-          double rr = (double)rn[l] > exp_neg_q ? (double)rn[l] : exp_neg_q;
-          x[K + 1][l] = (float)(log(rr) / log_rms);
-        }
+        x[K + 1] = vlog(vsel(rn > floor_q, rn, splat(floor_q))) * inv_q;
       store(rrow, rn, nb);
       store(zrow, seen, nb);
       rms = rn;
@@ -197,8 +224,14 @@ int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int fe
     for (int u = 0; u < H; u++) y += hw[u] * cur[u];
     if (output_kind != OUT_LINEAR) y = vtanh(y);
     y = y * out_scale;
-    if (output_kind == OUT_TANH_RMS) /* times r'^power, in float64 from the float32 r' */
-      for (int l = 0; l < LANES; l++) y[l] = y[l] * (float)pow((double)rms[l], out_power);
+    if (output_kind == OUT_TANH_RMS) { /* times r'^power = exp(power log r'); 0 where r' is 0 */
+      vi tiny = rms < 1e-30f;
+      vf pw = vexp(vclamp(vlog(vsel(tiny, splat(1.f), rms)) * power, -60.f, 60.f));
+      pw = vsel(tiny, splat(0.f), pw);
+      for (int l = 0; l < LANES; l++) /* rare: 0 < r' < 1e-30 */
+        if (tiny[l] && rms[l] > 0.f) pw[l] = (float)pow((double)rms[l], out_power);
+      y = y * pw;
+    }
     if (feature_kind == FEAT_MOMENTS) y = vsel(seen == 0.f, splat(0.f), y);
     store(updates + j0, y, nb);
   }
