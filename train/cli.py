@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
 
-import torch
 
+from .cpu import set_threads
 from .metatrain import MetaTrainConfig, meta_train
 
 
@@ -208,9 +209,24 @@ def cmd_ship(args) -> int:
     return 0
 
 
+def cmd_blas(args) -> int:
+    from .cpu import compare_cores, step_costs
+
+    for core, gflops in compare_cores().items():
+        print(f"OPENBLAS_CORETYPE={core}: {gflops:.1f} GFLOPS on one thread ([5000, 784] x [784, 2048])")
+    print(f"train/ runs with OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; "
+          "one evaluation step on one thread, ms per instance (64 instances at a time):")
+    print("| test | coordinates | loss and gradient | the same, torch's first layer | l2o-mlp@1.3.0's step | whole-pool loss |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in step_costs():
+        grad = f"{r['gradMs']:.3f}" + (" (sparse)" if r["sparse"] else "")
+        print(f"| {r['test']} | {r['dim']:,} | {grad} | {r['gradTorchMs']:.3f} | {r['learnedMs']:.3f} | {r['fullLossMs']:.1f} |")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m train", description=__doc__)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch and OpenBLAS CPU threads (default 1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("meta-train", help="meta-train a learned optimizer (checkpoints, log.csv)")
@@ -299,6 +315,10 @@ def main(argv=None) -> int:
     p = sub.add_parser("fixtures", help="rewrite test/fixtures/extended (extended-architecture parity fixtures)")
     p.set_defaults(fn=cmd_fixtures)
 
+    p = sub.add_parser("blas", help="OpenBLAS's speed with its generic kernels and train/'s choice; "
+                       "what one step of the l2o-mlp evaluation costs")
+    p.set_defaults(fn=cmd_blas)
+
     p = sub.add_parser("ship", help="reproduce a shipped optimizer end to end: train, evaluate, export, card")
     p.add_argument("name", choices=["l2o-quadratic", "l2o-mnist", "l2o-mlp"])
     p.add_argument("--version", default="", help="default: the newest recipe for the name")
@@ -314,7 +334,7 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_ship)
 
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     return args.fn(args)
 
 

@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from .baselines import BASELINES, Learned
+from .cpu import set_threads
 from .runner import run_full
 from .tasks import instance_seeds, make_family
 
@@ -226,7 +227,7 @@ def learned_job(optimizer, test: MixTest, log=print) -> dict:
 
 def _job(args):
     kind, test, weights_path, cache, key = args
-    torch.set_num_threads(1)
+    set_threads(1)
     if kind == "learned" and "rule" in key:
         from .baselines import TEACHERS
 
