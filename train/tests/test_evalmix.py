@@ -58,9 +58,16 @@ def test_the_suite_reports_ratios_geometric_means_and_defaults(tmp_path, monkeyp
     for h in ("100", "200", "1000"):
         logs = [math.log(r["ratios"][h]["ratio"]) for r in res["tests"].values()]
         assert res["geoMean"][h] == pytest.approx(math.exp(sum(logs) / 2))
-    # a second call reuses every cached job
+    # a second call reuses every cached job, and reports the wall time of the call that ran them
+    assert res["wallSeconds"] > 0
     again = evalmix.evaluate_mix(weights, tmp_path / "eval", jobs=1, progress=False)
-    assert again["geoMean"] == res["geoMean"]
+    assert again["geoMean"] == res["geoMean"] and again["wallSeconds"] == res["wallSeconds"]
+    # ...not another call's: a cached job that took another time makes it this call's again
+    job = tmp_path / "eval" / "adam-q1.json"
+    data = json.loads(job.read_text())
+    data["result"]["wallSeconds"] += 5.0
+    job.write_text(json.dumps(data))
+    assert evalmix.evaluate_mix(weights, tmp_path / "eval", jobs=1, progress=False)["wallSeconds"] < res["wallSeconds"]
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["digest"].startswith("sha256:")
     assert "learned ÷ best" in evalmix.markdown(res)
 
