@@ -9,7 +9,6 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-
 from .cpu import set_threads
 from .metatrain import MetaTrainConfig, meta_train
 
@@ -219,8 +218,10 @@ def cmd_blas(args) -> int:
     print("| test | coordinates | loss and gradient | the same, torch's first layer | l2o-mlp@1.3.0's step | whole-pool loss |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in step_costs():
-        grad = f"{r['gradMs']:.3f}" + (" (sparse)" if r["sparse"] else "")
-        print(f"| {r['test']} | {r['dim']:,} | {grad} | {r['gradTorchMs']:.3f} | {r['learnedMs']:.3f} | {r['fullLossMs']:.1f} |")
+        grad, torch_grad = f"{r['gradMs']:.3f}", "(the same)"
+        if r["sparse"]:
+            grad, torch_grad = grad + " (sparse)", f"{r['gradTorchMs']:.3f}"
+        print(f"| {r['test']} | {r['dim']:,} | {grad} | {torch_grad} | {r['learnedMs']:.3f} | {r['fullLossMs']:.1f} |")
     return 0
 
 

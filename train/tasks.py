@@ -175,6 +175,7 @@ class MLPProblem(Problem):
     def __init__(self, family, x, y, theta0, batch_idx, xscale=None) -> None:
         self.family, self.x, self.y, self.theta0, self.batch_idx = family, x, y, theta0, batch_idx
         self.xscale = xscale  # [B] input scaling (random scaling of the inputs), or None
+        self.native = True  # False: the first layer in torch even where csrc/mlp_sparse.c could run it
 
     def _layers(self, theta: torch.Tensor):
         """Per layer: (offset of its weight in theta, weight [B, fan_in, fan_out], bias [B, fan_out])."""
@@ -218,7 +219,9 @@ class MLPProblem(Problem):
     def _native_first_layer(self, theta: torch.Tensor):
         """(train/csrc/mlp_sparse.c, the pool as CSR) where that runs the first layer here (CPU,
         float32, at most SPARSE_MAX_HIDDEN units, sparse images), or None."""
-        if theta.device.type != "cpu" or theta.dtype != torch.float32 or self.x.device.type != "cpu":
+        if not self.native or theta.dtype != torch.float32:
+            return None
+        if theta.device.type != "cpu" or self.x.device.type != "cpu":
             return None
         if self.family.layer_sizes()[1] > SPARSE_MAX_HIDDEN:
             return None
