@@ -126,3 +126,23 @@ def test_sparse_rows_hold_the_nonzero_pixels_and_refuse_dense_images():
     rowptr, cols, vals = _sparse_rows(x)
     assert rowptr.tolist() == [0, 2, 2, 3] and cols.tolist() == [1, 4, 5] and vals.tolist() == [0.5, 1.0, 0.25]
     assert _sparse_rows(torch.rand(4, 6) + 0.1) is None  # every pixel lit: the dense product is faster
+
+
+@needs_mnist
+def test_the_sparse_first_layer_gives_torchs_gradients_on_repeated_input_scaled_instances():
+    """PES repeats each instance (antithetic pairs) and scales inputs per instance: the native path
+    must give each copy the same loss and gradient, and what torch's first layer gives."""
+    if sparse_lib() is None:
+        pytest.skip("no C compiler")
+    problem = make_family("mnist-mlp", hidden=(24, 7), activation="relu").sample(instance_seeds(2, 3), "pool", None, 3)
+    problem.xscale = torch.tensor([0.3, 1.0, 4.0])
+    problem.repeat(2)
+    theta = problem.theta0 + 0.05 * torch.randn(problem.theta0.shape, generator=torch.Generator().manual_seed(1))
+    theta[1::2] = theta[0::2]  # each copy at the same point
+    assert problem._native_first_layer(theta) is not None
+    loss, grad = problem.loss_and_grad(theta, 2)
+    assert torch.equal(loss[0::2], loss[1::2]) and torch.equal(grad[0::2], grad[1::2])
+    problem.native = False
+    ref_loss, ref_grad = problem.loss_and_grad(theta, 2)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=0)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-6 * float(ref_grad.abs().max()))
