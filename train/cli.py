@@ -68,7 +68,7 @@ def _rule_arg(text: str) -> tuple[str, float]:
 
 
 def cmd_evaluate_mix(args) -> int:
-    from .evalmix import evaluate_mix, markdown
+    from .evalmix import evaluate_mix, markdown, markdown_defaults
 
     weights = args.weights
     if args.scale != 1.0:
@@ -90,6 +90,8 @@ def cmd_evaluate_mix(args) -> int:
 
         plot_mix(res, Path(args.out) / "loss.png", title="held-out loss on the whole pool")
         print(markdown(res))
+        print()
+        print(markdown_defaults(res))
     return 0
 
 

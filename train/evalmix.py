@@ -354,23 +354,32 @@ def assemble(specs, cached, digest) -> dict:
             curves.update(base[b]["curves"])
         ratios = {}
         for h in map(str, HORIZONS):
+            mine = results["learned"][h]["mean"]
             best = min(BASELINES, key=lambda b: results[b][h]["mean"])
-            ratios[h] = {"bestBaseline": best, "ratio": results["learned"][h]["mean"] / results[best][h]["mean"],
-                         "vsAdam": results["learned"][h]["mean"] / results["adam"][h]["mean"]}
+            best_default = min(BASELINES, key=lambda b: defaults[b][h]["mean"])
+            ratios[h] = {"bestBaseline": best, "ratio": mine / results[best][h]["mean"],
+                         "vsAdam": mine / results["adam"][h]["mean"],
+                         # beside each baseline at its usual lr, untuned, as a user starts with it
+                         "bestDefault": best_default, "vsBestDefault": mine / defaults[best_default][h]["mean"],
+                         "vsAdamDefault": mine / defaults["adam"][h]["mean"]}
         tests[t.name] = {**t.config(), "results": results, "defaults": defaults, "ratios": ratios,
                          "tunedLr": {b: base[b]["tunedLr"] for b in BASELINES},
                          "tuning": {b: base[b]["tuning"] for b in BASELINES}, "curves": curves,
                          "perInstance": learned["perInstance"],
                          "wallSeconds": {k: (learned if k == "learned" else base[k])["wallSeconds"]
                                          for k in ["learned", *BASELINES]}}
-    geo = {}
-    for h in map(str, HORIZONS):
-        logs = [math.log(r["ratios"][h]["ratio"]) for r in tests.values()]
-        geo[h] = math.exp(sum(logs) / len(logs)) if all(map(math.isfinite, logs)) else float("inf")
+    def geo_mean(key: str) -> dict:
+        out = {}
+        for h in map(str, HORIZONS):
+            logs = [math.log(r["ratios"][h][key]) if r["ratios"][h][key] > 0 else math.inf for r in tests.values()]
+            out[h] = math.exp(sum(logs) / len(logs)) if all(map(math.isfinite, logs)) else float("inf")
+        return out
+
     diverged = {name: r["results"]["learned"]["1000"]["diverged"] for name, r in tests.items()}
     worst_vs_adam = {h: max(r["ratios"][h]["vsAdam"] for r in tests.values()) for h in map(str, HORIZONS)}
     return {"protocol": __doc__.strip().splitlines()[0], "digest": digest, "horizons": list(HORIZONS),
-            "geoMean": geo, "worstVsAdam": worst_vs_adam, "divergedAt1000": diverged,
+            "geoMean": geo_mean("ratio"), "worstVsAdam": worst_vs_adam, "divergedAt1000": diverged,
+            "geoMeanVsDefaults": {"best": geo_mean("vsBestDefault"), "adam": geo_mean("vsAdamDefault")},
             "defaults": DEFAULT_LR, "grids": BASE_GRID, "tests": tests}
 
 
@@ -394,6 +403,30 @@ def markdown(results: dict) -> str:
     lines.append("")
     lines.append(f"Geometric mean of {first} ÷ best tuned baseline: " +
                  ", ".join(f"{h} steps **{geo[h]:.3f}**" for h in map(str, results["horizons"])))
+    return "\n".join(lines)
+
+
+def markdown_defaults(results: dict) -> str:
+    """Tests x horizons: learned beside each baseline at its usual lr, untuned (the best in bold)."""
+    opts = list(BASELINES)
+    head = ["learned", *(f"{b} {results['defaults'][b]:g}" for b in opts)]
+    lines = ["| test | steps | " + " | ".join(head) + " | learned ÷ best default | learned ÷ adam default |",
+             "|---|---:|" + "---:|" * (len(head) + 2)]
+    for name, r in results["tests"].items():
+        for h in map(str, results["horizons"]):
+            vals = [r["results"]["learned"][h], *(r["defaults"][b][h] for b in opts)]
+            best = min(range(len(vals)), key=lambda i: vals[i]["mean"])
+            cells = []
+            for i, v in enumerate(vals):
+                cell = "diverged" if not math.isfinite(v["mean"]) else f"{v['mean']:.4g} ± {v['se']:.2g}"
+                cells.append(f"**{cell}**" if i == best else cell)
+            q = r["ratios"][h]
+            lines.append(f"| {name} | {h} | " + " | ".join(cells) + f" | {q['vsBestDefault']:.3f} | {q['vsAdamDefault']:.3f} |")
+    geo = results["geoMeanVsDefaults"]
+    lines.append("")
+    lines.append("Geometric mean of learned ÷ the best baseline at its default lr: " +
+                 ", ".join(f"{h} steps **{geo['best'][h]:.3f}**" for h in map(str, results["horizons"])) +
+                 "; ÷ Adam at its default lr: " + ", ".join(f"{h} steps **{geo['adam'][h]:.3f}**" for h in map(str, results["horizons"])))
     return "\n".join(lines)
 
 

@@ -537,7 +537,7 @@ def ship_mix(name, version, preset, run_dir=None, device="cpu", skip_train=False
     """train (imitation, meta-training) -> export -> golden -> evaluate (evalmix) -> analysis ->
     plots -> card, for a `kind: mix` preset."""
     from .analysis import analyze
-    from .evalmix import TESTS, evaluate_mix, markdown
+    from .evalmix import TESTS, evaluate_mix, markdown, markdown_defaults
     from .plots import plot_mix
 
     stages = [replace(c, device=device) for c in preset["stages"]]
@@ -568,7 +568,7 @@ def ship_mix(name, version, preset, run_dir=None, device="cpu", skip_train=False
                   for d in dirs]
     card = make_card_mix(name, version, digest, preset, saved, summaries, results, analysis, validation, device)
     (out / "card.json").write_text(json.dumps(finite_json(card), indent=1, allow_nan=False) + "\n")
-    table = markdown(results)
+    table = markdown(results) + "\n\n" + markdown_defaults(results)
     (run / "results.md").write_text(table + "\n")
     print(table)
     return card
@@ -625,6 +625,7 @@ def make_card_mix(name, version, digest, preset, cfgs, summaries, results, analy
             ),
             "horizons": results["horizons"],
             "geoMean": results["geoMean"],
+            "geoMeanVsDefaults": results["geoMeanVsDefaults"],
             "worstVsAdam": results["worstVsAdam"],
             "divergedAt1000": results["divergedAt1000"],
             "grids": results["grids"],

@@ -54,10 +54,16 @@ def test_the_suite_reports_ratios_geometric_means_and_defaults(tmp_path, monkeyp
                 r["results"]["learned"][h]["mean"] / r["results"][best][h]["mean"])
             assert all(r["results"][best][h]["mean"] <= r["results"][b][h]["mean"] for b in evalmix.BASELINES)
         assert r["defaults"]["adam"]["lr"] == 0.001 and r["results"]["learned"]["100"]["n"] == 6
+        for h in ("100", "200", "1000"):  # beside the baselines at their usual lr, untuned
+            q, learned = r["ratios"][h], r["results"]["learned"][h]["mean"]
+            assert q["vsAdamDefault"] == pytest.approx(learned / r["defaults"]["adam"][h]["mean"])
+            assert q["vsBestDefault"] == pytest.approx(learned / min(r["defaults"][b][h]["mean"] for b in evalmix.BASELINES))
         assert r["results"]["learned"]["1000"]["n"] == 3
     for h in ("100", "200", "1000"):
         logs = [math.log(r["ratios"][h]["ratio"]) for r in res["tests"].values()]
         assert res["geoMean"][h] == pytest.approx(math.exp(sum(logs) / 2))
+        logs = [math.log(r["ratios"][h]["vsAdamDefault"]) for r in res["tests"].values()]
+        assert res["geoMeanVsDefaults"]["adam"][h] == pytest.approx(math.exp(sum(logs) / 2))
     # a second call reuses every cached job, and reports the wall time of the call that ran them
     assert res["wallSeconds"] > 0
     again = evalmix.evaluate_mix(weights, tmp_path / "eval", jobs=1, progress=False)
@@ -70,6 +76,7 @@ def test_the_suite_reports_ratios_geometric_means_and_defaults(tmp_path, monkeyp
     assert evalmix.evaluate_mix(weights, tmp_path / "eval", jobs=1, progress=False)["wallSeconds"] < res["wallSeconds"]
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["digest"].startswith("sha256:")
     assert "learned ÷ best" in evalmix.markdown(res)
+    assert "| adam 0.001 |" in evalmix.markdown_defaults(res).splitlines()[0]
 
 
 def test_a_hand_rule_runs_in_the_learned_optimizers_place_beside_the_same_baselines(tmp_path, monkeypatch):
