@@ -27,6 +27,13 @@ static void unpad_rows(const vf *src, int64_t rows, int64_t H, float *dst, int n
   for (int64_t r = 0; r < rows; r++) memcpy(dst + r * H, src + r * nv, sizeof(float) * H);
 }
 
+/* Scratch for fan_in rows of H units as whole vectors: sets *nv, the vectors a row takes. NULL if
+ * H > MAXV * LANES or memory runs out. */
+static vf *padded_scratch(int64_t fan_in, int64_t H, int *nv) {
+  *nv = (int)((H + LANES - 1) / LANES);
+  return *nv > MAXV ? NULL : aligned_alloc(sizeof(vf), sizeof(vf) * *nv * fan_in);
+}
+
 /* One image's sum of x[p] * W[p, :] over its nonzero pixels (k in [k0, k1)), in nv vectors: two
  * interleaved accumulators hide the FMA latency; nv is a constant where this is inlined. */
 static inline __attribute__((always_inline)) void sparse_row(const int32_t *cols, const float *vals, int64_t k0,
@@ -64,9 +71,8 @@ int l2o_sparse_forward(const int64_t *rowptr, const int32_t *cols, const float *
                        int64_t n_inst, int64_t batch, const float *theta, int64_t ld, int64_t fan_in,
                        int64_t hidden, float *out) {
   const int64_t H = hidden;
-  const int nv = (int)((H + LANES - 1) / LANES);
-  if (nv > MAXV) return -1;
-  vf *w = aligned_alloc(sizeof(vf), sizeof(vf) * nv * fan_in);
+  int nv;
+  vf *w = padded_scratch(fan_in, H, &nv);
   if (!w) return -1;
   for (int64_t b = 0; b < n_inst; b++) {
     pad_rows(theta + b * ld, fan_in, H, w, nv);
@@ -106,9 +112,8 @@ int l2o_sparse_weight_grad(const int64_t *rowptr, const int32_t *cols, const flo
                            int64_t n_inst, int64_t batch, const float *dz, int64_t fan_in, int64_t hidden,
                            float *grad, int64_t ld) {
   const int64_t H = hidden;
-  const int nv = (int)((H + LANES - 1) / LANES);
-  if (nv > MAXV) return -1;
-  vf *g = aligned_alloc(sizeof(vf), sizeof(vf) * nv * fan_in);
+  int nv;
+  vf *g = padded_scratch(fan_in, H, &nv);
   if (!g) return -1;
   for (int64_t b = 0; b < n_inst; b++) {
     memset(g, 0, sizeof(vf) * nv * fan_in);
