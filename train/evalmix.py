@@ -369,10 +369,13 @@ def assemble(specs, cached, digest) -> dict:
                          "wallSeconds": {k: (learned if k == "learned" else base[k])["wallSeconds"]
                                          for k in ["learned", *BASELINES]}}
     def geo_mean(key: str) -> dict:
+        """Per horizon, the geometric mean over tests of ratios[h][key]; infinite unless every ratio is
+        finite and positive (the learned optimizer diverged, or the baseline did)."""
         out = {}
         for h in map(str, HORIZONS):
-            logs = [math.log(r["ratios"][h][key]) if r["ratios"][h][key] > 0 else math.inf for r in tests.values()]
-            out[h] = math.exp(sum(logs) / len(logs)) if all(map(math.isfinite, logs)) else float("inf")
+            ratios = [r["ratios"][h][key] for r in tests.values()]
+            ok = all(math.isfinite(x) and x > 0 for x in ratios)
+            out[h] = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ok else float("inf")
         return out
 
     diverged = {name: r["results"]["learned"]["1000"]["diverged"] for name, r in tests.items()}
@@ -383,6 +386,13 @@ def assemble(specs, cached, digest) -> dict:
             "defaults": DEFAULT_LR, "grids": BASE_GRID, "tests": tests}
 
 
+def _cells(values: list) -> list:
+    """Mean ± standard error per result (or "diverged"), the lowest mean in bold."""
+    best = min(range(len(values)), key=lambda i: values[i]["mean"])
+    cells = ["diverged" if not math.isfinite(v["mean"]) else f"{v['mean']:.4g} ± {v['se']:.2g}" for v in values]
+    return [f"**{c}**" if i == best else c for i, c in enumerate(cells)]
+
+
 def markdown(results: dict) -> str:
     """Tests x horizons: learned, each tuned baseline (best in bold), the ratio to the best."""
     opts = ["learned", *BASELINES]
@@ -391,13 +401,7 @@ def markdown(results: dict) -> str:
     lines = ["| test | steps | " + " | ".join([first, *opts[1:]]) + f" | {first} ÷ best |", "|---|---:|" + "---:|" * (len(opts) + 1)]
     for name, r in results["tests"].items():
         for h in map(str, results["horizons"]):
-            vals = {o: r["results"][o][h] for o in opts}
-            best = min(opts, key=lambda o: vals[o]["mean"])
-            cells = []
-            for o in opts:
-                v = vals[o]
-                cell = "diverged" if not math.isfinite(v["mean"]) else f"{v['mean']:.4g} ± {v['se']:.2g}"
-                cells.append(f"**{cell}**" if o == best else cell)
+            cells = _cells([r["results"][o][h] for o in opts])
             lines.append(f"| {name} | {h} | " + " | ".join(cells) + f" | {r['ratios'][h]['ratio']:.3f} |")
     geo = results["geoMean"]
     lines.append("")
@@ -414,12 +418,7 @@ def markdown_defaults(results: dict) -> str:
              "|---|---:|" + "---:|" * (len(head) + 2)]
     for name, r in results["tests"].items():
         for h in map(str, results["horizons"]):
-            vals = [r["results"]["learned"][h], *(r["defaults"][b][h] for b in opts)]
-            best = min(range(len(vals)), key=lambda i: vals[i]["mean"])
-            cells = []
-            for i, v in enumerate(vals):
-                cell = "diverged" if not math.isfinite(v["mean"]) else f"{v['mean']:.4g} ± {v['se']:.2g}"
-                cells.append(f"**{cell}**" if i == best else cell)
+            cells = _cells([r["results"]["learned"][h], *(r["defaults"][b][h] for b in opts)])
             q = r["ratios"][h]
             lines.append(f"| {name} | {h} | " + " | ".join(cells) + f" | {q['vsBestDefault']:.3f} | {q['vsAdamDefault']:.3f} |")
     geo = results["geoMeanVsDefaults"]
