@@ -67,19 +67,45 @@ def _rule_arg(text: str) -> tuple[str, float]:
     return name, float(value)
 
 
+def _decay(text: str):
+    """`--decay T:P` -> (T, P); `none` -> None (no decay)."""
+    if text == "none":
+        return None
+    after, sep, power = text.partition(":")
+    try:
+        return int(after), float(power)
+    except ValueError:
+        raise SystemExit(f"--decay takes AFTER:POWER (e.g. 200:0.5) or none, got {text!r}") from None
+
+
+def _with_decay(module, decay):
+    """`module` with tanh-rms's decay set to `decay` ((T, P) or None: none), checked as a weight file's."""
+    from .optimizer import Decay
+
+    if module.output_kind != "tanh-rms":
+        raise SystemExit("--decay needs a tanh-rms weight file")
+    module.decay = None if decay is None else Decay(*decay)
+    return module
+
+
 def cmd_evaluate_mix(args) -> int:
     from .evalmix import evaluate_mix, markdown, markdown_defaults
 
     weights = args.weights
-    if args.scale != 1.0:
-        # The weight file with its output scale multiplied (a new file, so its jobs are cached apart).
+    if args.scale != 1.0 or args.decay:
+        # The weight file with its output scale multiplied or its decay set (a new file, so its jobs
+        # are cached apart).
         from .export import export_model, load_model
 
         if not weights:
-            raise SystemExit("evaluate-mix: --scale needs --weights")
+            raise SystemExit("evaluate-mix: --scale and --decay need --weights")
         m = load_model(weights)
         m.output_scale *= args.scale
-        weights = Path(args.out) / f"model-x{args.scale:g}.safetensors"
+        name = f"model-x{args.scale:g}"
+        if args.decay:
+            _with_decay(m, _decay(args.decay))
+            name += f"-decay{args.decay.replace(':', '-')}"
+        weights = Path(args.out) / f"{name}.safetensors"
         export_model(m, weights)
     res = evaluate_mix(weights, args.out, jobs=args.jobs, tests=args.tests, instances=args.instances,
                        long_instances=args.long_instances, baselines_only=args.only_baselines,
@@ -175,15 +201,22 @@ def cmd_validate_mix(args) -> int:
     if bool(args.weights) == bool(args.rule):
         raise SystemExit("validate-mix: give --weights or --rule (with --rule-lr), not both")
     cfg = replace(PRESETS["l2o-mlp"]["1.0.0"]["stages"][0], seed=args.seed)
+    if args.long:
+        cfg = replace(cfg, val_long=cfg.val_configs)
     val_set = validation_set(cfg)
     if args.rule:
         runs = [(f"{args.rule} lr {args.rule_lr:g}", TEACHERS[args.rule](args.rule_lr))]
     else:
         runs = []
         for factor in args.scale:
-            m = load_model(args.weights)
-            m.output_scale *= factor
-            runs.append((f"{args.weights} output x{factor:g}", m))
+            for decay in args.decay or [""]:
+                m = load_model(args.weights)
+                m.output_scale *= factor
+                label = f"{args.weights} output x{factor:g}"
+                if decay:
+                    _with_decay(m, _decay(decay))
+                    label += f", decay {decay}"
+                runs.append((label, m))
     for label, opt in runs:
         score, rows = validate_mix(opt, val_set, details=True)
         print(f"{label}, validation set of seed {args.seed}: {score:.4f}", flush=True)
@@ -271,6 +304,9 @@ def main(argv=None) -> int:
                    help="another argument of the rule, e.g. a=0.5 for snr-pnag (repeatable)")
     p.add_argument("--scale", type=float, default=1.0,
                    help="evaluate --weights with its output scale multiplied by this (written to OUT first)")
+    p.add_argument("--decay", metavar="AFTER:POWER",
+                   help="evaluate --weights (tanh-rms) with the step decay min(1, (AFTER/t)^POWER), or none "
+                        "(written to OUT first)")
     p.set_defaults(fn=cmd_evaluate_mix)
 
     p = sub.add_parser("validate-mix", help="l2o-mlp's validation score (mean log whole-pool loss on 64 instances) of a weight file")
@@ -279,6 +315,9 @@ def main(argv=None) -> int:
     p.add_argument("--rule-lr", type=float, default=0.02, help="the hand rule's lr (default 0.02)")
     p.add_argument("--seed", type=int, default=0, help="the validation set: stage 1's is 0, stage 2's is 1")
     p.add_argument("--scale", type=float, nargs="+", default=[1.0], help="output scale factors to try")
+    p.add_argument("--decay", nargs="+", metavar="AFTER:POWER",
+                   help="tanh-rms step decays to try on --weights (e.g. none 200:0.5)")
+    p.add_argument("--long", action="store_true", help="run every validation config to 1,000 steps (default: 4 of 16)")
     p.add_argument("--details", action="store_true", help="also each validation config's mean loss")
     p.set_defaults(fn=cmd_validate_mix)
 

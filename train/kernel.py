@@ -71,7 +71,8 @@ def _declare_lstm(lib) -> None:
         f.restype = ctypes.c_int
         f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_float,
                       ctypes.c_int, P, ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_int,
-                      ctypes.c_float, ctypes.c_double, P, P, P, ctypes.c_int64, P, ctypes.c_int64]
+                      ctypes.c_float, ctypes.c_double, ctypes.c_int, ctypes.c_double, P, P, P, ctypes.c_int64, P,
+                      ctypes.c_int64]
 
 
 def _declare_sparse(lib) -> None:
@@ -179,7 +180,7 @@ class NativeStep:
             raise ValueError("params must be a contiguous float32 vector shaped like pack_params(module)")
         args = (m.layers, m.hidden, self.feat_in, m.input_size, self.kind, self.p, self.k, self.beta1,
                 self.beta2, self.eps, self.log_rms, OUTPUT_KINDS[m.output_kind], m.output_scale, m.output_power or 0.0,
-                packed.data_ptr(),
+                m.decay.after if m.decay else 0, m.decay.power if m.decay else 0.0, packed.data_ptr(),
                 g.data_ptr(), state.data_ptr())
         if state.dtype != torch.float32:
             raise ValueError("state must be float32")

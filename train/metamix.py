@@ -84,6 +84,9 @@ class MixConfig:
     log_rms: float = 0.0  # > 0: the features include log(max(r, e^-q)) / q, the gradient's scale
     output_scale: float = 0.1
     output_power: float = 0.0  # > 0: output `tanh-rms`, scale * tanh(head) * r^power (else `tanh`)
+    # > 0 (tanh-rms only): times min(1, (decay_after / t)^decay_power), t the coordinate's step count
+    decay_after: int = 0
+    decay_power: float = 0.0
     # task distribution
     quadratic_prob: float = 0.15
     min_layers: int = 1
@@ -143,13 +146,19 @@ class MixConfig:
     coord_sampling: str = "uniform"
 
     def make_optimizer(self) -> LSTMOptimizer:
+        output = {"kind": "tanh", "scale": self.output_scale}
+        if self.output_power:
+            output = {"kind": "tanh-rms", "scale": self.output_scale, "power": self.output_power}
+            if self.decay_after:
+                output["decay"] = {"after": self.decay_after, "power": self.decay_power}
+        elif self.decay_after:
+            raise ValueError("decay_after needs the tanh-rms output (output_power > 0)")
         return LSTMOptimizer(
             self.layers, self.hidden,
             features={"kind": "moments", "beta1": list(self.beta1), "beta2": self.beta2, "eps": self.eps,
                       **({"logRms": self.log_rms} if self.log_rms else {})},
             input_size=self.input_size,
-            output={"kind": "tanh-rms", "scale": self.output_scale, "power": self.output_power}
-            if self.output_power else {"kind": "tanh", "scale": self.output_scale},
+            output=output,
         )
 
     def sample_task(self, rng: random.Random) -> TaskConfig:

@@ -10,7 +10,7 @@ Two generations of architecture share this module:
 
 The module's state_dict names are the weight file's tensor names, so export is a plain dump. A
 state is [N, S] coordinate-major: the LSTM's [h_1, c_1, …, h_L, c_L] (2·L·H floats), then the
-feature kind's slots.
+feature kind's slots, then the output transform's (`decay`'s step count).
 """
 
 from __future__ import annotations
@@ -95,6 +95,34 @@ class Moments:
         return torch.stack(feats, dim=1), new_slots, seen
 
 
+class Decay:
+    """`tanh-rms`'s optional `decay` (docs/optimizer-math.md §6): the step times min(1, (T / t')^d),
+    t' the coordinate's steps since its first nonzero gradient (this one included, at most 65535),
+    kept as two base-256 digits [c_lo, c_hi] so that 16-bit states count exactly."""
+
+    slots = 2
+    MAX_COUNT = 65535
+
+    def __init__(self, after, power) -> None:
+        if isinstance(after, bool) or int(after) != after or not 1 <= int(after) <= self.MAX_COUNT:
+            raise ValueError("decay.after must be an integer from 1 to 65535")
+        self.after, self.power = int(after), float(power)
+        if not 0.0 < self.power <= 1.0:
+            raise ValueError("decay.power must lie in (0, 1]")
+
+    def spec(self) -> dict:
+        return {"after": self.after, "power": self.power}
+
+    def __call__(self, slots: torch.Tensor, seen: torch.Tensor):
+        """slots [N, 2] float32, seen [N] bool -> (factor [N] float64, new slots [N, 2] float32)."""
+        lo = torch.clamp(torch.floor(slots[:, 0].double()), 0.0, 255.0)
+        hi = torch.clamp(torch.floor(slots[:, 1].double()), 0.0, 255.0)
+        t = torch.where(seen, torch.clamp(256.0 * hi + lo + 1.0, max=float(self.MAX_COUNT)), torch.zeros_like(lo))
+        new = torch.stack([torch.remainder(t, 256.0), torch.floor(t / 256.0)], dim=1).float()
+        factor = torch.clamp(self.after / torch.clamp(t, min=1.0), max=1.0).pow(self.power)
+        return factor, new
+
+
 def _elu(x: torch.Tensor) -> torch.Tensor:
     # ELU with alpha 1, written out (F.elu computes exp(x) - 1; docs/optimizer-math.md says expm1).
     return torch.where(x > 0, x, torch.expm1(torch.clamp(x, max=0.0)))
@@ -107,7 +135,7 @@ class LSTMOptimizer(nn.Module):
     The extended one: pass `features` (e.g. `{"kind": "moments", "beta1": [0.5, 0.9, 0.99],
     "beta2": 0.99, "eps": 1e-8, "logRms": 10}`), `input_size` (ELU input layer width, 0 for none) and
     `output` (`{"kind": "tanh", "scale": 0.1}`, `{"kind": "tanh-rms", "scale": 1, "power": 0.3}` or
-    `{"kind": "linear", "scale": …}`).
+    `{"kind": "linear", "scale": …}`); `tanh-rms` may add `"decay": {"after": T, "power": d}`.
     """
 
     def __init__(
@@ -139,6 +167,9 @@ class LSTMOptimizer(nn.Module):
             self.output_power = float(out["power"]) if self.output_kind == "tanh-rms" else None
             if self.output_power is not None and not output_bound_ok(self.output_scale, self.output_power):
                 raise ValueError("tanh-rms needs 0 < power <= 1 and |scale| * FLT_MAX^power <= FLT_MAX")
+            if "decay" in out and self.output_kind != "tanh-rms":
+                raise ValueError("only the tanh-rms output takes a decay")
+            self.decay = Decay(out["decay"]["after"], out["decay"]["power"]) if "decay" in out else None
             self.preprocessing, self.p = None, None
             in_dim = self.features.inputs
         else:
@@ -150,6 +181,7 @@ class LSTMOptimizer(nn.Module):
             self.preprocessing = preprocessing
             self.p = float(p)
             self.output_kind, self.output_scale, self.output_power = "linear", float(output_scale), None
+            self.decay = None
             in_dim = 2 if preprocessing == "log-sign" else 1
         if not math.isfinite(self.output_scale):
             raise ValueError("the output scale must be finite")
@@ -167,8 +199,12 @@ class LSTMOptimizer(nn.Module):
         return 2 * self.layers * self.hidden
 
     @property
+    def feature_slots(self) -> int:
+        return self.features.slots if self.features else 0
+
+    @property
     def state_size(self) -> int:
-        return self.lstm_size + (self.features.slots if self.features else 0)
+        return self.lstm_size + self.feature_slots + (self.decay.slots if self.decay else 0)
 
     def architecture(self) -> dict:
         """The architecture record stored in the weight file's metadata (DESIGN.md §3)."""
@@ -180,6 +216,8 @@ class LSTMOptimizer(nn.Module):
             arch["output"] = {"kind": self.output_kind, "scale": self.output_scale}
             if self.output_power is not None:
                 arch["output"]["power"] = self.output_power
+            if self.decay is not None:
+                arch["output"]["decay"] = self.decay.spec()
             return arch
         arch.update(preprocessing=self.preprocessing, outputScale=self.output_scale)
         if self.preprocessing == "log-sign":
@@ -225,19 +263,30 @@ class LSTMOptimizer(nn.Module):
         if self.features is None:
             x, slots, seen = self.preprocess(grads), None, None
         else:
-            x, slots, seen = self.features(grads.reshape(-1).float(), state[:, self.lstm_size :])
+            lo = self.lstm_size
+            x, slots, seen = self.features(grads.reshape(-1).float(), state[:, lo : lo + self.feature_slots])
         if self.input_size:
             x = _elu(self.input(x))
         return x, slots, seen
 
-    def transform(self, y: torch.Tensor, seen, slots=None) -> torch.Tensor:
-        """Head output [N] (and the new feature slots [N, K+2], for `tanh-rms`) -> update [N]."""
+    def decayed(self, state: torch.Tensor, seen):
+        """`decay`'s factor [N] (float64) and new slots [N, 2] from a coordinate-major state, or (None, None)."""
+        if self.decay is None:
+            return None, None
+        lo = self.lstm_size + self.feature_slots
+        return self.decay(state[:, lo : lo + 2], seen)
+
+    def transform(self, y: torch.Tensor, seen, slots=None, factor=None) -> torch.Tensor:
+        """Head output [N] (and the new feature slots [N, K+2], for `tanh-rms`; `decay`'s factor)
+        -> update [N]."""
         if self.output_kind != "linear":
             y = torch.tanh(y)
         u = self.output_scale * y
         if self.output_kind == "tanh-rms":  # r'^power in float64 from the float32 r', rounded once
             r = slots[:, len(self.features.beta1)]
             u = u * r.double().pow(self.output_power).float()
+        if factor is not None:  # decay: rounded once more
+            u = (u.double() * factor).float()
         if seen is not None:  # by construction, never-nonzero gradients give exactly 0
             u = torch.where(seen, u, torch.zeros_like(u))
         return u
@@ -247,6 +296,7 @@ class LSTMOptimizer(nn.Module):
         if state.shape != (n, self.state_size):
             raise ValueError(f"state must be [{n}, {self.state_size}], got {list(state.shape)}")
         x, slots, seen = self.inputs(grads, state)
+        factor, out_slots = self.decayed(state, seen)
         h_dim = self.hidden
         new_parts = []
         for k, cell in enumerate(self.cells):
@@ -255,9 +305,11 @@ class LSTMOptimizer(nn.Module):
             h, c = cell(x, (h, c))
             new_parts += [h, c]
             x = h
-        updates = self.transform(self.head(x).reshape(-1), seen, slots).reshape(grads.shape)
+        updates = self.transform(self.head(x).reshape(-1), seen, slots, factor).reshape(grads.shape)
         if slots is not None:
             new_parts.append(slots)
+        if out_slots is not None:
+            new_parts.append(out_slots)
         return updates, torch.cat(new_parts, dim=1)
 
     @torch.no_grad()
@@ -270,12 +322,17 @@ class LSTMOptimizer(nn.Module):
         h_dim = self.hidden
         new = torch.empty_like(state_fm) if out is None else out
         lstm = self.lstm_size
+        factor = None
         if self.features is None:
             x, seen, slots = self.preprocess(grads).t(), None, None
         else:
-            feats, slots, seen = self.features(grads.reshape(-1).float(), state_fm[lstm:].t())
-            new[lstm:] = slots.t()
+            end = lstm + self.feature_slots
+            feats, slots, seen = self.features(grads.reshape(-1).float(), state_fm[lstm:end].t())
+            new[lstm:end] = slots.t()
             x = feats.t()
+            if self.decay is not None:
+                factor, out_slots = self.decay(state_fm[end:].t(), seen)
+                new[end:] = out_slots.t()
         if self.input_size:
             x = _elu(torch.addmm(self.input.bias.unsqueeze(1), self.input.weight, x))
         for k, cell in enumerate(self.cells):
@@ -296,4 +353,4 @@ class LSTMOptimizer(nn.Module):
             h_new.mul_(o)
             x = h_new
         y = torch.addmm(self.head.bias.unsqueeze(1), self.head.weight, x).reshape(-1)
-        return self.transform(y, seen, slots).reshape(grads.shape), new
+        return self.transform(y, seen, slots, factor).reshape(grads.shape), new

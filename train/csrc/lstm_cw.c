@@ -126,7 +126,8 @@ static inline void store(float *row, vf v, int nb) {
 
 int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int feature_kind, float p,
                      int k_moments, const double *beta1, double beta2, double eps, double log_rms,
-                     int output_kind, float out_scale, double out_power, const float *params,
+                     int output_kind, float out_scale, double out_power, int decay_after,
+                     double decay_power, const float *params,
                      const float *grads, float *state, int64_t ld, float *updates, int64_t n) {
   /* the logRms feature's floor e^-q (rounded up to a float at least FLT_MIN) and 1 / q */
   const float floor_q = log_rms > 0.0 ? fmaxf((float)exp(-log_rms), 1.17549435e-38f) : 1.f;
@@ -141,6 +142,7 @@ int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int fe
   for (int64_t j0 = 0; j0 < n; j0 += LANES) {
     const int nb = (int)((n - j0) < LANES ? (n - j0) : LANES);
     vf g = load(grads + j0, nb), seen = splat(1.f), rms = splat(0.f);
+    double decay[LANES];
     if (feature_kind == FEAT_NONE) {
       x[0] = g;
     } else if (feature_kind == FEAT_LOG_SIGN) {
@@ -176,6 +178,17 @@ int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int fe
       store(rrow, rn, nb);
       store(zrow, seen, nb);
       rms = rn;
+      if (decay_after > 0) { /* tanh-rms's decay: the step count t' in two base-256 digits */
+        float *lo = state + (int64_t)(lstm + K + 2) * ld + j0, *hi = lo + ld;
+        for (int l = 0; l < nb; l++) {
+          double t = 256.0 * fmin(fmax(floor((double)hi[l]), 0.0), 255.0) +
+                     fmin(fmax(floor((double)lo[l]), 0.0), 255.0);
+          t = seen[l] != 0.f ? fmin(t + 1.0, 65535.0) : 0.0;
+          lo[l] = (float)fmod(t, 256.0);
+          hi[l] = (float)floor(t / 256.0);
+          decay[l] = t > 0.0 ? pow(fmin((double)decay_after / t, 1.0), decay_power) : 1.0;
+        }
+      }
     }
     const float *q = params;
     vf *cur = x;
@@ -232,6 +245,8 @@ int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int fe
         if (tiny[l] && rms[l] > 0.f) pw[l] = (float)pow((double)rms[l], out_power);
       y = y * pw;
     }
+    if (decay_after > 0 && feature_kind == FEAT_MOMENTS)
+      for (int l = 0; l < nb; l++) y[l] = (float)((double)y[l] * decay[l]);
     if (feature_kind == FEAT_MOMENTS) y = vsel(seen == 0.f, splat(0.f), y);
     store(updates + j0, y, nb);
   }
@@ -243,13 +258,15 @@ int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int fe
 int l2o_lstm_cw_blocks(int layers, int hidden, int feat_in, int input_size, int feature_kind,
                        float p, int k_moments, const double *beta1, double beta2, double eps,
                        double log_rms, int output_kind, float out_scale, double out_power,
-                       const float *params,
+                       int decay_after, double decay_power, const float *params,
                        const float *grads, float *state, int64_t block, float *updates, int64_t n) {
-  const int64_t s = 2 * (int64_t)layers * hidden + (feature_kind == FEAT_MOMENTS ? k_moments + 2 : 0);
+  const int64_t s = 2 * (int64_t)layers * hidden + (feature_kind == FEAT_MOMENTS ? k_moments + 2 : 0) +
+                    (decay_after > 0 ? 2 : 0);
   for (int64_t b = 0; b * block < n; b++) {
     const int64_t j = b * block, m = n - j < block ? n - j : block;
     int rc = l2o_lstm_cw_step(layers, hidden, feat_in, input_size, feature_kind, p, k_moments, beta1,
-                              beta2, eps, log_rms, output_kind, out_scale, out_power, params, grads + j,
+                              beta2, eps, log_rms, output_kind, out_scale, out_power, decay_after,
+                              decay_power, params, grads + j,
                               state + b * s * block, block, updates + j, m);
     if (rc != 0) return rc;
   }

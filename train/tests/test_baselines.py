@@ -164,6 +164,8 @@ def test_learned_adapter_has_the_same_interface():
     {"layers": 1, "hidden": 4, "features": {**MOMENTS, "logRms": 8.0}, "output": {"kind": "linear", "scale": 0.1}},
     {"layers": 2, "hidden": 4, "features": {**MOMENTS, "logRms": 10.0}, "input_size": 4,
      "output": {"kind": "tanh-rms", "scale": 1.0, "power": 0.3}},
+    {"layers": 1, "hidden": 4, "features": {**MOMENTS, "logRms": 10.0}, "input_size": 4,
+     "output": {"kind": "tanh-rms", "scale": 1.0, "power": 0.3, "decay": {"after": 2, "power": 0.5}}},
 ])
 def test_native_kernel_follows_the_module_over_several_steps(arch):
     module = randomized(LSTMOptimizer(**arch), seed=3, scale=0.4)

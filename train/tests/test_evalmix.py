@@ -140,3 +140,27 @@ def test_evaluate_mix_with_scale_evaluates_the_weights_with_their_output_scaled(
     assert load_model(scaled).output_scale == pytest.approx(0.5 * load_model(weights).output_scale)
     results = json.loads((out / "results.json").read_text())
     assert results["digest"] == st.digest(scaled.read_bytes()) != st.digest(weights.read_bytes())
+
+
+def test_evaluate_mix_with_decay_evaluates_the_weights_with_tanh_rms_decay_set(tmp_path, monkeypatch):
+    """`evaluate-mix --decay T:P` writes the tanh-rms weight file with that step decay into OUT (its
+    own digest) and evaluates it; `none` removes one; a weight file without tanh-rms is refused."""
+    from train import cli, safetensors_io as st
+    from train.export import load_model
+
+    monkeypatch.setattr(evalmix, "TESTS", [_tiny("q1")])
+    weights = tmp_path / "model.safetensors"
+    cfg = MixConfig(hidden=4, input_size=3, output_scale=1.0, output_power=0.3)
+    export_model(randomized(cfg.make_optimizer(), seed=1, scale=0.2), weights)
+    out = tmp_path / "eval"
+    assert cli.main(["evaluate-mix", "--weights", str(weights), "--out", str(out), "--jobs", "1", "--decay", "3:0.5"]) == 0
+    decayed = out / "model-x1-decay3-0.5.safetensors"
+    assert load_model(decayed).architecture()["output"]["decay"] == {"after": 3, "power": 0.5}
+    results = json.loads((out / "results.json").read_text())
+    assert results["digest"] == st.digest(decayed.read_bytes()) != st.digest(weights.read_bytes())
+    assert cli.main(["evaluate-mix", "--weights", str(decayed), "--out", str(out), "--jobs", "1", "--decay", "none"]) == 0
+    assert (out / "model-x1-decaynone.safetensors").read_bytes() == weights.read_bytes()
+    plain = tmp_path / "tanh.safetensors"
+    export_model(MixConfig(hidden=4, input_size=3).make_optimizer(), plain)
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate-mix", "--weights", str(plain), "--out", str(out), "--decay", "3:0.5"])

@@ -242,6 +242,31 @@ def test_validate_mix_cli_scores_a_hand_rule_config_by_config(monkeypatch, capsy
             cli.main(argv)
 
 
+def test_validate_mix_cli_tries_decays_on_a_weight_file_with_every_config_long(tmp_path, monkeypatch, capsys):
+    """`validate-mix --weights W --decay none T:P --long` scores W without and with the step decay,
+    on a validation set whose every config runs to the longest horizon."""
+    from train import cli, metamix
+    from train.export import export_model
+
+    tiny = _config()
+    seen = []
+
+    def fake_set(cfg):
+        seen.append(cfg.val_long == cfg.val_configs)
+        return validation_set(replace(tiny, seed=cfg.seed))
+
+    monkeypatch.setattr(metamix, "validation_set", fake_set)
+    weights = tmp_path / "model.safetensors"
+    export_model(replace(tiny, output_scale=1.0, output_power=0.3).make_optimizer(), weights)
+    assert cli.main(["validate-mix", "--weights", str(weights), "--decay", "none", "3:0.5", "--long"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert seen == [True]
+    assert [line.split(", validation set")[0] for line in out] == [
+        f"{weights} output x1, decay none", f"{weights} output x1, decay 3:0.5"]
+    with pytest.raises(SystemExit):
+        cli.main(["validate-mix", "--weights", str(weights), "--decay", "3-0.5"])
+
+
 def test_export_cli_reads_a_metamix_stage(tmp_path):
     """`export --checkpoint RUN/best.pt` of an l2o-mlp stage (imitation or meta-training) writes the
     weights that stage kept; it used to read the config as the older ImitationConfig and fail."""

@@ -107,3 +107,67 @@ def test_tanh_rms_output_scales_tanh_by_the_rms_to_a_power_and_refuses_unbounded
     for bad in ({**out, "power": 0.0}, {**out, "power": 1.5}, {**out, "scale": 2.0, "power": 1.0}):
         with pytest.raises(ValueError):
             LSTMOptimizer(layers=1, hidden=3, features=MOMENTS, output=bad)
+
+
+def test_decay_counts_steps_since_the_first_nonzero_gradient_and_scales_the_step_after_t_of_them():
+    from train.tests.helpers import MOMENTS
+
+    base = {"kind": "tanh-rms", "scale": 0.5, "power": 0.3}
+    out = {**base, "decay": {"after": 3, "power": 0.5}}
+    opt = _randomized(LSTMOptimizer(layers=1, hidden=3, features=MOMENTS, output=out))
+    plain = LSTMOptimizer(layers=1, hidden=3, features=MOMENTS, output=base)
+    plain.load_state_dict(opt.state_dict())
+    assert opt.architecture()["output"] == out and opt.state_size == plain.state_size + 2
+    assert LSTMOptimizer.from_architecture(opt.architecture()).architecture() == opt.architecture()
+    lo = opt.state_size - 2
+    g = torch.tensor([1e-3, -2.0, 0.0, 5.0])
+    state, pstate = opt.init_state(4), plain.init_state(4)
+    with torch.no_grad():
+        for t in range(1, 7):
+            gt = g.clone()
+            if t == 1:
+                gt[3] = 0.0  # coordinate 3 starts counting one step later
+            u, state = opt(gt, state)
+            up, pstate = plain(gt, pstate)
+            torch.testing.assert_close(state[:, :lo], pstate)  # the rest of the state is plain tanh-rms's
+            count = (256 * state[:, lo + 1] + state[:, lo]).tolist()
+            assert count == [t, t, 0, t - 1]
+            factor = torch.tensor([min(1.0, (3 / c) ** 0.5) if c else 1.0 for c in count], dtype=torch.float64)
+            assert torch.equal(u, (up.double() * factor).float())  # exactly tanh-rms for the first 3 steps
+            assert u[2].item() == 0.0
+    # the count's digits are integers below 256: a bfloat16 or float16 state carries them exactly
+    wide = opt.init_state(2)
+    wide[:, lo], wide[:, lo + 1] = torch.tensor([255.0, 254.0]), torch.tensor([3.0, 255.0])
+    wide[:, opt.lstm_size + len(MOMENTS["beta1"]) + 1] = 1.0  # seen
+    with torch.no_grad():
+        _, nxt = opt(torch.ones(2), wide.bfloat16().float())
+    assert (256 * nxt[:, lo + 1] + nxt[:, lo]).tolist() == [1024.0, 65535.0]  # carries, then stops
+    # whatever finite values a client sends read as a count from 0 to 65535
+    junk = opt.init_state(3)
+    junk[:, lo], junk[:, lo + 1] = torch.tensor([-7.5, 300.2, 2.9]), torch.tensor([1e30, -1.0, 0.5])
+    with torch.no_grad():
+        _, nxt = opt(torch.ones(3), junk)
+    assert (256 * nxt[:, lo + 1] + nxt[:, lo]).tolist() == [65280.0 + 1, 255.0 + 1, 2.0 + 1]
+    for bad in ({"after": 0, "power": 0.5}, {"after": 2.5, "power": 0.5}, {"after": 70000, "power": 0.5},
+                {"after": 3, "power": 0.0}, {"after": 3, "power": 1.5}):
+        with pytest.raises(ValueError):
+            LSTMOptimizer(layers=1, hidden=3, features=MOMENTS, output={**base, "decay": bad})
+    with pytest.raises(ValueError):
+        LSTMOptimizer(layers=1, hidden=3, features=MOMENTS, output={"kind": "tanh", "scale": 0.1, "decay": out["decay"]})
+
+
+def test_fast_forward_equals_forward_with_decay():
+    from train.tests.helpers import MOMENTS
+
+    out = {"kind": "tanh-rms", "scale": 1.0, "power": 0.3, "decay": {"after": 2, "power": 1.0}}
+    opt = _randomized(LSTMOptimizer(layers=2, hidden=4, features=MOMENTS, input_size=5, output=out))
+    state = opt.init_state(40)
+    fm = state.t().contiguous()
+    for t in range(5):
+        g = torch.randn(40) * 10 ** torch.randint(-6, 2, (40,)).float()
+        g[:4] = 0.0
+        with torch.no_grad():
+            u1, state = opt(g, state)
+        u2, fm = opt.fast_forward(g, fm)
+        torch.testing.assert_close(u1, u2, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(state, fm.t(), rtol=1e-5, atol=1e-6)
