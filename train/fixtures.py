@@ -24,6 +24,10 @@ CASES = {
     # the gradient's scale as an input and in the output: tanh(head) * r'^0.3 (l2o-mlp@1.2.0's shape)
     "moments-logrms-elu-tanhrms": dict(layers=2, hidden=8, features={**MOMENTS, "logRms": 10.0}, input_size=8,
                                        output={"kind": "tanh-rms", "scale": 1.0, "power": 0.3}),
+    # l2o-mlp@1.4.0's shape: tanh-rms with a step decay after 3 steps (its count in two state slots)
+    "moments-logrms-elu-tanhrms-decay": dict(
+        layers=2, hidden=8, features={**MOMENTS, "logRms": 10.0}, input_size=8,
+        output={"kind": "tanh-rms", "scale": 1.0, "power": 0.3, "decay": {"after": 3, "power": 0.5}}),
     # one time scale, no input layer, a linear output, one cell
     "moments-linear": dict(layers=1, hidden=5, features={"kind": "moments", "beta1": [0.9], "beta2": 0.999,
                                                          "eps": 1e-8},

@@ -93,6 +93,10 @@ describe('architecture', () => {
     ['tanh-rms with power above 1', { ...extended, output: { kind: 'tanh-rms', scale: 1, power: 1.5 } }],
     // |scale| · 3.4e38^power must stay a float32: 2 · 3.4e38 at power 1 does not
     ['tanh-rms that can overflow', { ...extended, output: { kind: 'tanh-rms', scale: 2, power: 1 } }],
+    [
+      'tanh with a decay',
+      { ...extended, output: { kind: 'tanh', scale: 1, decay: { after: 3, power: 0.5 } } },
+    ],
   ])('refuses an extended architecture with %s', (_, arch) => {
     expect(architectureSchema.safeParse(arch).success).toBe(false)
     expect(architectureFormSchema(arch).safeParse(arch).success).toBe(false)
@@ -105,6 +109,37 @@ describe('architecture', () => {
       architectureSchema.safeParse({ ...rms, output: { ...rms.output, scale: 1, power: 1 } }).success,
     ).toBe(true)
     expect(lstmSpec(architectureSchema.parse(rms)).stateSize).toBe(lstmSpec(extended).stateSize)
+  })
+
+  it.each([
+    { after: 0, power: 0.5 },
+    { after: 2.5, power: 0.5 },
+    { after: 65536, power: 0.5 },
+    { after: 3, power: 0 },
+    { after: 3, power: 1.5 },
+    { after: 3 },
+    { after: 3, power: 0.5, start: 1 },
+  ])('refuses a tanh-rms decay of %o', (decay) => {
+    const arch = { ...extended, output: { kind: 'tanh-rms', scale: 1, power: 0.3, decay } }
+    expect(architectureSchema.safeParse(arch).success).toBe(false)
+    expect(architectureFormSchema(arch).safeParse(arch).success).toBe(false)
+  })
+
+  it("lays out tanh-rms's decay as two slots after the features' and writes it as train/ does", () => {
+    const decayed = {
+      ...extended,
+      output: { kind: 'tanh-rms', scale: 1, power: 0.3, decay: { after: 200, power: 0.5 } },
+    }
+    const parsed = architectureSchema.parse(decayed)
+    const spec = lstmSpec(parsed)
+    expect(spec.stateSize).toBe(lstmSpec(extended).stateSize + 2)
+    expect(spec.state.output).toEqual({
+      offset: spec.state.features.offset + spec.state.features.size,
+      size: 2,
+    })
+    expect(architectureJson(parsed)).toMatch(
+      /"output":\{"decay":\{"after":200,"power":0\.5\},"kind":"tanh-rms","power":0\.3,"scale":1\.0\}/,
+    )
   })
 
   it('accepts the extended form without an input layer, with a linear output', () => {

@@ -61,7 +61,23 @@ export interface TanhRmsOutput {
   kind: 'tanh-rms'
   scale: number
   power: number
+  /**
+   * Optional: the step times min(1, (after / t')^power), t' the coordinate's steps since its first
+   * nonzero gradient (at most 65535), kept in two state slots [c_lo, c_hi] (docs/optimizer-math.md §6).
+   */
+  decay?: StepDecay
 }
+
+/** `tanh-rms`'s decay: 1 for a coordinate's first `after` steps, then (after / t')^power. */
+export interface StepDecay {
+  /** T, an integer from 1 to MAX_STEP_COUNT. */
+  after: number
+  /** d, in (0, 1]. */
+  power: number
+}
+
+/** Where `decay`'s step count stops (its two base-256 digits are both at most 255). */
+export const MAX_STEP_COUNT = 65535
 
 /** A dense layer between the features and the first cell: e = ELU(W_in·x + b_in), E = size. */
 export interface InputLayer {
@@ -96,12 +112,13 @@ export const featureKinds: LayoutTable<Features> = {
 
 /**
  * Output transforms: `linear`, update = scale · y; `tanh`, update = scale · tanh(y); `tanh-rms`,
- * scale · tanh(y) · r'^power (it reads the `moments` RMS slot and keeps none of its own).
+ * scale · tanh(y) · r'^power (it reads the `moments` RMS slot), times its optional `decay`, which
+ * keeps the coordinate's step count in two slots [c_lo, c_hi].
  */
 export const outputKinds: LayoutTable<OutputTransform> = {
   linear: { inputs: () => 0, stateSlots: () => 0 },
   tanh: { inputs: () => 0, stateSlots: () => 0 },
-  'tanh-rms': { inputs: () => 0, stateSlots: () => 0 },
+  'tanh-rms': { inputs: () => 0, stateSlots: (o) => (o.decay === undefined ? 0 : 2) },
 }
 
 // l2o/1 files name their feature kind `preprocessing`; `p` goes with the kinds that take it.
@@ -178,13 +195,20 @@ export const extendedArchitectureSchema = z.strictObject({
     .optional(),
   /**
    * update = scale · y (`linear`), scale · tanh(y) (`tanh`) or scale · tanh(y) · r'^power
-   * (`tanh-rms`, r' the RMS slot of `moments`), y = W_out·h_L + b_out.
+   * (`tanh-rms`, r' the RMS slot of `moments`; times min(1, (T/t')^d) with `decay`), y = W_out·h_L + b_out.
    */
   output: z.discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('linear'), scale: outputScale }),
     z.strictObject({ kind: z.literal('tanh'), scale: outputScale }),
     z
-      .strictObject({ kind: z.literal('tanh-rms'), scale: outputScale, power: z.number().gt(0).max(1) })
+      .strictObject({
+        kind: z.literal('tanh-rms'),
+        scale: outputScale,
+        power: z.number().gt(0).max(1),
+        decay: z
+          .strictObject({ after: z.int().min(1).max(MAX_STEP_COUNT), power: z.number().gt(0).max(1) })
+          .optional(),
+      })
       // r' is at most the largest float32, so |update| ≤ |scale|·MAX^power: keep that finite.
       .refine((o) => Math.abs(o.scale) * MAX_FLOAT32 ** o.power <= MAX_FLOAT32, {
         message:
@@ -336,6 +360,9 @@ export function architectureJson(a: Architecture): string {
       ...output,
       scale: real(output.scale),
       ...('power' in output ? { power: real(output.power) } : {}),
+      ...('decay' in output && output.decay !== undefined
+        ? { decay: { after: output.decay.after, power: real(output.decay.power) } }
+        : {}),
     },
   })
 }

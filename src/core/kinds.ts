@@ -4,7 +4,7 @@
  * `none` are in preprocess.ts, `moments` is here), the ELU input layer (§4), the output transforms
  * and the zero-gradient rule (§6). A fused kernel implements exactly these functions.
  */
-import type { LstmSpec, MomentsFeatures, OutputTransform } from '../contract'
+import { type LstmSpec, MAX_STEP_COUNT, type MomentsFeatures, type OutputTransform } from '../contract'
 import type { LstmWeights } from './lstm-weights'
 import { preprocessInto } from './preprocess'
 
@@ -61,6 +61,29 @@ export function momentsInto(
 }
 
 /**
+ * `tanh-rms`'s `decay` slots (docs/optimizer-math.md §6) for every coordinate: reads its step count
+ * t from the two base-256 digits `[c_lo, c_hi]` at `slotOffset` of its state row (each clamped to
+ * an integer from 0 to 255, so any finite values read as a count), and writes t' = min(t + 1, 65535)
+ * where `seen`, else 0, to the same place of `nextState` (which may be `state`).
+ */
+export function stepCountInto(
+  state: ArrayLike<number>,
+  stateSize: number,
+  slotOffset: number,
+  nextState: Writable,
+  seen: Uint8Array,
+): void {
+  const digit = (x: number) => Math.min(Math.max(Math.floor(Math.fround(x)), 0), 255)
+  for (let i = 0; i < seen.length; i++) {
+    const slots = i * stateSize + slotOffset
+    const t =
+      seen[i] === 1 ? Math.min(256 * digit(state[slots + 1]) + digit(state[slots]) + 1, MAX_STEP_COUNT) : 0
+    nextState[slots] = t % 256
+    nextState[slots + 1] = Math.floor(t / 256)
+  }
+}
+
+/**
  * The ELU input layer (docs/optimizer-math.md §4) for n coordinates: `e = ELU(W_in·x + b_in)` with
  * ELU(a) = a for a > 0, else expm1(a). Reads x as [n, F] rows, writes e to `out[i·rowStride + j]`;
  * sums in float64 (rounded once where `out` is a Float32Array).
@@ -93,8 +116,9 @@ export interface CellInputScratch {
 /**
  * The first cell's inputs (X per coordinate) into `out[i·rowStride + j]`: the features of the
  * architecture's kind, through its input layer when it has one. A kind with state slots writes its
- * new slots into `nextState` (which may be `state`). Returns, for kinds that define it (`moments`),
- * which coordinates have seen a nonzero gradient (1) or not (0), else undefined.
+ * new slots into `nextState` (which may be `state`), and so does an output transform with slots
+ * (`tanh-rms`'s `decay`, whose step count needs `seen`). Returns, for kinds that define it
+ * (`moments`), which coordinates have seen a nonzero gradient (1) or not (0), else undefined.
  */
 export function cellInputsInto(
   weights: LstmWeights,
@@ -125,6 +149,9 @@ export function cellInputsInto(
     featuresInto(features, f)
     inputLayerInto(weights.input, features, f, out, rowStride, n)
   }
+  if (spec.state.output.size > 0 && seen !== undefined) {
+    stepCountInto(state, spec.stateSize, spec.state.output.offset, nextState, seen)
+  }
   return seen
 }
 
@@ -138,18 +165,45 @@ export function rmsSlotOf(spec: LstmSpec): number {
 
 /**
  * The output transform (docs/optimizer-math.md §6) of a head value y; `rms` is the coordinate's r'
- * (its new state at rmsSlotOf), read only by `tanh-rms`. Float64, rounded by the caller.
+ * (its new state at rmsSlotOf), read only by `tanh-rms`, and `count` its new step count t', read
+ * only by `tanh-rms`'s `decay`. Float64, rounded by the caller.
  */
-export function outputOf(output: OutputTransform, y: number, rms: number): number {
+export function outputOf(output: OutputTransform, y: number, rms: number, count = 0): number {
   switch (output.kind) {
     case 'linear':
       return output.scale * y
     case 'tanh':
       return output.scale * Math.tanh(y)
     case 'tanh-rms':
-      return output.scale * Math.tanh(y) * Math.fround(rms) ** output.power
+      return output.scale * Math.tanh(y) * Math.fround(rms) ** output.power * decayOf(output, count)
   }
 }
+
+/**
+ * `tanh-rms`'s `decay` factor min(1, (T / t')^d) for a coordinate's new step count t' (1 without
+ * `decay`, and for t' ≤ T: then the step is exactly the undecayed one).
+ */
+export function decayOf(output: OutputTransform, count: number): number {
+  const decay = output.kind === 'tanh-rms' ? output.decay : undefined
+  if (decay === undefined || count <= decay.after) return 1
+  return (decay.after / count) ** decay.power
+}
+
+/**
+ * The update of the coordinate whose new state row starts at `next[row]`, from its head value y:
+ * outputOf with the r' and the step count that row holds.
+ */
+export function outputReader(spec: LstmSpec): (y: number, next: ArrayLike<number>, row: number) => number {
+  const { output } = spec
+  const rmsAt = rmsSlotOf(spec)
+  const countAt = spec.state.output.size > 0 ? spec.state.output.offset : -1
+  if (rmsAt < 0) return (y) => outputOf(output, y, 0)
+  if (countAt < 0) return (y, next, row) => outputOf(output, y, next[row + rmsAt])
+  return (y, next, row) => outputOf(output, y, next[row + rmsAt], stepCountAt(next, row + countAt))
+}
+
+/** The step count t' that `decay`'s two digits at `next[at]`, `next[at + 1]` hold (as written by stepCountInto). */
+export const stepCountAt = (next: ArrayLike<number>, at: number): number => 256 * next[at + 1] + next[at]
 
 /**
  * The zero-gradient rule (docs/optimizer-math.md §6): a coordinate that has never seen a nonzero

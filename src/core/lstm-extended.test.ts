@@ -22,7 +22,10 @@ import type { Optimizer } from './optimizer'
 // of the natural scale (1 for h and c, |scale| for the updates, |scale|·r'^power for `tanh-rms`). The feature slots are the same
 // bits on every path (kinds.ts fixes them), and an unseen coordinate's update is exactly +0.
 
-/** Random small extended architectures: K, L, H, E (0: no input layer), the output kind. */
+/**
+ * Random small extended architectures: K, L, H, E (0: no input layer), the output kind (`tanh-rms`
+ * with or without a `decay` that starts within the histories' few steps).
+ */
 const architectures = fc
   .record({
     layers: fc.integer({ min: 1, max: 2 }),
@@ -35,6 +38,13 @@ const architectures = fc
     inputSize: fc.integer({ min: 0, max: 6 }),
     output: fc.constantFrom('linear', 'tanh', 'tanh-rms' as const),
     power: fc.double({ min: 0.05, max: 1, noNaN: true }),
+    decay: fc.option(
+      fc.record({
+        after: fc.integer({ min: 1, max: 3 }),
+        power: fc.double({ min: 0.05, max: 1, noNaN: true }),
+      }),
+      { nil: undefined },
+    ),
     scale: fc.double({ min: -1, max: 1, noNaN: true }).filter((s) => Math.abs(s) > 1e-3),
   })
   .map(
@@ -52,7 +62,12 @@ const architectures = fc
       ...(r.inputSize > 0 ? { inputLayer: { size: r.inputSize, activation: 'elu' as const } } : {}),
       output:
         r.output === 'tanh-rms'
-          ? { kind: r.output, scale: r.scale, power: r.power }
+          ? {
+              kind: r.output,
+              scale: r.scale,
+              power: r.power,
+              ...(r.decay === undefined ? {} : { decay: r.decay }),
+            }
           : { kind: r.output, scale: r.scale },
     }),
   )
@@ -76,7 +91,8 @@ function history(n: number, steps: number, seed: number, silent: Set<number>): F
 
 /**
  * A random state: the LSTM's part uniform in [-2, 2), slots of a coordinate that has seen gradients
- * ([m…] in [-1, 1), r in [0, 1), z = 1), except the `silent` ones, whose slots are fresh zeros.
+ * ([m…] in [-1, 1), r in [0, 1), z = 1; a `decay` count's digits anywhere in [-2, 300), junk
+ * included), except the `silent` ones, whose slots are fresh zeros.
  */
 function randomState(a: ExtendedArchitecture, n: number, seed: number, silent: Set<number>): Float32Array {
   const spec = lstmSpec(a)
@@ -89,16 +105,21 @@ function randomState(a: ExtendedArchitecture, n: number, seed: number, silent: S
       state[slots + k] = Math.abs(state[slots + k])
       state[slots + k + 1] = 1
     }
+    const count = i * spec.stateSize + spec.state.output.offset
+    for (let j = 0; j < spec.state.output.size; j++) {
+      state[count + j] = silent.has(i) ? 0 : Math.fround((state[count + j] + 2) * 75.5 - 2)
+    }
   }
   return state
 }
 
 const bits = (a: ArrayLike<number>) => Array.from(new Uint32Array(Float32Array.from(a).buffer))
 
-/** The feature slots of a state, [N, Sf], as float32 bits. */
+/** The feature and output slots of a state, [N, Sf + So], as float32 bits. */
 function slotBits(a: ExtendedArchitecture, state: ArrayLike<number>): number[] {
   const spec = lstmSpec(a)
-  const { offset, size } = spec.state.features
+  const { offset } = spec.state.features
+  const size = spec.stateSize - offset
   const out: number[] = []
   for (let i = 0; i < state.length / spec.stateSize; i++) {
     out.push(

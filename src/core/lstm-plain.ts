@@ -1,5 +1,5 @@
 import { lstmSpec } from '../contract'
-import { cellInputsInto, maskUnseen, outputOf, rmsSlotOf } from './kinds'
+import { cellInputsInto, maskUnseen, outputReader } from './kinds'
 import { assertLstmWeights, type LstmWeights } from './lstm-weights'
 import type { Optimizer } from './optimizer'
 import { defineOptimizer } from './validate'
@@ -13,8 +13,8 @@ import { defineOptimizer } from './validate'
 export function lstmPlainOptimizer(weights: LstmWeights): Optimizer {
   assertLstmWeights(weights)
   const spec = lstmSpec(weights.architecture)
-  const { hidden, layers, stateSize, inputSize: inputs0, output } = spec
-  const rmsAt = rmsSlotOf(spec)
+  const { hidden, layers, stateSize, inputSize: inputs0 } = spec
+  const outputAt = outputReader(spec)
   const gates4 = 4 * hidden
   // Per layer: [4H, in+H], row r = gate r's weights on [x, h] (PyTorch rows, W_ih and W_hh side by side).
   const joined = weights.cells.map((cell, k) => {
@@ -90,7 +90,7 @@ export function lstmPlainOptimizer(weights: LstmWeights): Optimizer {
       }
       let out = headBias
       for (let j = 0; j < hidden; j++) out += headWeight[j] * v[j]
-      updates[i] = outputOf(output, out, rmsAt < 0 ? 0 : next[row + rmsAt])
+      updates[i] = outputAt(out, next, row)
     }
     maskUnseen(updates, seen)
     return { updates, state: next }

@@ -1,5 +1,5 @@
 import { lstmSpec } from '../contract'
-import { cellInputsInto, maskUnseen, outputOf, rmsSlotOf } from './kinds'
+import { cellInputsInto, maskUnseen, outputReader } from './kinds'
 import { assertLstmWeights, type LstmWeights } from './lstm-weights'
 import type { Optimizer } from './optimizer'
 import { defineOptimizer } from './validate'
@@ -28,8 +28,8 @@ export function lstmReferenceStep(
   assertLstmWeights(weights)
   const a = weights.architecture
   const spec = lstmSpec(a)
-  const { hidden, layers, stateSize, inputSize: inputs0, output } = spec
-  const rmsAt = rmsSlotOf(spec)
+  const { hidden, layers, stateSize, inputSize: inputs0 } = spec
+  const outputAt = outputReader(spec)
   const n = grads.length
   const updates = new Float64Array(n)
   const next = new Float64Array(n * stateSize)
@@ -65,7 +65,7 @@ export function lstmReferenceStep(
     }
     let out = weights.head.bias[0]
     for (let j = 0; j < hidden; j++) out += weights.head.weight[j] * x[j]
-    updates[i] = outputOf(output, out, rmsAt < 0 ? 0 : next[row + rmsAt])
+    updates[i] = outputAt(out, next, row)
   }
   maskUnseen(updates, seen)
   return { updates, state: next }

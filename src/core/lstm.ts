@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { lstmSpec } from '../contract'
-import { cellInputsInto, maskUnseen, outputOf, rmsSlotOf } from './kinds'
+import { cellInputsInto, maskUnseen, outputReader } from './kinds'
 import { assertLstmWeights, type LstmWeights } from './lstm-weights'
 import type { Optimizer, StepResult } from './optimizer'
 import { defineOptimizer } from './validate'
@@ -47,7 +47,7 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
   assertLstmWeights(weights)
   const spec = lstmSpec(weights.architecture)
   const { hidden, layers, stateSize, inputSize: inputs0, output } = spec
-  const rmsAt = rmsSlotOf(spec)
+  const outputAt = outputReader(spec)
   const uploaded = new Map<tf.KernelBackend, ModelTensors>()
 
   const tensorsFor = (): ModelTensors => {
@@ -150,7 +150,7 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
       if (output.kind === 'linear') out.updates.set(head)
       else {
         for (let i = 0; i < n; i++) {
-          out.updates[i] = outputOf(output, head[i], rmsAt < 0 ? 0 : out.state[i * stateSize + rmsAt])
+          out.updates[i] = outputAt(head[i], out.state, i * stateSize)
         }
       }
       maskUnseen(out.updates, seen)

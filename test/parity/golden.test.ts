@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { type LstmSpec, lstmSpec } from '../../src/contract'
 import { type LstmWeights, lstmOptimizer } from '../../src/core'
 import { fusedLstmOptimizer } from '../../src/core/fused/lstm-fused'
-import { momentsInto, rmsSlotOf } from '../../src/core/kinds'
+import { decayOf, momentsInto, rmsSlotOf, stepCountAt } from '../../src/core/kinds'
 import { preprocessInto } from '../../src/core/preprocess'
 import { fusedKernel } from '../../src/runtime/kernel-node'
 import { readShippedVersions } from '../../src/runtime/shipped-weights'
@@ -194,7 +194,8 @@ function stateScales(spec: LstmSpec, stateIn: Float32Array, gates: Float64Array)
 
 /**
  * Scale behind each update: 1 + Σ_j |scale·W_out,j|·(1 + |c_L,j| + gate sum of j), times r'^power
- * for `tanh-rms` (its factor, computed from the exact r' slot, scales the whole update).
+ * for `tanh-rms` (its factor, computed from the exact r' slot, scales the whole update), times its
+ * `decay` factor (from the exact step count).
  */
 function updateScales(
   weights: LstmWeights,
@@ -218,7 +219,9 @@ function updateScales(
         (1 + Math.abs(stateIn[i * stateSize + lastC + u]) + gate)
     }
     const rms = output.kind === 'tanh-rms' ? stateOut[i * stateSize + rmsAt] ** output.power : 1
-    scales[i] = scale * rms
+    const count =
+      spec.state.output.size > 0 ? stepCountAt(stateOut, i * stateSize + spec.state.output.offset) : 0
+    scales[i] = scale * rms * decayOf(output, count)
   }
   return scales
 }

@@ -1,5 +1,5 @@
 import { type Architecture, lstmSpec } from '../../src/contract'
-import { rmsSlotOf } from '../../src/core/kinds'
+import { decayOf, rmsSlotOf, stepCountAt } from '../../src/core/kinds'
 
 /**
  * Agreement of a float32 LSTM path with the float64 oracle: |path − oracle| ≤ RTOL · max(|oracle|,
@@ -13,7 +13,8 @@ export const updatesFloor = (a: Architecture) => 0.1 * Math.abs(lstmSpec(a).outp
 
 /**
  * Per-coordinate floors of the updates: updatesFloor, times r'^power for a `tanh-rms` output (its
- * update is scale·tanh(y)·r'^power, so that is its natural scale), r' read from the new state.
+ * update is scale·tanh(y)·r'^power, so that is its natural scale), r' read from the new state, and
+ * times its `decay` factor, from the new state's step count.
  */
 export function updatesFloors(a: Architecture, nextState: ArrayLike<number>): Float64Array {
   const spec = lstmSpec(a)
@@ -22,7 +23,11 @@ export function updatesFloors(a: Architecture, nextState: ArrayLike<number>): Fl
   const floors = new Float64Array(n).fill(updatesFloor(a))
   const r = rmsSlotOf(spec)
   if (output.kind !== 'tanh-rms' || r < 0) return floors
-  for (let i = 0; i < n; i++) floors[i] *= Math.fround(nextState[i * stateSize + r]) ** output.power
+  const countAt = spec.state.output.offset
+  for (let i = 0; i < n; i++) {
+    const count = spec.state.output.size > 0 ? stepCountAt(nextState, i * stateSize + countAt) : 0
+    floors[i] *= Math.fround(nextState[i * stateSize + r]) ** output.power * decayOf(output, count)
+  }
   return floors
 }
 

@@ -4,7 +4,7 @@
  * the compiled module (workerd only takes precompiled modules; Node compiles the file's bytes), so
  * this stays pure.
  */
-import type { Features, OutputTransform } from '../../contract'
+import { type Features, MAX_STEP_COUNT, type OutputTransform } from '../../contract'
 
 /** A model as the kernel takes it: docs/optimizer-math.md's kinds and the tensors in state_dict order. */
 export interface KernelModel {
@@ -51,6 +51,8 @@ interface Exports {
     outputKind: number,
     scale: number,
     power: number,
+    decayAfter: number,
+    decayPower: number,
   ): number
   l2o_step(model: number, grads: number, state: number, updates: number, n: number): number
   l2o_math(kind: number, input: number, output: number, n: number): void
@@ -74,7 +76,10 @@ export interface KernelInstance {
   step(grads: Float32Array, state: Float32Array, updates: Float32Array, nextState: Float32Array): boolean
 }
 
-/** Instantiates the kernel for one model; throws RangeError when the sizes exceed its bounds. */
+/**
+ * Instantiates the kernel for one model; throws RangeError when the sizes exceed its bounds, or when
+ * the kinds break the contract's rules (`tanh-rms` without `moments`, a `decay` out of its range).
+ */
 export function kernelInstance(kernel: WebAssembly.Module, model: KernelModel): KernelInstance {
   const ex = instantiate(kernel)
   const moments = model.features.kind === 'moments' ? model.features.beta1.length : 0
@@ -90,7 +95,20 @@ export function kernelInstance(kernel: WebAssembly.Module, model: KernelModel): 
       `the fused kernel takes at most 8 layers, 256 units, 10 features and a 256-wide input layer`,
     )
   }
-  const stateSize = 2 * model.layers * model.hidden + (model.features.kind === 'moments' ? moments + 2 : 0)
+  // docs/optimizer-math.md §2: the LSTM's slots, the features' ([m_1…m_K, r, z]), then the output's
+  // (`tanh-rms`'s `decay`: [c_lo, c_hi]).
+  const decay = model.output.kind === 'tanh-rms' ? model.output.decay : undefined
+  // T = 0 tells the kernel "no decay", and a fraction would be truncated on the way in: refuse both.
+  if (
+    decay !== undefined &&
+    !(Number.isInteger(decay.after) && decay.after >= 1 && decay.after <= MAX_STEP_COUNT)
+  ) {
+    throw new RangeError(`decay.after must be an integer from 1 to ${MAX_STEP_COUNT}, not ${decay.after}`)
+  }
+  const stateSize =
+    2 * model.layers * model.hidden +
+    (model.features.kind === 'moments' ? moments + 2 : 0) +
+    (decay === undefined ? 0 : 2)
   const rawFloats = model.tensors.reduce((sum, t) => sum + t.length, 0)
 
   // Memory: [heap base | model | beta1 (float64) | raw tensors, then the chunk's grads, state, updates].
@@ -135,8 +153,14 @@ export function kernelInstance(kernel: WebAssembly.Module, model: KernelModel): 
     outputKinds[model.output.kind],
     model.output.scale,
     model.output.kind === 'tanh-rms' ? model.output.power : 0,
+    decay?.after ?? 0,
+    decay?.power ?? 0,
   )
-  if (packed !== 0) throw new RangeError('the fused kernel refused the model')
+  if (packed !== 0) {
+    throw new RangeError(
+      'the fused kernel refused the model (tanh-rms without moments, or a decay power beyond (0, 1])',
+    )
+  }
 
   const step = (grads: Float32Array, state: Float32Array, updates: Float32Array, next: Float32Array) => {
     const s = stateSize

@@ -1,7 +1,8 @@
 /* The fused serving kernel: one step of the coordinatewise LSTM optimizer of docs/optimizer-math.md
- * (every feature kind, the ELU input layer, every output transform and the zero-gradient rule) in
- * one pass over the coordinates, compiled to WebAssembly SIMD by clang (build.sh; the .wasm is
- * committed and CI checks that it rebuilds to the same bytes). Loaded by fused.ts.
+ * (every feature kind, the ELU input layer, every output transform, `tanh-rms`'s `decay` included,
+ * and the zero-gradient rule) in one pass over the coordinates, compiled to WebAssembly SIMD by
+ * clang (build.sh; the .wasm is committed and CI checks that it rebuilds to the same bytes). Loaded
+ * by kernel.ts.
  *
  * Layout. The state is the service's own, coordinate-major [N, S] (DESIGN §2, §5), stepped in
  * place. Coordinates go BLOCK = 8 at a time, as two 4-lane vectors: a block's 8 state rows are
@@ -26,13 +27,15 @@ typedef double v2d __attribute__((vector_size(16)));
 #define EXPORT(name) __attribute__((export_name(name)))
 
 /* Bounds of the contract's schema (src/contract/architecture.ts): MAX_LAYERS, MAX_HIDDEN, and
- * MAX_MOMENTS (so F <= 10, with logRms); an input layer is at most MAX_HIDDEN wide. */
+ * MAX_MOMENTS (so F <= 10, with logRms); an input layer is at most MAX_HIDDEN wide; `decay`'s step
+ * count stops at MAX_STEP_COUNT, and its two slots follow the `moments` ones. */
 #define MAX_LAYERS 8
 #define MAX_HIDDEN 256
 #define MAX_MOMENTS 8
 #define MAX_FEATURES (MAX_MOMENTS + 2)
 #define MAX_INPUT 256
-#define MAX_STATE (2 * MAX_LAYERS * MAX_HIDDEN + MAX_MOMENTS + 2)
+#define MAX_STATE (2 * MAX_LAYERS * MAX_HIDDEN + MAX_MOMENTS + 2 + 2)
+#define MAX_STEP_COUNT 65535
 #define BLOCK 8
 
 enum { FEATURES_LOG_SIGN = 0, FEATURES_NONE = 1, FEATURES_MOMENTS = 2 };
@@ -45,6 +48,9 @@ struct model {
   float p, threshold, scale;
   /* `tanh-rms`: the power of r' (0 for the other output kinds). */
   double power;
+  /* `tanh-rms`'s `decay`: T (0 without decay), d and log2 T. */
+  int32_t decay_after;
+  double decay_power, decay_log2_after;
   double exp_p, beta1[MAX_MOMENTS], beta2, eps;
   /* `moments` with `logRms` = q: q and e^-q; q = 0 without it. */
   double log_rms, log_floor;
@@ -268,8 +274,14 @@ EXPORT("l2o_model_pack")
 int32_t l2o_model_pack(struct model *m, const float *raw, int layers, int hidden, int features, int input,
                        int feature_kind, float p, double exp_p, float threshold, int moments,
                        const double *beta1, double beta2, double eps, double log_rms, double log_floor,
-                       int output_kind, float scale, double power) {
+                       int output_kind, float scale, double power, int decay_after, double decay_power) {
   if (l2o_model_bytes(layers, hidden, features, input, moments) == 0) return -1;
+  /* `tanh-rms` reads the `moments` RMS slot, and only it takes a `decay` (T in [1, 65535] and
+   * 0 < d <= 1; T = 0 for none). */
+  if (output_kind == OUTPUT_TANH_RMS && feature_kind != FEATURES_MOMENTS) return -1;
+  if (decay_after != 0 && (output_kind != OUTPUT_TANH_RMS || decay_after < 1 || decay_after > MAX_STEP_COUNT ||
+                           !(decay_power > 0.0 && decay_power <= 1.0)))
+    return -1;
   const int H = hidden;
   m->layers = layers;
   m->hidden = H;
@@ -278,12 +290,15 @@ int32_t l2o_model_pack(struct model *m, const float *raw, int layers, int hidden
   m->feature_kind = feature_kind;
   m->output_kind = output_kind;
   m->moments = moments;
-  m->state = 2 * layers * H + (feature_kind == FEATURES_MOMENTS ? moments + 2 : 0);
+  m->state = 2 * layers * H + (feature_kind == FEATURES_MOMENTS ? moments + 2 : 0) + (decay_after != 0 ? 2 : 0);
   m->p = p;
   m->exp_p = exp_p;
   m->threshold = threshold;
   m->scale = scale;
   m->power = power;
+  m->decay_after = decay_after;
+  m->decay_power = decay_power;
+  m->decay_log2_after = decay_after != 0 ? log_f64((double)decay_after) * 1.4426950408889634 : 0.0;
   for (int k = 0; k < moments; k++) m->beta1[k] = beta1[k];
   m->beta2 = beta2;
   m->eps = eps;
@@ -430,6 +445,37 @@ static inline v4i moments(const struct model *m, v4 g, int v) {
   return seen;
 }
 
+/* `tanh-rms`'s `decay` (docs/optimizer-math.md §6) for one vector of 4 coordinates, after
+ * `moments` (its slots [c_lo, c_hi] follow r and z): reads the step count t from the two base-256
+ * digits, each clamped to [0, 255] and then truncated (the same as clamping its floor, for any
+ * finite value), writes t' = min(t + 1, 65535) where `seen`, else 0, back as digits, and returns
+ * the factor min(1, (T / t')^d). It is exactly 1 for t' <= T, and when no lane is beyond T nothing
+ * more is computed: every step then equals plain `tanh-rms`'s bit for bit. Elsewhere 2^e with
+ * e = d (log2 T - log2 t') in float64, all in vectors: t' = 2^k m exactly, m in [1, 2), whose
+ * float32 log (1 ulp of log m < ln 2: 6e-8 absolute) is the one inexact input; e = n + f exactly
+ * (n = round(e), |f| <= 1/2, f then rounded to float32: 3e-8), so the float32 2^f (exp2_approx,
+ * 2.2 ulp) times the exact 2^n is within ~3e-7 relative (decay.test.ts checks every t'). */
+static inline v4 decay(const struct model *m, v4i seen, int v) {
+  const int row = 2 * m->layers * m->hidden + m->moments + 2;
+  v4i lo = (v4i)wasm_i32x4_trunc_sat_f32x4((v128_t)clamp(block[row][v], 0.0f, 255.0f));
+  v4i hi = (v4i)wasm_i32x4_trunc_sat_f32x4((v128_t)clamp(block[row + 1][v], 0.0f, 255.0f));
+  v4i t = (v4i)wasm_i32x4_min((v128_t)((hi << 8) + lo + 1), wasm_i32x4_splat(MAX_STEP_COUNT)) & seen;
+  block[row][v] = __builtin_convertvector(t & 255, v4);
+  block[row + 1][v] = __builtin_convertvector(t >> 8, v4);
+  v4i late = t > m->decay_after;
+  if (!wasm_v128_any_true((v128_t)late)) return splat(1.0f);
+  /* t' = 0 (unseen) reads as 1 here: its lane is not late, this only keeps the numbers tame. */
+  v4i bits = (v4i)__builtin_convertvector((v4i)wasm_i32x4_max((v128_t)t, wasm_i32x4_splat(1)), v4);
+  v4 k = __builtin_convertvector((bits >> 23) - 127, v4);
+  v4 log_m = log_positive((v4)((bits & 0x007fffff) | 0x3f800000));
+  v2d d = {m->decay_power, m->decay_power}, log2_after = {m->decay_log2_after, m->decay_log2_after};
+  v2d e_lo = d * (log2_after - (low_f64(k) + low_f64(log_m) * 1.4426950408889634));
+  v2d e_hi = d * (log2_after - (high_f64(k) + high_f64(log_m) * 1.4426950408889634));
+  v2d n_lo = (v2d)wasm_f64x2_nearest((v128_t)e_lo), n_hi = (v2d)wasm_f64x2_nearest((v128_t)e_hi);
+  v4 two_n = (v4)(((v4i)wasm_i32x4_trunc_sat_f32x4((v128_t)to_f32(n_lo, n_hi)) + 127) << 23);
+  return select(late, exp2_approx(to_f32(e_lo - n_lo, e_hi - n_hi)) * two_n, splat(1.0f));
+}
+
 /* Features `log-sign` (log|g| / p in float32 as PyTorch, the threshold compared as float64; e^p g
  * in float64, rounded once, finite for any p) and `none`, for one vector. */
 static inline void log_sign(const struct model *m, v4 g, int v) {
@@ -518,6 +564,9 @@ EXPORT("l2o_step") int32_t l2o_step(const struct model *m, const float *grads, f
       else if (m->feature_kind == FEATURES_NONE) features_in[0][v] = g[v];
       else seen[v] = moments(m, g[v], v);
     }
+    /* `decay` (only with `moments`, so `seen` is defined): one branch per block without it. */
+    v4 factor[2];
+    if (m->decay_after != 0) factor[0] = decay(m, seen[0], 0), factor[1] = decay(m, seen[1], 1);
     int in = m->features;
     if (m->input > 0) {
       /* ELU input layer (§4), float32, sums in input order. */
@@ -550,7 +599,9 @@ EXPORT("l2o_step") int32_t l2o_step(const struct model *m, const float *grads, f
     for (int r = 0; r < S; r++) bad |= non_finite(block[r][0]) | non_finite(block[r][1]);
     for (int v = 0; v < 2; v++) {
       v4 out = m->output_kind == OUTPUT_LINEAR ? y[v] * m->scale : tanh_approx(y[v]) * m->scale;
-      if (m->output_kind == OUTPUT_TANH_RMS) out = out * rms_power(m->power, block[m->state - 2][v]); /* r' */
+      if (m->output_kind == OUTPUT_TANH_RMS) out = out * rms_power(m->power, block[2 * L * H + m->moments][v]); /* r' */
+      /* The factor is a float32, so the float32 product is the float64 one rounded once (§6). */
+      if (m->decay_after != 0) out = out * factor[v];
       out = select(seen[v], out, splat(0.0f)); /* the zero-gradient rule (§6): exactly +0 */
       bad |= non_finite(out);
       for (int l = 0; l < 4 && 4 * v + l < count; l++) updates[j0 + 4 * v + l] = out[l];
