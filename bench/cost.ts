@@ -49,6 +49,12 @@ function lstmCount(m: KernelModel): { flops: number; transcendentals: number } {
   if (m.output.kind === 'tanh-rms') {
     flops += 2 // power · log r', and the product with r'^power
     transcendentals += 2 // log r' and 2^t
+    if (m.output.decay !== undefined) {
+      // the count: two digits clamped and joined, t + 1 and its cap, the two new digits; past T
+      // the factor (T/t')^d: a division, d · log, and the product (log and 2^x apart)
+      flops += 8 + 3
+      transcendentals += 2
+    }
   }
   let x = m.featureSize
   if (m.features.kind === 'log-sign') {
@@ -82,7 +88,7 @@ for (const v of await readShippedVersions()) {
   subjects.push({
     name: `${v.name}@${v.version}`,
     model,
-    // from the architecture (2·L·H, plus K + 2 slots for K moments)
+    // from the architecture (2·L·H, plus K + 2 slots for K moments, plus 2 for a decay's count)
     stateSize: opt.stateSize,
     ...lstmCount(model),
     make: () => opt,
