@@ -222,7 +222,7 @@ def cmd_validate_mix(args) -> int:
         print(f"{label}, validation set of seed {args.seed}: {score:.4f}", flush=True)
         if args.details:
             for task, horizon, loss in rows:
-                print(f"  {task:>24} {horizon:5d} steps: mean whole-pool loss {loss:.4f}")
+                print(f"  {task:>24} {horizon:5d} steps: mean whole-pool loss {loss:.4g}")
     return 0
 
 
