@@ -389,6 +389,50 @@ PRESETS["l2o-mlp"]["1.3.0"] = {
     "notes": NOTES_MLP_1_3,
 }
 
+NOTES_MLP_1_4 = (
+    "1.3.0's trained network (its four stages, retrained by `ship`), with one architecture change that "
+    "holds no weights: tanh-rms's step decay (docs/optimizer-math.md section 6), the step times "
+    "min(1, (200 / t)^0.5) with t the coordinate's steps since its first nonzero gradient. For its first "
+    "200 steps it steps exactly as 1.3.0 (the factor is 1), so its 100- and 200-step figures are 1.3.0's; "
+    "S = 39 (1.3.0's 37 and the count's two base-256 digits, exact in F16 and BF16 states). Why: on the "
+    "suite 1.3.0's step stayed too large late in the deep ReLU net's run (1.81x tuned Adam at 1,000 "
+    "steps), and annealing by gradient noise alone (its teacher's k) could not fix that without costing "
+    "the sigmoid nets. The decay was chosen on a validation set, not on the suite: 16 configs of the "
+    "training distribution x 4 instances, all to 1,000 steps, seeds apart from training's and the "
+    "suite's (`npm run train -- validate-mix --weights weights/l2o-mlp/1.3.0/model.safetensors --seed 7 "
+    "--long --decay none 200:0.3 200:0.5 200:0.7 --details`, 19.8 min): mean log loss -3.591 without, "
+    "-4.162, -4.430 and -4.548 with power 0.3, 0.5 and 0.7; on its 13 MLP configs the geometric-mean "
+    "loss ratio to no decay was 0.773, 0.725 and 0.724 (10 of 13 better each time) and the worst config "
+    "(a 30-unit sigmoid net) 1.23x, 1.44x and 1.69x. Power 0.5 takes nearly all of 0.7's gain with a "
+    "smaller worst case. On the suite at the protocol's counts (1.3.0's baseline jobs reused: same "
+    "seeds, counts and grid) the geometric means are 0.996, 0.988 and 0.916 (1.3.0: 0.971 at 1,000 "
+    "steps). At 1,000 steps MNIST 3x32 ReLU went from 0.0938 to 0.0419 (0.81x tuned Adam, 0.85x the best "
+    "tuned baseline, from 1.81x Adam), MNIST 20 ReLU 0.0444 -> 0.0335, MNIST 20 tanh 0.0638 -> 0.0517, "
+    "Fashion-MNIST 2x32 ReLU 0.381 -> 0.366 (now ahead of tuned NAG) and Fashion-MNIST 20 sigmoid 0.362 "
+    "-> 0.358; the sigmoid nets lost: MNIST 20 sigmoid 0.0514 -> 0.0638 (1.01x tuned NAG), 40 sigmoid "
+    "0.0162 -> 0.0248 (1.50x tuned NAG, still 0.63x tuned Adam), 2x20 sigmoid 0.0537 -> 0.0622 (still "
+    "0.87x the best), and the quadratic 0.0809 -> 0.0843 (1.19x tuned Adam). Every MLP test is now at "
+    "most 1.07x tuned Adam at every horizon (MNIST 3x32 ReLU at 100 steps); the quadratics are not "
+    "(1.07x, 1.16x, 1.19x), so the 1.1x-of-Adam bar is still missed there, and the 0.95 bars at 100 and "
+    "200 steps are missed as 1.3.0's were. It beats every tuned baseline on 14 of the 24 MLP "
+    "test-horizons and never diverges. The learned jobs took 4,260 s of jobs (38 min wall on 2 "
+    "processes) because the validation run above shared the 2 cores; 1.3.0's whole suite ran in 47.6 "
+    "min alone, and a 1.4.0 step costs 1.3.0's plus the count."
+)
+
+
+# 1.4.0: 1.3.0's network (the same four stages, so `ship` retrains them) with tanh-rms's step decay
+# min(1, (200 / t)^0.5) set on export. The decay was chosen on a validation set of the training
+# distribution (seed 7's 16 configs x 4 instances, all at 1,000 steps; not the suite's tests).
+PRESETS["l2o-mlp"]["1.4.0"] = {
+    **PRESETS["l2o-mlp"]["1.3.0"],
+    "export": {"decay_after": 200, "decay_power": 0.5},
+    "description": PRESETS["l2o-mlp"]["1.3.0"]["description"].replace(
+        "output tanh(head) * rms^0.3,", "output tanh(head) * rms^0.3 * min(1, (200 / t)^0.5) with t the "
+        "coordinate's step count (a decay after 200 steps),"),
+    "notes": NOTES_MLP_1_4,
+}
+
 
 def latest_version(name: str) -> str:
     return max(PRESETS[name], key=lambda v: tuple(int(x) for x in v.split(".")))
@@ -552,7 +596,8 @@ def ship_mix(name, version, preset, run_dir=None, device="cpu", skip_train=False
             (imitate_mix if cfg.stage == "imitation" else meta_train_mix)(cfg, d)
     summaries = [json.loads((d / "summary.json").read_text()) for d in dirs]
     saved = [load_checkpoint(d / "checkpoint.pt")["config"] for d in dirs]
-    best = MixConfig(**{k: v for k, v in saved[-1].items()}).make_optimizer()
+    # `export` sets architecture fields that hold no weights (the tanh-rms decay) on the trained network
+    best = replace(MixConfig(**saved[-1]), **preset.get("export", {})).make_optimizer()
     best.load_state_dict(load_checkpoint(dirs[-1] / "best.pt")["model"])
     digest = export_model(best, out / "model.safetensors")
     module = load_model(out / "model.safetensors")
