@@ -4,7 +4,13 @@
  * `none` are in preprocess.ts, `moments` is here), the ELU input layer (§4), the output transforms
  * and the zero-gradient rule (§6). A fused kernel implements exactly these functions.
  */
-import { type LstmSpec, MAX_STEP_COUNT, type MomentsFeatures, type OutputTransform } from '../contract'
+import {
+  type LstmSpec,
+  MAX_STEP_COUNT,
+  type MomentsFeatures,
+  type OutputTransform,
+  type TanhRmsOutput,
+} from '../contract'
 import type { LstmWeights } from './lstm-weights'
 import { preprocessInto } from './preprocess'
 
@@ -175,8 +181,13 @@ export function outputOf(output: OutputTransform, y: number, rms: number, count 
     case 'tanh':
       return output.scale * Math.tanh(y)
     case 'tanh-rms':
-      return output.scale * Math.tanh(y) * Math.fround(rms) ** output.power * decayOf(output, count)
+      return output.scale * Math.tanh(y) * tanhRmsFactor(output, rms, count)
   }
+}
+
+/** What `tanh-rms` multiplies scale·tanh(y) by: r'^power, times its `decay` factor for the count t'. */
+function tanhRmsFactor(output: TanhRmsOutput, rms: number, count: number): number {
+  return Math.fround(rms) ** output.power * decayOf(output, count)
 }
 
 /**
@@ -200,6 +211,20 @@ export function outputReader(spec: LstmSpec): (y: number, next: ArrayLike<number
   if (rmsAt < 0) return (y) => outputOf(output, y, 0)
   if (countAt < 0) return (y, next, row) => outputOf(output, y, next[row + rmsAt])
   return (y, next, row) => outputOf(output, y, next[row + rmsAt], stepCountAt(next, row + countAt))
+}
+
+/**
+ * What the output multiplies scale·tanh(y) by for the coordinate whose new state row starts at
+ * `next[row]`: for `tanh-rms`, r'^power times its `decay` factor, from the r' and the step count
+ * that row holds; 1 for the other outputs. The natural scale of an update, for tests of agreement.
+ */
+export function stepFactorReader(spec: LstmSpec): (next: ArrayLike<number>, row: number) => number {
+  const { output } = spec
+  const rmsAt = rmsSlotOf(spec)
+  if (output.kind !== 'tanh-rms' || rmsAt < 0) return () => 1
+  const countAt = spec.state.output.size > 0 ? spec.state.output.offset : -1
+  return (next, row) =>
+    tanhRmsFactor(output, next[row + rmsAt], countAt < 0 ? 0 : stepCountAt(next, row + countAt))
 }
 
 /** The step count t' that `decay`'s two digits at `next[at]`, `next[at + 1]` hold (as written by stepCountInto). */

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { type LstmSpec, lstmSpec } from '../../src/contract'
 import { type LstmWeights, lstmOptimizer } from '../../src/core'
 import { fusedLstmOptimizer } from '../../src/core/fused/lstm-fused'
-import { decayOf, momentsInto, rmsSlotOf, stepCountAt } from '../../src/core/kinds'
+import { momentsInto, stepFactorReader } from '../../src/core/kinds'
 import { preprocessInto } from '../../src/core/preprocess'
 import { fusedKernel } from '../../src/runtime/kernel-node'
 import { readShippedVersions } from '../../src/runtime/shipped-weights'
@@ -207,7 +207,7 @@ function updateScales(
 ): Float32Array {
   const { hidden, layers, stateSize, output } = spec
   const outputScale = output.scale
-  const rmsAt = rmsSlotOf(spec)
+  const factorAt = stepFactorReader(spec)
   const lastC = (layers - 1) * 2 * hidden + hidden
   const scales = new Float32Array(numParams)
   for (let i = 0; i < numParams; i++) {
@@ -218,10 +218,7 @@ function updateScales(
         Math.abs(outputScale * weights.head.weight[u]) *
         (1 + Math.abs(stateIn[i * stateSize + lastC + u]) + gate)
     }
-    const rms = output.kind === 'tanh-rms' ? stateOut[i * stateSize + rmsAt] ** output.power : 1
-    const count =
-      spec.state.output.size > 0 ? stepCountAt(stateOut, i * stateSize + spec.state.output.offset) : 0
-    scales[i] = scale * rms * decayOf(output, count)
+    scales[i] = scale * factorAt(stateOut, i * stateSize)
   }
   return scales
 }

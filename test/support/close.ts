@@ -1,5 +1,5 @@
 import { type Architecture, lstmSpec } from '../../src/contract'
-import { decayOf, rmsSlotOf, stepCountAt } from '../../src/core/kinds'
+import { stepFactorReader } from '../../src/core/kinds'
 
 /**
  * Agreement of a float32 LSTM path with the float64 oracle: |path − oracle| ≤ RTOL · max(|oracle|,
@@ -18,16 +18,11 @@ export const updatesFloor = (a: Architecture) => 0.1 * Math.abs(lstmSpec(a).outp
  */
 export function updatesFloors(a: Architecture, nextState: ArrayLike<number>): Float64Array {
   const spec = lstmSpec(a)
-  const { output, stateSize } = spec
+  const { stateSize } = spec
   const n = nextState.length / stateSize
   const floors = new Float64Array(n).fill(updatesFloor(a))
-  const r = rmsSlotOf(spec)
-  if (output.kind !== 'tanh-rms' || r < 0) return floors
-  const countAt = spec.state.output.offset
-  for (let i = 0; i < n; i++) {
-    const count = spec.state.output.size > 0 ? stepCountAt(nextState, i * stateSize + countAt) : 0
-    floors[i] *= Math.fround(nextState[i * stateSize + r]) ** output.power * decayOf(output, count)
-  }
+  const factorAt = stepFactorReader(spec)
+  for (let i = 0; i < n; i++) floors[i] *= factorAt(nextState, i * stateSize)
   return floors
 }
 
