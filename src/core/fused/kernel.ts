@@ -4,7 +4,14 @@
  * the compiled module (workerd only takes precompiled modules; Node compiles the file's bytes), so
  * this stays pure.
  */
-import { type Features, MAX_STEP_COUNT, type OutputTransform } from '../../contract'
+import {
+  type Features,
+  featureKinds as featureLayouts,
+  type KindLayout,
+  MAX_STEP_COUNT,
+  type OutputTransform,
+  outputKinds as outputLayouts,
+} from '../../contract'
 
 /** A model as the kernel takes it: docs/optimizer-math.md's kinds and the tensors in state_dict order. */
 export interface KernelModel {
@@ -95,8 +102,6 @@ export function kernelInstance(kernel: WebAssembly.Module, model: KernelModel): 
       `the fused kernel takes at most 8 layers, 256 units, 10 features and a 256-wide input layer`,
     )
   }
-  // docs/optimizer-math.md §2: the LSTM's slots, the features' ([m_1…m_K, r, z]), then the output's
-  // (`tanh-rms`'s `decay`: [c_lo, c_hi]).
   const decay = model.output.kind === 'tanh-rms' ? model.output.decay : undefined
   // T = 0 tells the kernel "no decay", and a fraction would be truncated on the way in: refuse both.
   if (
@@ -105,10 +110,12 @@ export function kernelInstance(kernel: WebAssembly.Module, model: KernelModel): 
   ) {
     throw new RangeError(`decay.after must be an integer from 1 to ${MAX_STEP_COUNT}, not ${decay.after}`)
   }
+  // docs/optimizer-math.md §2: the LSTM's slots, the features' ([m_1…m_K, r, z]), then the output's
+  // (`tanh-rms`'s `decay`: [c_lo, c_hi]), sized by the contract's layout tables.
   const stateSize =
     2 * model.layers * model.hidden +
-    (model.features.kind === 'moments' ? moments + 2 : 0) +
-    (decay === undefined ? 0 : 2)
+    (featureLayouts[model.features.kind] as KindLayout<Features>).stateSlots(model.features) +
+    (outputLayouts[model.output.kind] as KindLayout<OutputTransform>).stateSlots(model.output)
   const rawFloats = model.tensors.reduce((sum, t) => sum + t.length, 0)
 
   // Memory: [heap base | model | beta1 (float64) | raw tensors, then the chunk's grads, state, updates].
