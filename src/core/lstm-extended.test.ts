@@ -1,5 +1,6 @@
 import fc from 'fast-check'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { bits } from '../../test/support/bits'
 import { firstMismatch, maxScaledError, RTOL, STATE_FLOOR, updatesFloors } from '../../test/support/close'
 import {
   extendedArchitecture,
@@ -112,8 +113,6 @@ function randomState(a: ExtendedArchitecture, n: number, seed: number, silent: S
   }
   return state
 }
-
-const bits = (a: ArrayLike<number>) => Array.from(new Uint32Array(Float32Array.from(a).buffer))
 
 /** The feature and output slots of a state, [N, Sf + So], as float32 bits. */
 function slotBits(a: ExtendedArchitecture, state: ArrayLike<number>): number[] {
