@@ -4,7 +4,9 @@
 // step (request + response, bodies and headers, counted on the socket), the in-process core time
 // for the same N and the ratio, the server's and this client's CPU time per step (client and server
 // share the machine, so the client's adds to the wall clock), and the server's peak resident memory.
-// Run: npm run bench:http [-- --runs 15 --sizes 1000,65536 --modes binary,json,session]
+// Run: npm run bench:http [-- --runs 15 --sizes 1000,65536 --modes binary,json,session,echo]
+// Mode echo is the wire floor: the stateless binary body sent to a plain node:http server
+// (bench/echo-server.ts) that streams it back untouched; no Node server can answer a step in less.
 // Profile the server: L2O_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" npm run bench:http ...
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -27,7 +29,7 @@ const { values: flags } = parseArgs({
 })
 const RUNS = Number(flags.runs ?? 15)
 const SIZES = (flags.sizes ?? '1000,65536').split(',').map(Number)
-const MODES = new Set((flags.modes ?? 'binary,json,session').split(','))
+const MODES = new Set((flags.modes ?? 'binary,json,session,echo').split(','))
 const WARMUP = 3
 const root = path.resolve(import.meta.dirname, '..')
 const adminKey = 'l2o_bench_admin_key_0123456789'
@@ -53,36 +55,39 @@ const median = (xs: number[]) => {
 // --- the server -------------------------------------------------------------------------------
 
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'l2o-bench-'))
-let server: ChildProcess | undefined
+const children: ChildProcess[] = []
 process.on('exit', () => {
-  server?.kill('SIGTERM')
+  for (const child of children) child.kill('SIGTERM')
   rmSync(dataDir, { recursive: true, force: true })
 })
 
-async function startServer(): Promise<{ port: number; pid: number }> {
-  const child = spawn(
-    process.execPath,
-    // `npm start`'s own command line (package.json; its --max-semi-space-size=2 lowered peak RSS
-    // from 253 to 225 MB at the same latency), with $L2O_SERVER_NODE_ARGS's flags.
-    [...extraNodeArguments(), ...startArguments(), '--port', '0', '--data-dir', dataDir],
-    {
-      cwd: root,
-      env: { ...process.env, L2O_ADMIN_KEY: adminKey, L2O_CLIENT_KEY: clientKey },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  )
-  server = child
+/** A child process that prints "listening on http://HOST:PORT" once it serves. */
+function startProcess(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ port: number; pid: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  children.push(child)
   let output = ''
   return new Promise((resolve, reject) => {
     const onData = (chunk: Buffer) => {
       output += chunk.toString()
       const match = /listening on http:\/\/[\d.]+:(\d+)/.exec(output)
-      if (match) resolve({ port: Number(match[1]), pid: child.pid! })
+      if (match) resolve({ port: Number(match[1]), pid: child.pid!, child })
     }
     child.stdout!.on('data', onData)
     child.stderr!.on('data', onData)
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${output}`)))
+    child.on('exit', (code) => reject(new Error(`${args.at(-1)} exited with ${code}:\n${output}`)))
   })
+}
+
+function startServer() {
+  return startProcess(
+    // `npm start`'s own command line (package.json; its --max-semi-space-size=2 lowered peak RSS
+    // from 253 to 225 MB at the same latency), with $L2O_SERVER_NODE_ARGS's flags.
+    [...extraNodeArguments(), ...startArguments(), '--port', '0', '--data-dir', dataDir],
+    { ...process.env, L2O_ADMIN_KEY: adminKey, L2O_CLIENT_KEY: clientKey },
+  )
 }
 
 const clockTicksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
@@ -193,6 +198,8 @@ async function main() {
 
   const { port, pid } = await startServer()
   const api = client(port, 4)
+  const echo = await startProcess(['--import', 'tsx', path.join(root, 'bench/echo-server.ts')])
+  const echoApi = client(echo.port, 1)
   const auth = { authorization: `Bearer ${clientKey}` }
   let reference = shipped ? `${shipped.name}@${shipped.version}` : 'bench-paper@1.0.0'
   if (!shipped) {
@@ -228,7 +235,8 @@ async function main() {
   const steps = SIZES.reduce(
     (sum, n) =>
       sum +
-      ['binary', 'json', 'session'].filter((m) => MODES.has(m) && (m !== 'json' || jsonAllowed(n))).length *
+      ['binary', 'json', 'session', 'echo'].filter((m) => MODES.has(m) && (m !== 'json' || jsonAllowed(n)))
+        .length *
         (WARMUP + RUNS),
     0,
   )
@@ -249,10 +257,10 @@ async function main() {
     }
     // The server's CPU time over the timed runs of a mode, per step.
     let serverCpu = 0
-    const serverCpuFrom = (i: number) => {
-      if (i === WARMUP) serverCpu = cpuMsOf(pid)
+    const serverCpuFrom = (i: number, of = pid) => {
+      if (i === WARMUP) serverCpu = cpuMsOf(of)
     }
-    const serverCpuPerStep = () => (cpuMsOf(pid) - serverCpu) / RUNS
+    const serverCpuPerStep = (of = pid) => (cpuMsOf(of) - serverCpu) / RUNS
     const coreCpuMs = () => median(coreCpu.slice(-RUNS))
     // This process's CPU time over each timed exchange (sending the body, reading the answer into a
     // buffer): on a machine where client and server share the cores, it adds to the wall clock.
@@ -313,6 +321,45 @@ async function main() {
         clientCpuMs: clientCpuMs(),
         coreCpuMs: coreCpuMs(),
         peakMb: modePeak,
+      })
+    }
+
+    // The wire floor: the same body through a plain node:http echo (no parsing, no compute).
+    if (MODES.has('echo')) {
+      const body = encode({
+        grads: { dtype: 'F32', shape: [n], data: grads },
+        state: { dtype: 'F32', shape: [n, S], data: core.init(n) },
+      })
+      const times: number[] = []
+      const wire: number[] = []
+      coreTimes.length = 0
+      for (let i = 0; i < WARMUP + RUNS; i++) {
+        timeCore()
+        settle()
+        serverCpuFrom(i, echo.pid)
+        const clientDone = clientCpuFrom()
+        const t = performance.now()
+        const res = await echoApi.send('POST', '/', { 'content-type': 'application/octet-stream' }, body)
+        const ms = performance.now() - t
+        clientDone(i)
+        if (res.status !== 200 || res.body.byteLength !== body.byteLength)
+          throw new Error('echo: wrong answer')
+        res.release()
+        if (i >= WARMUP) {
+          times.push(ms)
+          wire.push(res.wireBytes)
+        }
+        bar.tick(1, `echo N=${n}`)
+      }
+      rows.push({
+        mode: 'wire floor: node:http echo',
+        n,
+        ms: median(times),
+        wireBytes: median(wire),
+        coreMs: median(coreTimes.slice(WARMUP)),
+        serverCpuMs: serverCpuPerStep(echo.pid),
+        clientCpuMs: clientCpuMs(),
+        coreCpuMs: coreCpuMs(),
       })
     }
 
@@ -442,6 +489,7 @@ async function main() {
   const memory = memoryOf(pid)
   clearInterval(sampler)
   api.close()
+  echoApi.close()
 
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU'
   console.log(
@@ -483,7 +531,7 @@ async function main() {
           (r.clientCpuMs ?? Number.NaN).toFixed(1),
           (r.coreCpuMs ?? Number.NaN).toFixed(1),
           `${((r.serverCpuMs ?? Number.NaN) / (r.coreCpuMs ?? Number.NaN)).toFixed(2)}×`,
-          (r.peakMb ?? Number.NaN).toFixed(0),
+          r.peakMb === undefined ? '–' : r.peakMb.toFixed(0),
         ],
   )
   const widths = header.map((h, i) =>
@@ -503,6 +551,16 @@ async function main() {
   const at = (mode: string) => rows.find((r) => r.mode.startsWith(mode) && r.n === 65_536)
   const b = at('stateless binary')
   const s = at('session')
+  const floor = at('wire floor')
+  if (floor)
+    console.log(
+      `wire floor at N = 65,536: the echo alone takes ${(floor.ms / floor.coreMs).toFixed(2)}× the core's time ` +
+        `(client CPU ${((floor.clientCpuMs ?? Number.NaN) / (floor.coreCpuMs ?? Number.NaN)).toFixed(2)}×, ` +
+        `echo server CPU ${((floor.serverCpuMs ?? Number.NaN) / (floor.coreCpuMs ?? Number.NaN)).toFixed(2)}×)` +
+        (b
+          ? `; the stateless step costs the floor + ${(b.ms - floor.ms).toFixed(1)} ms, ${((b.ms - floor.ms) / b.coreMs).toFixed(2)}× the core`
+          : ''),
+    )
   if (b && s && memory) {
     const ok = (cond: boolean) => (cond ? 'ok' : 'MISSED')
     const limitPeak = Math.max(b.peakMb ?? 0, s.peakMb ?? 0)
@@ -516,7 +574,7 @@ async function main() {
         `server < 256 MB serving steps at the limit: ${limitPeak.toFixed(0)} MB ${ok(limitPeak < 256)}`,
     )
   }
-  server?.kill('SIGTERM')
+  for (const child of children) child.kill('SIGTERM')
 }
 
 await main()
