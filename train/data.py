@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +39,20 @@ def _convert_mnist(out: Path) -> None:
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
     x, y = x[order], y[order]
     h = MNIST_HELD_OUT
+    _save_atomically(out, train_x=x[h:], train_y=y[h:], test_x=x[:h], test_y=y[:h])
+
+
+def _save_atomically(out: Path, **arrays: np.ndarray) -> None:
+    """Writes `out` under a temporary name of this process's own, then renames it into place: several
+    processes (evaluate-mix --jobs) may convert the same dataset at once on a fresh clone, and each
+    must find either no file or a whole one."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, train_x=x[h:], train_y=y[h:], test_x=x[:h], test_y=y[:h])
-    tmp.replace(out)
+    tmp = out.with_name(f"{out.stem}.{os.getpid()}.tmp.npz")
+    try:
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -60,10 +71,7 @@ def _convert_fashion(out: Path) -> None:
 
     train_x, train_y = load("train")
     test_x, test_y = load("t10k")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y)
-    tmp.replace(out)
+    _save_atomically(out, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y)
 
 
 _CONVERTERS = {"mnist": _convert_mnist, "fashion": _convert_fashion}

@@ -1,5 +1,6 @@
 """Samplers are deterministic by seed, batched, and independent of chunking."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -146,3 +147,24 @@ def test_the_sparse_first_layer_gives_torchs_gradients_on_repeated_input_scaled_
     ref_loss, ref_grad = problem.loss_and_grad(theta, 2)
     torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=0)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-6 * float(ref_grad.abs().max()))
+
+
+@needs_mnist
+def test_dataset_conversions_at_once_each_leave_a_whole_file(tmp_path):
+    # evaluate-mix --jobs 2 on a fresh clone: two processes convert the same dataset at the same time.
+    # Each writes under a temporary name of its own, so neither's rename finds the other's file gone.
+    import multiprocessing
+
+    from train.data import _convert_mnist
+
+    out = tmp_path / "mnist.npz"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_convert_mnist, args=(out,)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["mnist.npz"]
+    with np.load(out) as z:
+        assert z["train_x"].shape == (8000, 784) and z["test_y"].shape == (2000,)
