@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from .export import export_model, load_model, make_golden
 from .imitate import ImitationConfig, imitate, stage_config
 from .metamix import MixConfig, imitate_mix, meta_train_mix
 from .metatrain import MetaTrainConfig, load_best, load_checkpoint, meta_train
+from .optimizer import Decay, output_bound_ok
 from .plots import plot_results, plot_training_log
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -584,11 +586,34 @@ def ship_mix(name, version, preset, run_dir=None, device="cpu", skip_train=False
     from .evalmix import TESTS, evaluate_mix, markdown, markdown_defaults
     from .plots import plot_mix
 
-    stages = [replace(c, device=device) for c in preset["stages"]]
     run = Path(run_dir or REPO_ROOT / "train" / "runs" / f"{name}-{version}")
-    dirs = _stage_dirs(run, len(stages))
     out = REPO_ROOT / "weights" / name / version
     out.mkdir(parents=True, exist_ok=True)
+    if "derivedFrom" in preset:
+        digest, training = _derive(name, preset["derivedFrom"], out)
+    else:
+        digest, training = _train_mix(name, version, preset, run, out, device, skip_train)
+    module = load_model(out / "model.safetensors")
+    make_golden(module, digest, out / "golden.safetensors", steps=8)
+    results = evaluate_mix(out / "model.safetensors", run / "eval", jobs=jobs, instances=instances,
+                           long_instances=long_instances, tune_instances=tune_instances)
+    plot_mix(results, out / "loss.png", title=f"{name}@{version}: held-out loss")
+    plot_mix(results, out / "loss-1000.png", title=f"{name}@{version}: held-out loss", horizon=1000)
+    analysis = analyze(module, out, [t for t in TESTS if t.name in ("mnist-20-sigmoid", "mnist-3x32-relu")],
+                       {t: results["tests"][t]["tunedLr"]["adam"]["200"] for t in ("mnist-20-sigmoid", "mnist-3x32-relu")})
+    card = make_card_mix(name, version, digest, preset, training, results, analysis, device)
+    (out / "card.json").write_text(json.dumps(finite_json(card), indent=1, allow_nan=False) + "\n")
+    table = markdown(results) + "\n\n" + markdown_defaults(results)
+    (run / "results.md").write_text(table + "\n")
+    print(table)
+    return card
+
+
+def _train_mix(name, version, preset, run: Path, out: Path, device, skip_train) -> tuple:
+    """A `kind: mix` preset's stages (trained unless `skip_train`), exported to `out`; returns the
+    digest and the card's training section (and draws training.png)."""
+    stages = [replace(c, device=device) for c in preset["stages"]]
+    dirs = _stage_dirs(run, len(stages))
     if not skip_train:
         for i, (cfg, d) in enumerate(zip(stages, dirs)):
             if i > 0:
@@ -600,26 +625,56 @@ def ship_mix(name, version, preset, run_dir=None, device="cpu", skip_train=False
     best = replace(MixConfig(**saved[-1]), **preset.get("export", {})).make_optimizer()
     best.load_state_dict(load_checkpoint(dirs[-1] / "best.pt")["model"])
     digest = export_model(best, out / "model.safetensors")
-    module = load_model(out / "model.safetensors")
-    make_golden(module, digest, out / "golden.safetensors", steps=8)
-    results = evaluate_mix(out / "model.safetensors", run / "eval", jobs=jobs, instances=instances,
-                           long_instances=long_instances, tune_instances=tune_instances)
-    plot_mix(results, out / "loss.png", title=f"{name}@{version}: held-out loss")
-    plot_mix(results, out / "loss-1000.png", title=f"{name}@{version}: held-out loss", horizon=1000)
     plot_training_log([d / "log.csv" for d in dirs], out / "training.png", title=f"{name}@{version}: training")
-    analysis = analyze(module, out, [t for t in TESTS if t.name in ("mnist-20-sigmoid", "mnist-3x32-relu")],
-                       {t: results["tests"][t]["tunedLr"]["adam"]["200"] for t in ("mnist-20-sigmoid", "mnist-3x32-relu")})
     validation = [json.loads((d / "validation.json").read_text()) if (d / "validation.json").exists() else None
                   for d in dirs]
-    card = make_card_mix(name, version, digest, preset, saved, summaries, results, analysis, validation, device)
-    (out / "card.json").write_text(json.dumps(finite_json(card), indent=1, allow_nan=False) + "\n")
-    table = markdown(results) + "\n\n" + markdown_defaults(results)
-    (run / "results.md").write_text(table + "\n")
-    print(table)
-    return card
+    return digest, _training_section(saved, summaries, validation, device)
 
 
-def make_card_mix(name, version, digest, preset, cfgs, summaries, results, analysis, validation, device) -> dict:
+def _derive(name, derived: dict, out: Path) -> tuple:
+    """A version that is a shipped one's network with output fields changed (no training of its own):
+    `{"version": V, "output": {"power": p, "scale": s, "decay": [T, d] or None}}`. Returns the digest
+    and the card's training section: the parent's, with what was changed and from which digest."""
+    parent = REPO_ROOT / "weights" / name / derived["version"]
+    module = load_model(parent / "model.safetensors")
+    changes = derived["output"]
+    if module.output_kind != "tanh-rms" or not set(changes) <= {"power", "scale", "decay"}:
+        raise ValueError("derivedFrom changes a tanh-rms output's power, scale or decay only")
+    module.output_power = float(changes.get("power", module.output_power))
+    module.output_scale = float(changes.get("scale", module.output_scale))
+    if "decay" in changes:
+        module.decay = None if changes["decay"] is None else Decay(*changes["decay"])
+    if not output_bound_ok(module.output_scale, module.output_power):
+        raise ValueError("derivedFrom: the changed output breaks tanh-rms's bound")
+    digest = export_model(module, out / "model.safetensors")
+    shutil.copyfile(parent / "training.png", out / "training.png")
+    parent_card = json.loads((parent / "card.json").read_text())
+    training = {**parent_card["training"], "derivedFrom": {
+        "version": f"{name}@{derived['version']}", "digest": parent_card["digest"], "output": changes,
+        "note": "no training of its own: the parent's network, trained as below, with these output fields"}}
+    return digest, training
+
+
+def _training_section(cfgs, summaries, validation, device) -> dict:
+    return {
+        "stages": [
+            {"kind": c["stage"], "config": c, "iterations": m["iterations"],
+             "bestIteration": m["bestIteration"], "bestValidationScore": m["bestValLoss"],
+             "skippedNonFinite": m["skippedNonFinite"], "stopped": m["stopped"],
+             "wallSeconds": m["wallSeconds"], "validation": v}
+            for c, m, v in zip(cfgs, summaries, validation)
+        ],
+        "seed": [c["seed"] for c in cfgs],
+        "device": _device_name(device),
+        "torchVersion": torch.__version__,
+        "python": platform.python_version(),
+        "wallSeconds": round(sum(m["wallSeconds"] for m in summaries), 1),
+        # One description per stage, from its saved config (imitation, PES or truncated BPTT).
+        "metaObjective": [_meta_objective(c) for c in cfgs],
+    }
+
+
+def make_card_mix(name, version, digest, preset, training, results, analysis, device) -> dict:
     arch = json.loads(st.read(REPO_ROOT / "weights" / name / version / "model.safetensors")[1]["architecture"])
     tests = {}
     for test, r in results["tests"].items():
@@ -642,22 +697,7 @@ def make_card_mix(name, version, digest, preset, cfgs, summaries, results, analy
         "description": preset["description"],
         "taskFamily": preset["task"],
         "architecture": arch,
-        "training": {
-            "stages": [
-                {"kind": c["stage"], "config": c, "iterations": m["iterations"],
-                 "bestIteration": m["bestIteration"], "bestValidationScore": m["bestValLoss"],
-                 "skippedNonFinite": m["skippedNonFinite"], "stopped": m["stopped"],
-                 "wallSeconds": m["wallSeconds"], "validation": v}
-                for c, m, v in zip(cfgs, summaries, validation)
-            ],
-            "seed": [c["seed"] for c in cfgs],
-            "device": _device_name(device),
-            "torchVersion": torch.__version__,
-            "python": platform.python_version(),
-            "wallSeconds": round(sum(m["wallSeconds"] for m in summaries), 1),
-            # One description per stage, from its saved config (imitation, PES or truncated BPTT).
-            "metaObjective": [_meta_objective(c) for c in cfgs],
-        },
+        "training": training,
         "evaluation": {
             "protocol": (
                 "Each test's optimizee trains on minibatches of 128 from a pool (all 10,000 MNIST digits, "
