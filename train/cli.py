@@ -203,7 +203,7 @@ def cmd_validate_mix(args) -> int:
     cfg = replace(PRESETS["l2o-mlp"]["1.0.0"]["stages"][0], seed=args.seed)
     if args.long:
         cfg = replace(cfg, val_long=cfg.val_configs)
-    val_set = validation_set(cfg)
+    val_set = validation_set(cfg, scaled=args.scaled)
     if args.rule:
         runs = [(f"{args.rule} lr {args.rule_lr:g}", TEACHERS[args.rule](args.rule_lr))]
     else:
@@ -219,7 +219,8 @@ def cmd_validate_mix(args) -> int:
                 runs.append((label, m))
     for label, opt in runs:
         score, rows = validate_mix(opt, val_set, details=True)
-        print(f"{label}, validation set of seed {args.seed}: {score:.4f}", flush=True)
+        print(f"{label}, validation set of seed {args.seed}{' (randomly scaled)' if args.scaled else ''}: "
+              f"{score:.4f}", flush=True)
         if args.details:
             for task, horizon, loss in rows:
                 print(f"  {task:>24} {horizon:5d} steps: mean whole-pool loss {loss:.4g}")
@@ -319,6 +320,9 @@ def main(argv=None) -> int:
                    help="tanh-rms step decays to try on --weights (e.g. none 200:0.5)")
     p.add_argument("--long", action="store_true", help="run every validation config to 1,000 steps (default: 4 of 16)")
     p.add_argument("--details", action="store_true", help="also each validation config's mean loss")
+    p.add_argument("--scaled", action="store_true",
+                   help="with training's random scaling of parameters, loss and inputs (the scales are drawn from "
+                        "the same stream, so the configs after the first differ from the unscaled set's)")
     p.set_defaults(fn=cmd_validate_mix)
 
     p = sub.add_parser("tune-teacher", help="tune NAG and partially adaptive NAG as imitation teachers")

@@ -401,15 +401,16 @@ def meta_train_pes(cfg: MixConfig, out_dir, resume: bool = True, progress: bool 
     return summary
 
 
-def validation_set(cfg: MixConfig):
+def validation_set(cfg: MixConfig, scaled: bool = False):
     """Fixed validation tasks: `val_configs` configs from the distribution (seeded apart from
-    training), `val_instances` instances each, unscaled; the last `val_long` run to max_horizon."""
+    training), `val_instances` instances each, unscaled (or with training's random scaling of
+    parameters, loss and inputs: `scaled`); the last `val_long` run to max_horizon."""
     rng = random.Random(10_000 + cfg.seed)
     out = []
     for c in range(cfg.val_configs):
         task = cfg.sample_task(rng)
         horizon = cfg.max_horizon if c >= cfg.val_configs - cfg.val_long else cfg.val_horizon
-        out.append((task, horizon, cfg.sample_problem(task, rng, cfg.val_instances, horizon, scaled=False)))
+        out.append((task, horizon, cfg.sample_problem(task, rng, cfg.val_instances, horizon, scaled=scaled)))
     return out
 
 

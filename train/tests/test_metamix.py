@@ -102,6 +102,14 @@ def test_validation_scores_a_baseline_and_a_learned_optimizer_alike():
     assert isinstance(validate_mix(module, vs), float)
     score, rows = validate_mix(Adam(0.01), vs, details=True)
     assert len(rows) == 2 and score < 10
+    # validate-mix --scaled: training's random scaling, drawn per instance within its ranges
+    assert all(p.lscale is None and p.pscale is None for _, _, p in vs)
+    scaled = validation_set(cfg, scaled=True)
+    assert len(scaled) == 2
+    for _, _, p in scaled:
+        assert 1 / cfg.lscale <= float(p.lscale.min()) and float(p.lscale.max()) <= cfg.lscale
+        assert 1 / cfg.pscale <= float(p.pscale.min()) and float(p.pscale.max()) <= cfg.pscale
+    assert isinstance(validate_mix(Adam(0.01), scaled), float)
 
 
 def test_pes_pairs_are_antithetic_copies_of_one_instance():
