@@ -321,8 +321,9 @@ def main(argv=None) -> int:
     p.add_argument("--long", action="store_true", help="run every validation config to 1,000 steps (default: 4 of 16)")
     p.add_argument("--details", action="store_true", help="also each validation config's mean loss")
     p.add_argument("--scaled", action="store_true",
-                   help="with training's random scaling of parameters, loss and inputs (the scales are drawn from "
-                        "the same stream, so the configs after the first differ from the unscaled set's)")
+                   help="with training's random scaling of parameters and loss (not inputs: the whole-pool loss needs "
+                        "the pool as it is); the scales are drawn from the same stream, so the configs after the "
+                        "first differ from the unscaled set's")
     p.set_defaults(fn=cmd_validate_mix)
 
     p = sub.add_parser("tune-teacher", help="tune NAG and partially adaptive NAG as imitation teachers")

@@ -173,7 +173,8 @@ class MixConfig:
         lo, hi = math.log(self.min_horizon), math.log(self.max_horizon)
         return int(round(math.exp(rng.uniform(lo, hi))))
 
-    def sample_problem(self, task: TaskConfig, rng: random.Random, n: int, horizon: int, scaled: bool = True):
+    def sample_problem(self, task: TaskConfig, rng: random.Random, n: int, horizon: int, scaled: bool = True,
+                       scale_inputs: bool = True):
         seeds = [rng.randrange(2**62) for _ in range(n)]
         problem = task.make_family().sample(seeds, "pool", self.device, horizon + 1)
         if scaled:
@@ -181,7 +182,7 @@ class MixConfig:
                 return torch.tensor([math.exp(rng.uniform(-math.log(r), math.log(r))) for _ in range(n)])
 
             p, loss, x = draw(self.pscale), draw(self.lscale), draw(self.xscale)
-            if task.family != "quadratic":
+            if task.family != "quadratic" and scale_inputs:
                 problem.xscale = x.to(problem.theta0)
             problem.scale(p, loss)
         return problem
@@ -404,13 +405,15 @@ def meta_train_pes(cfg: MixConfig, out_dir, resume: bool = True, progress: bool 
 def validation_set(cfg: MixConfig, scaled: bool = False):
     """Fixed validation tasks: `val_configs` configs from the distribution (seeded apart from
     training), `val_instances` instances each, unscaled (or with training's random scaling of
-    parameters, loss and inputs: `scaled`); the last `val_long` run to max_horizon."""
+    parameters and loss: `scaled`; not of inputs, whose whole-pool loss is not defined); the last
+    `val_long` run to max_horizon."""
     rng = random.Random(10_000 + cfg.seed)
     out = []
     for c in range(cfg.val_configs):
         task = cfg.sample_task(rng)
         horizon = cfg.max_horizon if c >= cfg.val_configs - cfg.val_long else cfg.val_horizon
-        out.append((task, horizon, cfg.sample_problem(task, rng, cfg.val_instances, horizon, scaled=scaled)))
+        out.append((task, horizon, cfg.sample_problem(task, rng, cfg.val_instances, horizon, scaled=scaled,
+                                                           scale_inputs=False)))
     return out
 
 

@@ -102,14 +102,19 @@ def test_validation_scores_a_baseline_and_a_learned_optimizer_alike():
     assert isinstance(validate_mix(module, vs), float)
     score, rows = validate_mix(Adam(0.01), vs, details=True)
     assert len(rows) == 2 and score < 10
-    # validate-mix --scaled: training's random scaling, drawn per instance within its ranges
+    # validate-mix --scaled: training's random scaling of parameters and loss, drawn per instance within
+    # its ranges; inputs stay as they are (an MLP's whole-pool loss is of the pool itself)
     assert all(p.lscale is None and p.pscale is None for _, _, p in vs)
     scaled = validation_set(cfg, scaled=True)
     assert len(scaled) == 2
     for _, _, p in scaled:
         assert 1 / cfg.lscale <= float(p.lscale.min()) and float(p.lscale.max()) <= cfg.lscale
         assert 1 / cfg.pscale <= float(p.pscale.min()) and float(p.pscale.max()) <= cfg.pscale
+        assert getattr(p, "xscale", None) is None
     assert isinstance(validate_mix(Adam(0.01), scaled), float)
+    mlp = replace(cfg, quadratic_prob=0.0)
+    assert all(t.family == "mnist-mlp" for t, _, _ in validation_set(mlp, scaled=True))
+    assert isinstance(validate_mix(Adam(0.01), validation_set(mlp, scaled=True)), float)
 
 
 def test_pes_pairs_are_antithetic_copies_of_one_instance():
