@@ -152,17 +152,35 @@ function wireBytes(s: number, n: number) {
   }
 }
 
-/** CPU time per coordinate-step on Node (process.cpuUsage), ns: the median of RUNS steps of N. */
-function nodeCpuNs(opt: Optimizer, grads: Float32Array, state: Float32Array): number {
-  opt.update(grads, state)
-  const times: number[] = []
-  for (let i = 0; i < RUNS; i++) {
-    const start = process.cpuUsage()
+/**
+ * CPU time per coordinate-step on Node (process.cpuUsage), ns, for every subject: the median of RUNS
+ * steps of N each. The subjects take turns, one step each per round, so that a drift in the machine
+ * (frequency, a neighbour's load, the heap growing) lands on all of them alike; timed one after
+ * another, the last ones measured up to 20% slower than the same optimizer timed first.
+ */
+function nodeCpuNs(subjects: Subject[]): Map<string, number> {
+  const runs = subjects.map((s) => {
+    const grads = randomGradients(N, 1)
+    const state = subjectState(s)
+    const opt = s.make()
     opt.update(grads, state)
-    const used = process.cpuUsage(start)
-    times.push(((used.user + used.system) * 1000) / N)
-  }
-  return median(times)
+    return { name: s.name, step: () => opt.update(grads, state), times: [] as number[] }
+  })
+  for (let i = 0; i < RUNS; i++)
+    for (const r of runs) {
+      const start = process.cpuUsage()
+      r.step()
+      const used = process.cpuUsage(start)
+      r.times.push(((used.user + used.system) * 1000) / N)
+    }
+  return new Map(runs.map((r) => [r.name, median(r.times)]))
+}
+
+/** A state for N coordinates of `s`, random but valid (Adam's step-count slot a count). */
+function subjectState(s: Subject): Float32Array {
+  const state = randomUniform(N * s.stateSize, 2, 0.5)
+  if (s.model === 'adam') for (let i = 2; i < state.length; i += 3) state[i] = 10
+  return state
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
@@ -173,17 +191,21 @@ const loadStart = os.loadavg()
 const worker = flags['no-workerd'] ? undefined : await startBenchWorker()
 const measured = new Map<string, { node: number; workerd?: number }>()
 try {
+  const node = nodeCpuNs(subjects)
   for (const s of subjects) {
-    const grads = randomGradients(N, 1)
-    const state = randomUniform(N * s.stateSize, 2, 0.5)
-    if (s.model === 'adam') for (let i = 2; i < state.length; i += 3) state[i] = 10 // a step count
-    const node = nodeCpuNs(s.make(), grads, state)
     let workerd: number | undefined
     if (worker !== undefined) {
       await worker.load(s.model)
-      workerd = (median(await worker.time(grads, state, RUNS, 1, s.model === 'adam' ? 20 : 2)) * 1e6) / N
+      const times = await worker.time(
+        randomGradients(N, 1),
+        subjectState(s),
+        RUNS,
+        1,
+        s.model === 'adam' ? 20 : 2,
+      )
+      workerd = (median(times) * 1e6) / N
     }
-    measured.set(s.name, { node, workerd })
+    measured.set(s.name, { node: node.get(s.name)!, workerd })
     process.stderr.write(`${s.name}: done\n`)
   }
 } finally {
