@@ -78,34 +78,44 @@ def _decay(text: str):
         raise SystemExit(f"--decay takes AFTER:POWER (e.g. 200:0.5) or none, got {text!r}") from None
 
 
-def _with_decay(module, decay):
-    """`module` with tanh-rms's decay set to `decay` ((T, P) or None: none), checked as a weight file's."""
-    from .optimizer import Decay
+def _output_variant(weights: str, scale: float = 1.0, decay: str = "", power=None):
+    """The weight file's network with its output scale times `scale`, tanh-rms's decay set to `decay`
+    (`T:P` or `none`; empty: as it is) and its power set to `power` (None: as it is), checked as a
+    weight file's; with a label saying which (`x1.5, power 0.4, decay 200:0.5`) and a file-name stem
+    (`x1.5-p0.4-decay200-0.5`)."""
+    from .export import load_model
+    from .optimizer import Decay, output_bound_ok
 
-    if module.output_kind != "tanh-rms":
-        raise SystemExit("--decay needs a tanh-rms weight file")
-    module.decay = None if decay is None else Decay(*decay)
-    return module
+    module = load_model(weights)
+    module.output_scale *= scale
+    label, stem = f"x{scale:g}", f"x{scale:g}"
+    if (decay or power is not None) and module.output_kind != "tanh-rms":
+        raise SystemExit("--decay and --power need a tanh-rms weight file")
+    if power is not None:
+        module.output_power = float(power)
+        label, stem = label + f", power {power:g}", stem + f"-p{power:g}"
+    if module.output_kind == "tanh-rms" and not output_bound_ok(module.output_scale, module.output_power):
+        raise SystemExit("tanh-rms needs 0 < power <= 1 and |scale| * FLT_MAX^power <= FLT_MAX")
+    if decay:
+        parsed = _decay(decay)
+        module.decay = None if parsed is None else Decay(*parsed)
+        label, stem = label + f", decay {decay}", stem + f"-decay{decay.replace(':', '-')}"
+    return module, label, stem
 
 
 def cmd_evaluate_mix(args) -> int:
     from .evalmix import evaluate_mix, markdown, markdown_defaults
 
     weights = args.weights
-    if args.scale != 1.0 or args.decay:
-        # The weight file with its output scale multiplied or its decay set (a new file, so its jobs
-        # are cached apart).
-        from .export import export_model, load_model
+    if args.scale != 1.0 or args.decay or args.power is not None:
+        # The weight file with its output scale multiplied, its decay or its power set (a new file, so
+        # its jobs are cached apart).
+        from .export import export_model
 
         if not weights:
-            raise SystemExit("evaluate-mix: --scale and --decay need --weights")
-        m = load_model(weights)
-        m.output_scale *= args.scale
-        name = f"model-x{args.scale:g}"
-        if args.decay:
-            _with_decay(m, _decay(args.decay))
-            name += f"-decay{args.decay.replace(':', '-')}"
-        weights = Path(args.out) / f"{name}.safetensors"
+            raise SystemExit("evaluate-mix: --scale, --decay and --power need --weights")
+        m, _, stem = _output_variant(weights, args.scale, args.decay or "", args.power)
+        weights = Path(args.out) / f"model-{stem}.safetensors"
         export_model(m, weights)
     res = evaluate_mix(weights, args.out, jobs=args.jobs, tests=args.tests, instances=args.instances,
                        long_instances=args.long_instances, baselines_only=args.only_baselines,
@@ -194,7 +204,6 @@ def cmd_validate_mix(args) -> int:
     from dataclasses import replace
 
     from .baselines import TEACHERS
-    from .export import load_model
     from .metamix import validate_mix, validation_set
     from .ship import PRESETS
 
@@ -210,13 +219,8 @@ def cmd_validate_mix(args) -> int:
         runs = []
         for factor in args.scale:
             for decay in args.decay or [""]:
-                m = load_model(args.weights)
-                m.output_scale *= factor
-                label = f"{args.weights} output x{factor:g}"
-                if decay:
-                    _with_decay(m, _decay(decay))
-                    label += f", decay {decay}"
-                runs.append((label, m))
+                m, label, _ = _output_variant(args.weights, factor, decay, args.power)
+                runs.append((f"{args.weights} output {label}", m))
     for label, opt in runs:
         score, rows = validate_mix(opt, val_set, details=True)
         print(f"{label}, validation set of seed {args.seed}{' (randomly scaled)' if args.scaled else ''}: "
@@ -308,6 +312,8 @@ def main(argv=None) -> int:
     p.add_argument("--decay", metavar="AFTER:POWER",
                    help="evaluate --weights (tanh-rms) with the step decay min(1, (AFTER/t)^POWER), or none "
                         "(written to OUT first)")
+    p.add_argument("--power", type=float, help="evaluate --weights (tanh-rms) with this power of the RMS "
+                                                "(written to OUT first)")
     p.set_defaults(fn=cmd_evaluate_mix)
 
     p = sub.add_parser("validate-mix", help="l2o-mlp's validation score (mean log whole-pool loss on 64 instances) of a weight file")
@@ -318,6 +324,7 @@ def main(argv=None) -> int:
     p.add_argument("--scale", type=float, nargs="+", default=[1.0], help="output scale factors to try")
     p.add_argument("--decay", nargs="+", metavar="AFTER:POWER",
                    help="tanh-rms step decays to try on --weights (e.g. none 200:0.5)")
+    p.add_argument("--power", type=float, help="tanh-rms's power of the RMS for every run (default: the file's)")
     p.add_argument("--long", action="store_true", help="run every validation config to 1,000 steps (default: 4 of 16)")
     p.add_argument("--details", action="store_true", help="also each validation config's mean loss")
     p.add_argument("--scaled", action="store_true",

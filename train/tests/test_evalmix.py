@@ -160,7 +160,13 @@ def test_evaluate_mix_with_decay_evaluates_the_weights_with_tanh_rms_decay_set(t
     assert results["digest"] == st.digest(decayed.read_bytes()) != st.digest(weights.read_bytes())
     assert cli.main(["evaluate-mix", "--weights", str(decayed), "--out", str(out), "--jobs", "1", "--decay", "none"]) == 0
     assert (out / "model-x1-decaynone.safetensors").read_bytes() == weights.read_bytes()
+    # --power with --scale: both in the file's name and its architecture, the decay kept
+    assert cli.main(["evaluate-mix", "--weights", str(decayed), "--out", str(out), "--jobs", "1",
+                     "--scale", "1.5", "--power", "0.4"]) == 0
+    varied = load_model(out / "model-x1.5-p0.4.safetensors").architecture()["output"]
+    assert varied == {"kind": "tanh-rms", "scale": 1.5, "power": 0.4, "decay": {"after": 3, "power": 0.5}}
     plain = tmp_path / "tanh.safetensors"
     export_model(MixConfig(hidden=4, input_size=3).make_optimizer(), plain)
-    with pytest.raises(SystemExit):
-        cli.main(["evaluate-mix", "--weights", str(plain), "--out", str(out), "--decay", "3:0.5"])
+    for flags in (["--decay", "3:0.5"], ["--power", "0.4"]):
+        with pytest.raises(SystemExit):
+            cli.main(["evaluate-mix", "--weights", str(plain), "--out", str(out), *flags])

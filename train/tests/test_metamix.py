@@ -245,7 +245,8 @@ def test_validate_mix_cli_scores_a_hand_rule_config_by_config(monkeypatch, capsy
     from train import cli, metamix
 
     tiny = _config()
-    monkeypatch.setattr(metamix, "validation_set", lambda cfg: validation_set(replace(tiny, seed=cfg.seed)))
+    monkeypatch.setattr(metamix, "validation_set",
+                        lambda cfg, scaled=False: validation_set(replace(tiny, seed=cfg.seed), scaled=scaled))
     assert cli.main(["validate-mix", "--rule", "adam", "--rule-lr", "0.1", "--details"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("adam lr 0.1, validation set of seed 0: ")
@@ -264,9 +265,9 @@ def test_validate_mix_cli_tries_decays_on_a_weight_file_with_every_config_long(t
     tiny = _config()
     seen = []
 
-    def fake_set(cfg):
+    def fake_set(cfg, scaled=False):
         seen.append(cfg.val_long == cfg.val_configs)
-        return validation_set(replace(tiny, seed=cfg.seed))
+        return validation_set(replace(tiny, seed=cfg.seed), scaled=scaled)
 
     monkeypatch.setattr(metamix, "validation_set", fake_set)
     weights = tmp_path / "model.safetensors"
@@ -278,6 +279,13 @@ def test_validate_mix_cli_tries_decays_on_a_weight_file_with_every_config_long(t
         f"{weights} output x1, decay none", f"{weights} output x1, decay 3:0.5"]
     with pytest.raises(SystemExit):
         cli.main(["validate-mix", "--weights", str(weights), "--decay", "3-0.5"])
+    # --power sets tanh-rms's power for every run (here with two scales)
+    assert cli.main(["validate-mix", "--weights", str(weights), "--power", "0.4", "--scale", "1", "1.5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(", validation set")[0] for line in out] == [
+        f"{weights} output x1, power 0.4", f"{weights} output x1.5, power 0.4"]
+    with pytest.raises(SystemExit):  # 2 * FLT_MAX^1 is not a float32
+        cli.main(["validate-mix", "--weights", str(weights), "--power", "1", "--scale", "2"])
 
 
 def test_export_cli_reads_a_metamix_stage(tmp_path):
