@@ -145,6 +145,20 @@ describe('the console in chromium', { timeout: 180_000 }, () => {
     await finish(page, errors, 'version-stages')
   })
 
+  it('says a derived version (l2o-mlp@1.5.0) is its parent with other output fields, linking the parent', async () => {
+    const { page, errors } = await open('/#/optimizers/l2o-mlp/1.5.0')
+    await page.waitForSelector('table.results')
+    const derived = page.locator('section p.derived')
+    expect(await derived.textContent()).toMatch(
+      /^Derived from l2o-mlp@1\.4\.0 \(sha256:[0-9a-f]{64}\): the same network with the output's power 0\.4, scale 1\.5\./,
+    )
+    await derived.locator('a').click()
+    await page.waitForFunction("location.hash === '#/optimizers/l2o-mlp/1.4.0'")
+    await page.waitForSelector('table.results')
+    expect(await page.locator('section p.derived').count()).toBe(0)
+    await finish(page, errors, 'version-derived')
+  })
+
   it('shows a card of the richer shape: 1,000 steps, diverged runs, ratios, defaults, analysis', async () => {
     const weights = readFileSync(path.join(root, 'weights/l2o-mnist/1.1.0/model.safetensors'))
     const plot = readFileSync(path.join(root, 'weights/l2o-mnist/1.1.0/training.png'))

@@ -455,6 +455,24 @@ function objectives(value: unknown): string[] {
   )
 }
 
+/** A version derived from another (train/ship.py's derivedFrom): its network, other output fields. */
+function derivedFrom(training: Json): HTMLElement | false {
+  const from = obj(training.derivedFrom)
+  const parent = str(from?.version)
+  if (from === undefined || parent === undefined) return false
+  const [name, version] = parent.split('@')
+  const fields = Object.entries(obj(from.output) ?? {})
+    .map(([key, value]) => `${key} ${JSON.stringify(value)}`)
+    .join(', ')
+  return h(
+    'p',
+    { class: 'derived' },
+    'Derived from ',
+    h('a', { href: `#/optimizers/${name}/${version}` }, parent),
+    ` (${str(from.digest) ?? '?'}): the same network with the output's ${fields}. No training of its own: the stages below are ${parent}'s.`,
+  )
+}
+
 function trainingSection(training: Json | undefined): HTMLElement | false {
   if (training === undefined) return false
   const stages = Array.isArray(training.stages) ? (training.stages as Json[]) : []
@@ -462,6 +480,7 @@ function trainingSection(training: Json | undefined): HTMLElement | false {
     'section',
     {},
     h('h2', {}, 'Training'),
+    derivedFrom(training),
     objectives(training.metaObjective).map((text) => h('p', { class: 'muted' }, text)),
     stages.length > 0 &&
       h(
