@@ -257,10 +257,10 @@ async function main() {
     }
     // The server's CPU time over the timed runs of a mode, per step.
     let serverCpu = 0
-    const serverCpuFrom = (i: number, of = pid) => {
+    const serverCpuFrom = (i: number, of: number) => {
       if (i === WARMUP) serverCpu = cpuMsOf(of)
     }
-    const serverCpuPerStep = (of = pid) => (cpuMsOf(of) - serverCpu) / RUNS
+    const serverCpuPerStep = (of: number) => (cpuMsOf(of) - serverCpu) / RUNS
     const coreCpuMs = () => median(coreCpu.slice(-RUNS))
     // This process's CPU time over each timed exchange (sending the body, reading the answer into a
     // buffer): on a machine where client and server share the cores, it adds to the wall clock.
@@ -274,93 +274,98 @@ async function main() {
     }
     const clientCpuMs = () => median(clientCpu.splice(0))
 
-    // Stateless binary: grads + F32 state in, updates + state out; each step continues the last.
-    if (MODES.has('binary')) {
-      startMode()
-      // One request body, encoded once: each step writes the state it got back into it.
-      const body = encode(
-        {
-          grads: { dtype: 'F32', shape: [n], data: grads },
-          state: { dtype: 'F32', shape: [n, S], data: core.init(n) },
-        },
-        { optimizer: reference, digest: resolved.digest },
-      )
-      const bodyState = decode(body).tensors.get('state')!.data as Float32Array
-      const times: number[] = []
-      const wire: number[] = []
-      for (let i = 0; i < WARMUP + RUNS; i++) {
-        timeCore()
-        settle()
-        serverCpuFrom(i)
-        const clientDone = clientCpuFrom()
-        const t = performance.now()
-        const res = await api.send('POST', '/v1/step', { ...auth, 'content-type': binary }, body)
-        const ms = performance.now() - t
-        clientDone(i)
-        if (res.status !== 200)
-          throw new Error(`binary step: ${res.status} ${res.body.toString().slice(0, 300)}`)
-        bodyState.set(
-          decode(new Uint8Array(res.body.buffer, res.body.byteOffset, res.body.byteLength)).tensors.get(
-            'state',
-          )!.data as Float32Array,
-        )
-        res.release()
-        if (i >= WARMUP) {
-          times.push(ms)
-          wire.push(res.wireBytes)
-        }
-        bar.tick(1, `binary N=${n}`)
-      }
-      rows.push({
-        mode: 'stateless binary (F32 state)',
-        n,
-        ms: median(times),
-        wireBytes: median(wire),
-        coreMs: median(coreTimes.slice(WARMUP)),
-        serverCpuMs: serverCpuPerStep(),
-        clientCpuMs: clientCpuMs(),
-        coreCpuMs: coreCpuMs(),
-        peakMb: modePeak,
-      })
-    }
-
-    // The wire floor: the same body through a plain node:http echo (no parsing, no compute).
-    if (MODES.has('echo')) {
-      const body = encode({
-        grads: { dtype: 'F32', shape: [n], data: grads },
-        state: { dtype: 'F32', shape: [n, S], data: core.init(n) },
-      })
+    /**
+     * One mode's WARMUP + RUNS exchanges, each beside an in-process core step: `prepare(i)` builds
+     * what the exchange needs (off the clock), `send` is timed, `check` reads and releases the
+     * answers. Returns the mode's medians; the caller names the row.
+     */
+    const timeMode = async <P>(
+      label: string,
+      serverPid: number,
+      prepare: (i: number) => P,
+      send: (prepared: P, i: number) => Promise<Answer[]>,
+      check: (answers: Answer[]) => void,
+    ): Promise<Omit<Row, 'mode' | 'n' | 'peakMb'>> => {
       const times: number[] = []
       const wire: number[] = []
       coreTimes.length = 0
       for (let i = 0; i < WARMUP + RUNS; i++) {
         timeCore()
+        serverCpuFrom(i, serverPid)
+        const prepared = prepare(i)
         settle()
-        serverCpuFrom(i, echo.pid)
         const clientDone = clientCpuFrom()
         const t = performance.now()
-        const res = await echoApi.send('POST', '/', { 'content-type': 'application/octet-stream' }, body)
+        const answers = await send(prepared, i)
         const ms = performance.now() - t
         clientDone(i)
-        if (res.status !== 200 || res.body.byteLength !== body.byteLength)
-          throw new Error('echo: wrong answer')
-        res.release()
+        check(answers)
         if (i >= WARMUP) {
           times.push(ms)
-          wire.push(res.wireBytes)
+          wire.push(answers.reduce((sum, a) => sum + a.wireBytes, 0))
         }
-        bar.tick(1, `echo N=${n}`)
+        bar.tick(1, `${label} N=${n}`)
       }
-      rows.push({
-        mode: 'wire floor: node:http echo',
-        n,
+      return {
         ms: median(times),
         wireBytes: median(wire),
         coreMs: median(coreTimes.slice(WARMUP)),
-        serverCpuMs: serverCpuPerStep(echo.pid),
+        serverCpuMs: serverCpuPerStep(serverPid),
         clientCpuMs: clientCpuMs(),
         coreCpuMs: coreCpuMs(),
-      })
+      }
+    }
+    const ok = (mode: string) => (answers: Answer[]) => {
+      for (const a of answers)
+        if (a.status !== 200) throw new Error(`${mode}: ${a.status} ${a.body.toString().slice(0, 300)}`)
+    }
+    /** The stateless binary body for N coordinates and a fresh F32 state. */
+    const binaryBody = (metadata?: Record<string, string>) =>
+      encode(
+        {
+          grads: { dtype: 'F32', shape: [n], data: grads },
+          state: { dtype: 'F32', shape: [n, S], data: core.init(n) },
+        },
+        metadata,
+      )
+
+    // Stateless binary: grads + F32 state in, updates + state out; each step continues the last.
+    if (MODES.has('binary')) {
+      startMode()
+      // One request body, encoded once: each step writes the state it got back into it.
+      const body = binaryBody({ optimizer: reference, digest: resolved.digest })
+      const bodyState = decode(body).tensors.get('state')!.data as Float32Array
+      const measured = await timeMode(
+        'binary',
+        pid,
+        () => body,
+        async (b) => [await api.send('POST', '/v1/step', { ...auth, 'content-type': binary }, b)],
+        (answers) => {
+          ok('binary step')(answers)
+          const res = answers[0]
+          const answer = decode(new Uint8Array(res.body.buffer, res.body.byteOffset, res.body.byteLength))
+          bodyState.set(answer.tensors.get('state')!.data as Float32Array)
+          res.release()
+        },
+      )
+      rows.push({ mode: 'stateless binary (F32 state)', n, ...measured, peakMb: modePeak })
+    }
+
+    // The wire floor: the same body through a plain node:http echo (no parsing, no compute).
+    if (MODES.has('echo')) {
+      const body = binaryBody()
+      const measured = await timeMode(
+        'echo',
+        echo.pid,
+        () => body,
+        async (b) => [await echoApi.send('POST', '/', { 'content-type': 'application/octet-stream' }, b)],
+        (answers) => {
+          ok('echo')(answers)
+          if (answers[0].body.byteLength !== body.byteLength) throw new Error('echo: wrong answer')
+          answers[0].release()
+        },
+      )
+      rows.push({ mode: 'wire floor: node:http echo', n, ...measured })
     }
 
     // Stateless JSON: only where the 8 MiB JSON body limit allows a full state.
@@ -377,50 +382,28 @@ async function main() {
       } else {
         startMode()
         let state: number[] | undefined
-        const times: number[] = []
-        const wire: number[] = []
-        coreTimes.length = 0
-        for (let i = 0; i < WARMUP + RUNS; i++) {
-          timeCore()
-          serverCpuFrom(i)
-          const body = JSON.stringify({
-            optimizer: reference,
-            digest: resolved.digest,
-            grads: Array.from(grads),
-            state,
-          })
-          settle()
-          const clientDone = clientCpuFrom()
-          const t = performance.now()
-          const res = await api.send(
-            'POST',
-            '/v1/step',
-            { ...auth, 'content-type': 'application/json' },
-            Buffer.from(body),
-          )
-          const ms = performance.now() - t
-          clientDone(i)
-          if (res.status !== 200)
-            throw new Error(`JSON step: ${res.status} ${res.body.toString().slice(0, 300)}`)
-          state = (JSON.parse(res.body.toString()) as { state: number[] }).state
-          res.release()
-          if (i >= WARMUP) {
-            times.push(ms)
-            wire.push(res.wireBytes)
-          }
-          bar.tick(1, `JSON N=${n}`)
-        }
-        rows.push({
-          mode: 'stateless JSON',
-          n,
-          ms: median(times),
-          wireBytes: median(wire),
-          coreMs: median(coreTimes.slice(WARMUP)),
-          serverCpuMs: serverCpuPerStep(),
-          clientCpuMs: clientCpuMs(),
-          coreCpuMs: coreCpuMs(),
-          peakMb: modePeak,
-        })
+        const measured = await timeMode(
+          'JSON',
+          pid,
+          () =>
+            Buffer.from(
+              JSON.stringify({
+                optimizer: reference,
+                digest: resolved.digest,
+                grads: Array.from(grads),
+                state,
+              }),
+            ),
+          async (b) => [
+            await api.send('POST', '/v1/step', { ...auth, 'content-type': 'application/json' }, b),
+          ],
+          (answers) => {
+            ok('JSON step')(answers)
+            state = (JSON.parse(answers[0].body.toString()) as { state: number[] }).state
+            answers[0].release()
+          },
+        )
+        rows.push({ mode: 'stateless JSON', n, ...measured, peakMb: modePeak })
       }
     }
 
@@ -440,46 +423,31 @@ async function main() {
           grads: { dtype: 'F32', shape: [s.length], data: grads.subarray(s.offset, s.offset + s.length) },
         }),
       )
-      const times: number[] = []
-      const wire: number[] = []
-      coreTimes.length = 0
-      for (let t = 1; t <= WARMUP + RUNS; t++) {
-        timeCore()
-        settle()
-        serverCpuFrom(t - 1)
-        const clientDone = clientCpuFrom()
-        const start = performance.now()
-        const answers = await Promise.all(
-          session.shards.map((_, k) =>
-            api.send(
-              'POST',
-              `/v1/sessions/${session.id}/shards/${k}/steps/${t}`,
-              { ...auth, 'content-type': binary },
-              bodies[k],
+      const measured = await timeMode(
+        'session',
+        pid,
+        () => bodies,
+        (shardBodies, i) =>
+          Promise.all(
+            shardBodies.map((b, k) =>
+              api.send(
+                'POST',
+                `/v1/sessions/${session.id}/shards/${k}/steps/${i + 1}`,
+                { ...auth, 'content-type': binary },
+                b,
+              ),
             ),
           ),
-        )
-        const ms = performance.now() - start
-        clientDone(t - 1)
-        for (const a of answers)
-          if (a.status !== 200)
-            throw new Error(`session step: ${a.status} ${a.body.toString().slice(0, 300)}`)
-        for (const a of answers) a.release()
-        if (t > WARMUP) {
-          times.push(ms)
-          wire.push(answers.reduce((sum, a) => sum + a.wireBytes, 0))
-        }
-        bar.tick(1, `session N=${n}`)
-      }
+        (answers) => {
+          ok('session step')(answers)
+          for (const a of answers) a.release()
+        },
+      )
+      const shards = session.shards.length
       rows.push({
-        mode: `session (${session.shards.length} shard${session.shards.length > 1 ? 's' : ''}, binary)`,
+        mode: `session (${shards} shard${shards > 1 ? 's' : ''}, binary)`,
         n,
-        ms: median(times),
-        wireBytes: median(wire),
-        coreMs: median(coreTimes.slice(WARMUP)),
-        serverCpuMs: serverCpuPerStep(),
-        clientCpuMs: clientCpuMs(),
-        coreCpuMs: coreCpuMs(),
+        ...measured,
         peakMb: modePeak,
       })
       await api.send('DELETE', `/v1/sessions/${session.id}`, auth)
