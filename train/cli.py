@@ -81,24 +81,20 @@ def _decay(text: str):
 def _output_variant(weights: str, scale: float = 1.0, decay: str = "", power=None):
     """The weight file's network with its output scale times `scale`, tanh-rms's decay set to `decay`
     (`T:P` or `none`; empty: as it is) and its power set to `power` (None: as it is), checked as a
-    weight file's; with a label saying which (`x1.5, power 0.4, decay 200:0.5`) and a file-name stem
-    (`x1.5-p0.4-decay200-0.5`)."""
+    weight file's (`LSTMOptimizer.set_output`); with a label saying which (`x1.5, power 0.4, decay
+    200:0.5`) and a file-name stem (`x1.5-p0.4-decay200-0.5`)."""
     from .export import load_model
-    from .optimizer import Decay, output_bound_ok
 
     module = load_model(weights)
-    module.output_scale *= scale
+    try:
+        module.set_output(scale=module.output_scale * scale, power=power,
+                          decay=_decay(decay) if decay else module.KEEP)
+    except ValueError as e:
+        raise SystemExit(f"--scale / --power / --decay: {e}") from None
     label, stem = f"x{scale:g}", f"x{scale:g}"
-    if (decay or power is not None) and module.output_kind != "tanh-rms":
-        raise SystemExit("--decay and --power need a tanh-rms weight file")
     if power is not None:
-        module.output_power = float(power)
         label, stem = label + f", power {power:g}", stem + f"-p{power:g}"
-    if module.output_kind == "tanh-rms" and not output_bound_ok(module.output_scale, module.output_power):
-        raise SystemExit("tanh-rms needs 0 < power <= 1 and |scale| * FLT_MAX^power <= FLT_MAX")
     if decay:
-        parsed = _decay(decay)
-        module.decay = None if parsed is None else Decay(*parsed)
         label, stem = label + f", decay {decay}", stem + f"-decay{decay.replace(':', '-')}"
     return module, label, stem
 

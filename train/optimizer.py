@@ -206,6 +206,24 @@ class LSTMOptimizer(nn.Module):
     def state_size(self) -> int:
         return self.lstm_size + self.feature_slots + (self.decay.slots if self.decay else 0)
 
+    KEEP = object()  # `set_output`'s "as it is" for the decay (None removes one)
+
+    def set_output(self, scale=None, power=None, decay=KEEP) -> "LSTMOptimizer":
+        """Changes the output's fields that hold no weights, in place: `scale`, and for `tanh-rms` its
+        `power` and its `decay` ((T, d) or None); None (the decay: KEEP) leaves a field as it is.
+        Refuses what a weight file may not hold (ValueError)."""
+        if self.output_kind != "tanh-rms" and (power is not None or decay is not self.KEEP):
+            raise ValueError("power and decay belong to a tanh-rms output")
+        if scale is not None:
+            self.output_scale = float(scale)
+        if power is not None:
+            self.output_power = float(power)
+        if decay is not self.KEEP:
+            self.decay = None if decay is None else Decay(*decay)
+        if self.output_kind == "tanh-rms" and not output_bound_ok(self.output_scale, self.output_power):
+            raise ValueError("tanh-rms's bound: needs 0 < power <= 1 and |scale| * FLT_MAX^power <= FLT_MAX")
+        return self
+
     def architecture(self) -> dict:
         """The architecture record stored in the weight file's metadata (DESIGN.md §3)."""
         arch = {"kind": "lstm-cw", "layers": self.layers, "hidden": self.hidden}

@@ -20,7 +20,6 @@ from .export import export_model, load_model, make_golden
 from .imitate import ImitationConfig, imitate, stage_config
 from .metamix import MixConfig, imitate_mix, meta_train_mix
 from .metatrain import MetaTrainConfig, load_best, load_checkpoint, meta_train
-from .optimizer import Decay, output_bound_ok
 from .plots import plot_results, plot_training_log
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -678,12 +677,8 @@ def _derive(name, derived: dict, out: Path) -> tuple:
     changes = derived["output"]
     if module.output_kind != "tanh-rms" or not set(changes) <= {"power", "scale", "decay"}:
         raise ValueError("derivedFrom changes a tanh-rms output's power, scale or decay only")
-    module.output_power = float(changes.get("power", module.output_power))
-    module.output_scale = float(changes.get("scale", module.output_scale))
-    if "decay" in changes:
-        module.decay = None if changes["decay"] is None else Decay(*changes["decay"])
-    if not output_bound_ok(module.output_scale, module.output_power):
-        raise ValueError("derivedFrom: the changed output breaks tanh-rms's bound")
+    module.set_output(scale=changes.get("scale"), power=changes.get("power"),
+                      decay=changes.get("decay", module.KEEP))
     digest = export_model(module, out / "model.safetensors")
     shutil.copyfile(parent / "training.png", out / "training.png")
     parent_card = json.loads((parent / "card.json").read_text())

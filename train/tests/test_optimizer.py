@@ -171,3 +171,28 @@ def test_fast_forward_equals_forward_with_decay():
         u2, fm = opt.fast_forward(g, fm)
         torch.testing.assert_close(u1, u2, rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(state, fm.t(), rtol=1e-5, atol=1e-6)
+
+
+def test_set_output_changes_the_fields_without_weights_and_refuses_what_a_file_may_not_hold():
+    from train.tests.helpers import MOMENTS
+
+    out = {"kind": "tanh-rms", "scale": 1.0, "power": 0.3, "decay": {"after": 200, "power": 0.5}}
+    opt = LSTMOptimizer(layers=1, hidden=3, features=MOMENTS, output=out)
+    weights = {k: v.clone() for k, v in opt.state_dict().items()}
+    opt.set_output(scale=1.5, power=0.4)
+    assert opt.architecture()["output"] == {**out, "scale": 1.5, "power": 0.4}  # the decay kept
+    opt.set_output(decay=(100, 0.3))
+    assert opt.architecture()["output"]["decay"] == {"after": 100, "power": 0.3}
+    opt.set_output(decay=None)
+    assert "decay" not in opt.architecture()["output"]
+    assert all(torch.equal(weights[k], v) for k, v in opt.state_dict().items())
+    with pytest.raises(ValueError, match="bound"):
+        opt.set_output(scale=2.0, power=1.0)
+    with pytest.raises(ValueError, match="decay.power"):
+        opt.set_output(decay=(100, 1.5))
+    plain = LSTMOptimizer(layers=1, hidden=3, features=MOMENTS, output={"kind": "tanh", "scale": 0.1})
+    plain.set_output(scale=0.2)
+    assert plain.architecture()["output"] == {"kind": "tanh", "scale": 0.2}
+    for change in ({"power": 0.4}, {"decay": None}):
+        with pytest.raises(ValueError, match="tanh-rms"):
+            plain.set_output(**change)
