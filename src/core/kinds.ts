@@ -155,9 +155,8 @@ export function cellInputsInto(
     featuresInto(features, f)
     inputLayerInto(weights.input, features, f, out, rowStride, n)
   }
-  if (spec.state.output.size > 0 && seen !== undefined) {
-    stepCountInto(state, spec.stateSize, spec.state.output.offset, nextState, seen)
-  }
+  const countAt = countSlotOf(spec)
+  if (countAt >= 0 && seen !== undefined) stepCountInto(state, spec.stateSize, countAt, nextState, seen)
   return seen
 }
 
@@ -167,6 +166,11 @@ export function cellInputsInto(
  */
 export function rmsSlotOf(spec: LstmSpec): number {
   return spec.features.kind === 'moments' ? spec.state.features.offset + spec.features.beta1.length : -1
+}
+
+/** Where a state row keeps the output's step count t' (`tanh-rms`'s `decay`: [c_lo, c_hi]); −1: none. */
+export function countSlotOf(spec: LstmSpec): number {
+  return spec.state.output.size > 0 ? spec.state.output.offset : -1
 }
 
 /**
@@ -207,7 +211,7 @@ export function decayOf(output: OutputTransform, count: number): number {
 export function outputReader(spec: LstmSpec): (y: number, next: ArrayLike<number>, row: number) => number {
   const { output } = spec
   const rmsAt = rmsSlotOf(spec)
-  const countAt = spec.state.output.size > 0 ? spec.state.output.offset : -1
+  const countAt = countSlotOf(spec)
   if (rmsAt < 0) return (y) => outputOf(output, y, 0)
   if (countAt < 0) return (y, next, row) => outputOf(output, y, next[row + rmsAt])
   return (y, next, row) => outputOf(output, y, next[row + rmsAt], stepCountAt(next, row + countAt))
@@ -222,7 +226,7 @@ export function stepFactorReader(spec: LstmSpec): (next: ArrayLike<number>, row:
   const { output } = spec
   const rmsAt = rmsSlotOf(spec)
   if (output.kind !== 'tanh-rms' || rmsAt < 0) return () => 1
-  const countAt = spec.state.output.size > 0 ? spec.state.output.offset : -1
+  const countAt = countSlotOf(spec)
   return (next, row) =>
     tanhRmsFactor(output, next[row + rmsAt], countAt < 0 ? 0 : stepCountAt(next, row + countAt))
 }
