@@ -36,7 +36,7 @@ class RemoteOptimizer(torch.optim.Optimizer):
     Example::
 
         opt = RemoteOptimizer(model.parameters(), url="http://127.0.0.1:8787", key=key,
-                              optimizer="l2o-mlp@1.4.0", mode="session")
+                              optimizer="l2o-mlp@1.5.0", mode="session")
         loss.backward(); opt.step(); opt.zero_grad()
     """
 
