@@ -37,6 +37,7 @@ import torch
 from tqdm import tqdm
 
 from .baselines import TEACHERS, Learned, run_rule
+from .export import load_model
 from .metatrain import (
     LOG_COLUMNS,
     append_log,
@@ -188,6 +189,15 @@ class MixConfig:
         return problem
 
 
+def initial_weights(path, device="cpu") -> dict:
+    """A stage's starting weights (`init_from`): an earlier stage's checkpoint (`best.pt`), or a
+    shipped weight file (`.safetensors`), whose network is taken without its output fields (those
+    come from the stage's own config)."""
+    if str(path).endswith(".safetensors"):
+        return {k: v.to(device) for k, v in load_model(path).state_dict().items()}
+    return load_checkpoint(path, device)["model"]
+
+
 class Worker:
     """One task instance (batch of `instances`) carried through its horizon across meta-steps."""
 
@@ -330,7 +340,7 @@ def meta_train_pes(cfg: MixConfig, out_dir, resume: bool = True, progress: bool 
     gen = torch.Generator().manual_seed(cfg.seed)
     module = cfg.make_optimizer()
     if cfg.init_from:
-        module.load_state_dict(load_checkpoint(cfg.init_from)["model"])
+        module.load_state_dict(initial_weights(cfg.init_from))
     phi = torch.nn.Parameter(pack_params(module).clone())
     meta_opt = torch.optim.Adam([phi], lr=cfg.meta_lr)
     val_set = validation_set(cfg)
@@ -467,7 +477,7 @@ def meta_train_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool 
     rng = random.Random(cfg.seed)
     module = cfg.make_optimizer().to(device)
     if cfg.init_from:
-        module.load_state_dict(load_checkpoint(cfg.init_from, device)["model"])
+        module.load_state_dict(initial_weights(cfg.init_from, device))
     meta_opt = torch.optim.Adam(module.parameters(), lr=cfg.meta_lr)
     val_set = validation_set(cfg)
     ckpt_path, best_path, log_path = out / "checkpoint.pt", out / "best.pt", out / "log.csv"
@@ -637,7 +647,7 @@ def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = T
     adam = torch.optim.Adam(module.parameters(), lr=cfg.meta_lr)
     student = None
     if cfg.init_from:  # the starting weights, whose trajectories `driver` may follow
-        module.load_state_dict(load_checkpoint(cfg.init_from)["model"])
+        module.load_state_dict(initial_weights(cfg.init_from))
         student = Learned(copy.deepcopy(module))
     grads, targets, chosen, sizes = teacher_data(cfg, log=tqdm.write if progress else None, student=student)
     (out / "teachers.json").write_text(json.dumps(chosen, indent=1))

@@ -171,14 +171,26 @@ def test_pes_ramp_weighs_a_truncation_by_how_late_it_is_in_the_horizon():
         meta_train_mix(_config(estimator="pes", meta_weight="last"), "/nonexistent", progress=False)
 
 
-def test_an_imitation_stage_starts_from_init_from(tmp_path):
+@pytest.mark.parametrize("form", ["checkpoint", "weight file"])
+def test_an_imitation_stage_starts_from_init_from(tmp_path, form):
+    """`init_from` names an earlier stage's checkpoint or a shipped weight file; a weight file
+    whose output fields differ from the stage's (here tanh-rms's power and scale) gives its network
+    only."""
+    from train.export import export_model
     from train.metamix import imitate_mix
 
     cfg = _config(stage="imitation", teacher="adam", iterations=1, val_every=1, meta_lr=0.0, coords=64,
-                  teacher_configs=2, teacher_horizon=10)
+                  teacher_configs=2, teacher_horizon=10, output_power=0.3, output_scale=1.0)
     start = randomized(cfg.make_optimizer(), seed=5, scale=0.3)
-    torch.save({"model": start.state_dict()}, tmp_path / "start.pt")
-    imitate_mix(replace(cfg, init_from=str(tmp_path / "start.pt")), tmp_path / "run", progress=False)
+    if form == "checkpoint":
+        path = tmp_path / "start.pt"
+        torch.save({"model": start.state_dict()}, path)
+    else:
+        path = tmp_path / "model.safetensors"
+        other = replace(cfg, output_power=0.5, output_scale=2.0).make_optimizer()
+        other.load_state_dict(start.state_dict())
+        export_model(other, path)
+    imitate_mix(replace(cfg, init_from=str(path)), tmp_path / "run", progress=False)
     # lr 0: the stage hands on exactly the weights it started from
     kept = load_checkpoint(tmp_path / "run" / "best.pt")["model"]
     for name, value in start.state_dict().items():
