@@ -26,11 +26,13 @@ for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[var] = "1"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-# train first: importing it sets OPENBLAS_CORETYPE from the CPU's flags (train/cpu.py), which only
-# takes effect before torch loads OpenBLAS; inside this project's VMs OpenBLAS otherwise takes the CPU
-# for a "Prescott" and runs its generic SSE3 kernels (`npm run train -- blas`: 37.6 against 90.0
-# GFLOPS on one thread), which would time PyTorch's addmm slower than it can run
-import train  # noqa: E402, F401, I001
+from train.cpu import configure  # noqa: E402
+
+# OPENBLAS_CORETYPE from the CPU's flags (train/cpu.py), which only takes effect before torch loads
+# OpenBLAS: inside this project's VMs OpenBLAS otherwise takes the CPU for a "Prescott" and runs its
+# generic SSE3 kernels (`npm run train -- blas`: 37.6 against 90.0 GFLOPS on one thread), which timed
+# PyTorch's addmm slower than it runs
+configure()
 
 import torch  # noqa: E402
 
