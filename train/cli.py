@@ -218,9 +218,9 @@ def cmd_validate_mix(args) -> int:
                 m, label, _ = _output_variant(args.weights, factor, decay, args.power)
                 runs.append((f"{args.weights} output {label}", m))
     for label, opt in runs:
-        score, rows = validate_mix(opt, val_set, details=True)
-        print(f"{label}, validation set of seed {args.seed}{' (randomly scaled)' if args.scaled else ''}: "
-              f"{score:.4f}", flush=True)
+        score, rows = validate_mix(opt, val_set, details=True, floor=args.floor)
+        print(f"{label}, validation set of seed {args.seed}{' (randomly scaled)' if args.scaled else ''}"
+              f"{f', floor {args.floor:g}' if args.floor else ''}: {score:.4f}", flush=True)
         if args.details:
             for task, horizon, loss in rows:
                 print(f"  {task:>24} {horizon:5d} steps: mean whole-pool loss {loss:.4g}")
@@ -323,6 +323,9 @@ def main(argv=None) -> int:
     p.add_argument("--power", type=float, help="tanh-rms's power of the RMS for every run (default: the file's)")
     p.add_argument("--long", action="store_true", help="run every validation config to 1,000 steps (default: 4 of 16)")
     p.add_argument("--details", action="store_true", help="also each validation config's mean loss")
+    p.add_argument("--floor", type=float, default=0.0,
+                   help="score log(loss + FLOOR * initial loss), so that losses far below FLOOR * the initial one "
+                        "(solved quadratics) count as solved (default 0: log(loss))")
     p.add_argument("--scaled", action="store_true",
                    help="with training's random scaling of parameters and loss (not inputs: the whole-pool loss needs "
                         "the pool as it is); the scales are drawn from the same stream, so the configs after the "

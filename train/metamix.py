@@ -115,6 +115,8 @@ class MixConfig:
     val_horizon: int = 200
     val_long: int = 4  # the last val_long configs run to max_horizon
     patience: int = 100  # validation rounds (not iterations) without a new best before stopping
+    # > 0: validation scores log(loss + val_floor * initial loss) (validate_mix's floor)
+    val_floor: float = 0.0
     max_minutes: float = 0.0
     seed: int = 0
     device: str = "cpu"
@@ -315,11 +317,11 @@ class PESPair:
 RESUMABLE = {"max_minutes", "patience", "device", "val_every"}
 
 
-def _start_run(module, val_set, out: Path) -> float:
+def _start_run(module, val_set, out: Path, floor: float) -> float:
     """A fresh meta-training run in `out`: the log's header, its starting point validated
     (validation-start.json and the log's row 0) and kept as best.pt. Returns the starting score."""
     append_log(out / "log.csv", LOG_COLUMNS, header=True)
-    score, rows = validate_mix(module, val_set, details=True)
+    score, rows = validate_mix(module, val_set, details=True, floor=floor)
     (out / "validation-start.json").write_text(json.dumps({"score": score, "configs": rows}))
     torch.save({"model": module.state_dict(), "iteration": 0, "val": score, "configs": rows}, out / "best.pt")
     append_log(out / "log.csv", [0, "", "", "", score, 0, 0.0])
@@ -358,7 +360,7 @@ def meta_train_pes(cfg: MixConfig, out_dir, resume: bool = True, progress: bool 
         rng.setstate(ck["rng"])
         gen.set_state(ck["generator"])
     else:
-        best_val = _start_run(module, val_set, out)
+        best_val = _start_run(module, val_set, out, cfg.val_floor)
     cpu_start = time.process_time() - cpu0
     native = NativeStep(module)
     pairs = [PESPair(cfg, random.Random(rng.randrange(2**62)), native, phi.numel()) for _ in range(cfg.workers)]
@@ -387,7 +389,7 @@ def meta_train_pes(cfg: MixConfig, out_dir, resume: bool = True, progress: bool 
         done, val = it + 1, ""
         if done % cfg.val_every == 0 or done == cfg.iterations:
             unpack_params(module, phi.detach())
-            val, rows = validate_mix(module, val_set, details=True)
+            val, rows = validate_mix(module, val_set, details=True, floor=cfg.val_floor)
             best_val, bad_rounds = keep_if_best(module, best_path, done, val, best_val, bad_rounds, {"configs": rows})
         elapsed = time.time() - t_start
         append_log(log_path, [done, meta_loss, sum(finals) / len(finals), norm, val, skipped, round(elapsed, 2)])
@@ -428,10 +430,13 @@ def validation_set(cfg: MixConfig, scaled: bool = False):
 
 
 @torch.no_grad()
-def validate_mix(module, val_set, details: bool = False):
+def validate_mix(module, val_set, details: bool = False, floor: float = 0.0):
     """Mean over validation instances of log(full-pool loss at the horizon); divergence counts as
-    log(1e3 * initial loss). With `details`, also each config's mean final loss. `module` is the
-    learned optimizer's module, or any optimizer with init/update (a baseline, for reference)."""
+    log(1e3 * initial loss). With `floor` > 0, log(loss + floor * initial loss) instead: a loss far
+    below the initial one (a quadratic solved to 1e-7) then counts as solved, however far below,
+    rather than outweighing every MLP of the set. With `details`, also each config's mean final
+    loss. `module` is the learned optimizer's module, or any optimizer with init/update (a
+    baseline, for reference)."""
     learned = Learned(module) if isinstance(module, LSTMOptimizer) else module
     logs, rows = [], []
     for task, horizon, problem in val_set:
@@ -445,7 +450,7 @@ def validate_mix(module, val_set, details: bool = False):
         f = problem.full_loss(theta)
         bad = ~torch.isfinite(f) | (f > 1e3 * f0)
         f = torch.where(bad, 1e3 * f0, f)
-        logs.append(torch.log(f.double() + 1e-12))
+        logs.append(torch.log(f.double() + (floor * f0.double() if floor else 1e-12)))
         rows.append((task.label(), horizon, f.double().mean().item()))
     score = torch.cat(logs).mean().item()
     return (score, rows) if details else score
@@ -491,7 +496,7 @@ def meta_train_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool 
         skipped, elapsed0 = ck["skipped"], ck["elapsed_s"]
         rng.setstate(ck["rng"])
     else:
-        best_val = _start_run(module, val_set, out)
+        best_val = _start_run(module, val_set, out, cfg.val_floor)
     learned = Learned(module)
     workers = [Worker(cfg, random.Random(rng.randrange(2**62)), learned) for _ in range(cfg.workers)]
     t_start = time.time() - elapsed0
@@ -526,7 +531,7 @@ def meta_train_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool 
         bar.set_postfix(log_loss=f"{meta_loss:.3f}", skipped=skipped)
         done, val = it + 1, ""
         if done % cfg.val_every == 0 or done == cfg.iterations:
-            val, rows = validate_mix(module, val_set, details=True)
+            val, rows = validate_mix(module, val_set, details=True, floor=cfg.val_floor)
             best_val, bad_rounds = keep_if_best(module, best_path, done, val, best_val, bad_rounds, {"configs": rows})
         elapsed = time.time() - t_start
         append_log(log_path, [done, meta_loss, sum(finals) / max(len(finals), 1), norm, val, skipped,
@@ -555,11 +560,12 @@ def write_validation(out: Path, cfg: MixConfig, val_set) -> dict:
     else:  # a best.pt from before best.pt kept its per-config losses
         module = cfg.make_optimizer()
         module.load_state_dict(best["model"])
-        score, rows = validate_mix(module, val_set, details=True)
+        score, rows = validate_mix(module, val_set, details=True, floor=cfg.val_floor)
     start = json.loads((out / "validation-start.json").read_text())
     report = {
         "instances": cfg.val_configs * cfg.val_instances,
-        "metric": "mean over instances of log(whole-pool loss at the horizon)",
+        "metric": "mean over instances of log(whole-pool loss at the horizon" + (
+            f" + {cfg.val_floor:g} * the initial loss)" if cfg.val_floor else ")"),
         "start": start,
         "best": {"score": score, "configs": rows},
         "lossRatioGeoMean": math.exp(score - start["score"]),
@@ -689,14 +695,14 @@ def imitate_mix(cfg: MixConfig, out_dir, resume: bool = True, progress: bool = T
         bar.set_postfix(imitation_loss=f"{loss:.4f}")
         done, val = it + 1, ""
         if done % cfg.val_every == 0 or done == cfg.iterations:
-            val = validate_mix(module, val_set)
+            val = validate_mix(module, val_set, floor=cfg.val_floor)
             torch.save({"config": asdict(cfg), "model": module.state_dict(), "meta_opt": adam.state_dict(),
                         "generator": gen.get_state(), "iteration": done, "elapsed_s": time.time() - t_start,
                         "cpu_s": time.process_time() - cpu_start}, ckpt_path)
         append_log(log_path, [done, loss, "", "", val, skipped, round(time.time() - t_start, 2)])
     bar.close()
     # the last iteration was validated in the loop (done == cfg.iterations), unless this call resumed a finished run
-    final_val = val if val != "" else validate_mix(module, val_set)
+    final_val = val if val != "" else validate_mix(module, val_set, floor=cfg.val_floor)
     torch.save({"model": module.state_dict(), "iteration": cfg.iterations, "val": final_val}, best_path)
     return write_summary(out, cfg.iterations, skipped, "iterations", t_start, cfg.device,
                          time.process_time() - cpu_start)

@@ -1,5 +1,6 @@
 """Meta-training on the task distribution: the cheap meta-gradient is the truncated-BPTT one."""
 
+import math
 import random
 from dataclasses import replace
 
@@ -90,6 +91,20 @@ def test_a_smoke_run_lowers_the_validation_loss_and_resumes(tmp_path, stage):
     # resuming a finished run trains no further and keeps the same best weights
     again = meta_train_mix(cfg, tmp_path, progress=False)
     assert again["bestIteration"] == summary["bestIteration"]
+
+
+def test_validation_floor_counts_a_loss_far_below_the_initial_one_as_solved():
+    """floor F: log(loss + F * initial loss). A huge floor leaves the initial losses alone (the score
+    is their mean log plus log F, whatever the optimizer did); a tiny one changes nothing visible."""
+    from train.baselines import Adam
+
+    vs = validation_set(_config(val_configs=2, val_horizon=30))
+    log_f0 = torch.cat([torch.log(p.full_loss(p.theta0).double()) for _, _, p in vs]).mean().item()
+    for lr in (0.001, 0.1):
+        assert validate_mix(Adam(lr), vs, floor=1e9) == pytest.approx(log_f0 + math.log(1e9), abs=1e-6)
+    solved, floored = validate_mix(Adam(0.1), vs), validate_mix(Adam(0.1), vs, floor=1e-2)
+    assert floored > solved  # the floor only ever raises a log loss
+    assert validate_mix(Adam(0.1), vs, floor=1e-15) == pytest.approx(solved, abs=1e-3)
 
 
 def test_validation_scores_a_baseline_and_a_learned_optimizer_alike():
