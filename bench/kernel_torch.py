@@ -7,12 +7,13 @@ train/export.py), written two ways:
   state [N, S];
 - `addmm`: `LSTMOptimizer.fast_forward`, one addmm per layer on [x; h] and in-place activations on a
   feature-major state [S, N] (the faster on CPU); its state is already transposed, so the
-  transposes the wire layout would need are not timed.
+  transposes the wire layout would need are not timed;
+- `addmm-inplace`: the same, the new state written over the old (as the fused kernel is timed).
 
 It serves timing requests on stdin, one JSON object per line, so that the caller can interleave
 PyTorch's steps with its own, step by step, under the same machine load:
   {"load": "MODEL.safetensors"}                       -> {"stateSize": S, "torch": version}
-  {"impl": "addmm", "n": N, "runs": R, "warmup": W}   -> {"times": [ms, ...]}
+  {"impl": "addmm", "n": N, "runs": R, "warmup": W}   -> {"times": [ms, ...]}   (or lstmcell, addmm-inplace)
 Inputs are made once per N (|g| from 1e-8 to 1e2 with random signs, a state uniform in ±0.5 with
 moment slots r >= 0 and z = 1), the warm-up runs on the first request for an (impl, N).
 """
@@ -72,9 +73,12 @@ def main():
                 if n not in made:
                     made[n] = inputs(model, n)
                 grads, state, state_fm, new_fm = made[n]
-                run = (lambda: model(grads, state)) if impl == "lstmcell" else (
-                    lambda: model.fast_forward(grads, state_fm, out=new_fm)
-                )
+                run = {
+                    "lstmcell": lambda: model(grads, state),
+                    "addmm": lambda: model.fast_forward(grads, state_fm, out=new_fm),
+                    # the new state written over the old, as the service steps its own
+                    "addmm-inplace": lambda: model.fast_forward(grads, state_fm, out=state_fm),
+                }[impl]
                 if (impl, n) not in warm:
                     for _ in range(request.get("warmup", 2)):
                         run()
