@@ -1,8 +1,8 @@
 // Kernel benchmark (not a test): coordinates per second of one learned-optimizer step, end to end
 // through Optimizer.updateInto (checks, inputs in, compute, updates and state out), the state stepped
-// in place as the server steps it. The fused kernel on
-// Node and inside workerd, side by side in the same run with PyTorch on one thread doing the same
-// math (bench/kernel_torch.py through /usr/bin/python3, the fastest of its three ways), for:
+// in place as the server steps it. The fused kernel on Node and inside workerd, side by side in the
+// same run with PyTorch on one thread doing the same math (bench/kernel_torch.py through
+// /usr/bin/python3, the fastest of its three ways), for:
 // - the paper's shape: L=2, H=20, log-sign p=10 (random weights);
 // - the extended fixture's: L=2, H=8, moments K=3, an ELU input layer E=8, tanh output.
 // The fused kernel and PyTorch take turns step by step (PyTorch serves timing requests on a pipe),
@@ -90,8 +90,8 @@ function timeSteps(opt: Optimizer, grads: Float32Array, state: Float32Array, run
   // As the server steps (src/server/compute.ts): the state in place, the updates into a buffer made
   // once. `update` allocated a new state each step (21 MB at N = 65,536 and S = 80), and a separate
   // output state cost the fused kernel ~25% at that N, in the memory traffic of writing it (2.0 M
-  // coordinates/s at N = 10,000 and 1.5 M at 65,536, against 2.0 M at both in place). PyTorch's
-  // fast_forward runs as fast with out= its own input as with a separate buffer (±2%).
+  // coordinates/s at N = 10,000 and 1.5 M at 65,536, against 2.0 M at both in place). PyTorch is
+  // timed both ways (addmm, addmm-inplace).
   const out = { updates: new Float32Array(grads.length), state }
   for (let i = 0; i < warmup; i++) opt.updateInto(grads, state, out)
   const times: number[] = []
@@ -270,7 +270,7 @@ for (const shape of shapes) {
       )
       return `**${((rate('fused kernel, Node', shape, n) ?? 0) / torch).toFixed(2)}×**`
     })
-    console.log(`| fused kernel (Node) ÷ the faster PyTorch | ${ratios.join(' | ')} |`)
+    console.log(`| fused kernel (Node) ÷ the fastest PyTorch | ${ratios.join(' | ')} |`)
   }
   console.log('')
 }

@@ -2,7 +2,7 @@
 
 One step of a learned optimizer from a weight file, in PyTorch on one thread with no autograd, by
 train/'s own module (train/optimizer.py, the implementation the goldens come from, loaded by
-train/export.py), written two ways:
+train/export.py), written three ways:
 - `lstmcell`: `LSTMOptimizer.forward`, nn.LSTMCell per layer on the service's coordinate-major
   state [N, S];
 - `addmm`: `LSTMOptimizer.fast_forward`, one addmm per layer on [x; h] and in-place activations on a
