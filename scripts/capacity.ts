@@ -81,8 +81,12 @@ export const limits = {
 
 /** Figures measured in this repository (commands named), and the model's assumptions. */
 export const measured = {
-  /** Paper optimizer (L = 2, H = 20) in workerd, tfjs wasm SIMD: ~294k coordinates per CPU second (notes/stack-recipes.md §5). */
-  coordinatesPerCpuMs: 294,
+  /**
+   * Paper optimizer (L = 2, H = 20; l2o-mnist@1.1.0) in workerd on the fused kernel: 633 ns of CPU a
+   * coordinate-step, about 1.58 M coordinates per CPU second (npm run bench:cost, 2026-12-01). It was
+   * 294 (k per second) when tfjs-wasm did the math (notes/stack-recipes.md §5).
+   */
+  coordinatesPerCpuMs: 1_580,
   /** Assumed CPU per request beyond the math: auth (SHA-256 of the key), parsing, encoding. */
   requestOverheadCpuMs: 1,
   /** Bytes on the wire per request beyond the tensors: HTTP and safetensors headers (npm run bench:http). */

@@ -29,7 +29,7 @@ describe('the capacity model', () => {
 
   it('prices a step from the named constants', () => {
     const s = stepCost(1e4, 'stateless')
-    const cpuMs = 1e4 / 294 + 1
+    const cpuMs = 1e4 / measured.coordinatesPerCpuMs + 1
     expect(s.workerCpuMs).toBeCloseTo(cpuMs)
     expect(s.usd).toBeCloseTo(
       (prices.workerRequestsPerMillion +
