@@ -67,6 +67,18 @@ def _rule_arg(text: str) -> tuple[str, float]:
     return name, float(value)
 
 
+def _gain(optimizer, spec: str):
+    """`--gain SPEC` -> a train/regimes.py gain around `optimizer` (a learned module or a rule)."""
+    from .baselines import Learned
+    from .optimizer import LSTMOptimizer
+    from .regimes import make_gain
+
+    try:
+        return make_gain(Learned(optimizer) if isinstance(optimizer, LSTMOptimizer) else optimizer, spec)
+    except ValueError as e:
+        raise SystemExit(f"--gain: {e}") from None
+
+
 def _decay(text: str):
     """`--decay T:P` -> (T, P); `none` -> None (no decay)."""
     if text == "none":
@@ -210,13 +222,17 @@ def cmd_validate_mix(args) -> int:
         cfg = replace(cfg, val_long=cfg.val_configs)
     val_set = validation_set(cfg, scaled=args.scaled)
     if args.rule:
-        runs = [(f"{args.rule} lr {args.rule_lr:g}", TEACHERS[args.rule](args.rule_lr))]
+        rule_args = dict(_rule_arg(a) for a in args.rule_arg)
+        runs = [(f"{args.rule} lr {args.rule_lr:g}{''.join(f' {k} {v:g}' for k, v in rule_args.items())}",
+                 TEACHERS[args.rule](args.rule_lr, **rule_args))]
     else:
         runs = []
         for factor in args.scale:
             for decay in args.decay or [""]:
                 m, label, _ = _output_variant(args.weights, factor, decay, args.power)
                 runs.append((f"{args.weights} output {label}", m))
+    if args.gain:
+        runs = [(f"{label}, gain {text}", _gain(opt, text)) for text in args.gain for label, opt in runs]
     for label, opt in runs:
         score, rows = validate_mix(opt, val_set, details=True, floor=args.floor)
         print(f"{label}, validation set of seed {args.seed}{' (randomly scaled)' if args.scaled else ''}"
@@ -224,6 +240,28 @@ def cmd_validate_mix(args) -> int:
         if args.details:
             for task, horizon, loss in rows:
                 print(f"  {task:>24} {horizon:5d} steps: mean whole-pool loss {loss:.4g}")
+    return 0
+
+
+def cmd_regimes(args) -> int:
+    from dataclasses import replace
+
+    from .metamix import validation_set
+    from .regimes import regime_stats
+    from .ship import PRESETS
+
+    cfg = replace(PRESETS["l2o-mlp"]["1.0.0"]["stages"][0], seed=args.seed)
+    scales = sorted(set(args.scale) | {1.0})
+    base = scales.index(1.0)
+    print(f"{args.weights}, validation set of seed {args.seed} (every config to 1,000 steps); mean log(loss + 1e-4 "
+          f"initial loss) with the step times {' / '.join(f'{x:g}' for x in scales)} (as the difference from x1), and "
+          "along the x1 run the coordinates' mean snr |m_hat| / sqrt(v_hat) and lag-1 autocorrelation at steps "
+          "20 / 50 / 100 / 200 / 500 / 999", flush=True)
+    for row in regime_stats(args.weights, validation_set(replace(cfg, val_long=cfg.val_configs)), scales):
+        losses = list(row["loss"].values())
+        moved = " ".join(f"{x - losses[base]:+.3f}" if i != base else f"{x:.3f}" for i, x in enumerate(losses))
+        print(f"{row['task']:>24}  loss {moved}  snr {' '.join(f'{x:.3f}' for x in row['snr'].values())}"
+              f"  corr {' '.join(f'{x:+.3f}' for x in row['corr'].values())}", flush=True)
     return 0
 
 
@@ -316,6 +354,11 @@ def main(argv=None) -> int:
     p.add_argument("--weights", help="model.safetensors")
     p.add_argument("--rule", help="a hand rule in the learned optimizer's place (baselines.TEACHERS, e.g. snr-pnag)")
     p.add_argument("--rule-lr", type=float, default=0.02, help="the hand rule's lr (default 0.02)")
+    p.add_argument("--rule-arg", action="append", default=[], metavar="NAME=NUMBER",
+                   help="another argument of the rule, e.g. a=0.5 for snr-pnag (repeatable)")
+    p.add_argument("--gain", nargs="+", metavar="SPEC",
+                   help="the step times a gain of train/regimes.py, one run per SPEC: sign:MU:RHO[:CAP], "
+                        "corr:BETA:C0:A:CAP or pooled:BETA:C0:MU:CAP")
     p.add_argument("--seed", type=int, default=0, help="the validation set: stage 1's is 0, stage 2's is 1")
     p.add_argument("--scale", type=float, nargs="+", default=[1.0], help="output scale factors to try")
     p.add_argument("--decay", nargs="+", metavar="AFTER:POWER",
@@ -331,6 +374,13 @@ def main(argv=None) -> int:
                         "the pool as it is); the scales are drawn from the same stream, so the configs after the "
                         "first differ from the unscaled set's")
     p.set_defaults(fn=cmd_validate_mix)
+
+    p = sub.add_parser("regimes", help="per validation config: the loss with a weight file's step scaled, beside its "
+                                       "gradients' statistics (train/regimes.py)")
+    p.add_argument("--weights", required=True, help="model.safetensors")
+    p.add_argument("--seed", type=int, default=7, help="the validation set (default 7), every config run to 1,000 steps")
+    p.add_argument("--scale", type=float, nargs="+", default=[0.7, 1.0, 1.4], help="step scales (default 0.7 1 1.4)")
+    p.set_defaults(fn=cmd_regimes)
 
     p = sub.add_parser("tune-teacher", help="tune NAG and partially adaptive NAG as imitation teachers")
     p.add_argument("--family", default="mnist-mlp")

@@ -441,6 +441,8 @@ def validate_mix(module, val_set, details: bool = False, floor: float = 0.0):
     logs, rows = [], []
     for task, horizon, problem in val_set:
         theta = problem.theta0.clone()
+        if hasattr(learned, "instances"):  # a gain that pools over each instance's coordinates (train/regimes.py)
+            learned.instances = theta.shape[0]
         state = learned.init(theta.numel())
         f0 = problem.full_loss(theta)
         for t in range(horizon):

@@ -1,0 +1,133 @@
+"""What tells the optimizee regimes apart, and step gains screened on it (train/README, "A step-size
+signal the features lack").
+
+l2o-mlp's tests want different step sizes: the sigmoid nets larger ones, the ReLU and tanh nets
+smaller ones. `regime_stats` measures, per validation config, how the loss at the horizon moves when
+a weight file's whole step is scaled, beside statistics of the gradients along its own run, to see
+whether anything a coordinate (or a whole model) sees tells which way a config wants to go. The
+gains wrap any optimizer (init/update) and multiply its step; `validate-mix --gain SPEC` screens
+them. None is part of the contract: they are experiments.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class HypergradientGain:
+    """`sign:MU:RHO[:CAP]`: a per-coordinate gain k from hypergradient signs (as in Jacobs 1988's
+    delta-bar-delta and Baydin et al. 2018's hypergradient descent): log k_t = clamp((1 - rho)
+    log k_{t-1} - mu sign(g_t u_{t-1}), -cap, cap) (no clamp for cap 0), u_{t-1} the wrapped rule's
+    previous step. k grows while the new gradient still points along the last step (too short a
+    step) and shrinks where it points back (too long); pure noise keeps it near 1."""
+
+    def __init__(self, inner, mu: float, rho: float, cap: float = 0.0) -> None:
+        if not (mu >= 0 and 0 < rho <= 1 and cap >= 0):
+            raise ValueError(f"sign gain needs mu >= 0, 0 < rho <= 1 and cap >= 0, got {mu}, {rho}, {cap}")
+        self.inner, self.mu, self.rho, self.cap = inner, mu, rho, cap
+
+    def init(self, n: int, device=None) -> dict:
+        z = torch.zeros(n, device=device)
+        return {"inner": self.inner.init(n, device), "prev": z, "logk": z.clone()}
+
+    def update(self, g: torch.Tensor, state: dict):
+        u, inner = self.inner.update(g, state["inner"])
+        logk = (1 - self.rho) * state["logk"] - self.mu * torch.sign(g * state["prev"])
+        if self.cap:
+            logk = logk.clamp(-self.cap, self.cap)
+        return u * logk.exp(), {"inner": inner, "prev": u, "logk": logk}
+
+
+class CorrelationGain:
+    """A gain from the gradient's lag-1 autocorrelation: c a bias-corrected EMA (beta) of
+    x_t = clamp(g_t g_{t-1} / v_t, -1, 1), v_t a bias-corrected EMA (0.99) of g^2.
+    - `corr:BETA:C0:A:CAP`, per coordinate: the step times exp(clamp(A (c - C0), -cap, cap)).
+    - `pooled:BETA:C0:MU:CAP`, per instance (model): integral control of one multiplier,
+      L_t = clamp(L_{t-1} + MU (mean of c over the instance's coordinates - C0), -cap, cap), the step
+      times exp(L). `instances` (rows of the flat vector) must be set before `init`.
+    """
+
+    instances = 1
+
+    def __init__(self, inner, beta: float, c0: float, strength: float, cap: float, pooled: bool = False) -> None:
+        if not (0 < beta < 1 and strength >= 0 and cap > 0):
+            raise ValueError(f"correlation gain needs 0 < beta < 1, strength >= 0 and cap > 0, got {beta}, {strength}, {cap}")
+        self.inner, self.beta, self.c0, self.strength, self.cap, self.pooled = inner, beta, c0, strength, cap, pooled
+
+    def init(self, n: int, device=None) -> dict:
+        z = torch.zeros(n, device=device)
+        return {"inner": self.inner.init(n, device), "prev": z, "v": z.clone(), "c": z.clone(), "t": 0,
+                "L": torch.zeros(self.instances, 1, device=device)}
+
+    def update(self, g: torch.Tensor, state: dict):
+        u, inner = self.inner.update(g, state["inner"])
+        t = state["t"] + 1
+        v = 0.99 * state["v"] + 0.01 * g * g
+        c, L = state["c"], state["L"]
+        if t > 1:
+            x = (g * state["prev"] / (v / (1 - 0.99**t) + 1e-30)).clamp(-1, 1)
+            c = self.beta * c + (1 - self.beta) * x
+            c_hat = c / (1 - self.beta ** (t - 1))
+            if self.pooled:
+                rows = c_hat.reshape(self.instances, -1).mean(1, keepdim=True)
+                L = (L + self.strength * (rows - self.c0)).clamp(-self.cap, self.cap)
+                u = (u.reshape(self.instances, -1) * L.exp()).reshape(-1)
+            else:
+                u = u * (self.strength * (c_hat - self.c0)).clamp(-self.cap, self.cap).exp()
+        return u, {"inner": inner, "prev": g, "v": v, "c": c, "t": t, "L": L}
+
+
+def make_gain(inner, spec: str):
+    """`sign:MU:RHO[:CAP]`, `corr:BETA:C0:A:CAP` or `pooled:BETA:C0:MU:CAP` around `inner`."""
+    kind, _, rest = spec.partition(":")
+    try:
+        numbers = [float(x) for x in rest.split(":")]
+    except ValueError:
+        numbers = []
+    if kind == "sign" and len(numbers) in (2, 3):
+        return HypergradientGain(inner, *numbers)
+    if kind in ("corr", "pooled") and len(numbers) == 4:
+        return CorrelationGain(inner, *numbers, pooled=kind == "pooled")
+    raise ValueError(f"a gain is sign:MU:RHO[:CAP], corr:BETA:C0:A:CAP or pooled:BETA:C0:MU:CAP, not {spec!r}")
+
+
+@torch.no_grad()
+def regime_stats(weights: str, val_set, scales=(0.7, 1.0, 1.4), at=(20, 50, 100, 200, 500, 999), floor: float = 1e-4):
+    """Per validation config: the mean of log(loss + floor * initial loss) at the horizon with the
+    weight file's step times each of `scales`, and along the unscaled run, at the steps `at`, the
+    means over coordinates of
+    - snr: |m_hat| / sqrt(v_hat), both bias-corrected EMAs at 0.99;
+    - corr: the bias-corrected EMA (0.99) of g_t g_{t-1} / v_hat (the lag-1 autocorrelation).
+    Yields one dict per config."""
+    from .baselines import Learned
+    from .cli import _output_variant
+
+    for task, horizon, problem in val_set:
+        row = {"task": task.label(), "horizon": horizon, "loss": {}, "snr": {}, "corr": {}}
+        for scale in scales:
+            module, _, _ = _output_variant(weights, scale, "", None)
+            opt = Learned(module)
+            theta = problem.theta0.clone()
+            state = opt.init(theta.numel())
+            f0 = problem.full_loss(theta)
+            m = v = c = prev = None
+            for t in range(horizon):
+                _, g = problem.loss_and_grad(theta, t)
+                g = g.reshape(-1)
+                if scale == 1.0:
+                    if m is None:
+                        m, v, c = torch.zeros_like(g), torch.zeros_like(g), torch.zeros_like(g)
+                    m, v = 0.99 * m + 0.01 * g, 0.99 * v + 0.01 * g * g
+                    v_hat = v / (1 - 0.99 ** (t + 1))
+                    if prev is not None:
+                        c = 0.99 * c + 0.01 * g * prev
+                    prev = g
+                    if t in at:
+                        row["snr"][t] = ((m / (1 - 0.99 ** (t + 1))).abs() / (v_hat.sqrt() + 1e-30)).mean().item()
+                        row["corr"][t] = (c / max(1 - 0.99**t, 1e-12) / (v_hat + 1e-30)).mean().item()
+                u, state = opt.update(g, state)
+                theta = theta + u.reshape(theta.shape)
+            f = problem.full_loss(theta)
+            f = torch.where(~torch.isfinite(f) | (f > 1e3 * f0), 1e3 * f0, f)
+            row["loss"][scale] = torch.log(f.double() + floor * f0.double()).mean().item()
+        yield row
