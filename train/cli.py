@@ -128,7 +128,8 @@ def cmd_evaluate_mix(args) -> int:
     res = evaluate_mix(weights, args.out, jobs=args.jobs, tests=args.tests, instances=args.instances,
                        long_instances=args.long_instances, baselines_only=args.only_baselines,
                        tune_instances=args.tune_instances, learned_only=args.only_learned,
-                       rule=(args.rule, args.rule_lr, dict(_rule_arg(a) for a in args.rule_arg)) if args.rule else None)
+                       rule=(args.rule, args.rule_lr, dict(_rule_arg(a) for a in args.rule_arg)) if args.rule else None,
+                       gain=args.gain)
     if res:
         from .plots import plot_mix
 
@@ -337,6 +338,8 @@ def main(argv=None) -> int:
     p.add_argument("--tune-instances", type=int, help="tuning instances at 100/200 steps (default 16; 1,000 steps: half)")
     p.add_argument("--only-baselines", action="store_true", help="tune and run the baselines only (cached)")
     p.add_argument("--only-learned", action="store_true", help="run the learned optimizer only (cached)")
+    p.add_argument("--gain", help="the learned optimizer's (or the rule's) step times a gain of train/regimes.py, "
+                                  "e.g. latch:30:0.01:10:0.4 (cached apart)")
     p.add_argument("--rule", help="a hand rule in the learned optimizer's place (e.g. snr-nadam, nadam; see train/baselines.py)")
     p.add_argument("--rule-lr", type=float, default=0.02, help="the rule's learning rate (default 0.02)")
     p.add_argument("--rule-arg", action="append", default=[], metavar="NAME=NUMBER",

@@ -107,6 +107,8 @@ def run_instances(optimizer, test: MixTest, seeds, steps: int, eval_at, limit: i
     for i in range(0, len(seeds), test.chunk):
         problem = family.sample(seeds[i : i + test.chunk], "pool", None, steps + 1)
         opt = optimizer
+        if hasattr(opt, "instances"):  # a gain that pools over each instance's coordinates (train/regimes.py)
+            opt.instances = problem.num
         if lrs is not None:
             opt = optimizer(torch.tensor(lrs[i : i + test.chunk], dtype=torch.float32).repeat_interleave(problem.dim))
         c, f = run_full(opt, problem, steps, eval_at, limit)
@@ -228,15 +230,21 @@ def learned_job(optimizer, test: MixTest, log=print) -> dict:
 def _job(args):
     kind, test, weights_path, cache, key = args
     set_threads(1)
-    if kind == "learned" and "rule" in key:
-        from .baselines import TEACHERS
+    if kind == "learned":
+        if "rule" in key:
+            from .baselines import TEACHERS
 
-        rule = key["rule"]
-        result = learned_job(TEACHERS[rule["name"]](rule["lr"], **rule.get("args", {})), test, log=lambda *_: None)
-    elif kind == "learned":
-        from .export import load_model
+            rule = key["rule"]
+            optimizer = TEACHERS[rule["name"]](rule["lr"], **rule.get("args", {}))
+        else:
+            from .export import load_model
 
-        result = learned_job(Learned(load_model(weights_path)), test, log=lambda *_: None)
+            optimizer = Learned(load_model(weights_path))
+        if key.get("gain"):
+            from .regimes import make_gain
+
+            optimizer = make_gain(optimizer, key["gain"])
+        result = learned_job(optimizer, test, log=lambda *_: None)
     else:
         result = baseline_job(kind, test, log=lambda *_: None)
     Path(cache).write_text(json.dumps({"key": key, "result": result}))
@@ -253,11 +261,13 @@ def _cached(path: Path, key: dict):
 
 def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=None, long_instances=None,
                  baselines_only=False, progress=True, log=print, tune_instances=None, learned_only=False,
-                 rule=None) -> dict:
+                 rule=None, gain=None) -> dict:
     """Run (or reuse from `out_dir`'s caches) every job of the suite; assemble results.json.
     `rule` = (name, lr) or (name, lr, args) of a hand rule (baselines.TEACHERS, e.g. ("snr-nadam",
     0.02) or ("snr-pnag", 0.03, {"a": 0.5})) runs that fixed rule in the learned optimizer's place,
     for comparison (its jobs are cached apart, by name, lr and args).
+    `gain` (a train/regimes.py spec, e.g. "latch:30:0.01:10:0.4") multiplies the learned optimizer's
+    (or the rule's) step by that gain; its jobs are cached apart too.
     `instances`, `long_instances` and `tune_instances` (1,000-step tuning: half as many) override
     the protocol's counts for a cheaper run; results.json and the card record the counts used.
     `baselines_only` or `learned_only` run (and cache) those jobs only, so the two can run apart."""
@@ -272,6 +282,8 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
     else:
         digest = None if baselines_only else st.digest(Path(weights_path).read_bytes())
         learned_key = {"digest": digest}
+    if gain:
+        learned_key = {**learned_key, "gain": gain}
     specs = [t for t in TESTS if not tests or t.name in tests]
     for t in specs:
         if t.full_counts:
@@ -292,6 +304,8 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
             name = kind
             if kind == "learned" and rule is not None:
                 name = "-".join(["rule", rule[0], f"{rule[1]:g}", *(f"{k}{v:g}" for k, v in args.items())])
+            if kind == "learned" and gain:
+                name += "-gain-" + gain.replace(":", "_")
             path = out / f"{name}-{t.name}.json"
             hit = _cached(path, key)
             if hit is None:
@@ -321,6 +335,8 @@ def evaluate_mix(weights_path, out_dir, jobs: int = 1, tests=None, instances=Non
     results = assemble(specs, cached, digest)
     if rule is not None:
         results["rule"] = learned_key["rule"]
+    if gain:
+        results["gain"] = gain
     results["wallSeconds"] = round(time.time() - t0, 1)  # this call's; 0 when every job was cached
     # what the jobs took when they ran (each in one process), cached or not: the suite's cost
     results["jobSeconds"] = round(sum(job["wallSeconds"] for job in cached.values()), 1)

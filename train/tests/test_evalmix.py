@@ -112,6 +112,22 @@ def test_a_hand_rules_other_arguments_reach_it_and_key_its_cache(tmp_path, monke
     assert default["tests"]["q1"]["results"]["learned"]["200"]["mean"] != res["tests"]["q1"]["results"]["learned"]["200"]["mean"]
 
 
+def test_a_gain_multiplies_the_step_per_instance_and_keys_its_cache(tmp_path, monkeypatch):
+    from train.baselines import Adam
+    from train.regimes import make_gain
+
+    monkeypatch.setattr(evalmix, "TESTS", [_tiny("q1")])
+    spec = "latch:5:0.0:3:0.5"
+    res = evalmix.evaluate_mix(None, tmp_path / "eval", jobs=1, progress=False, rule=("adam", 0.05), gain=spec)
+    assert res["gain"] == spec
+    assert (tmp_path / "eval" / "rule-adam-0.05-gain-latch_5_0.0_3_0.5-q1.json").exists()
+    # the same as running the gain directly, one multiplier per instance of each chunk
+    _, _, full = evalmix.run_horizons(make_gain(Adam(0.05), spec), evalmix.TESTS[0])
+    assert res["tests"]["q1"]["results"]["learned"]["200"]["mean"] == pytest.approx(full[200].double().mean().item())
+    plain = evalmix.evaluate_mix(None, tmp_path / "eval", jobs=1, progress=False, rule=("adam", 0.05))
+    assert plain["tests"]["q1"]["results"]["learned"]["200"]["mean"] != res["tests"]["q1"]["results"]["learned"]["200"]["mean"]
+
+
 def test_a_cheap_test_keeps_the_protocols_counts_when_a_run_lowers_them(tmp_path, monkeypatch):
     cheap = _tiny("q-cheap")
     cheap.full_counts = True

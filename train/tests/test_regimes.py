@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from train.baselines import SGD, Adam
-from train.regimes import CorrelationGain, HypergradientGain, make_gain
+from train.regimes import CorrelationGain, HypergradientGain, LatchedGain, make_gain
 
 
 def test_sign_gain_grows_along_consistent_steps_and_shrinks_on_oscillation():
@@ -64,12 +64,29 @@ def test_pooled_gain_integrates_each_instance_mean_apart():
     assert u[:2].tolist() == pytest.approx([-math.exp(cap)] * 2, rel=1e-5)
 
 
+def test_latched_gain_sets_each_instance_multiplier_once_from_its_early_autocorrelation():
+    # instance 0: constant gradients (x = 1 from step 2), instance 1: alternating (x = -1); T0 = 4
+    # averages steps 2..4, then exp(clamp(A (mean - C0))) holds whatever comes after
+    t0, c0, a, cap = 4, 0.2, 0.5, 0.5
+    rule = LatchedGain(SGD(1.0), t0, c0, a, cap)
+    rule.instances = 2
+    state = rule.init(2)
+    for t in range(1, 12):
+        s = (-1.0) ** t if t <= t0 else 1.0  # instance 1 turns consistent after T0: no effect
+        u, state = rule.update(torch.tensor([1.0, s]), state)
+        if t < t0:
+            assert u.tolist() == pytest.approx([-1.0, -s])
+    assert state["L"].reshape(-1).tolist() == pytest.approx([a * (1 - c0), -cap])
+    assert u.tolist() == pytest.approx([-math.exp(a * (1 - c0)), -math.exp(-cap)], rel=1e-5)
+
+
 def test_gain_specs_and_their_checks():
     assert isinstance(make_gain(Adam(0.01), "sign:0.02:0.02"), HypergradientGain)
     assert make_gain(Adam(0.01), "sign:0.02:0.02:0.5").cap == 0.5
     assert make_gain(Adam(0.01), "pooled:0.95:0.02:0.05:0.7").pooled
     assert not make_gain(Adam(0.01), "corr:0.95:0.05:2.5:0.5").pooled
-    for bad in ("sign:0.02", "corr:0.95:0.05:2.5", "tilt:1:2", "sign:a:b", "sign:0.1:0"):
+    assert make_gain(Adam(0.01), "latch:30:0.01:10:0.4").t0 == 30
+    for bad in ("sign:0.02", "corr:0.95:0.05:2.5", "tilt:1:2", "sign:a:b", "sign:0.1:0", "latch:1:0:1:1", "latch:2.5:0:1:1"):
         with pytest.raises(ValueError):
             make_gain(Adam(0.01), bad)
 
