@@ -78,24 +78,43 @@ class CorrelationGain:
 
 
 class LatchedGain:
-    """`latch:T0:C0:A:CAP`: one multiplier per instance (model), set once from its early gradients:
-    over steps 2..T0 the mean over the instance's coordinates of x_t = clamp(g_t g_{t-1} / v_t, -1,
-    1) (v as in CorrelationGain) is averaged, and from step T0 on the step is times
+    """`latch:T0:C0:A:CAP[:SHARD]`: one multiplier per instance (model), set once from its early
+    gradients: over steps 2..T0 the mean over the instance's coordinates of x_t = clamp(g_t g_{t-1} /
+    v_t, -1, 1) (v as in CorrelationGain) is averaged, and from step T0 on the step is times
     exp(clamp(A (that average - C0), -cap, cap)); before, times 1. A regime classifier: the sigmoid
     nets' early autocorrelation is positive and they want larger steps, the ReLU and tanh nets'
-    is about 0 and they want smaller ones. `instances` must be set before `init`."""
+    is about 0 and they want smaller ones. With SHARD, one multiplier per run of SHARD consecutive
+    coordinates of each instance instead (the last run may be shorter), as a service that pools
+    over each shard of a sharded client would give. `instances` must be set before `init`."""
 
     instances = 1
 
-    def __init__(self, inner, t0: float, c0: float, a: float, cap: float) -> None:
-        if not (t0 >= 2 and t0 == int(t0) and a >= 0 and cap > 0):
-            raise ValueError(f"latched gain needs an integer T0 >= 2, A >= 0 and cap > 0, got {t0}, {a}, {cap}")
-        self.inner, self.t0, self.c0, self.a, self.cap = inner, int(t0), c0, a, cap
+    def __init__(self, inner, t0: float, c0: float, a: float, cap: float, shard: float = 0) -> None:
+        if not (t0 >= 2 and t0 == int(t0) and a >= 0 and cap > 0 and shard >= 0 and shard == int(shard)):
+            raise ValueError(f"latched gain needs integers T0 >= 2 and SHARD >= 0, A >= 0 and cap > 0, "
+                             f"got {t0}, {shard}, {a}, {cap}")
+        self.inner, self.t0, self.c0, self.a, self.cap, self.shard = inner, int(t0), c0, a, cap, int(shard)
+
+    def _blocks(self, n: int) -> tuple[int, int]:
+        """Coordinates per instance, and coordinates per pooled block."""
+        dim = n // self.instances
+        return dim, self.shard if 0 < self.shard < dim else dim
+
+    def _block_means(self, x: torch.Tensor) -> torch.Tensor:
+        dim, size = self._blocks(x.numel())
+        rows = x.reshape(self.instances, dim)
+        blocks = -(-dim // size)
+        padded = torch.nn.functional.pad(rows, (0, blocks * size - dim)).reshape(self.instances, blocks, size)
+        counts = torch.full((blocks,), float(size), device=x.device)
+        counts[-1] = dim - (blocks - 1) * size
+        return padded.sum(2) / counts
 
     def init(self, n: int, device=None) -> dict:
         z = torch.zeros(n, device=device)
-        rows = torch.zeros(self.instances, 1, device=device)
-        return {"inner": self.inner.init(n, device), "prev": z, "v": z.clone(), "t": 0, "sum": rows, "L": rows.clone()}
+        dim, size = self._blocks(n)
+        blocks = torch.zeros(self.instances, -(-dim // size), device=device)
+        return {"inner": self.inner.init(n, device), "prev": z, "v": z.clone(), "t": 0, "sum": blocks,
+                "L": blocks.clone()}
 
     def update(self, g: torch.Tensor, state: dict):
         u, inner = self.inner.update(g, state["inner"])
@@ -104,16 +123,18 @@ class LatchedGain:
         total, L = state["sum"], state["L"]
         if 1 < t <= self.t0:
             x = (g * state["prev"] / (v / (1 - 0.99**t) + 1e-30)).clamp(-1, 1)
-            total = total + x.reshape(self.instances, -1).mean(1, keepdim=True)
+            total = total + self._block_means(x)
             if t == self.t0:
                 L = (self.a * (total / (self.t0 - 1) - self.c0)).clamp(-self.cap, self.cap)
-        u = (u.reshape(self.instances, -1) * L.exp()).reshape(-1)
-        return u, {"inner": inner, "prev": g, "v": v, "t": t, "sum": total, "L": L}
+        dim, size = self._blocks(g.numel())
+        gain = L.exp().repeat_interleave(size, dim=1)[:, :dim]
+        return (u.reshape(self.instances, dim) * gain).reshape(-1), {"inner": inner, "prev": g, "v": v, "t": t,
+                                                                    "sum": total, "L": L}
 
 
 def make_gain(inner, spec: str):
-    """`sign:MU:RHO[:CAP]`, `corr:BETA:C0:A:CAP`, `pooled:BETA:C0:MU:CAP` or `latch:T0:C0:A:CAP`
-    around `inner`."""
+    """`sign:MU:RHO[:CAP]`, `corr:BETA:C0:A:CAP`, `pooled:BETA:C0:MU:CAP` or
+    `latch:T0:C0:A:CAP[:SHARD]` around `inner`."""
     kind, _, rest = spec.partition(":")
     try:
         numbers = [float(x) for x in rest.split(":")]
@@ -123,10 +144,10 @@ def make_gain(inner, spec: str):
         return HypergradientGain(inner, *numbers)
     if kind in ("corr", "pooled") and len(numbers) == 4:
         return CorrelationGain(inner, *numbers, pooled=kind == "pooled")
-    if kind == "latch" and len(numbers) == 4:
+    if kind == "latch" and len(numbers) in (4, 5):
         return LatchedGain(inner, *numbers)
-    raise ValueError("a gain is sign:MU:RHO[:CAP], corr:BETA:C0:A:CAP, pooled:BETA:C0:MU:CAP or latch:T0:C0:A:CAP, "
-                     f"not {spec!r}")
+    raise ValueError("a gain is sign:MU:RHO[:CAP], corr:BETA:C0:A:CAP, pooled:BETA:C0:MU:CAP or "
+                     f"latch:T0:C0:A:CAP[:SHARD], not {spec!r}")
 
 
 @torch.no_grad()

@@ -80,13 +80,33 @@ def test_latched_gain_sets_each_instance_multiplier_once_from_its_early_autocorr
     assert u.tolist() == pytest.approx([-math.exp(a * (1 - c0)), -math.exp(-cap)], rel=1e-5)
 
 
+def test_a_sharded_latch_pools_each_run_of_shard_coordinates_apart():
+    # one instance of 5 coordinates in shards of 2: [c0 c1] constant (x = 1), [c2 c3] alternating
+    # (x = -1), [c4] constant: three multipliers; without SHARD, one from the mean (1 - 1 - 1 + 1 + 1) / 5
+    t0, c0, a, cap = 3, 0.0, 0.5, 1.0
+    sharded, whole = LatchedGain(SGD(1.0), t0, c0, a, cap, shard=2), LatchedGain(SGD(1.0), t0, c0, a, cap)
+    states = [sharded.init(5), whole.init(5)]
+    for t in range(1, 6):
+        s = (-1.0) ** t if t <= t0 else 1.0
+        g = torch.tensor([1.0, 1.0, s, s, 1.0])
+        (u, states[0]), (w, states[1]) = sharded.update(g, states[0]), whole.update(g, states[1])
+    assert states[0]["L"].reshape(-1).tolist() == pytest.approx([a, -a, a])
+    assert u.tolist() == pytest.approx([-math.exp(a)] * 2 + [-math.exp(-a)] * 2 + [-math.exp(a)], rel=1e-5)
+    assert states[1]["L"].reshape(-1).tolist() == pytest.approx([a * 0.2])
+    assert w.tolist() == pytest.approx([-math.exp(a * 0.2)] * 5, rel=1e-5)
+    # a shard at least as large as the model is the whole model
+    big = LatchedGain(SGD(1.0), t0, c0, a, cap, shard=8)
+    assert big.init(5)["L"].shape == (1, 1)
+
+
 def test_gain_specs_and_their_checks():
     assert isinstance(make_gain(Adam(0.01), "sign:0.02:0.02"), HypergradientGain)
     assert make_gain(Adam(0.01), "sign:0.02:0.02:0.5").cap == 0.5
     assert make_gain(Adam(0.01), "pooled:0.95:0.02:0.05:0.7").pooled
     assert not make_gain(Adam(0.01), "corr:0.95:0.05:2.5:0.5").pooled
     assert make_gain(Adam(0.01), "latch:30:0.01:10:0.4").t0 == 30
-    for bad in ("sign:0.02", "corr:0.95:0.05:2.5", "tilt:1:2", "sign:a:b", "sign:0.1:0", "latch:1:0:1:1", "latch:2.5:0:1:1"):
+    assert make_gain(Adam(0.01), "latch:30:0.01:10:0.4:4096").shard == 4096
+    for bad in ("sign:0.02", "corr:0.95:0.05:2.5", "tilt:1:2", "sign:a:b", "sign:0.1:0", "latch:1:0:1:1", "latch:2.5:0:1:1", "latch:10:0:1:1:0.5"):
         with pytest.raises(ValueError):
             make_gain(Adam(0.01), bad)
 
