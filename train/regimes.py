@@ -89,11 +89,15 @@ class LatchedGain:
 
     instances = 1
 
-    def __init__(self, inner, t0: float, c0: float, a: float, cap: float, shard: float = 0) -> None:
+    def __init__(self, inner, t0: float, c0: float, a: float, cap: float, shard: float = 0,
+                 moments_rms: bool = False) -> None:
         if not (t0 >= 2 and t0 == int(t0) and a >= 0 and cap > 0 and shard >= 0 and shard == int(shard)):
             raise ValueError(f"latched gain needs integers T0 >= 2 and SHARD >= 0, A >= 0 and cap > 0, "
                              f"got {t0}, {shard}, {a}, {cap}")
         self.inner, self.t0, self.c0, self.a, self.cap, self.shard = inner, int(t0), c0, a, cap, int(shard)
+        # `latchr:…`: v is r'^2 as the `moments` features keep it (docs/optimizer-math.md §3: the
+        # first nonzero gradient's square, then an EMA at 0.99), as a served version would read it
+        self.moments_rms = moments_rms
 
     def _blocks(self, n: int) -> tuple[int, int]:
         """Coordinates per instance, and coordinates per pooled block."""
@@ -119,10 +123,16 @@ class LatchedGain:
     def update(self, g: torch.Tensor, state: dict):
         u, inner = self.inner.update(g, state["inner"])
         t = state["t"] + 1
-        v = 0.99 * state["v"] + 0.01 * g * g
+        if self.moments_rms:
+            w = torch.where(state["v"] > 0, 0.99, 0.0)
+            v = w * state["v"] + (1 - w) * g * g
+            v_hat = v
+        else:
+            v = 0.99 * state["v"] + 0.01 * g * g
+            v_hat = v / (1 - 0.99**t)
         total, L = state["sum"], state["L"]
         if 1 < t <= self.t0:
-            x = (g * state["prev"] / (v / (1 - 0.99**t) + 1e-30)).clamp(-1, 1)
+            x = (g * state["prev"] / (v_hat + 1e-30)).clamp(-1, 1)
             total = total + self._block_means(x)
             if t == self.t0:
                 L = (self.a * (total / (self.t0 - 1) - self.c0)).clamp(-self.cap, self.cap)
@@ -134,7 +144,7 @@ class LatchedGain:
 
 def make_gain(inner, spec: str):
     """`sign:MU:RHO[:CAP]`, `corr:BETA:C0:A:CAP`, `pooled:BETA:C0:MU:CAP` or
-    `latch:T0:C0:A:CAP[:SHARD]` around `inner`."""
+    `latch:T0:C0:A:CAP[:SHARD]` (`latchr:…`: v as the moments features keep r'^2) around `inner`."""
     kind, _, rest = spec.partition(":")
     try:
         numbers = [float(x) for x in rest.split(":")]
@@ -144,10 +154,10 @@ def make_gain(inner, spec: str):
         return HypergradientGain(inner, *numbers)
     if kind in ("corr", "pooled") and len(numbers) == 4:
         return CorrelationGain(inner, *numbers, pooled=kind == "pooled")
-    if kind == "latch" and len(numbers) in (4, 5):
-        return LatchedGain(inner, *numbers)
+    if kind in ("latch", "latchr") and len(numbers) in (4, 5):
+        return LatchedGain(inner, *numbers, moments_rms=kind == "latchr")
     raise ValueError("a gain is sign:MU:RHO[:CAP], corr:BETA:C0:A:CAP, pooled:BETA:C0:MU:CAP or "
-                     f"latch:T0:C0:A:CAP[:SHARD], not {spec!r}")
+                     f"latch[r]:T0:C0:A:CAP[:SHARD], not {spec!r}")
 
 
 @torch.no_grad()

@@ -99,6 +99,24 @@ def test_a_sharded_latch_pools_each_run_of_shard_coordinates_apart():
     assert big.init(5)["L"].shape == (1, 1)
 
 
+def test_latchr_reads_v_as_the_moments_features_keep_r_squared():
+    # v = g^2 at a coordinate's first nonzero gradient, then an EMA at 0.99 (no bias correction):
+    # with gradients 2, 1, 1, v is 4, then 3.97, then 3.9403, and x is 2 / 3.97, then 1 / 3.9403
+    rule = make_gain(SGD(1.0), "latchr:3:0.0:1.0:5.0")
+    state = rule.init(1)
+    for g in (2.0, 1.0, 1.0):
+        _, state = rule.update(torch.tensor([g]), state)
+    assert state["v"].item() == pytest.approx(3.9403, rel=1e-6)
+    assert state["L"].item() == pytest.approx((2 / 3.97 + 1 / 3.9403) / 2, rel=1e-5)
+    # a coordinate that has only seen zeros keeps v = 0 and adds x = 0
+    rule = make_gain(SGD(1.0), "latchr:3:0.0:1.0:5.0")
+    state = rule.init(2)
+    for _ in range(3):
+        _, state = rule.update(torch.tensor([1.0, 0.0]), state)
+    assert state["v"].tolist() == [1.0, 0.0]
+    assert state["L"].item() == pytest.approx(0.5, rel=1e-6)  # the mean of x = 1 and x = 0
+
+
 def test_gain_specs_and_their_checks():
     assert isinstance(make_gain(Adam(0.01), "sign:0.02:0.02"), HypergradientGain)
     assert make_gain(Adam(0.01), "sign:0.02:0.02:0.5").cap == 0.5
