@@ -14,6 +14,11 @@ from __future__ import annotations
 import torch
 
 
+def _lag1(g: torch.Tensor, prev: torch.Tensor, v_hat: torch.Tensor) -> torch.Tensor:
+    """x_t = clamp(g_t g_{t-1} / v_hat_t, -1, 1), the correlation gains' per-coordinate signal."""
+    return (g * prev / (v_hat + 1e-30)).clamp(-1, 1)
+
+
 class HypergradientGain:
     """`sign:MU:RHO[:CAP]`: a per-coordinate gain k from hypergradient signs (as in Jacobs 1988's
     delta-bar-delta and Baydin et al. 2018's hypergradient descent): log k_t = clamp((1 - rho)
@@ -65,7 +70,7 @@ class CorrelationGain:
         v = 0.99 * state["v"] + 0.01 * g * g
         c, L = state["c"], state["L"]
         if t > 1:
-            x = (g * state["prev"] / (v / (1 - 0.99**t) + 1e-30)).clamp(-1, 1)
+            x = _lag1(g, state["prev"], v / (1 - 0.99**t))
             c = self.beta * c + (1 - self.beta) * x
             c_hat = c / (1 - self.beta ** (t - 1))
             if self.pooled:
@@ -132,8 +137,7 @@ class LatchedGain:
             v_hat = v / (1 - 0.99**t)
         total, L = state["sum"], state["L"]
         if 1 < t <= self.t0:
-            x = (g * state["prev"] / (v_hat + 1e-30)).clamp(-1, 1)
-            total = total + self._block_means(x)
+            total = total + self._block_means(_lag1(g, state["prev"], v_hat))
             if t == self.t0:
                 L = (self.a * (total / (self.t0 - 1) - self.c0)).clamp(-self.cap, self.cap)
         dim, size = self._blocks(g.numel())
@@ -160,43 +164,51 @@ def make_gain(inner, spec: str):
                      f"latch[r]:T0:C0:A:CAP[:SHARD], not {spec!r}")
 
 
-@torch.no_grad()
+class _GradientStats:
+    """Wraps an optimizer (init/update) and keeps, at the steps `at` (0-based), the means over
+    coordinates of snr |m_hat| / sqrt(v_hat) and of the bias-corrected EMA (0.99) of
+    g_t g_{t-1} / v_hat, m and v bias-corrected EMAs at 0.99 (regime_stats)."""
+
+    def __init__(self, inner, at) -> None:
+        self.inner, self.at = inner, set(at)
+        self.snr, self.corr = {}, {}
+
+    def init(self, n: int, device=None):
+        z = torch.zeros(n, device=device)
+        self.t, self.m, self.v, self.c, self.prev = 0, z, z.clone(), z.clone(), None
+        return self.inner.init(n, device)
+
+    def update(self, g: torch.Tensor, state):
+        t = self.t
+        self.m, self.v = 0.99 * self.m + 0.01 * g, 0.99 * self.v + 0.01 * g * g
+        v_hat = self.v / (1 - 0.99 ** (t + 1))
+        if self.prev is not None:
+            self.c = 0.99 * self.c + 0.01 * g * self.prev
+        self.prev, self.t = g, t + 1
+        if t in self.at:
+            self.snr[t] = ((self.m / (1 - 0.99 ** (t + 1))).abs() / (v_hat.sqrt() + 1e-30)).mean().item()
+            self.corr[t] = (self.c / max(1 - 0.99**t, 1e-12) / (v_hat + 1e-30)).mean().item()
+        return self.inner.update(g, state)
+
+
 def regime_stats(weights: str, val_set, scales=(0.7, 1.0, 1.4), at=(20, 50, 100, 200, 500, 999), floor: float = 1e-4):
-    """Per validation config: the mean of log(loss + floor * initial loss) at the horizon with the
-    weight file's step times each of `scales`, and along the unscaled run, at the steps `at`, the
-    means over coordinates of
+    """Per validation config: its validate_mix score (the mean of log(loss + floor * initial loss)
+    at the horizon) with the weight file's step times each of `scales`, and along the unscaled run,
+    at the steps `at`, the means over coordinates of
     - snr: |m_hat| / sqrt(v_hat), both bias-corrected EMAs at 0.99;
     - corr: the bias-corrected EMA (0.99) of g_t g_{t-1} / v_hat (the lag-1 autocorrelation).
     Yields one dict per config."""
     from .baselines import Learned
     from .cli import _output_variant
+    from .metamix import validate_mix
 
-    for task, horizon, problem in val_set:
+    modules = {scale: Learned(_output_variant(weights, scale, "", None)[0]) for scale in scales}
+    for config in val_set:
+        task, horizon, _ = config
         row = {"task": task.label(), "horizon": horizon, "loss": {}, "snr": {}, "corr": {}}
-        for scale in scales:
-            module, _, _ = _output_variant(weights, scale, "", None)
-            opt = Learned(module)
-            theta = problem.theta0.clone()
-            state = opt.init(theta.numel())
-            f0 = problem.full_loss(theta)
-            m = v = c = prev = None
-            for t in range(horizon):
-                _, g = problem.loss_and_grad(theta, t)
-                g = g.reshape(-1)
-                if scale == 1.0:
-                    if m is None:
-                        m, v, c = torch.zeros_like(g), torch.zeros_like(g), torch.zeros_like(g)
-                    m, v = 0.99 * m + 0.01 * g, 0.99 * v + 0.01 * g * g
-                    v_hat = v / (1 - 0.99 ** (t + 1))
-                    if prev is not None:
-                        c = 0.99 * c + 0.01 * g * prev
-                    prev = g
-                    if t in at:
-                        row["snr"][t] = ((m / (1 - 0.99 ** (t + 1))).abs() / (v_hat.sqrt() + 1e-30)).mean().item()
-                        row["corr"][t] = (c / max(1 - 0.99**t, 1e-12) / (v_hat + 1e-30)).mean().item()
-                u, state = opt.update(g, state)
-                theta = theta + u.reshape(theta.shape)
-            f = problem.full_loss(theta)
-            f = torch.where(~torch.isfinite(f) | (f > 1e3 * f0), 1e3 * f0, f)
-            row["loss"][scale] = torch.log(f.double() + floor * f0.double()).mean().item()
+        for scale, learned in modules.items():
+            opt = _GradientStats(learned, at) if scale == 1.0 else learned
+            row["loss"][scale] = validate_mix(opt, [config], floor=floor)
+            if scale == 1.0:
+                row["snr"], row["corr"] = opt.snr, opt.corr
         yield row
