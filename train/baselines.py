@@ -189,6 +189,7 @@ class Learned:
 
     name = "learned"
     block = 8192
+    instances = 1  # a gain pools over each of this many equal runs of the coordinates (the batch's instances)
 
     def __init__(self, module, native: bool | None = None) -> None:
         from .kernel import NativeStep, native_available
@@ -206,9 +207,9 @@ class Learned:
     def update(self, g: torch.Tensor, state: torch.Tensor):
         g = g.reshape(-1)
         if state.dim() == 3:  # the native kernel's blocked state, stepped in place
-            return self.native(g, state), state
-        if g.numel() <= self.block or g.device.type != "cpu":
-            return self.module.fast_forward(g, state)
+            return self.native(g, state, groups=self.instances), state
+        if g.numel() <= self.block or g.device.type != "cpu" or self.module.gain is not None:
+            return self.module.fast_forward(g, state, groups=self.instances)
         updates, new = torch.empty_like(g), torch.empty_like(state)
         for i in range(0, g.numel(), self.block):
             j = i + self.block

@@ -90,24 +90,40 @@ def _decay(text: str):
         raise SystemExit(f"--decay takes AFTER:POWER (e.g. 200:0.5) or none, got {text!r}") from None
 
 
-def _output_variant(weights: str, scale: float = 1.0, decay: str = "", power=None):
+def _latch(text: str):
+    """`--latch T:C:A:CAP` -> tanh-rms's gain record (docs/optimizer-math.md §6); `none` -> None."""
+    if text == "none":
+        return None
+    try:
+        after, center, strength, cap = text.split(":")
+        return {"kind": "latch", "after": int(after), "center": float(center), "strength": float(strength),
+                "cap": float(cap)}
+    except ValueError:
+        raise SystemExit(f"--latch takes AFTER:CENTER:STRENGTH:CAP (e.g. 10:0.02:4:0.4) or none, got {text!r}") from None
+
+
+def _output_variant(weights: str, scale: float = 1.0, decay: str = "", power=None, latch: str = ""):
     """The weight file's network with its output scale times `scale`, tanh-rms's decay set to `decay`
-    (`T:P` or `none`; empty: as it is) and its power set to `power` (None: as it is), checked as a
-    weight file's (`LSTMOptimizer.set_output`); with a label saying which (`x1.5, power 0.4, decay
-    200:0.5`) and a file-name stem (`x1.5-p0.4-decay200-0.5`)."""
+    (`T:P` or `none`; empty: as it is), its power set to `power` (None: as it is) and its gain to
+    `latch` (`T:C:A:CAP` or `none`; empty: as it is), checked as a weight file's
+    (`LSTMOptimizer.set_output`); with a label saying which (`x1.5, power 0.4, decay 200:0.5`) and a
+    file-name stem (`x1.5-p0.4-decay200-0.5`)."""
     from .export import load_model
 
     module = load_model(weights)
     try:
         module.set_output(scale=module.output_scale * scale, power=power,
-                          decay=_decay(decay) if decay else module.KEEP)
+                          decay=_decay(decay) if decay else module.KEEP,
+                          gain=_latch(latch) if latch else module.KEEP)
     except ValueError as e:
-        raise SystemExit(f"--scale / --power / --decay: {e}") from None
+        raise SystemExit(f"--scale / --power / --decay / --latch: {e}") from None
     label, stem = f"x{scale:g}", f"x{scale:g}"
     if power is not None:
         label, stem = label + f", power {power:g}", stem + f"-p{power:g}"
     if decay:
         label, stem = label + f", decay {decay}", stem + f"-decay{decay.replace(':', '-')}"
+    if latch:
+        label, stem = label + f", latch {latch}", stem + f"-latch{latch.replace(':', '-')}"
     return module, label, stem
 
 
@@ -115,14 +131,14 @@ def cmd_evaluate_mix(args) -> int:
     from .evalmix import evaluate_mix, markdown, markdown_defaults
 
     weights = args.weights
-    if args.scale != 1.0 or args.decay or args.power is not None:
-        # The weight file with its output scale multiplied, its decay or its power set (a new file, so
-        # its jobs are cached apart).
+    if args.scale != 1.0 or args.decay or args.power is not None or args.latch:
+        # The weight file with its output scale multiplied, its decay, power or gain set (a new file,
+        # so its jobs are cached apart).
         from .export import export_model
 
         if not weights:
-            raise SystemExit("evaluate-mix: --scale, --decay and --power need --weights")
-        m, _, stem = _output_variant(weights, args.scale, args.decay or "", args.power)
+            raise SystemExit("evaluate-mix: --scale, --decay, --power and --latch need --weights")
+        m, _, stem = _output_variant(weights, args.scale, args.decay or "", args.power, args.latch or "")
         weights = Path(args.out) / f"model-{stem}.safetensors"
         export_model(m, weights)
     res = evaluate_mix(weights, args.out, jobs=args.jobs, tests=args.tests, instances=args.instances,
@@ -230,8 +246,9 @@ def cmd_validate_mix(args) -> int:
         runs = []
         for factor in args.scale:
             for decay in args.decay or [""]:
-                m, label, _ = _output_variant(args.weights, factor, decay, args.power)
-                runs.append((f"{args.weights} output {label}", m))
+                for latch in args.latch or [""]:
+                    m, label, _ = _output_variant(args.weights, factor, decay, args.power, latch)
+                    runs.append((f"{args.weights} output {label}", m))
     if args.gain:
         runs = [(f"{label}, gain {text}", _gain(opt, text)) for text in args.gain for label, opt in runs]
     for label, opt in runs:
@@ -351,6 +368,9 @@ def main(argv=None) -> int:
                         "(written to OUT first)")
     p.add_argument("--power", type=float, help="evaluate --weights (tanh-rms) with this power of the RMS "
                                                 "(written to OUT first)")
+    p.add_argument("--latch", metavar="AFTER:CENTER:STRENGTH:CAP",
+                   help="evaluate --weights (tanh-rms) with the latched gain of docs/optimizer-math.md section 6 "
+                        "(e.g. 10:0.02:4:0.4), or none (written to OUT first)")
     p.set_defaults(fn=cmd_evaluate_mix)
 
     p = sub.add_parser("validate-mix", help="l2o-mlp's validation score (mean log whole-pool loss on 64 instances) of a weight file")
@@ -367,6 +387,9 @@ def main(argv=None) -> int:
     p.add_argument("--decay", nargs="+", metavar="AFTER:POWER",
                    help="tanh-rms step decays to try on --weights (e.g. none 200:0.5)")
     p.add_argument("--power", type=float, help="tanh-rms's power of the RMS for every run (default: the file's)")
+    p.add_argument("--latch", nargs="+", metavar="AFTER:CENTER:STRENGTH:CAP",
+                   help="tanh-rms latched gains to try on --weights (docs/optimizer-math.md section 6; e.g. none "
+                        "10:0.02:4:0.4)")
     p.add_argument("--long", action="store_true", help="run every validation config to 1,000 steps (default: 4 of 16)")
     p.add_argument("--details", action="store_true", help="also each validation config's mean loss")
     p.add_argument("--floor", type=float, default=0.0,

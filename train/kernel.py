@@ -67,12 +67,13 @@ def _compile(source: Path, declare):
 
 def _declare_lstm(lib) -> None:
     P = ctypes.c_void_p
+    common = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_float,
+              ctypes.c_int, P, ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_int,
+              ctypes.c_float, ctypes.c_double, ctypes.c_int, ctypes.c_double, P, P, P, ctypes.c_int64]
+    lib.l2o_lstm_cw_step.argtypes = common + [P, ctypes.c_int64]
+    lib.l2o_lstm_cw_blocks.argtypes = common + [ctypes.c_int64, P, ctypes.c_int64]  # + the state size S
     for f in (lib.l2o_lstm_cw_step, lib.l2o_lstm_cw_blocks):
         f.restype = ctypes.c_int
-        f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_float,
-                      ctypes.c_int, P, ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_int,
-                      ctypes.c_float, ctypes.c_double, ctypes.c_int, ctypes.c_double, P, P, P, ctypes.c_int64, P,
-                      ctypes.c_int64]
 
 
 def _declare_sparse(lib) -> None:
@@ -169,8 +170,9 @@ class NativeStep:
         return torch.zeros(-(-n // BLOCK), self.module.state_size, BLOCK, dtype=torch.float32)
 
     def __call__(self, grads: torch.Tensor, state: torch.Tensor, updates: torch.Tensor | None = None,
-                 params: torch.Tensor | None = None):
-        """One step; `params` (packed as `pack_params`, float32, contiguous) overrides the module's."""
+                 params: torch.Tensor | None = None, groups: int = 1):
+        """One step; `params` (packed as `pack_params`, float32, contiguous) overrides the module's; a
+        gain pools over each of `groups` equal runs of the coordinates."""
         g = grads.reshape(-1).float().contiguous()
         n = g.numel()
         out = torch.empty(n, dtype=torch.float32) if updates is None else updates
@@ -178,20 +180,54 @@ class NativeStep:
         packed = self.params if params is None else params
         if packed.numel() != self.params.numel() or packed.dtype != torch.float32 or not packed.is_contiguous():
             raise ValueError("params must be a contiguous float32 vector shaped like pack_params(module)")
+        # The kernel keeps the step count for a decay; a gain without one counts through a decay after
+        # 65535 steps, whose factor min(1, 65535 / t')^1 is exactly 1 (t' stops at 65535)
+        after, power = (m.decay.after, m.decay.power) if m.decay else (65535, 1.0) if m.gain else (0, 0.0)
         args = (m.layers, m.hidden, self.feat_in, m.input_size, self.kind, self.p, self.k, self.beta1,
                 self.beta2, self.eps, self.log_rms, OUTPUT_KINDS[m.output_kind], m.output_scale, m.output_power or 0.0,
-                m.decay.after if m.decay else 0, m.decay.power if m.decay else 0.0, packed.data_ptr(),
-                g.data_ptr(), state.data_ptr())
+                after, power, packed.data_ptr(), g.data_ptr(), state.data_ptr())
         if state.dtype != torch.float32:
             raise ValueError("state must be float32")
         if state.dim() == 3:
             if not state.is_contiguous() or tuple(state.shape) != (-(-n // BLOCK), m.state_size, BLOCK):
                 raise ValueError(f"blocked state must be contiguous [{-(-n // BLOCK)}, {m.state_size}, {BLOCK}]")
-            rc = self.lib.l2o_lstm_cw_blocks(*args, BLOCK, out.data_ptr(), n)
+            rows = self._gain_rows(state, n) if m.gain else None  # its old [p, a], before the step
+            rc = self.lib.l2o_lstm_cw_blocks(*args, BLOCK, m.state_size, out.data_ptr(), n)
         else:
             if state.stride(1) != 1 or tuple(state.shape) != (m.state_size, n):
                 raise ValueError("state must be float32 [S, N] with contiguous rows")
+            rows = self._gain_rows(state, n) if m.gain else None
             rc = self.lib.l2o_lstm_cw_step(*args, state.stride(0), out.data_ptr(), n)
         if rc != 0:
             raise ValueError("the native kernel supports H, E and F up to 128 and 16 layers")
+        if m.gain:
+            self._apply_gain(g, state, rows, out, groups)
         return out
+
+    def _row(self, state: torch.Tensor, i: int, n: int) -> torch.Tensor:
+        """Slot `i` of every coordinate, [n] (a copy)."""
+        return state[:, i, :].reshape(-1)[:n].clone() if state.dim() == 3 else state[i].clone()
+
+    def _set_row(self, state: torch.Tensor, i: int, value: torch.Tensor) -> None:
+        if state.dim() == 3:
+            flat = state[:, i, :].reshape(-1).clone()
+            flat[: value.numel()] = value
+            state[:, i, :] = flat.reshape(state.shape[0], -1)
+        else:
+            state[i] = value
+
+    def _gain_rows(self, state: torch.Tensor, n: int) -> torch.Tensor:
+        start = self.module.state_size - 2
+        return torch.stack([self._row(state, start, n), self._row(state, start + 1, n)], dim=1)
+
+    def _apply_gain(self, g: torch.Tensor, state: torch.Tensor, old: torch.Tensor, out: torch.Tensor, groups: int) -> None:
+        """The gain (optimizer.Gain) after the kernel's step: read r' and t' from the new state and
+        [p, a] from before it, multiply the updates (rounded once more) and write the new [p, a]."""
+        m, n = self.module, g.numel()
+        count = m.lstm_size + m.feature_slots
+        r = self._row(state, count - 2, n)
+        t = 256.0 * self._row(state, count + 1, n).double() + self._row(state, count, n).double()
+        factor, new = m.gain(g, r, t, old, groups)
+        out.copy_((out.double() * factor).float())
+        self._set_row(state, count + 2, new[:, 0])
+        self._set_row(state, count + 3, new[:, 1])

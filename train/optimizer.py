@@ -10,7 +10,8 @@ Two generations of architecture share this module:
 
 The module's state_dict names are the weight file's tensor names, so export is a plain dump. A
 state is [N, S] coordinate-major: the LSTM's [h_1, c_1, …, h_L, c_L] (2·L·H floats), then the
-feature kind's slots, then the output transform's (`decay`'s step count).
+feature kind's slots, then the output transform's (the step count of `decay` and `gain`, then
+`gain`'s two slots).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ OUTPUT_KINDS = ("linear", "tanh", "tanh-rms")
 FLOAT32_MAX = 3.4028234663852886e38
 
 
-def output_bound_ok(scale: float, power: float) -> bool:
-    """`tanh-rms`: |scale| * r^power stays finite in float32 for every finite r (docs/optimizer-math.md §6)."""
-    return 0.0 < power <= 1.0 and abs(scale) * FLOAT32_MAX ** power <= FLOAT32_MAX
+def output_bound_ok(scale: float, power: float, cap: float = 0.0) -> bool:
+    """`tanh-rms`: |scale| * e^cap * r^power stays finite in float32 for every finite r, `cap` the
+    gain's (docs/optimizer-math.md §6)."""
+    return 0.0 < power <= 1.0 and abs(scale) * math.exp(cap) * FLOAT32_MAX ** power <= FLOAT32_MAX
 
 
 def _f32(x: float) -> torch.Tensor:
@@ -95,12 +97,22 @@ class Moments:
         return torch.stack(feats, dim=1), new_slots, seen
 
 
+def _step_count(slots: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """t' [N] (float64) from the two base-256 digits [c_lo, c_hi] and `seen` (docs/optimizer-math.md
+    §6): the coordinate's steps since its first nonzero gradient, this one included, at most 65535."""
+    lo = torch.clamp(torch.floor(slots[:, 0].double()), 0.0, 255.0)
+    hi = torch.clamp(torch.floor(slots[:, 1].double()), 0.0, 255.0)
+    return torch.where(seen, torch.clamp(256.0 * hi + lo + 1.0, max=float(Decay.MAX_COUNT)), torch.zeros_like(lo))
+
+
+def _count_slots(t: torch.Tensor) -> torch.Tensor:
+    return torch.stack([torch.remainder(t, 256.0), torch.floor(t / 256.0)], dim=1).float()
+
+
 class Decay:
     """`tanh-rms`'s optional `decay` (docs/optimizer-math.md §6): the step times min(1, (T / t')^d),
     t' the coordinate's steps since its first nonzero gradient (this one included, at most 65535),
-    kept as two base-256 digits [c_lo, c_hi] so that 16-bit states count exactly."""
-
-    slots = 2
+    kept as two base-256 digits [c_lo, c_hi] (`_step_count`) so that 16-bit states count exactly."""
     MAX_COUNT = 65535
 
     def __init__(self, after, power) -> None:
@@ -113,14 +125,52 @@ class Decay:
     def spec(self) -> dict:
         return {"after": self.after, "power": self.power}
 
-    def __call__(self, slots: torch.Tensor, seen: torch.Tensor):
-        """slots [N, 2] float32, seen [N] bool -> (factor [N] float64, new slots [N, 2] float32)."""
-        lo = torch.clamp(torch.floor(slots[:, 0].double()), 0.0, 255.0)
-        hi = torch.clamp(torch.floor(slots[:, 1].double()), 0.0, 255.0)
-        t = torch.where(seen, torch.clamp(256.0 * hi + lo + 1.0, max=float(self.MAX_COUNT)), torch.zeros_like(lo))
-        new = torch.stack([torch.remainder(t, 256.0), torch.floor(t / 256.0)], dim=1).float()
-        factor = torch.clamp(self.after / torch.clamp(t, min=1.0), max=1.0).pow(self.power)
-        return factor, new
+    def factor(self, t: torch.Tensor) -> torch.Tensor:
+        """The step count t' [N] (float64, `_step_count`) -> the factor [N] (float64)."""
+        return torch.clamp(self.after / torch.clamp(t, min=1.0), max=1.0).pow(self.power)
+
+
+class Gain:
+    """`tanh-rms`'s optional `gain` of kind `latch` (docs/optimizer-math.md §6): one multiplier for
+    the coordinates stepped together (one call: a request, a session shard; one group of `groups`),
+    read from their gradients' lag-1 autocorrelation over each coordinate's steps 2..T and held from
+    its step T on. Per coordinate, x = clamp(g p / r'^2, -1, 1) (p its previous gradient, r' its new
+    RMS slot; 0 where r' is 0); X the mean of x over the group; a' = a + X while 2 <= t' <= T; from
+    t' = T on, the step times exp(clamp(A (a' / (T - 1) - C), -cap, cap)). Slots [p, a], after the
+    step count's two."""
+
+    slots = 2
+
+    def __init__(self, kind, after, center, strength, cap) -> None:
+        if kind != "latch":
+            raise ValueError(f"unknown gain kind {kind!r}; use latch")
+        if isinstance(after, bool) or int(after) != after or not 2 <= int(after) <= Decay.MAX_COUNT:
+            raise ValueError("gain.after must be an integer from 2 to 65535")
+        self.after, self.center, self.strength, self.cap = int(after), float(center), float(strength), float(cap)
+        if not (math.isfinite(self.center) and math.isfinite(self.strength) and self.strength >= 0):
+            raise ValueError("gain.center must be finite and gain.strength finite and >= 0")
+        if not (0.0 < self.cap <= 20.0):
+            raise ValueError("gain.cap must lie in (0, 20]")
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "Gain":
+        return cls(spec.get("kind"), spec["after"], spec["center"], spec["strength"], spec["cap"])
+
+    def spec(self) -> dict:
+        return {"kind": "latch", "after": self.after, "center": self.center, "strength": self.strength,
+                "cap": self.cap}
+
+    def __call__(self, g: torch.Tensor, r: torch.Tensor, t: torch.Tensor, slots: torch.Tensor, groups: int = 1):
+        """g [N] float32, r [N] the new RMS slot, t [N] the new step count (float64), slots [N, 2] the
+        old [p, a], `groups` equal runs of coordinates pooled apart -> (factor [N] float64, new slots)."""
+        rd, pd = r.double(), slots[:, 0].double()
+        x = torch.where(rd > 0, g.double() * pd / (rd * rd).clamp(min=1e-300), torch.zeros_like(rd)).clamp(-1.0, 1.0)
+        mean = x.reshape(groups, -1).mean(1, keepdim=True).expand(groups, x.numel() // groups).reshape(-1)
+        a = slots[:, 1]
+        a = torch.where((t >= 2) & (t <= self.after), (a.double() + mean).float(), a)
+        level = (self.strength * (a.double() / (self.after - 1) - self.center)).clamp(-self.cap, self.cap)
+        factor = torch.where(t >= self.after, level.exp(), torch.ones_like(level))
+        return factor, torch.stack([g.float(), a], dim=1)
 
 
 def _elu(x: torch.Tensor) -> torch.Tensor:
@@ -135,7 +185,10 @@ class LSTMOptimizer(nn.Module):
     The extended one: pass `features` (e.g. `{"kind": "moments", "beta1": [0.5, 0.9, 0.99],
     "beta2": 0.99, "eps": 1e-8, "logRms": 10}`), `input_size` (ELU input layer width, 0 for none) and
     `output` (`{"kind": "tanh", "scale": 0.1}`, `{"kind": "tanh-rms", "scale": 1, "power": 0.3}` or
-    `{"kind": "linear", "scale": …}`); `tanh-rms` may add `"decay": {"after": T, "power": d}`.
+    `{"kind": "linear", "scale": …}`); `tanh-rms` may add `"decay": {"after": T, "power": d}` and
+    `"gain": {"kind": "latch", "after": T, "center": C, "strength": A, "cap": cap}`. A gain pools
+    over the coordinates of one call, or of each of `groups` equal runs of them (`forward`'s and
+    `fast_forward`'s argument: the instances of a batched evaluation).
     """
 
     def __init__(
@@ -165,11 +218,13 @@ class LSTMOptimizer(nn.Module):
                 raise ValueError(f"output kind must be one of {OUTPUT_KINDS}, got {out.get('kind')!r}")
             self.output_kind, self.output_scale = out["kind"], float(out["scale"])
             self.output_power = float(out["power"]) if self.output_kind == "tanh-rms" else None
-            if self.output_power is not None and not output_bound_ok(self.output_scale, self.output_power):
-                raise ValueError("tanh-rms needs 0 < power <= 1 and |scale| * FLT_MAX^power <= FLT_MAX")
-            if "decay" in out and self.output_kind != "tanh-rms":
-                raise ValueError("only the tanh-rms output takes a decay")
+            if ("decay" in out or "gain" in out) and self.output_kind != "tanh-rms":
+                raise ValueError("only the tanh-rms output takes a decay or a gain")
             self.decay = Decay(out["decay"]["after"], out["decay"]["power"]) if "decay" in out else None
+            self.gain = Gain.from_spec(out["gain"]) if "gain" in out else None
+            if self.output_power is not None and not output_bound_ok(self.output_scale, self.output_power,
+                                                                     self.gain.cap if self.gain else 0.0):
+                raise ValueError("tanh-rms needs 0 < power <= 1 and |scale| * e^gain.cap * FLT_MAX^power <= FLT_MAX")
             self.preprocessing, self.p = None, None
             in_dim = self.features.inputs
         else:
@@ -181,7 +236,7 @@ class LSTMOptimizer(nn.Module):
             self.preprocessing = preprocessing
             self.p = float(p)
             self.output_kind, self.output_scale, self.output_power = "linear", float(output_scale), None
-            self.decay = None
+            self.decay = self.gain = None
             in_dim = 2 if preprocessing == "log-sign" else 1
         if not math.isfinite(self.output_scale):
             raise ValueError("the output scale must be finite")
@@ -203,25 +258,38 @@ class LSTMOptimizer(nn.Module):
         return self.features.slots if self.features else 0
 
     @property
+    def counted(self) -> bool:
+        """Whether the output keeps the step count (for a decay or a gain)."""
+        return self.decay is not None or self.gain is not None
+
+    @property
+    def output_slots(self) -> int:
+        return (2 if self.counted else 0) + (Gain.slots if self.gain else 0)
+
+    @property
     def state_size(self) -> int:
-        return self.lstm_size + self.feature_slots + (self.decay.slots if self.decay else 0)
+        return self.lstm_size + self.feature_slots + self.output_slots
 
-    KEEP = object()  # `set_output`'s "as it is" for the decay (None removes one)
+    KEEP = object()  # `set_output`'s "as it is" for the decay and the gain (None removes one)
 
-    def set_output(self, scale=None, power=None, decay=KEEP) -> "LSTMOptimizer":
+    def set_output(self, scale=None, power=None, decay=KEEP, gain=KEEP) -> "LSTMOptimizer":
         """Changes the output's fields that hold no weights, in place: `scale`, and for `tanh-rms` its
-        `power` and its `decay` ((T, d) or None); None (the decay: KEEP) leaves a field as it is.
-        Refuses what a weight file may not hold (ValueError)."""
-        if self.output_kind != "tanh-rms" and (power is not None or decay is not self.KEEP):
-            raise ValueError("power and decay belong to a tanh-rms output")
+        `power`, its `decay` ((T, d) or None) and its `gain` (a record's dict or None); None (the
+        decay and gain: KEEP) leaves a field as it is. Refuses what a weight file may not hold
+        (ValueError)."""
+        if self.output_kind != "tanh-rms" and (power is not None or decay is not self.KEEP or gain is not self.KEEP):
+            raise ValueError("power, decay and gain belong to a tanh-rms output")
         if scale is not None:
             self.output_scale = float(scale)
         if power is not None:
             self.output_power = float(power)
         if decay is not self.KEEP:
             self.decay = None if decay is None else Decay(*decay)
-        if self.output_kind == "tanh-rms" and not output_bound_ok(self.output_scale, self.output_power):
-            raise ValueError("tanh-rms's bound: needs 0 < power <= 1 and |scale| * FLT_MAX^power <= FLT_MAX")
+        if gain is not self.KEEP:
+            self.gain = None if gain is None else Gain.from_spec(gain)
+        if self.output_kind == "tanh-rms" and not output_bound_ok(self.output_scale, self.output_power,
+                                                                  self.gain.cap if self.gain else 0.0):
+            raise ValueError("tanh-rms's bound: needs 0 < power <= 1 and |scale| * e^gain.cap * FLT_MAX^power <= FLT_MAX")
         return self
 
     def architecture(self) -> dict:
@@ -236,6 +304,8 @@ class LSTMOptimizer(nn.Module):
                 arch["output"]["power"] = self.output_power
             if self.decay is not None:
                 arch["output"]["decay"] = self.decay.spec()
+            if self.gain is not None:
+                arch["output"]["gain"] = self.gain.spec()
             return arch
         arch.update(preprocessing=self.preprocessing, outputScale=self.output_scale)
         if self.preprocessing == "log-sign":
@@ -287,16 +357,26 @@ class LSTMOptimizer(nn.Module):
             x = _elu(self.input(x))
         return x, slots, seen
 
-    def decayed(self, state: torch.Tensor, seen):
-        """`decay`'s factor [N] (float64) and new slots [N, 2] from a coordinate-major state, or (None, None)."""
-        if self.decay is None:
-            return None, None
-        lo = self.lstm_size + self.feature_slots
-        return self.decay(state[:, lo : lo + 2], seen)
+    def output_state(self, grads: torch.Tensor, out_state: torch.Tensor, slots, seen, groups: int = 1):
+        """The output's factors and new slots from its old slots `out_state` [N, output_slots]
+        (coordinate-major), the new feature slots and `seen`: (decay's factor or None, the gain's or
+        None, new slots [N, output_slots] or None), the factors float64 [N]."""
+        if not self.counted:
+            return None, None, None
+        t = _step_count(out_state[:, :2], seen)
+        new = [_count_slots(t)]
+        factor = gain = None
+        if self.decay is not None:
+            factor = self.decay.factor(t)
+        if self.gain is not None:
+            r = slots[:, len(self.features.beta1)]
+            gain, gain_slots = self.gain(grads.reshape(-1).float(), r, t, out_state[:, 2:4], groups)
+            new.append(gain_slots)
+        return factor, gain, torch.cat(new, dim=1)
 
-    def transform(self, y: torch.Tensor, seen, slots=None, factor=None) -> torch.Tensor:
-        """Head output [N] (and the new feature slots [N, K+2], for `tanh-rms`; `decay`'s factor)
-        -> update [N]."""
+    def transform(self, y: torch.Tensor, seen, slots=None, factor=None, gain=None) -> torch.Tensor:
+        """Head output [N] (and the new feature slots [N, K+2], for `tanh-rms`; `decay`'s factor, the
+        gain's) -> update [N]."""
         if self.output_kind != "linear":
             y = torch.tanh(y)
         u = self.output_scale * y
@@ -305,16 +385,19 @@ class LSTMOptimizer(nn.Module):
             u = u * r.double().pow(self.output_power).float()
         if factor is not None:  # decay: rounded once more
             u = (u.double() * factor).float()
+        if gain is not None:  # and the gain: once more
+            u = (u.double() * gain).float()
         if seen is not None:  # by construction, never-nonzero gradients give exactly 0
             u = torch.where(seen, u, torch.zeros_like(u))
         return u
 
-    def forward(self, grads: torch.Tensor, state: torch.Tensor):
+    def forward(self, grads: torch.Tensor, state: torch.Tensor, groups: int = 1):
         n = grads.numel()
         if state.shape != (n, self.state_size):
             raise ValueError(f"state must be [{n}, {self.state_size}], got {list(state.shape)}")
         x, slots, seen = self.inputs(grads, state)
-        factor, out_slots = self.decayed(state, seen)
+        lo = self.lstm_size + self.feature_slots
+        factor, gain, out_slots = self.output_state(grads, state[:, lo:], slots, seen, groups)
         h_dim = self.hidden
         new_parts = []
         for k, cell in enumerate(self.cells):
@@ -323,7 +406,7 @@ class LSTMOptimizer(nn.Module):
             h, c = cell(x, (h, c))
             new_parts += [h, c]
             x = h
-        updates = self.transform(self.head(x).reshape(-1), seen, slots, factor).reshape(grads.shape)
+        updates = self.transform(self.head(x).reshape(-1), seen, slots, factor, gain).reshape(grads.shape)
         if slots is not None:
             new_parts.append(slots)
         if out_slots is not None:
@@ -331,7 +414,7 @@ class LSTMOptimizer(nn.Module):
         return updates, torch.cat(new_parts, dim=1)
 
     @torch.no_grad()
-    def fast_forward(self, grads: torch.Tensor, state_fm: torch.Tensor, out=None):
+    def fast_forward(self, grads: torch.Tensor, state_fm: torch.Tensor, out=None, groups: int = 1):
         """Inference-only forward with the same math as `forward` (float32 rounding aside), for
         evaluation. The state is feature-major, [S, N] (the transpose of `forward`'s), so each
         gate is a contiguous block of rows: one matmul per layer on [x; h] and in-place
@@ -340,7 +423,7 @@ class LSTMOptimizer(nn.Module):
         h_dim = self.hidden
         new = torch.empty_like(state_fm) if out is None else out
         lstm = self.lstm_size
-        factor = None
+        factor = gain = None
         if self.features is None:
             x, seen, slots = self.preprocess(grads).t(), None, None
         else:
@@ -348,8 +431,8 @@ class LSTMOptimizer(nn.Module):
             feats, slots, seen = self.features(grads.reshape(-1).float(), state_fm[lstm:end].t())
             new[lstm:end] = slots.t()
             x = feats.t()
-            if self.decay is not None:
-                factor, out_slots = self.decay(state_fm[end:].t(), seen)
+            if self.counted:
+                factor, gain, out_slots = self.output_state(grads, state_fm[end:].t(), slots, seen, groups)
                 new[end:] = out_slots.t()
         if self.input_size:
             x = _elu(torch.addmm(self.input.bias.unsqueeze(1), self.input.weight, x))
@@ -371,4 +454,4 @@ class LSTMOptimizer(nn.Module):
             h_new.mul_(o)
             x = h_new
         y = torch.addmm(self.head.bias.unsqueeze(1), self.head.weight, x).reshape(-1)
-        return self.transform(y, seen, slots, factor).reshape(grads.shape), new
+        return self.transform(y, seen, slots, factor, gain).reshape(grads.shape), new

@@ -253,15 +253,15 @@ int l2o_lstm_cw_step(int layers, int hidden, int feat_in, int input_size, int fe
   return 0;
 }
 
-/* The same step over a blocked state [ceil(n / block), S, block]: each block's rows are contiguous,
- * so a step's working set stays in cache whatever n is. */
+/* The same step over a blocked state [ceil(n / block), s, block]: each block's rows are contiguous,
+ * so a step's working set stays in cache whatever n is. s is the state size S, which may hold slots
+ * after the ones this kernel steps (a gain's, stepped by the caller). */
 int l2o_lstm_cw_blocks(int layers, int hidden, int feat_in, int input_size, int feature_kind,
                        float p, int k_moments, const double *beta1, double beta2, double eps,
                        double log_rms, int output_kind, float out_scale, double out_power,
                        int decay_after, double decay_power, const float *params,
-                       const float *grads, float *state, int64_t block, float *updates, int64_t n) {
-  const int64_t s = 2 * (int64_t)layers * hidden + (feature_kind == FEAT_MOMENTS ? k_moments + 2 : 0) +
-                    (decay_after > 0 ? 2 : 0);
+                       const float *grads, float *state, int64_t block, int64_t s, float *updates,
+                       int64_t n) {
   for (int64_t b = 0; b * block < n; b++) {
     const int64_t j = b * block, m = n - j < block ? n - j : block;
     int rc = l2o_lstm_cw_step(layers, hidden, feat_in, input_size, feature_kind, p, k_moments, beta1,

@@ -16,7 +16,7 @@ from train.baselines import (
 )
 from train.kernel import BLOCK, native_available
 from train.optimizer import LSTMOptimizer
-from train.tests.helpers import MOMENTS, randomized
+from train.tests.helpers import GAIN, MOMENTS, randomized
 
 CASES = [
     (SGD(0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
@@ -166,6 +166,10 @@ def test_learned_adapter_has_the_same_interface():
      "output": {"kind": "tanh-rms", "scale": 1.0, "power": 0.3}},
     {"layers": 1, "hidden": 4, "features": {**MOMENTS, "logRms": 10.0}, "input_size": 4,
      "output": {"kind": "tanh-rms", "scale": 1.0, "power": 0.3, "decay": {"after": 2, "power": 0.5}}},
+    {"layers": 1, "hidden": 4, "features": {**MOMENTS, "logRms": 10.0}, "input_size": 4,
+     "output": {"kind": "tanh-rms", "scale": 1.0, "power": 0.3, "decay": {"after": 2, "power": 0.5}, "gain": GAIN}},
+    {"layers": 1, "hidden": 4, "features": MOMENTS,
+     "output": {"kind": "tanh-rms", "scale": 1.0, "power": 0.3, "gain": GAIN}},
 ])
 def test_native_kernel_follows_the_module_over_several_steps(arch):
     module = randomized(LSTMOptimizer(**arch), seed=3, scale=0.4)
@@ -185,6 +189,28 @@ def test_native_kernel_follows_the_module_over_several_steps(arch):
         torch.testing.assert_close(blocked, ref_state, rtol=1e-4, atol=1e-5)
     if module.features is not None:
         assert torch.all(u[:9] == 0)
+
+
+@pytest.mark.parametrize("native", [False, True] if native_available() else [False])
+def test_learned_adapter_pools_a_gain_over_each_instance(native):
+    """A batch of instances steps as each instance alone would: the gain's mean is per instance."""
+    out = {"kind": "tanh-rms", "scale": 1.0, "power": 0.3, "gain": GAIN}
+    module = randomized(LSTMOptimizer(layers=1, hidden=4, features=MOMENTS, output=out), seed=3, scale=0.4)
+    n, runs = BLOCK + 5, 3
+    gen = torch.Generator().manual_seed(0)
+    drift = torch.tensor([1.0, -1.0, 0.3]).repeat_interleave(n)  # the instances' autocorrelations differ
+    grads = [torch.randn(runs * n, generator=gen) + drift * (-1) ** t for t in range(5)]
+    batched, whole = Learned(module, native=native), Learned(module, native=native)
+    batched.instances = runs
+    alone = [Learned(module, native=native) for _ in range(runs)]
+    state, whole_state, states = batched.init(runs * n), whole.init(runs * n), [a.init(n) for a in alone]
+    for g in grads:
+        u, state = batched.update(g, state)
+        for i, a in enumerate(alone):
+            ui, states[i] = a.update(g[i * n : (i + 1) * n], states[i])
+            assert torch.equal(u[i * n : (i + 1) * n], ui)
+        v, whole_state = whole.update(g, whole_state)
+    assert not torch.equal(u, v)  # pooled over the whole batch instead: other gains
 
 
 def test_learned_adapter_blocks_give_the_same_result_as_one_pass():

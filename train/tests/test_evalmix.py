@@ -181,8 +181,16 @@ def test_evaluate_mix_with_decay_evaluates_the_weights_with_tanh_rms_decay_set(t
                      "--scale", "1.5", "--power", "0.4"]) == 0
     varied = load_model(out / "model-x1.5-p0.4.safetensors").architecture()["output"]
     assert varied == {"kind": "tanh-rms", "scale": 1.5, "power": 0.4, "decay": {"after": 3, "power": 0.5}}
+    # --latch: tanh-rms's latched gain, in the file's name and its architecture; none removes it
+    assert cli.main(["evaluate-mix", "--weights", str(decayed), "--out", str(out), "--jobs", "1",
+                     "--latch", "2:0.02:4:0.4"]) == 0
+    latched = out / "model-x1-latch2-0.02-4-0.4.safetensors"
+    assert load_model(latched).architecture()["output"]["gain"] == {
+        "kind": "latch", "after": 2, "center": 0.02, "strength": 4.0, "cap": 0.4}
+    assert cli.main(["evaluate-mix", "--weights", str(latched), "--out", str(out), "--jobs", "1", "--latch", "none"]) == 0
+    assert (out / "model-x1-latchnone.safetensors").read_bytes() == decayed.read_bytes()
     plain = tmp_path / "tanh.safetensors"
     export_model(MixConfig(hidden=4, input_size=3).make_optimizer(), plain)
-    for flags in (["--decay", "3:0.5"], ["--power", "0.4"]):
+    for flags in (["--decay", "3:0.5"], ["--power", "0.4"], ["--latch", "2:0.02:4:0.4"], ["--latch", "2:0.02"]):
         with pytest.raises(SystemExit):
             cli.main(["evaluate-mix", "--weights", str(plain), "--out", str(out), *flags])

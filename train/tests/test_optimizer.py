@@ -196,3 +196,76 @@ def test_set_output_changes_the_fields_without_weights_and_refuses_what_a_file_m
     for change in ({"power": 0.4}, {"decay": None}):
         with pytest.raises(ValueError, match="tanh-rms"):
             plain.set_output(**change)
+
+
+def test_gain_latches_the_groups_mean_lag1_autocorrelation_per_coordinate_count():
+    """docs/optimizer-math.md §6, `gain`: written out by hand beside the module."""
+    from train.tests.helpers import GAIN, MOMENTS
+
+    base = {"kind": "tanh-rms", "scale": 0.5, "power": 0.3, "decay": {"after": 4, "power": 0.5}}
+    opt = _randomized(LSTMOptimizer(layers=1, hidden=3, features=MOMENTS, output={**base, "gain": GAIN}))
+    plain = LSTMOptimizer(layers=1, hidden=3, features=MOMENTS, output=base)
+    plain.load_state_dict(opt.state_dict())
+    assert opt.architecture()["output"]["gain"] == GAIN and opt.state_size == plain.state_size + 2
+    assert LSTMOptimizer.from_architecture(opt.architecture()).architecture() == opt.architecture()
+    count, r_slot = plain.state_size - 2, opt.lstm_size + len(MOMENTS["beta1"])
+    gen = torch.Generator().manual_seed(5)
+    n = 6
+    state, pstate = opt.init_state(n), plain.init_state(n)
+    prev, a = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float32)
+    for t in range(1, 8):
+        g = torch.randn(n, generator=gen) * torch.tensor([1.0, 1e-3, 10.0, 1.0, 0.0, 1.0])
+        g[0] = abs(g[0]) + 0.5  # one steady coordinate
+        if t < 3:
+            g[5] = 0.0  # coordinate 5 starts two steps later: its own count, its own latch
+        with torch.no_grad():
+            u, state = opt(g, state)
+            up, pstate = plain(g, pstate)
+        assert torch.equal(state[:, :count + 2], pstate)  # the rest is tanh-rms with decay
+        r = state[:, r_slot].double()
+        x = torch.where(r > 0, g.double() * prev / (r * r), torch.zeros_like(r)).clamp(-1, 1)
+        t_own = (256 * state[:, count + 1] + state[:, count]).double()
+        a = torch.where((t_own >= 2) & (t_own <= 3), (a.double() + x.mean()).float(), a)
+        k = torch.where(t_own >= 3, (4.0 * (a.double() / 2 - 0.02)).clamp(-0.4, 0.4).exp(), torch.ones_like(r))
+        assert torch.equal(state[:, count + 2], g) and torch.equal(state[:, count + 3], a)
+        assert torch.equal(u, (up.double() * k).float())
+        assert u[4].item() == 0.0 and str(u[4].item()) == "0.0"  # never a nonzero gradient: exactly +0
+        prev = g.double()
+    assert state[0, count + 3] != state[5, count + 3]  # coordinate 5 latched later, on other means
+    # a fresh state's coordinates keep gain 1 (and a = 0) until their count reaches 2
+    with torch.no_grad():
+        u1, s1 = opt(torch.ones(3), opt.init_state(3))
+        p1, _ = plain(torch.ones(3), plain.init_state(3))
+    assert torch.equal(u1, p1) and torch.all(s1[:, count + 3] == 0)
+    for bad in ({**GAIN, "kind": "pooled"}, {**GAIN, "after": 1}, {**GAIN, "after": 2.5}, {**GAIN, "after": 70000},
+                {**GAIN, "strength": -1.0}, {**GAIN, "cap": 0.0}, {**GAIN, "cap": 21.0}, {**GAIN, "center": math.inf}):
+        with pytest.raises(ValueError):
+            LSTMOptimizer(layers=1, hidden=3, features=MOMENTS, output={**base, "gain": bad})
+    with pytest.raises(ValueError, match="e\\^gain.cap"):  # e^cap counts in the bound
+        LSTMOptimizer(layers=1, hidden=3, features=MOMENTS,
+                      output={"kind": "tanh-rms", "scale": 1.0, "power": 1.0, "gain": GAIN})
+    with pytest.raises(ValueError):
+        LSTMOptimizer(layers=1, hidden=3, features=MOMENTS, output={"kind": "tanh", "scale": 0.1, "gain": GAIN})
+
+
+def test_gain_pools_over_each_group_and_fast_forward_equals_forward():
+    from train.tests.helpers import GAIN, MOMENTS
+
+    out = {"kind": "tanh-rms", "scale": 1.0, "power": 0.3, "gain": GAIN}
+    opt = _randomized(LSTMOptimizer(layers=2, hidden=4, features=MOMENTS, input_size=5, output=out))
+    n = 40
+    state, fm = opt.init_state(2 * n), opt.init_state(2 * n).t().contiguous()
+    halves = [opt.init_state(n), opt.init_state(n)]
+    gen = torch.Generator().manual_seed(2)
+    for t in range(5):
+        g = torch.randn(2 * n, generator=gen) + torch.tensor([1.0, -1.0]).repeat_interleave(n) * (-1) ** t
+        g[:4] = 0.0
+        with torch.no_grad():
+            u1, state = opt(g, state, groups=2)
+            parts = [opt(g[i * n : (i + 1) * n], halves[i]) for i in range(2)]
+        halves = [p[1] for p in parts]
+        assert torch.equal(u1, torch.cat([p[0] for p in parts]))
+        u2, fm = opt.fast_forward(g, fm, groups=2)
+        torch.testing.assert_close(u1, u2, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(state, fm.t(), rtol=1e-5, atol=1e-6)
+    assert state[0, -1] != state[-1, -1]  # the two groups latched apart
