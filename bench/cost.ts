@@ -51,10 +51,19 @@ function lstmCount(m: KernelModel): { flops: number; transcendentals: number } {
   if (m.output.kind === 'tanh-rms') {
     flops += 2 // power · log r', and the product with r'^power
     transcendentals += 2 // log r' and 2^t
+    if (m.output.decay !== undefined || m.output.gain !== undefined) {
+      // the count: two digits clamped and joined, t + 1 and its cap, the two new digits
+      flops += 8
+    }
     if (m.output.decay !== undefined) {
-      // the count: two digits clamped and joined, t + 1 and its cap, the two new digits; past T
-      // the factor (T/t')^d: a division, d · log, and the product (log and 2^x apart)
-      flops += 8 + 3
+      // past T the factor (T/t')^d: a division, d · log, and the product (log and 2^x apart)
+      flops += 3
+      transcendentals += 2
+    }
+    if (m.output.gain !== undefined) {
+      // the pool: r' again (3, and its sqrt), g·p, r'·r', the division, the clamp (2) and the sum;
+      // a + X; past T the level A·(a/(T − 1) − C) (3), its clamp (2) and the product (exp apart)
+      flops += 3 + 6 + 1 + 6
       transcendentals += 2
     }
   }
@@ -91,7 +100,8 @@ for (const v of await readShippedVersions()) {
     name: `${v.name}@${v.version}`,
     stable: v.aliases?.includes('stable') ?? false,
     model,
-    // from the architecture (2·L·H, plus K + 2 slots for K moments, plus 2 for a decay's count)
+    // from the architecture (2·L·H, plus K + 2 slots for K moments, plus 2 for the step count of a
+    // decay or a gain, plus 2 for a gain's [p, a])
     stateSize: opt.stateSize,
     ...lstmCount(model),
     make: () => opt,

@@ -28,6 +28,16 @@ CASES = {
     "moments-logrms-elu-tanhrms-decay": dict(
         layers=2, hidden=8, features={**MOMENTS, "logRms": 10.0}, input_size=8,
         output={"kind": "tanh-rms", "scale": 1.0, "power": 0.3, "decay": {"after": 3, "power": 0.5}}),
+    # l2o-mlp@1.6.0's shape: 1.4.0's with the latched gain, here latched after 3 steps
+    "moments-logrms-elu-tanhrms-decay-gain": dict(
+        layers=2, hidden=8, features={**MOMENTS, "logRms": 10.0}, input_size=8,
+        output={"kind": "tanh-rms", "scale": 1.0, "power": 0.3, "decay": {"after": 3, "power": 0.5},
+                "gain": {"kind": "latch", "after": 3, "center": 0.02, "strength": 4.0, "cap": 0.4}}),
+    # the gain without a decay (the step count kept for the gain alone), strong enough to reach its cap
+    "moments-tanhrms-gain": dict(
+        layers=1, hidden=6, features=MOMENTS,
+        output={"kind": "tanh-rms", "scale": 0.5, "power": 0.5,
+                "gain": {"kind": "latch", "after": 2, "center": -0.05, "strength": 30.0, "cap": 0.7}}),
     # one time scale, no input layer, a linear output, one cell
     "moments-linear": dict(layers=1, hidden=5, features={"kind": "moments", "beta1": [0.9], "beta2": 0.999,
                                                          "eps": 1e-8},

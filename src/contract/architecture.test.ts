@@ -27,9 +27,17 @@ function architectureTextOf(file: string): string {
   return decode(new Uint8Array(bytes)).metadata?.architecture ?? ''
 }
 
-const extendedFixtures = ['moments-elu-tanh', 'moments-linear', 'moments-logrms-elu-tanhrms'].map(
-  (name) => `test/fixtures/extended/${name}/model.safetensors`,
-)
+const extendedFixtures = [
+  'moments-elu-tanh',
+  'moments-linear',
+  'moments-logrms-elu-tanhrms',
+  'moments-logrms-elu-tanhrms-decay',
+  'moments-logrms-elu-tanhrms-decay-gain',
+  'moments-tanhrms-gain',
+].map((name) => `test/fixtures/extended/${name}/model.safetensors`)
+
+/** l2o-mlp@1.6.0's gain (docs/optimizer-math.md §1). */
+const latch = { kind: 'latch', after: 10, center: 0.02, strength: 4, cap: 0.4 }
 
 describe('architecture', () => {
   it('accepts the paper and quadratic architectures and computes sizes', () => {
@@ -123,6 +131,96 @@ describe('architecture', () => {
     const arch = { ...extended, output: { kind: 'tanh-rms', scale: 1, power: 0.3, decay } }
     expect(architectureSchema.safeParse(arch).success).toBe(false)
     expect(architectureFormSchema(arch).safeParse(arch).success).toBe(false)
+  })
+
+  it.each([
+    ['another kind', { ...latch, kind: 'lag' }],
+    ['no kind', { ...latch, kind: undefined }],
+    ['after 1', { ...latch, after: 1 }],
+    ['after 2.5', { ...latch, after: 2.5 }],
+    ['after 70000', { ...latch, after: 70_000 }],
+    ['after 65536', { ...latch, after: 65_536 }],
+    ['a negative strength', { ...latch, strength: -0.5 }],
+    ['an infinite strength', { ...latch, strength: Number.POSITIVE_INFINITY }],
+    ['a NaN center', { ...latch, center: Number.NaN }],
+    ['an infinite center', { ...latch, center: Number.NEGATIVE_INFINITY }],
+    ['cap 0', { ...latch, cap: 0 }],
+    ['a negative cap', { ...latch, cap: -1 }],
+    ['cap 21', { ...latch, cap: 21 }],
+    ['no cap', { ...latch, cap: undefined }],
+    ['an unknown key', { ...latch, shard: 4096 }],
+  ])('refuses a tanh-rms gain with %s', (_, gain) => {
+    const arch = { ...extended, output: { kind: 'tanh-rms', scale: 1, power: 0.3, gain } }
+    expect(architectureSchema.safeParse(arch).success).toBe(false)
+    expect(architectureFormSchema(arch).safeParse(arch).success).toBe(false)
+  })
+
+  it('accepts a gain at the edges of its ranges, with or without a decay, and only on tanh-rms', () => {
+    const rms = (gain: object, extra: object = {}) => ({
+      ...extended,
+      output: { kind: 'tanh-rms', scale: 1, power: 0.3, gain, ...extra },
+    })
+    for (const gain of [
+      latch,
+      { ...latch, after: 2 },
+      { ...latch, after: 65_535 },
+      { ...latch, strength: 0, center: -1e300 },
+      { ...latch, cap: 20 },
+      { ...latch, cap: 1e-300 },
+    ]) {
+      expect(architectureSchema.safeParse(rms(gain)).success, JSON.stringify(gain)).toBe(true)
+    }
+    expect(architectureSchema.safeParse(rms(latch, { decay: { after: 200, power: 0.5 } })).success).toBe(true)
+    const tanh = { ...extended, output: { kind: 'tanh', scale: 1, gain: latch } }
+    expect(architectureSchema.safeParse(tanh).success).toBe(false)
+  })
+
+  it('bounds |scale| · e^cap · 3.4e38^power by 3.4e38, as train/ does', () => {
+    const rms = (scale: number, power: number, cap: number) => ({
+      ...extended,
+      output: { kind: 'tanh-rms', scale, power, gain: { ...latch, cap } },
+    })
+    // power 1: |scale| · e^cap ≤ 1 (e^0.4 ≈ 1.4918); the same records without the gain are accepted
+    expect(architectureSchema.safeParse(rms(0.67, 1, 0.4)).success).toBe(true)
+    expect(architectureSchema.safeParse(rms(0.68, 1, 0.4)).success).toBe(false)
+    expect(architectureSchema.safeParse(rms(-0.68, 1, 0.4)).success).toBe(false)
+    expect(
+      architectureSchema.safeParse({ ...extended, output: { kind: 'tanh-rms', scale: -0.68, power: 1 } })
+        .success,
+    ).toBe(true)
+    // power 0.5: |scale| · e^cap ≤ 3.4e38^0.5 ≈ 1.8e19; e^20 ≈ 4.9e8
+    expect(architectureSchema.safeParse(rms(1e10, 0.5, 20)).success).toBe(true)
+    expect(architectureSchema.safeParse(rms(1e11, 0.5, 20)).success).toBe(false)
+  })
+
+  it("lays out tanh-rms's gain: the step count, then [p, a], with or without a decay", () => {
+    const gained = (decay?: object) =>
+      lstmSpec(
+        architectureSchema.parse({
+          ...extended,
+          output: { kind: 'tanh-rms', scale: 1, power: 0.3, gain: latch, ...(decay ? { decay } : {}) },
+        }),
+      )
+    const features = lstmSpec(extended).state.features
+    for (const spec of [gained(), gained({ after: 200, power: 0.5 })]) {
+      expect(spec.stateSize).toBe(lstmSpec(extended).stateSize + 4)
+      expect(spec.state.output).toEqual({ offset: features.offset + features.size, size: 4 })
+    }
+  })
+
+  it('writes a gain as train/ does: after an int, center, strength and cap Python floats', () => {
+    const gained = architectureSchema.parse({
+      ...extended,
+      output: { kind: 'tanh-rms', scale: 1.5, power: 0.4, decay: { after: 200, power: 0.5 }, gain: latch },
+    })
+    // json.dumps(sort_keys=True, separators=(',', ':')) of train/optimizer.py's record
+    expect(architectureJson(gained)).toBe(
+      '{"features":{"beta1":[0.5,0.9,0.99],"beta2":0.99,"eps":1e-08,"kind":"moments"},"hidden":8,' +
+        '"inputLayer":{"activation":"elu","size":8},"kind":"lstm-cw","layers":2,' +
+        '"output":{"decay":{"after":200,"power":0.5},' +
+        '"gain":{"after":10,"cap":0.4,"center":0.02,"kind":"latch","strength":4.0},' +
+        '"kind":"tanh-rms","power":0.4,"scale":1.5}}',
+    )
   })
 
   it("lays out tanh-rms's decay as two slots after the features' and writes it as train/ does", () => {

@@ -66,6 +66,13 @@ export interface TanhRmsOutput {
    * nonzero gradient (at most 65535), kept in two state slots [c_lo, c_hi] (docs/optimizer-math.md §6).
    */
   decay?: StepDecay
+  /**
+   * Optional: the step times one multiplier per call of the update (not coordinatewise), read from
+   * the lag-1 autocorrelation of the call's gradients over each coordinate's first `after` steps,
+   * then held; it keeps the step count [c_lo, c_hi] (shared with `decay`) and two slots [p, a]
+   * after it (docs/optimizer-math.md §6).
+   */
+  gain?: LatchGain
 }
 
 /** `tanh-rms`'s decay: 1 for a coordinate's first `after` steps, then (after / t')^power. */
@@ -76,8 +83,28 @@ export interface StepDecay {
   power: number
 }
 
-/** Where `decay`'s step count stops (its two base-256 digits are both at most 255). */
+/**
+ * `tanh-rms`'s gain of kind `latch`: per call, X = the mean over its coordinates of
+ * clamp(g·p/r'², −1, 1) (p the previous gradient); a coordinate sums X over its steps 2 to T into
+ * `a`, and from its step T on its update is times exp(clamp(A·(a/(T − 1) − C), −κ, κ)).
+ */
+export interface LatchGain {
+  kind: 'latch'
+  /** T, an integer from 2 to MAX_STEP_COUNT: the step at which the multiplier latches. */
+  after: number
+  /** C, finite: the mean autocorrelation at which the multiplier is 1. */
+  center: number
+  /** A, finite and ≥ 0: log k per unit of mean autocorrelation above C. */
+  strength: number
+  /** κ, in (0, MAX_GAIN_CAP]: |log k| ≤ κ. */
+  cap: number
+}
+
+/** Where the step count of `decay` and `gain` stops (its two base-256 digits are both at most 255). */
 export const MAX_STEP_COUNT = 65535
+
+/** Largest `gain.cap` κ: the multiplier lies in [e^−κ, e^κ]. */
+export const MAX_GAIN_CAP = 20
 
 /** A dense layer between the features and the first cell: e = ELU(W_in·x + b_in), E = size. */
 export interface InputLayer {
@@ -112,13 +139,22 @@ export const featureKinds: LayoutTable<Features> = {
 
 /**
  * Output transforms: `linear`, update = scale · y; `tanh`, update = scale · tanh(y); `tanh-rms`,
- * scale · tanh(y) · r'^power (it reads the `moments` RMS slot), times its optional `decay`, which
- * keeps the coordinate's step count in two slots [c_lo, c_hi].
+ * scale · tanh(y) · r'^power (it reads the `moments` RMS slot), times its optional `decay` and
+ * `gain`: either keeps the coordinate's step count in two slots [c_lo, c_hi], and the gain two more,
+ * [p, a], after them.
  */
 export const outputKinds: LayoutTable<OutputTransform> = {
   linear: { inputs: () => 0, stateSlots: () => 0 },
   tanh: { inputs: () => 0, stateSlots: () => 0 },
-  'tanh-rms': { inputs: () => 0, stateSlots: (o) => (o.decay === undefined ? 0 : 2) },
+  'tanh-rms': {
+    inputs: () => 0,
+    stateSlots: (o) => (keepsStepCount(o) ? 2 : 0) + (o.gain === undefined ? 0 : 2),
+  },
+}
+
+/** Whether an output keeps the coordinate's step count [c_lo, c_hi]: `tanh-rms` with a `decay` or a `gain`. */
+export function keepsStepCount(o: OutputTransform): boolean {
+  return o.kind === 'tanh-rms' && (o.decay !== undefined || o.gain !== undefined)
 }
 
 // l2o/1 files name their feature kind `preprocessing`; `p` goes with the kinds that take it.
@@ -168,6 +204,15 @@ const outputScale = z
   .number()
   .refine((s) => Math.abs(s) <= MAX_FLOAT32, { message: 'scale must be a finite float32 number' })
 
+/** `tanh-rms`'s `gain` (LatchGain, docs/optimizer-math.md §6), strict. */
+export const latchGainSchema = z.strictObject({
+  kind: z.literal('latch'),
+  after: z.int().min(2).max(MAX_STEP_COUNT),
+  center: z.number(),
+  strength: z.number().min(0),
+  cap: z.number().gt(0).max(MAX_GAIN_CAP),
+})
+
 /** The extended wire form (docs/optimizer-math.md §1), strict at every level. */
 export const extendedArchitectureSchema = z.strictObject({
   kind: z.literal('lstm-cw'),
@@ -195,7 +240,8 @@ export const extendedArchitectureSchema = z.strictObject({
     .optional(),
   /**
    * update = scale · y (`linear`), scale · tanh(y) (`tanh`) or scale · tanh(y) · r'^power
-   * (`tanh-rms`, r' the RMS slot of `moments`; times min(1, (T/t')^d) with `decay`), y = W_out·h_L + b_out.
+   * (`tanh-rms`, r' the RMS slot of `moments`; times min(1, (T/t')^d) with `decay`, and the call's
+   * multiplier in [e^−cap, e^cap] with `gain`), y = W_out·h_L + b_out.
    */
   output: z.discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('linear'), scale: outputScale }),
@@ -208,11 +254,13 @@ export const extendedArchitectureSchema = z.strictObject({
         decay: z
           .strictObject({ after: z.int().min(1).max(MAX_STEP_COUNT), power: z.number().gt(0).max(1) })
           .optional(),
+        gain: latchGainSchema.optional(),
       })
-      // r' is at most the largest float32, so |update| ≤ |scale|·MAX^power: keep that finite.
-      .refine((o) => Math.abs(o.scale) * MAX_FLOAT32 ** o.power <= MAX_FLOAT32, {
+      // r' is at most the largest float32 and the gain at most e^cap, so |update| ≤
+      // |scale|·e^cap·MAX^power: keep that finite (train/optimizer.py's output_bound_ok, in its order).
+      .refine((o) => Math.abs(o.scale) * Math.exp(o.gain?.cap ?? 0) * MAX_FLOAT32 ** o.power <= MAX_FLOAT32, {
         message:
-          'tanh-rms needs |scale| · 3.4e38^power ≤ 3.4e38, so that finite gradients give finite updates',
+          'tanh-rms needs |scale| · e^gain.cap · 3.4e38^power ≤ 3.4e38 (no gain: e^0 = 1), so that finite gradients give finite updates',
         path: ['scale'],
       }),
   ]),
@@ -340,7 +388,8 @@ export function weightShapes(a: Architecture): Map<string, number[]> {
 /**
  * The architecture as compact JSON with sorted keys: the canonical form written into weight files.
  * The extended form is written as train/ writes it (`json.dumps(sort_keys=True, separators=(',',
- * ':'))`): nested keys sorted too, and its real-valued parameters (β's, ε, scale) as Python floats
+ * ':'))`): nested keys sorted too, and its real-valued parameters (β's, ε, scale, power, the
+ * gain's center, strength and cap) as Python floats
  * (`0.9`, `1.0`, `1e-08`). The paper's form keeps the form TypeScript has always written (`"p":10`).
  */
 export function architectureJson(a: Architecture): string {
@@ -362,6 +411,17 @@ export function architectureJson(a: Architecture): string {
       ...('power' in output ? { power: real(output.power) } : {}),
       ...('decay' in output && output.decay !== undefined
         ? { decay: { after: output.decay.after, power: real(output.decay.power) } }
+        : {}),
+      ...('gain' in output && output.gain !== undefined
+        ? {
+            gain: {
+              kind: output.gain.kind,
+              after: output.gain.after,
+              center: real(output.gain.center),
+              strength: real(output.gain.strength),
+              cap: real(output.gain.cap),
+            },
+          }
         : {}),
     },
   })

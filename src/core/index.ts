@@ -26,5 +26,5 @@ export { NonFiniteGradientError, OptimizerConfigError, OptimizerInputError, Stat
 export { fusedLstmOptimizer } from './fused/lstm-fused'
 export { lstmOptimizer } from './lstm'
 export type { LstmCellWeights, LstmWeights } from './lstm-weights'
-export type { Optimizer, StepResult } from './optimizer'
+export type { CallPool, Optimizer, StepResult } from './optimizer'
 export { defineOptimizer, firstNonFinite } from './validate'

@@ -1,8 +1,18 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { extendedArchitecture, randomLstmWeights } from '../../test/support/random'
-import { lstmSpec, type MomentsFeatures } from '../contract'
-import { cellInputsInto, inputLayerInto, maskUnseen, momentsInto, outputOf } from './kinds'
+import { type ExtendedArchitecture, type LatchGain, lstmSpec, type MomentsFeatures } from '../contract'
+import {
+  cellInputsInto,
+  gainOf,
+  gainPass,
+  gainTerm,
+  inputLayerInto,
+  maskUnseen,
+  momentsInto,
+  outputOf,
+  stepFactorReader,
+} from './kinds'
 
 const f32 = Math.fround
 
@@ -204,5 +214,193 @@ describe('output transforms and the zero-gradient rule (docs/optimizer-math.md �
     const untouched = Float32Array.from([-0])
     maskUnseen(untouched, undefined)
     expect(Object.is(untouched[0], -0)).toBe(true)
+  })
+})
+
+// `tanh-rms`'s gain (docs/optimizer-math.md §6): one multiplier per call, restated here from the
+// document (steps 1 to 6) on a small state, and its GainPass checked against that.
+const latch: LatchGain = { kind: 'latch', after: 3, center: 0.05, strength: 6, cap: 0.5 }
+
+/** L = 1, H = 1, `moments` K = 1 (slots [m, r, z] at 2), no input layer, a gain (slots at 5). */
+function gainArchitecture(gain: LatchGain = latch, decay = false): ExtendedArchitecture {
+  return {
+    kind: 'lstm-cw',
+    layers: 1,
+    hidden: 1,
+    features: { kind: 'moments', beta1: [0.5], beta2: 0.9, eps: 1e-8 },
+    output: {
+      kind: 'tanh-rms',
+      scale: 0.5,
+      power: 0.5,
+      gain,
+      ...(decay ? { decay: { after: 2, power: 1 } } : {}),
+    },
+  }
+}
+
+/** A state [n, 9] of rows [h, c, m, r, z, c_lo, c_hi, p, a]. */
+function gainState(rows: number[][]): Float32Array {
+  return Float32Array.from(rows.flat())
+}
+
+describe("tanh-rms's gain (docs/optimizer-math.md §6)", () => {
+  it('lays out the count, then [p, a], after the moments slots, with or without a decay', () => {
+    for (const decay of [false, true]) {
+      const spec = lstmSpec(gainArchitecture(latch, decay))
+      expect(spec.stateSize).toBe(9)
+      expect(spec.state.output).toEqual({ offset: 5, size: 4 })
+    }
+  })
+
+  it("takes x = clamp(g·p / (r'·r'), −1, 1) where r' > 0, else 0", () => {
+    expect(gainTerm(f32(0.3), f32(0.2), f32(0.5))).toBe((f32(0.3) * f32(0.2)) / (f32(0.5) * f32(0.5)))
+    expect(gainTerm(-0.3, 0.2, 0.5)).toBe((-0.3 * 0.2) / 0.25)
+    expect(gainTerm(3, 2, 1)).toBe(1)
+    expect(gainTerm(-3, 2, 1)).toBe(-1)
+    expect(gainTerm(3, 2, 0)).toBe(0)
+    expect(gainTerm(0, 2, 0)).toBe(0)
+    // Tiny r': g·p and r'·r' are exact in float64, the quotient finite, then clamped.
+    const least = f32(1e-45) // the least float32, 2^-149
+    expect(gainTerm(least, least, least)).toBe(1)
+    expect(gainTerm(least, -least, 2 * least)).toBe(-0.25)
+    expect(gainTerm(f32(3.4e38), f32(-3.4e38), least)).toBe(-1)
+  })
+
+  it('multiplies by exp(clamp(A·(a/(T − 1) − C), −κ, κ)) from step T on, from the float32 a', () => {
+    expect(gainOf(latch, 0, 5)).toBe(1)
+    expect(gainOf(latch, 2, 5)).toBe(1)
+    expect(gainOf(latch, 3, 0.2)).toBe(Math.exp(6 * (f32(0.2) / 2 - 0.05)))
+    expect(gainOf(latch, 65535, -0.02)).toBe(Math.exp(6 * (f32(-0.02) / 2 - 0.05)))
+    expect(gainOf(latch, 3, 2)).toBe(Math.exp(0.5))
+    expect(gainOf(latch, 3, -2)).toBe(Math.exp(-0.5))
+    expect(gainOf({ ...latch, strength: 0 }, 3, 1e30)).toBe(1)
+  })
+
+  // Rows [h, c, m, r, z, c_lo, c_hi, p, a]; steps 1–6 by hand for four coordinates.
+  const rows = [
+    [0.1, 0.2, 0.3, 0.4, 1, 1, 0, 0.25, 0], // t' = 2: a' = f32(0 + X), not latched yet (T = 3)
+    [0.1, 0.2, -0.3, 0.5, 1, 2, 0, -0.5, 0.125], // t' = 3: a' = f32(a + X) and latched
+    [0.1, 0.2, 0.3, 0.4, 1, 7, 0, 1.5, 0.75], // t' = 8: a' = a, latched on it
+    [0.1, 0.2, 0, 0, 0, 4, 1, 9, -0.5], // unseen (z = 0, g = ±0): t' = 0, x = 0, a' = a, k = 1
+  ]
+  const grads = Float32Array.from([0.5, -0.75, 2, -0])
+
+  /** §6 restated on `rows`: X, a', k and the new slots [c_lo, c_hi, p, a]. */
+  function restated(updatesBefore: number[]) {
+    const beta2 = 0.9
+    const r = rows.map((row, i) =>
+      row[4] > 0 ? f32(Math.sqrt(beta2 * row[3] ** 2 + 0.1 * grads[i] ** 2)) : 0,
+    )
+    const t = rows.map((row, i) => (row[4] > 0 || grads[i] !== 0 ? 256 * row[6] + row[5] + 1 : 0))
+    const x = rows.map((row, i) =>
+      r[i] > 0 ? Math.min(1, Math.max(-1, (grads[i] * row[7]) / (r[i] * r[i]))) : 0,
+    )
+    const mean = (x[0] + x[1] + x[2] + x[3]) / 4
+    const a = rows.map((row, i) => (t[i] >= 2 && t[i] <= 3 ? f32(row[8] + mean) : row[8]))
+    const k = a.map((ai, i) => (t[i] >= 3 ? Math.exp(Math.min(0.5, Math.max(-0.5, 6 * (ai / 2 - 0.05)))) : 1))
+    return { mean, t, a, k, updates: updatesBefore.map((u, i) => f32(u * k[i])) }
+  }
+
+  it('pools x over the call from the old state, then sets a′, k and [p′, a′] by the window rules', () => {
+    const spec = lstmSpec(gainArchitecture())
+    const gain = gainPass(spec)!
+    const state = gainState(rows)
+    const pool = gain.pool(grads, state)
+    const want = restated([0.25, -0.5, 0.125, 0])
+    expect(pool.count).toBe(4)
+    expect(pool.sum / pool.count).toBe(want.mean)
+    expect(want.mean).not.toBe(0)
+    // The count is the features' and decay's (cellInputsInto); here written as it would be.
+    const next = state.slice()
+    want.t.forEach((t, i) => {
+      next[i * 9 + 5] = t % 256
+      next[i * 9 + 6] = Math.floor(t / 256)
+    })
+    const updates = Float32Array.from([0.25, -0.5, 0.125, 0])
+    expect(gain.apply(pool, grads, state, next, updates)).toBe(true)
+    expect(Array.from(updates)).toEqual(want.updates)
+    expect(want.k.slice(0, 3).map((k) => k !== 1)).toEqual([false, true, true])
+    for (let i = 0; i < 4; i++) {
+      expect(Object.is(next[i * 9 + 7], grads[i]), `p' of ${i}`).toBe(true) // −0 stays −0
+      expect(next[i * 9 + 8], `a' of ${i}`).toBe(want.a[i])
+    }
+    expect(next[3 * 9 + 8]).toBe(-0.5) // unseen: a kept
+    // The new state's a' gives the multiplier the update got (stepFactorReader's gain).
+    const factorAt = stepFactorReader(spec)
+    for (let i = 0; i < 3; i++) {
+      const r = next[i * 9 + 3]
+      expect(factorAt(next, i * 9) / f32(r) ** 0.5).toBeCloseTo(want.k[i], 14)
+    }
+  })
+
+  it('runs in place (next = state) and on float64 arrays with the same bits', () => {
+    const gain = gainPass(lstmSpec(gainArchitecture()))!
+    const state = gainState(rows)
+    const counted = state.slice()
+    for (let i = 0; i < 4; i++) counted[i * 9 + 5] += i === 3 ? -4 : 1 // t' as the count pass writes it
+    counted[3 * 9 + 6] = 0
+    const apart = counted.slice()
+    const updatesApart = Float32Array.from([0.25, -0.5, 0.125, 0])
+    gain.apply(gain.pool(grads, state), grads, state, apart, updatesApart)
+    // In place: the pool is taken before anything is written, then the pass reads a before it writes.
+    const pool = gain.pool(grads, state)
+    const inPlace = state.slice()
+    inPlace.set(counted)
+    const updatesInPlace = Float32Array.from([0.25, -0.5, 0.125, 0])
+    // The old slots [p, a] are still in the state when the pass runs (nothing else writes them).
+    gain.apply(pool, grads, inPlace, inPlace, updatesInPlace)
+    expect(Array.from(inPlace)).toEqual(Array.from(apart))
+    expect(Array.from(updatesInPlace)).toEqual(Array.from(updatesApart))
+    const wide = Float64Array.from(counted)
+    const updates64 = Float64Array.from([0.25, -0.5, 0.125, 0])
+    gain.apply(gain.pool(grads, Float64Array.from(state)), grads, Float64Array.from(state), wide, updates64)
+    expect(Array.from(Float32Array.from(wide))).toEqual(Array.from(apart))
+    // float64 updates keep the product unrounded: within one float32 rounding of the float32 ones.
+    for (const [i, u] of updates64.entries()) {
+      expect(Math.abs(u - updatesApart[i])).toBeLessThanOrEqual(2 ** -24 * Math.abs(u))
+    }
+  })
+
+  it('adds a call split into parts to one pool with the bits of one pass, for any split', () => {
+    const gain = gainPass(lstmSpec(gainArchitecture()))!
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: -10, max: 10, noNaN: true }), { minLength: 1, maxLength: 60 }),
+        fc.array(fc.integer({ min: 0, max: 60 }), { maxLength: 5 }),
+        (values, cuts) => {
+          const n = values.length
+          const g = Float32Array.from(values)
+          const state = new Float32Array(n * 9)
+          for (let i = 0; i < n; i++) {
+            state.set(
+              [0, 0, 0, Math.abs(values[(i + 1) % n]), i % 3 === 0 ? 0 : 1, 3, 0, values[(i + 7) % n], 0],
+              i * 9,
+            )
+          }
+          const whole = gain.pool(g, state)
+          const bounds = [0, ...cuts.map((c) => Math.min(c, n)).sort((x, y) => x - y), n]
+          const parts = { sum: 0, count: 0 }
+          for (let k = 0; k + 1 < bounds.length; k++) {
+            gain.pool(
+              g.subarray(bounds[k], bounds[k + 1]),
+              state.subarray(bounds[k] * 9, bounds[k + 1] * 9),
+              parts,
+            )
+          }
+          expect(parts).toEqual(whole)
+        },
+      ),
+    )
+  })
+
+  it('keeps the step count without a decay: cellInputsInto writes t′ for a gain alone', () => {
+    const a = gainArchitecture()
+    const spec = lstmSpec(a)
+    const weights = randomLstmWeights(a, 5)
+    const state = gainState(rows)
+    const next = new Float32Array(state.length)
+    cellInputsInto(weights, spec, grads, state, next, new Float64Array(4), 1)
+    const counts = [0, 1, 2, 3].map((i) => 256 * next[i * 9 + 6] + next[i * 9 + 5])
+    expect(counts).toEqual([2, 3, 8, 0])
   })
 })

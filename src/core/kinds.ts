@@ -2,9 +2,11 @@
  * The per-kind math of docs/optimizer-math.md that surrounds the LSTM cells, shared by every path
  * (tfjs, plain TypeScript, the float64 oracle): feature kinds (§3; the paper's `log-sign` and
  * `none` are in preprocess.ts, `moments` is here), the ELU input layer (§4), the output transforms
- * and the zero-gradient rule (§6). A fused kernel implements exactly these functions.
+ * and the zero-gradient rule (§6). A fused kernel implements exactly these functions, except the
+ * `gain`'s pass over a whole call (GainPass), which every path runs from here.
  */
 import {
+  type LatchGain,
   type LstmSpec,
   MAX_STEP_COUNT,
   type MomentsFeatures,
@@ -12,6 +14,7 @@ import {
   type TanhRmsOutput,
 } from '../contract'
 import type { LstmWeights } from './lstm-weights'
+import type { CallPool } from './optimizer'
 import { preprocessInto } from './preprocess'
 
 /** Somewhere to write numbers by index: a typed array or a plain array. */
@@ -48,9 +51,7 @@ export function momentsInto(
     const o = i * rowStride
     const before = fround(state[slots + k + 1]) > 0
     const isSeen = before || g !== 0
-    const w2 = before ? beta2 : 0
-    const r0 = fround(state[slots + k])
-    const r = fround(Math.sqrt(w2 * r0 * r0 + (1 - w2) * g * g))
+    const r = nextRms(beta2, before, state[slots + k], g)
     const denominator = r + eps
     for (let j = 0; j < k; j++) {
       const w = before ? beta1[j] : 0
@@ -67,10 +68,22 @@ export function momentsInto(
 }
 
 /**
- * `tanh-rms`'s `decay` slots (docs/optimizer-math.md §6) for every coordinate: reads its step count
- * t from the two base-256 digits `[c_lo, c_hi]` at `slotOffset` of its state row (each clamped to
- * an integer from 0 to 255, so any finite values read as a count), and writes t' = min(t + 1, 65535)
- * where `seen`, else 0, to the same place of `nextState` (which may be `state`).
+ * `moments`' new RMS slot r' (docs/optimizer-math.md §3 step 4) of one coordinate, from its old r,
+ * whether it had seen a nonzero gradient before (z > 0) and its float32 gradient g: float64 on the
+ * float32 operands, rounded once. momentsInto writes it; the gain's pool reads it before the step.
+ */
+export function nextRms(beta2: number, before: boolean, rOld: number, g: number): number {
+  const w2 = before ? beta2 : 0
+  const r0 = Math.fround(rOld)
+  return Math.fround(Math.sqrt(w2 * r0 * r0 + (1 - w2) * g * g))
+}
+
+/**
+ * The step count of `tanh-rms` with a `decay` or a `gain` (docs/optimizer-math.md §6) for every
+ * coordinate: reads its count t from the two base-256 digits `[c_lo, c_hi]` at `slotOffset` of its
+ * state row (each clamped to an integer from 0 to 255, so any finite values read as a count), and
+ * writes t' = min(t + 1, 65535) where `seen`, else 0, to the same place of `nextState` (which may
+ * be `state`).
  */
 export function stepCountInto(
   state: ArrayLike<number>,
@@ -122,8 +135,9 @@ export interface CellInputScratch {
 /**
  * The first cell's inputs (X per coordinate) into `out[i·rowStride + j]`: the features of the
  * architecture's kind, through its input layer when it has one. A kind with state slots writes its
- * new slots into `nextState` (which may be `state`), and so does an output transform with slots
- * (`tanh-rms`'s `decay`, whose step count needs `seen`). Returns, for kinds that define it
+ * new slots into `nextState` (which may be `state`), and so does an output transform that keeps a
+ * step count (`tanh-rms` with a `decay` or a `gain`: the count needs `seen`; the gain's own slots
+ * are GainPass's). Returns, for kinds that define it
  * (`moments`), which coordinates have seen a nonzero gradient (1) or not (0), else undefined.
  */
 export function cellInputsInto(
@@ -168,9 +182,17 @@ export function rmsSlotOf(spec: LstmSpec): number {
   return spec.features.kind === 'moments' ? spec.state.features.offset + spec.features.beta1.length : -1
 }
 
-/** Where a state row keeps the output's step count t' (`tanh-rms`'s `decay`: [c_lo, c_hi]); −1: none. */
+/**
+ * Where a state row keeps the output's step count t' (`tanh-rms` with a `decay` or a `gain`:
+ * [c_lo, c_hi], the first two output slots); −1: none.
+ */
 export function countSlotOf(spec: LstmSpec): number {
   return spec.state.output.size > 0 ? spec.state.output.offset : -1
+}
+
+/** Where a state row keeps the `gain`'s slots [p, a] (after the step count); −1: no gain. */
+export function gainSlotOf(spec: LstmSpec): number {
+  return spec.output.kind === 'tanh-rms' && spec.output.gain !== undefined ? spec.state.output.offset + 2 : -1
 }
 
 /**
@@ -219,20 +241,122 @@ export function outputReader(spec: LstmSpec): (y: number, next: ArrayLike<number
 
 /**
  * What the output multiplies scale·tanh(y) by for the coordinate whose new state row starts at
- * `next[row]`: for `tanh-rms`, r'^power times its `decay` factor, from the r' and the step count
- * that row holds; 1 for the other outputs. The natural scale of an update, for tests of agreement.
+ * `next[row]`: for `tanh-rms`, r'^power times its `decay` factor and its `gain`'s multiplier, from
+ * the r', the step count and the gain's a' that row holds; 1 for the other outputs. The natural
+ * scale of an update, for tests of agreement.
  */
 export function stepFactorReader(spec: LstmSpec): (next: ArrayLike<number>, row: number) => number {
   const { output } = spec
   const rmsAt = rmsSlotOf(spec)
   if (output.kind !== 'tanh-rms' || rmsAt < 0) return () => 1
   const countAt = countSlotOf(spec)
-  return (next, row) =>
-    tanhRmsFactor(output, next[row + rmsAt], countAt < 0 ? 0 : stepCountAt(next, row + countAt))
+  const gainAt = gainSlotOf(spec)
+  const { gain } = output
+  return (next, row) => {
+    const count = countAt < 0 ? 0 : stepCountAt(next, row + countAt)
+    const factor = tanhRmsFactor(output, next[row + rmsAt], count)
+    return gain === undefined ? factor : factor * gainOf(gain, count, next[row + gainAt + 1])
+  }
 }
 
-/** The step count t' that `decay`'s two digits at `next[at]`, `next[at + 1]` hold (as written by stepCountInto). */
+/** The step count t' that the two digits at `next[at]`, `next[at + 1]` hold (as written by stepCountInto). */
 export const stepCountAt = (next: ArrayLike<number>, at: number): number => 256 * next[at + 1] + next[at]
+
+/**
+ * The `gain`'s term of one coordinate (§6 step 1): clamp(g·p / (r'·r'), −1, 1) where r' > 0, else 0,
+ * in float64 on the float32 g, p (its previous gradient) and r' (its new RMS slot). g·p and r'·r'
+ * are exact in float64, so the term is one correctly rounded division: the same bits everywhere.
+ */
+export function gainTerm(g: number, p: number, r: number): number {
+  if (!(r > 0)) return 0
+  return Math.min(1, Math.max(-1, (g * p) / (r * r)))
+}
+
+/**
+ * The `gain`'s multiplier k of a coordinate (§6 step 4) from its new step count t' and its new,
+ * float32 slot a': exp(clamp(A·(a'/(T − 1) − C), −κ, κ)) from step T on, else 1 (float64).
+ */
+export function gainOf(gain: LatchGain, count: number, a: number): number {
+  if (count < gain.after) return 1
+  const level = gain.strength * (Math.fround(a) / (gain.after - 1) - gain.center)
+  return Math.exp(Math.min(gain.cap, Math.max(-gain.cap, level)))
+}
+
+/**
+ * The `gain` of a `tanh-rms` output (docs/optimizer-math.md §6), the one rule that is not
+ * coordinatewise: every path runs `pool` over the call's inputs before it writes anything, steps the
+ * call as if there were no gain, then runs `apply`. A caller that steps one call as several parts
+ * adds each part's inputs to one pool first, in coordinate order, and hands it to every part: the
+ * parts then give the bits of the whole call.
+ */
+export interface GainPass {
+  /**
+   * Adds the terms x of n coordinates to `into` (a fresh pool by default) and returns it: from the
+   * gradients [n] and the OLD state [n, S], each coordinate's r' computed as momentsInto computes it
+   * and its p read from its old slot. Sums in coordinate order, in float64.
+   */
+  pool(grads: ArrayLike<number>, state: ArrayLike<number>, into?: CallPool): CallPool
+  /**
+   * With the pool of the whole call: for each of the n coordinates, a' and the multiplier k from
+   * its OLD slot a (`state`) and the step count t' already in `next`; multiplies `updates[i]` by k
+   * (rounded to float32 where `updates` is a Float32Array: once more after `decay`'s rounding) and
+   * writes p' = g and a' to `next`. `next` may be `state` (each a is read before it is written), and
+   * either may hold float64 or float32 values. Returns whether every update it changed and every a'
+   * it wrote is finite.
+   */
+  apply(
+    pool: CallPool,
+    grads: ArrayLike<number>,
+    state: ArrayLike<number>,
+    next: Writable & ArrayLike<number>,
+    updates: Writable & ArrayLike<number>,
+  ): boolean
+}
+
+/** The architecture's GainPass, or undefined when its output has no `gain` (then it is coordinatewise). */
+export function gainPass(spec: LstmSpec): GainPass | undefined {
+  const { output, features, stateSize } = spec
+  if (output.kind !== 'tanh-rms' || output.gain === undefined) return undefined
+  if (features.kind !== 'moments') throw new RangeError('a tanh-rms gain needs moments features')
+  const gain = output.gain
+  const { beta2 } = features
+  const rmsAt = rmsSlotOf(spec)
+  const countAt = countSlotOf(spec)
+  const pAt = gainSlotOf(spec)
+  const aAt = pAt + 1
+  const fround = Math.fround
+  return {
+    pool(grads, state, into = { sum: 0, count: 0 }) {
+      let sum = into.sum
+      for (let i = 0, row = 0; i < grads.length; i++, row += stateSize) {
+        const g = fround(grads[i])
+        const r = nextRms(beta2, fround(state[row + rmsAt + 1]) > 0, state[row + rmsAt], g)
+        sum += gainTerm(g, fround(state[row + pAt]), r)
+      }
+      into.sum = sum
+      into.count += grads.length
+      return into
+    },
+    apply(pool, grads, state, next, updates) {
+      const mean = pool.count > 0 ? pool.sum / pool.count : 0
+      const { after } = gain
+      let finite = true
+      for (let i = 0, row = 0; i < grads.length; i++, row += stateSize) {
+        const count = stepCountAt(next, row + countAt)
+        const old = fround(state[row + aAt])
+        const a = count >= 2 && count <= after ? fround(old + mean) : old
+        if (count >= after) {
+          updates[i] *= gainOf(gain, count, a)
+          finite &&= Number.isFinite(updates[i])
+        }
+        next[row + pAt] = fround(grads[i])
+        next[row + aAt] = a
+        finite &&= Number.isFinite(a)
+      }
+      return finite
+    },
+  }
+}
 
 /**
  * The zero-gradient rule (docs/optimizer-math.md §6): a coordinate that has never seen a nonzero

@@ -9,7 +9,7 @@ import {
   randomUniform,
   seededRandom,
 } from '../../test/support/random'
-import { type ExtendedArchitecture, lstmSpec } from '../contract'
+import { type ExtendedArchitecture, extendedArchitectureSchema, lstmSpec } from '../contract'
 import { fusedKernel } from '../runtime/kernel-node'
 import { initTf } from '../runtime/tf-node'
 import { fusedLstmOptimizer } from './fused/lstm-fused'
@@ -25,7 +25,7 @@ import type { Optimizer } from './optimizer'
 
 /**
  * Random small extended architectures: K, L, H, E (0: no input layer), the output kind (`tanh-rms`
- * with or without a `decay` that starts within the histories' few steps).
+ * with or without a `decay` and a `gain` that start within the histories' few steps).
  */
 const architectures = fc
   .record({
@@ -43,6 +43,16 @@ const architectures = fc
       fc.record({
         after: fc.integer({ min: 1, max: 3 }),
         power: fc.double({ min: 0.05, max: 1, noNaN: true }),
+      }),
+      { nil: undefined },
+    ),
+    gain: fc.option(
+      fc.record({
+        kind: fc.constant('latch' as const),
+        after: fc.integer({ min: 2, max: 3 }),
+        center: fc.double({ min: -0.2, max: 0.2, noNaN: true }),
+        strength: fc.double({ min: 0, max: 30, noNaN: true }),
+        cap: fc.double({ min: 0.01, max: 1, noNaN: true }),
       }),
       { nil: undefined },
     ),
@@ -68,10 +78,13 @@ const architectures = fc
               scale: r.scale,
               power: r.power,
               ...(r.decay === undefined ? {} : { decay: r.decay }),
+              ...(r.gain === undefined ? {} : { gain: r.gain }),
             }
           : { kind: r.output, scale: r.scale },
     }),
   )
+  // A gain's e^cap must keep the largest step a float32 (the schema's bound).
+  .filter((a) => extendedArchitectureSchema.safeParse(a).success)
 
 /**
  * Gradients for `steps` steps of n coordinates (|g| from 1e-8 to 1e2, some ±0 and ±1e30); the
@@ -92,8 +105,8 @@ function history(n: number, steps: number, seed: number, silent: Set<number>): F
 
 /**
  * A random state: the LSTM's part uniform in [-2, 2), slots of a coordinate that has seen gradients
- * ([m…] in [-1, 1), r in [0, 1), z = 1; a `decay` count's digits anywhere in [-2, 300), junk
- * included), except the `silent` ones, whose slots are fresh zeros.
+ * ([m…] in [-1, 1), r in [0, 1), z = 1; the output's slots, a count's digits and a gain's p and a,
+ * anywhere in [-2, 300), junk included), except the `silent` ones, whose slots are fresh zeros.
  */
 function randomState(a: ExtendedArchitecture, n: number, seed: number, silent: Set<number>): Float32Array {
   const spec = lstmSpec(a)

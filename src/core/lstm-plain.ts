@@ -1,7 +1,7 @@
 import { lstmSpec } from '../contract'
-import { cellInputsInto, maskUnseen, outputReader } from './kinds'
+import { cellInputsInto, gainPass, maskUnseen, outputReader } from './kinds'
 import { assertLstmWeights, type LstmWeights } from './lstm-weights'
-import type { Optimizer } from './optimizer'
+import type { CallPool, Optimizer } from './optimizer'
 import { defineOptimizer } from './validate'
 
 /**
@@ -15,6 +15,7 @@ export function lstmPlainOptimizer(weights: LstmWeights): Optimizer {
   const spec = lstmSpec(weights.architecture)
   const { hidden, layers, stateSize, inputSize: inputs0 } = spec
   const outputAt = outputReader(spec)
+  const gain = gainPass(spec)
   const gates4 = 4 * hidden
   // Per layer: [4H, in+H], row r = gate r's weights on [x, h] (PyTorch rows, W_ih and W_hh side by side).
   const joined = weights.cells.map((cell, k) => {
@@ -31,8 +32,10 @@ export function lstmPlainOptimizer(weights: LstmWeights): Optimizer {
   const headWeight = weights.head.weight
   const headBias = weights.head.bias[0]
 
-  return defineOptimizer(stateSize, (grads, state) => {
+  const step = (grads: Float32Array, state: Float32Array, pool?: CallPool) => {
     const n = grads.length
+    // The gain's pool (docs/optimizer-math.md §6) reads the old state: before anything is written.
+    const pooled = gain === undefined ? undefined : (pool ?? gain.pool(grads, state))
     const updates = new Float32Array(n)
     const next = new Float32Array(n * stateSize)
     const features = new Float64Array(n * inputs0)
@@ -92,7 +95,9 @@ export function lstmPlainOptimizer(weights: LstmWeights): Optimizer {
       for (let j = 0; j < hidden; j++) out += headWeight[j] * v[j]
       updates[i] = outputAt(out, next, row)
     }
+    if (gain !== undefined && pooled !== undefined) gain.apply(pooled, grads, state, next, updates)
     maskUnseen(updates, seen)
     return { updates, state: next }
-  })
+  }
+  return defineOptimizer(stateSize, step, { pool: gain?.pool })
 }

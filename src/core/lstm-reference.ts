@@ -1,7 +1,7 @@
 import { lstmSpec } from '../contract'
-import { cellInputsInto, maskUnseen, outputReader } from './kinds'
+import { cellInputsInto, gainPass, maskUnseen, outputReader } from './kinds'
 import { assertLstmWeights, type LstmWeights } from './lstm-weights'
-import type { Optimizer } from './optimizer'
+import type { CallPool, Optimizer } from './optimizer'
 import { defineOptimizer } from './validate'
 
 /** One step of the float64 reference: updates [N] and state [N, S], both float64. */
@@ -18,18 +18,22 @@ const sigmoid = (z: number) => 1 / (1 + Math.exp(-z))
  * here beyond the weights; `state` is [N, S] as [h_1, c_1, …, h_L, c_L, feature slots] per
  * coordinate. The feature kinds are the shared ones of kinds.ts (`moments` defines its own float32
  * roundings, so its slots and features are the same bits on every path); the input layer, the
- * cells and the output are float64 throughout.
+ * cells and the output are float64 throughout. A `gain` pools over these n coordinates, or uses
+ * `pool` when given (the whole call's, when these are a part of it: Optimizer.pool).
  */
 export function lstmReferenceStep(
   weights: LstmWeights,
   grads: ArrayLike<number>,
   state: ArrayLike<number>,
+  pool?: CallPool,
 ): LstmReferenceResult {
   assertLstmWeights(weights)
   const a = weights.architecture
   const spec = lstmSpec(a)
   const { hidden, layers, stateSize, inputSize: inputs0 } = spec
   const outputAt = outputReader(spec)
+  const gain = gainPass(spec)
+  const pooled = gain === undefined ? undefined : (pool ?? gain.pool(grads, state))
   const n = grads.length
   const updates = new Float64Array(n)
   const next = new Float64Array(n * stateSize)
@@ -67,6 +71,7 @@ export function lstmReferenceStep(
     for (let j = 0; j < hidden; j++) out += weights.head.weight[j] * x[j]
     updates[i] = outputAt(out, next, row)
   }
+  if (gain !== undefined && pooled !== undefined) gain.apply(pooled, grads, state, next, updates)
   maskUnseen(updates, seen)
   return { updates, state: next }
 }
@@ -77,8 +82,14 @@ export function lstmReferenceStep(
  */
 export function lstmReferenceOptimizer(weights: LstmWeights): Optimizer {
   assertLstmWeights(weights)
-  return defineOptimizer(lstmSpec(weights.architecture).stateSize, (grads, state) => {
-    const r = lstmReferenceStep(weights, grads, state)
-    return { updates: Float32Array.from(r.updates), state: Float32Array.from(r.state) }
-  })
+  const spec = lstmSpec(weights.architecture)
+  const gain = gainPass(spec)
+  return defineOptimizer(
+    spec.stateSize,
+    (grads, state, pool) => {
+      const r = lstmReferenceStep(weights, grads, state, pool)
+      return { updates: Float32Array.from(r.updates), state: Float32Array.from(r.state) }
+    },
+    { pool: gain?.pool },
+  )
 }

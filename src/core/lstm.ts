@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { lstmSpec } from '../contract'
-import { cellInputsInto, maskUnseen, outputReader } from './kinds'
+import { cellInputsInto, gainPass, maskUnseen, outputReader } from './kinds'
 import { assertLstmWeights, type LstmWeights } from './lstm-weights'
-import type { Optimizer, StepResult } from './optimizer'
+import type { CallPool, Optimizer, StepResult } from './optimizer'
 import { defineOptimizer } from './validate'
 
 /** One cell's weights as uploaded: one [in+H, H] matrix and [H] bias per gate, x rows then h rows. */
@@ -48,6 +48,7 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
   const spec = lstmSpec(weights.architecture)
   const { hidden, layers, stateSize, inputSize: inputs0, output } = spec
   const outputAt = outputReader(spec)
+  const gain = gainPass(spec)
   const uploaded = new Map<tf.KernelBackend, ModelTensors>()
 
   const tensorsFor = (): ModelTensors => {
@@ -97,11 +98,13 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
 
   // Writes updates [N] and the new state [N, S] into `out`; `out.state` may be `state`: the feature
   // kind reads and writes only its own slots of each row, and the LSTM's part is read whole before
-  // any of it is written.
-  const stepInto = (grads: Float32Array, state: Float32Array, out: StepResult) => {
+  // any of it is written; the gain's pool reads the old state before anything is written, and its
+  // pass reads each coordinate's old slot a before writing it.
+  const stepInto = (grads: Float32Array, state: Float32Array, out: StepResult, pool?: CallPool) => {
     const n = grads.length
     if (n === 0) return
     const model = tensorsFor()
+    const pooled = gain === undefined ? undefined : (pool ?? gain.pool(grads, state))
 
     // Each layer's [x_k, h_k] rows and its c_k are assembled here on the JS side: tfjs-wasm slices
     // and concatenates along axis 1 with a JS loop per row, after copying the whole source tensor.
@@ -153,6 +156,7 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
           out.updates[i] = outputAt(head[i], out.state, i * stateSize)
         }
       }
+      if (gain !== undefined && pooled !== undefined) gain.apply(pooled, grads, state, out.state, out.updates)
       maskUnseen(out.updates, seen)
       const next = out.state
       for (let i = 0; i < n; i++) {
@@ -171,18 +175,19 @@ export function lstmOptimizer(weights: LstmWeights): Optimizer {
     }
   }
 
-  const step = (grads: Float32Array, state: Float32Array): StepResult => {
+  const step = (grads: Float32Array, state: Float32Array, pool?: CallPool): StepResult => {
     const out = { updates: new Float32Array(grads.length), state: new Float32Array(grads.length * stateSize) }
-    stepInto(grads, state, out)
+    stepInto(grads, state, out, pool)
     return out
   }
 
   return defineOptimizer(stateSize, step, {
     // tfjs does not check its outputs: the caller scans them.
-    stepInto: (grads, state, out) => {
-      stepInto(grads, state, out)
+    stepInto: (grads, state, out, pool) => {
+      stepInto(grads, state, out, pool)
       return undefined
     },
+    pool: gain?.pool,
     dispose: () => {
       for (const model of uploaded.values()) tf.dispose(allTensors(model))
       uploaded.clear()

@@ -31,6 +31,24 @@ const rmsOutput = randomLstmWeights(
   11,
   0.6,
 )
+// l2o-mlp@1.6.0's shape: a decay and the gain, which pools over the call (Optimizer.pool), latched
+// at the second step so that a call's pool shows from a fresh state's second step on; |log k| ≤
+// strength · |X| ≤ 0.5 stays below the cap, so calls with different pools get different multipliers.
+const gainOutput = randomLstmWeights(
+  {
+    ...extendedArchitecture,
+    features: { ...extendedArchitecture.features, logRms: 10 },
+    output: {
+      kind: 'tanh-rms',
+      scale: 1,
+      power: 0.3,
+      decay: { after: 3, power: 0.5 },
+      gain: { kind: 'latch', after: 2, center: 0, strength: 0.5, cap: 0.7 },
+    },
+  },
+  12,
+  0.6,
+)
 
 /** Every optimizer in the core; `steps` and learning rate chosen so each baseline converges on the quadratic. */
 const optimizers: { name: string; make: () => Optimizer; quadraticSteps?: number }[] = [
@@ -47,6 +65,16 @@ const optimizers: { name: string; make: () => Optimizer; quadraticSteps?: number
   {
     name: 'lstm (fused kernel), moments + logRms + ELU + tanh-rms',
     make: () => fusedLstmOptimizer(rmsOutput, fusedKernel()),
+  },
+  { name: 'lstm (tfjs-wasm), tanh-rms with decay and gain', make: () => lstmOptimizer(gainOutput) },
+  {
+    name: 'lstm (fused kernel), tanh-rms with decay and gain',
+    make: () => fusedLstmOptimizer(gainOutput, fusedKernel()),
+  },
+  { name: 'lstm plain TypeScript, tanh-rms with decay and gain', make: () => lstmPlainOptimizer(gainOutput) },
+  {
+    name: 'lstm float64 reference, tanh-rms with decay and gain',
+    make: () => lstmReferenceOptimizer(gainOutput),
   },
   { name: 'sgd', make: () => sgd({ learningRate: 0.05 }), quadraticSteps: 300 },
   { name: 'momentum', make: () => momentum({ learningRate: 0.02, momentum: 0.9 }), quadraticSteps: 300 },
@@ -113,15 +141,33 @@ describe.each(optimizers)('optimizer contract: $name', ({ make }) => {
     expect(bits(b.state)).toEqual(bits(a.state))
   })
 
-  it('is a function of its inputs only: a shard of the coordinates gets the same results', () => {
+  it('is a function of its inputs only: a shard of the coordinates gets the same results (handed the pool of the whole, for a step that pools)', () => {
     const n = 50
-    const state = opt.stateSize === 0 ? opt.init(n) : randomUniform(n * opt.stateSize, 3, 0.5).map(Math.abs)
+    // For a gain, a state after one step from fresh: this step latches (T = 2).
+    const state =
+      opt.pool !== undefined
+        ? opt.update(randomGradients(n, 2), opt.init(n)).state
+        : opt.stateSize === 0
+          ? opt.init(n)
+          : randomUniform(n * opt.stateSize, 3, 0.5).map(Math.abs)
     const grads = randomGradients(n, 4)
     const whole = opt.update(grads, state)
     const [lo, hi] = [10, 30]
-    const shard = opt.update(grads.subarray(lo, hi), state.subarray(lo * opt.stateSize, hi * opt.stateSize))
-    expect(bits(shard.updates)).toEqual(bits(whole.updates.subarray(lo, hi)))
-    expect(bits(shard.state)).toEqual(bits(whole.state.subarray(lo * opt.stateSize, hi * opt.stateSize)))
+    const shardOf = <T extends Float32Array>(a: T, s = 1) => a.subarray(lo * s, hi * s)
+    const pool = opt.pool?.(grads, state)
+    const shard = opt.update(shardOf(grads), shardOf(state, opt.stateSize), pool)
+    expect(bits(shard.updates)).toEqual(bits(shardOf(whole.updates)))
+    expect(bits(shard.state)).toEqual(bits(shardOf(whole.state, opt.stateSize)))
+    const alone = opt.update(shardOf(grads), shardOf(state, opt.stateSize))
+    if (opt.pool === undefined) {
+      // A coordinatewise step ignores a pool.
+      const ignored = opt.update(shardOf(grads), shardOf(state, opt.stateSize), { sum: 1e6, count: 3 })
+      expect(bits(ignored.updates)).toEqual(bits(alone.updates))
+      expect(bits(alone.updates)).toEqual(bits(shardOf(whole.updates)))
+    } else {
+      // Alone, the shard is a call of its own: another pool, another multiplier.
+      expect(bits(alone.updates)).not.toEqual(bits(shardOf(whole.updates)))
+    }
   })
 
   it('updateInto writes the same bits as update into caller buffers, in place or not', () => {
@@ -145,7 +191,13 @@ describe.each(optimizers)('optimizer contract: $name', ({ make }) => {
     expect(bits(grads)).toEqual(bits(gradsBefore))
     // A smaller call after a larger one (reused scratch) still matches a shard of the whole.
     const shard = { updates: new Float32Array(20), state: new Float32Array(20 * opt.stateSize) }
-    opt.updateInto(grads.subarray(30, 50), state.subarray(30 * opt.stateSize, 50 * opt.stateSize), shard)
+    const pool = opt.pool?.(grads, state)
+    opt.updateInto(
+      grads.subarray(30, 50),
+      state.subarray(30 * opt.stateSize, 50 * opt.stateSize),
+      shard,
+      pool,
+    )
     expect(bits(shard.updates)).toEqual(bits(want.updates.subarray(30, 50)))
     expect(bits(shard.state)).toEqual(bits(want.state.subarray(30 * opt.stateSize, 50 * opt.stateSize)))
   })

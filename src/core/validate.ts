@@ -1,5 +1,5 @@
 import { NonFiniteGradientError, StateLengthError } from './errors'
-import type { Optimizer, StepResult } from './optimizer'
+import type { CallPool, Optimizer, StepResult } from './optimizer'
 
 /** Throws NonFiniteGradientError naming the first NaN or ±Infinity gradient. */
 export function assertFiniteGradients(grads: Float32Array): void {
@@ -46,13 +46,23 @@ function assertOutput(numParams: number, stateSize: number, out: StepResult): vo
  */
 export function defineOptimizer(
   stateSize: number,
-  step: (grads: Float32Array, state: Float32Array) => StepResult,
+  step: (grads: Float32Array, state: Float32Array, pool?: CallPool) => StepResult,
   extra: Pick<Optimizer, 'dispose'> & {
     /** The step into caller-owned buffers; may return whether it checked its outputs finite (see Optimizer). */
-    stepInto?: (grads: Float32Array, state: Float32Array, out: StepResult) => boolean | undefined
+    stepInto?: (
+      grads: Float32Array,
+      state: Float32Array,
+      out: StepResult,
+      pool?: CallPool,
+    ) => boolean | undefined
+    /**
+     * For a step that is not coordinatewise: adds the call's terms to a pool (see Optimizer.pool).
+     * `step` and `stepInto` then get the caller's pool, or undefined (pool the call itself).
+     */
+    pool?: (grads: Float32Array, state: Float32Array, into?: CallPool) => CallPool
   } = {},
 ): Optimizer {
-  const { stepInto, ...rest } = extra
+  const { stepInto, pool, ...rest } = extra
   return {
     stateSize,
     init: (numParams) => {
@@ -61,21 +71,31 @@ export function defineOptimizer(
       }
       return new Float32Array(numParams * stateSize)
     },
-    update: (grads, state) => {
+    update: (grads, state, callPool) => {
       assertFiniteGradients(grads)
       assertStateLength(grads.length, stateSize, state)
-      return step(grads, state)
+      return step(grads, state, pool === undefined ? undefined : callPool)
     },
-    updateInto: (grads, state, out) => {
+    updateInto: (grads, state, out, callPool) => {
       assertFiniteGradients(grads)
       assertStateLength(grads.length, stateSize, state)
       assertOutput(grads.length, stateSize, out)
-      if (stepInto !== undefined) return stepInto(grads, state, out)
-      const result = step(grads, state)
+      const given = pool === undefined ? undefined : callPool
+      if (stepInto !== undefined) return stepInto(grads, state, out, given)
+      const result = step(grads, state, given)
       out.updates.set(result.updates)
       out.state.set(result.state)
       return undefined
     },
+    ...(pool === undefined
+      ? {}
+      : {
+          pool: (grads: Float32Array, state: Float32Array, into?: CallPool) => {
+            assertFiniteGradients(grads)
+            assertStateLength(grads.length, stateSize, state)
+            return pool(grads, state, into)
+          },
+        }),
     ...rest,
   }
 }

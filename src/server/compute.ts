@@ -4,7 +4,7 @@
  */
 import type { Context } from 'hono'
 import { clip, headerNames, type StateDtype, stateDtypes } from '../contract'
-import { firstNonFinite, OptimizerInputError, type StepResult } from '../core'
+import { type CallPool, firstNonFinite, type Optimizer, OptimizerInputError, type StepResult } from '../core'
 import { type FloatData, fromFloat32, sliceRows, toFloat32, zerosOf } from '../safetensors'
 import type { Ticket } from './compute-queue'
 import type { AppDeps } from './deps'
@@ -158,8 +158,9 @@ export function newStepOutput(n: number, stateSize: number, dtype: StateDtype): 
 
 /**
  * Coordinates per optimizer call. The update is coordinatewise, so any split gives the same
- * numbers. A call holds the event loop (the compute queue hands the turn on between calls), so
- * calls are kept short: 2^17 floats (512 KB of state and updates), ~1,600 coordinates of the
+ * numbers; an optimizer whose update is not (a `tanh-rms` `gain`: Optimizer.pool) is handed the
+ * pool of the whole request or shard in each call, which gives the same numbers too. A call holds
+ * the event loop (the compute queue hands the turn on between calls), so calls are kept short: 2^17 floats (512 KB of state and updates), ~1,600 coordinates of the
  * paper's model, ~2 ms on the fused kernel. Calls of 2^19 floats (~7 ms alone) held the loop for
  * 55-70 ms in the reliability suite's large steps, where 20 clients share 2 vCPUs (29.7-41.1 ms
  * after, one run each); the tfjs fallback is ~3× slower per coordinate, so its calls are too.
@@ -175,7 +176,10 @@ const reclaimFloats = 262_144
 
 /** How stepChunks hands each optimizer call's coordinates [begin, end) in and its results out. */
 export interface ChunkHooks {
-  /** Before the call: may wait for its input; false stops the step. */
+  /**
+   * Before the call: may wait for its input; false stops the step. For an optimizer that pools over
+   * the whole step (Optimizer.pool), called once with [0, N) before any call instead.
+   */
   before?: (begin: number, end: number) => Promise<boolean> | boolean
   /** The call's results; `updates` is valid only until `after` returns. */
   after: (begin: number, end: number, updates: Float32Array, state: FloatData) => void
@@ -204,6 +208,8 @@ export interface ChunkHooks {
  * `state` undefined means a fresh state. The results of each call go to `hooks.after`, with the
  * state already in `dtype`. Every check of the request has happened before this is called, except
  * possibly that a still-arriving state is finite (the caller answers only after that check).
+ * These N coordinates are one call of the update (docs/optimizer-math.md §6: a `gain` pools over
+ * them all), whatever the calls they are computed in.
  */
 export async function stepChunks(
   compute: Compute,
@@ -219,32 +225,47 @@ export async function stepChunks(
   const chunk = chunkCoordinates(s)
   const inPlace = hooks.inPlace === true && state?.dtype === 'F32' && dtype === 'F32'
   const chunkUpdates = inPlace ? new Float32Array(Math.min(n, chunk)) : undefined
+  // Looked up per call: reclaimMemory may yield, and the LRU may dispose an evicted optimizer then.
+  const optimizerOf = async (): Promise<Optimizer> =>
+    target.kind === 'baseline'
+      ? target.optimizer
+      : await compute.optimizers.get(compute.db, target.digest, compute.kernel)
+  const stateOf = (optimizer: Optimizer, begin: number, end: number) =>
+    state === undefined ? optimizer.init(end - begin) : toFloat32(sliceRows(state, s, begin, end))
+  // An optimizer that pools over the whole step (a gain) gets that pool in every call, summed over
+  // every chunk of the old state first, in order: so the whole state must be in before any call.
+  let pool: CallPool | undefined
+  if ((await optimizerOf()).pool !== undefined) {
+    if (hooks.before !== undefined && !(await hooks.before(0, n))) return
+    const poolAll = async () => {
+      const optimizer = await optimizerOf()
+      const into: CallPool = { sum: 0, count: 0 }
+      for (let begin = 0; begin < n; begin += chunk) {
+        const end = Math.min(n, begin + chunk)
+        inputChecked(() => optimizer.pool?.(grads.subarray(begin, end), stateOf(optimizer, begin, end), into))
+      }
+      pool = into
+    }
+    if (hooks.turns !== undefined) await hooks.turns.run(poolAll)
+    else await poolAll()
+  }
   const call = async (begin: number, end: number) => {
-    // Looked up per call: reclaimMemory may yield, and the LRU may dispose an evicted optimizer then.
-    const optimizer =
-      target.kind === 'baseline'
-        ? target.optimizer
-        : await compute.optimizers.get(compute.db, target.digest, compute.kernel)
-    const stateIn =
-      state === undefined ? optimizer.init(end - begin) : toFloat32(sliceRows(state, s, begin, end))
-    let result: StepResult
-    // Whether the optimizer checked its own outputs finite (the fused kernel does, for free).
-    let checked: boolean | undefined
-    try {
+    const optimizer = await optimizerOf()
+    const stateIn = stateOf(optimizer, begin, end)
+    // `checked`: whether the optimizer checked its own outputs finite (the fused kernel does, for free).
+    const { result, checked } = inputChecked((): { result: StepResult; checked?: boolean } => {
       if (chunkUpdates !== undefined || (hooks.into !== undefined && dtype === 'F32')) {
-        result =
+        const into =
           chunkUpdates !== undefined
             ? { updates: chunkUpdates.subarray(0, end - begin), state: stateIn }
             : hooks.into!(begin, end)
-        checked = optimizer.updateInto(grads.subarray(begin, end), stateIn, result)
-      } else {
-        result = optimizer.update(grads.subarray(begin, end), stateIn)
+        return {
+          result: into,
+          checked: optimizer.updateInto(grads.subarray(begin, end), stateIn, into, pool),
+        }
       }
-    } catch (error) {
-      // The route checked everything the optimizer checks; this is a second line of defence.
-      if (error instanceof OptimizerInputError) throw new ApiError('shape_mismatch', error.message)
-      throw error
-    }
+      return { result: optimizer.update(grads.subarray(begin, end), stateIn, pool) }
+    })
     const next = fromFloat32(dtype, result.state)
     // A 16-bit state can overflow in the conversion, so only an F32 one is taken on the
     // optimizer's word; a failed check is scanned again here for the message.
@@ -254,7 +275,7 @@ export async function stepChunks(
   }
   for (let begin = 0; begin < n; begin += chunk) {
     const end = Math.min(n, begin + chunk)
-    if (hooks.before !== undefined && !(await hooks.before(begin, end))) return
+    if (pool === undefined && hooks.before !== undefined && !(await hooks.before(begin, end))) return
     // The memory is reclaimed within the turn: the step's next call then asks for its turn before
     // the queue hands the turn on, and gets it (compute-queue.ts).
     const turn = async () => {
@@ -263,6 +284,17 @@ export async function stepChunks(
     }
     if (hooks.turns !== undefined) await hooks.turns.run(turn)
     else await turn()
+  }
+}
+
+/** Runs `work`, an optimizer's, and returns what it returns; its input errors answer shape_mismatch. */
+function inputChecked<T>(work: () => T): T {
+  try {
+    return work()
+  } catch (error) {
+    // The route checked everything the optimizer checks; this is a second line of defence.
+    if (error instanceof OptimizerInputError) throw new ApiError('shape_mismatch', error.message)
+    throw error
   }
 }
 

@@ -1,6 +1,9 @@
 /** The Node runtime's pipelined binary step over real HTTP: bodies used while they arrive, answers streamed. */
+
+import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import net from 'node:net'
+import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createNodeApp } from '../../src/runtime/node'
 import { defaultNodeLimits, serveNode } from '../../src/runtime/node-server'
@@ -17,11 +20,24 @@ let url: string
 let close: () => void
 const weights = weightFile(5, paperArchitecture)
 let digest: string
+/** A `tanh-rms` output with a `gain` (S = 41), whose step pools over the whole request. */
+const gainWeights = new Uint8Array(
+  readFileSync(
+    path.join(
+      import.meta.dirname,
+      '../fixtures/extended/moments-logrms-elu-tanhrms-decay-gain/model.safetensors',
+    ),
+  ),
+)
+let gainDigest: string
 
 beforeAll(async () => {
   s = await testServer()
   await initTf('wasm')
   digest = (await publishVersion(s.deps.db, { name: 'paper', version: '1.0.0', weights }, new Date())).digest
+  gainDigest = (
+    await publishVersion(s.deps.db, { name: 'gain', version: '1.0.0', weights: gainWeights }, new Date())
+  ).digest
   const server = serveNode(createNodeApp(s.deps).fetch, {
     port: 0,
     hostname: '127.0.0.1',
@@ -225,5 +241,65 @@ describe('binary steps over HTTP (Node runtime)', () => {
         bytesOf(opt.update(grads.subarray(0, 100), opt.init(100)).updates),
       ),
     ).toBe(true)
+  })
+})
+
+describe('a binary step that pools over the request (a gain) over HTTP', () => {
+  const S = 41
+  const n = 3 * chunkCoordinates(S) + 17
+  const grads = randomGradients(n, 31)
+  let opt: ReturnType<typeof servedOptimizer>
+  let state: Float32Array
+  beforeAll(() => {
+    opt = servedOptimizer(gainWeights)
+    // Two steps in: the next one is every coordinate's third, where the gain latches (T = 3).
+    const [g1, g2] = [randomGradients(n, 32), randomGradients(n, 33).map(Math.abs)]
+    state = opt.update(g2, opt.update(g1, opt.init(n)).state).state
+  })
+
+  /** A body streamed in pieces of 100 kB, so the state arrives after the first calls could start. */
+  const streamed = (bytes: Uint8Array) =>
+    new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        for (let at = 0; at < bytes.length; at += 100_000) {
+          controller.enqueue(bytes.slice(at, at + 100_000))
+          await new Promise((resolve) => setTimeout(resolve, 1))
+        }
+        controller.close()
+      },
+    })
+  const body = (s: Float32Array) =>
+    encode(
+      {
+        grads: { dtype: 'F32', shape: [n], data: grads },
+        state: { dtype: 'F32', shape: [n, S], data: s },
+      },
+      { optimizer: 'gain', digest: gainDigest },
+    )
+
+  it('answers a multi-chunk step streamed in pieces with the in-process numbers of one call', async () => {
+    const want = opt.update(grads, state)
+    const res = await post('/v1/step', streamed(body(state)))
+    expect(res.status).toBe(200)
+    const file = decode(new Uint8Array(await res.arrayBuffer()))
+    expect(bytesOf(file.tensors.get('updates')!.data).equals(bytesOf(want.updates))).toBe(true)
+    expect(bytesOf(file.tensors.get('state')!.data).equals(bytesOf(want.state))).toBe(true)
+    // Stepped as separate calls of chunkCoordinates(S), the updates would differ.
+    const first = opt.update(
+      grads.subarray(0, chunkCoordinates(S)),
+      state.subarray(0, chunkCoordinates(S) * S),
+    )
+    expect(bytesOf(first.updates).equals(bytesOf(want.updates.subarray(0, chunkCoordinates(S))))).toBe(false)
+  })
+
+  it('refuses a state that turns non-finite in its last chunk before any call, storing nothing', async () => {
+    const bad = state.slice()
+    const at = bad.length - 5
+    bad[at] = Number.NaN
+    const before = s.snapshot()
+    const res = await post('/v1/step', streamed(body(bad)))
+    expect(res.status).toBe(400)
+    expect(await res.json()).toMatchObject({ code: 'invalid_request', index: at })
+    expect(s.snapshot()).toBe(before)
   })
 })

@@ -31,8 +31,12 @@ import { readWeightFile } from '../../src/weights'
 // - the ELU input layer: a = W_in·x + b_in has operands |b_in| + Σ|W_in·x|; ELU is 1-Lipschitz and
 //   |ELU(a)| ≤ |a|, so e carries a's scale into the first cell's gate sums.
 // - the output: tanh is 1-Lipschitz, so scale·tanh(y) has the linear head's scale (`tanh-rms`
-//   multiplies it by r'^power, from the exact r' slot, so the update's scale too); a coordinate
-//   that has never seen a nonzero gradient must get exactly +0 on both sides.
+//   multiplies it by r'^power, from the exact r' slot, so the update's scale too, and by its
+//   `decay` and `gain` factors, from the exact count and gain slots); a coordinate that has never
+//   seen a nonzero gradient must get exactly +0 on both sides.
+// - the `gain` pools over the call: each golden step is one call over all its coordinates, as
+//   PyTorch's is. Its slots [p, a] are exact like the features' (p' = g; a' = f32(a + X), X a mean
+//   summed in another order, which moves it by ~1e-16 relative, far below a float32 rounding).
 const weightsRoot = path.join(import.meta.dirname, '../../weights')
 const fixturesRoot = path.join(import.meta.dirname, '../fixtures/extended')
 const relativeTolerance = 1e-5
@@ -195,7 +199,7 @@ function stateScales(spec: LstmSpec, stateIn: Float32Array, gates: Float64Array)
 /**
  * Scale behind each update: 1 + Σ_j |scale·W_out,j|·(1 + |c_L,j| + gate sum of j), times r'^power
  * for `tanh-rms` (its factor, computed from the exact r' slot, scales the whole update), times its
- * `decay` factor (from the exact step count).
+ * `decay` factor (from the exact step count) and its `gain`'s multiplier (from the exact a' slot).
  */
 function updateScales(
   weights: LstmWeights,
@@ -298,6 +302,9 @@ describe('the TypeScript core matches PyTorch on the golden vectors', () => {
         'fixture moments-linear',
         'fixture moments-logrms-elu-tanh',
         'fixture moments-logrms-elu-tanhrms',
+        'fixture moments-logrms-elu-tanhrms-decay',
+        'fixture moments-logrms-elu-tanhrms-decay-gain',
+        'fixture moments-tanhrms-gain',
         'l2o-mlp',
         'l2o-mnist',
         'l2o-quadratic',

@@ -14,7 +14,7 @@ export const updatesFloor = (a: Architecture) => 0.1 * Math.abs(lstmSpec(a).outp
 /**
  * Per-coordinate floors of the updates: updatesFloor, times r'^power for a `tanh-rms` output (its
  * update is scale·tanh(y)·r'^power, so that is its natural scale), r' read from the new state, and
- * times its `decay` factor, from the new state's step count.
+ * times its `decay` factor and its `gain`'s multiplier, from the new state's step count and slot a'.
  */
 export function updatesFloors(a: Architecture, nextState: ArrayLike<number>): Float64Array {
   const spec = lstmSpec(a)

@@ -2,12 +2,15 @@
  * The binding to the fused kernel (lstm.c, compiled to lstm.wasm): one WebAssembly instance per
  * model, holding the packed weights and buffers for a chunk of coordinates. The runtime hands in
  * the compiled module (workerd only takes precompiled modules; Node compiles the file's bytes), so
- * this stays pure.
+ * this stays pure. The kernel is coordinatewise: a `tanh-rms` output's `gain` (docs/optimizer-math.md
+ * §6) is the caller's to run over the whole call (lstm-fused.ts); the kernel keeps its step count and
+ * leaves its slots [p, a] as they are.
  */
 import {
   type Features,
   featureKinds as featureLayouts,
   type KindLayout,
+  latchGainSchema,
   MAX_STEP_COUNT,
   type OutputTransform,
   outputKinds as outputLayouts,
@@ -60,6 +63,7 @@ interface Exports {
     power: number,
     decayAfter: number,
     decayPower: number,
+    outputSlots: number,
   ): number
   l2o_step(model: number, grads: number, state: number, updates: number, n: number): number
   l2o_math(kind: number, input: number, output: number, n: number): void
@@ -78,14 +82,16 @@ export interface KernelInstance {
   /**
    * One step for grads.length coordinates: reads `state` [N, S], writes `updates` [N] and
    * `nextState` [N, S] (which may be `state`). Inputs are not checked here. Returns whether every
-   * update and new state value is finite (the kernel tests them as it writes them).
+   * update and new state value is finite (the kernel tests them as it writes them). A `gain` is not
+   * applied: its slots [p, a] are copied as they are, and its step count is kept.
    */
   step(grads: Float32Array, state: Float32Array, updates: Float32Array, nextState: Float32Array): boolean
 }
 
 /**
  * Instantiates the kernel for one model; throws RangeError when the sizes exceed its bounds, or when
- * the kinds break the contract's rules (`tanh-rms` without `moments`, a `decay` out of its range).
+ * the kinds break the contract's rules (`tanh-rms` without `moments`, a `decay` or `gain` out of its
+ * range).
  */
 export function kernelInstance(kernel: WebAssembly.Module, model: KernelModel): KernelInstance {
   const ex = instantiate(kernel)
@@ -110,12 +116,22 @@ export function kernelInstance(kernel: WebAssembly.Module, model: KernelModel): 
   ) {
     throw new RangeError(`decay.after must be an integer from 1 to ${MAX_STEP_COUNT}, not ${decay.after}`)
   }
+  // The kernel never reads the gain's parameters (lstm-fused.ts runs it): refuse here what the
+  // contract refuses.
+  const gain = model.output.kind === 'tanh-rms' ? model.output.gain : undefined
+  if (gain !== undefined && !latchGainSchema.safeParse(gain).success) {
+    throw new RangeError(`gain ${JSON.stringify(gain)} is outside the contract (docs/optimizer-math.md §6)`)
+  }
   // docs/optimizer-math.md §2: the LSTM's slots, the features' ([m_1…m_K, r, z]), then the output's
-  // (`tanh-rms`'s `decay`: [c_lo, c_hi]), sized by the contract's layout tables.
+  // (`tanh-rms` with a `decay` or a `gain`: [c_lo, c_hi], then the gain's [p, a]), sized by the
+  // contract's layout tables.
+  const outputSlots = (outputLayouts[model.output.kind] as KindLayout<OutputTransform>).stateSlots(
+    model.output,
+  )
   const stateSize =
     2 * model.layers * model.hidden +
     (featureLayouts[model.features.kind] as KindLayout<Features>).stateSlots(model.features) +
-    (outputLayouts[model.output.kind] as KindLayout<OutputTransform>).stateSlots(model.output)
+    outputSlots
   const rawFloats = model.tensors.reduce((sum, t) => sum + t.length, 0)
 
   // Memory: [heap base | model | beta1 (float64) | raw tensors, then the chunk's grads, state, updates].
@@ -162,6 +178,7 @@ export function kernelInstance(kernel: WebAssembly.Module, model: KernelModel): 
     model.output.kind === 'tanh-rms' ? model.output.power : 0,
     decay?.after ?? 0,
     decay?.power ?? 0,
+    outputSlots,
   )
   if (packed !== 0) {
     throw new RangeError(

@@ -2,7 +2,8 @@
  * (every feature kind, the ELU input layer, every output transform, `tanh-rms`'s `decay` included,
  * and the zero-gradient rule) in one pass over the coordinates, compiled to WebAssembly SIMD by
  * clang (build.sh; the .wasm is committed and CI checks that it rebuilds to the same bytes). Loaded
- * by kernel.ts.
+ * by kernel.ts. `tanh-rms`'s `gain` is not coordinatewise: this kernel keeps its step count and
+ * leaves its two slots [p, a] as they are, and kernel.ts's caller runs its pass over the whole call.
  *
  * Layout. The state is the service's own, coordinate-major [N, S] (DESIGN §2, §5), stepped in
  * place. Coordinates go BLOCK = 8 at a time, as two 4-lane vectors: a block's 8 state rows are
@@ -27,14 +28,15 @@ typedef double v2d __attribute__((vector_size(16)));
 #define EXPORT(name) __attribute__((export_name(name)))
 
 /* Bounds of the contract's schema (src/contract/architecture.ts): MAX_LAYERS, MAX_HIDDEN, and
- * MAX_MOMENTS (so F <= 10, with logRms); an input layer is at most MAX_HIDDEN wide; `decay`'s step
- * count stops at MAX_STEP_COUNT, and its two slots follow the `moments` ones. */
+ * MAX_MOMENTS (so F <= 10, with logRms); an input layer is at most MAX_HIDDEN wide; the step count
+ * of `decay` and `gain` stops at MAX_STEP_COUNT, and its two slots follow the `moments` ones, then
+ * the gain's two. */
 #define MAX_LAYERS 8
 #define MAX_HIDDEN 256
 #define MAX_MOMENTS 8
 #define MAX_FEATURES (MAX_MOMENTS + 2)
 #define MAX_INPUT 256
-#define MAX_STATE (2 * MAX_LAYERS * MAX_HIDDEN + MAX_MOMENTS + 2 + 2)
+#define MAX_STATE (2 * MAX_LAYERS * MAX_HIDDEN + MAX_MOMENTS + 2 + 4)
 #define MAX_STEP_COUNT 65535
 #define BLOCK 8
 
@@ -48,6 +50,8 @@ struct model {
   float p, threshold, scale;
   /* `tanh-rms`: the power of r' (0 for the other output kinds). */
   double power;
+  /* `tanh-rms`'s step count: kept (1) with a `decay` or a `gain`, else 0. */
+  int32_t counted;
   /* `tanh-rms`'s `decay`: T (0 without decay), d and log2 T. */
   int32_t decay_after;
   double decay_power, decay_log2_after;
@@ -291,13 +295,18 @@ EXPORT("l2o_model_pack")
 int32_t l2o_model_pack(struct model *m, const float *raw, int layers, int hidden, int features, int input,
                        int feature_kind, float p, double exp_p, float threshold, int moments,
                        const double *beta1, double beta2, double eps, double log_rms, double log_floor,
-                       int output_kind, float scale, double power, int decay_after, double decay_power) {
+                       int output_kind, float scale, double power, int decay_after, double decay_power,
+                       int output_slots) {
   if (l2o_model_bytes(layers, hidden, features, input, moments) == 0) return -1;
   /* `tanh-rms` reads the `moments` RMS slot, and only it takes a `decay` (T in [1, 65535] and
-   * 0 < d <= 1; T = 0 for none). */
+   * 0 < d <= 1; T = 0 for none) or slots of its own: 0, 2 (the step count, for a `decay` or a
+   * `gain`) or 4 (the count, then the gain's [p, a], which this kernel steps over). */
   if (output_kind == OUTPUT_TANH_RMS && feature_kind != FEATURES_MOMENTS) return -1;
   if (decay_after != 0 && (output_kind != OUTPUT_TANH_RMS || decay_after < 1 || decay_after > MAX_STEP_COUNT ||
-                           !(decay_power > 0.0 && decay_power <= 1.0)))
+                           !(decay_power > 0.0 && decay_power <= 1.0) || output_slots < 2))
+    return -1;
+  if (!(output_slots == 0 || output_slots == 2 || output_slots == 4) ||
+      (output_slots != 0 && output_kind != OUTPUT_TANH_RMS))
     return -1;
   const int H = hidden;
   m->layers = layers;
@@ -307,7 +316,8 @@ int32_t l2o_model_pack(struct model *m, const float *raw, int layers, int hidden
   m->feature_kind = feature_kind;
   m->output_kind = output_kind;
   m->moments = moments;
-  m->state = 2 * layers * H + (feature_kind == FEATURES_MOMENTS ? moments + 2 : 0) + (decay_after != 0 ? 2 : 0);
+  m->state = 2 * layers * H + (feature_kind == FEATURES_MOMENTS ? moments + 2 : 0) + output_slots;
+  m->counted = output_slots >= 2;
   m->p = p;
   m->exp_p = exp_p;
   m->threshold = threshold;
@@ -453,12 +463,13 @@ static inline v4i moments(const struct model *m, v4 g, int v) {
   return seen;
 }
 
-/* `tanh-rms`'s `decay` (docs/optimizer-math.md §6) for one vector of 4 coordinates, after
- * `moments` (its slots [c_lo, c_hi] follow r and z): reads the step count t from the two base-256
- * digits, each clamped to [0, 255] and then truncated (the same as clamping its floor, for any
- * finite value), writes t' = min(t + 1, 65535) where `seen`, else 0, back as digits, and returns
- * the factor min(1, (T / t')^d). It is exactly 1 for t' <= T, and when no lane is beyond T nothing
- * more is computed: every step then equals plain `tanh-rms`'s bit for bit. Elsewhere 2^e with
+/* `tanh-rms`'s step count and `decay` (docs/optimizer-math.md §6) for one vector of 4 coordinates,
+ * after `moments` (its slots [c_lo, c_hi] follow r and z): reads the step count t from the two
+ * base-256 digits, each clamped to [0, 255] and then truncated (the same as clamping its floor, for
+ * any finite value), writes t' = min(t + 1, 65535) where `seen`, else 0, back as digits, and returns
+ * the factor min(1, (T / t')^d), 1 without a decay (a `gain` alone keeps the count). It is exactly
+ * 1 for t' <= T, and when no lane is beyond T nothing more is computed: every step then equals
+ * plain `tanh-rms`'s bit for bit. Elsewhere 2^e with
  * e = d (log2 T - log2 t') in float64, all in vectors: t' = 2^k m exactly, m in [1, 2), whose
  * float32 log (1 ulp of log m < ln 2: 6e-8 absolute) is the one inexact input; e = n + f exactly
  * (n = round(e), |f| <= 1/2, f then rounded to float32: 3e-8), so the float32 2^f (exp2_approx,
@@ -470,6 +481,7 @@ static inline v4 decay(const struct model *m, v4i seen, int v) {
   v4i t = (v4i)wasm_i32x4_min((v128_t)((hi << 8) + lo + 1), wasm_i32x4_splat(MAX_STEP_COUNT)) & seen;
   block[row][v] = __builtin_convertvector(t & 255, v4);
   block[row + 1][v] = __builtin_convertvector(t >> 8, v4);
+  if (m->decay_after == 0) return splat(1.0f);
   v4i late = t > m->decay_after;
   if (!wasm_v128_any_true((v128_t)late)) return splat(1.0f);
   /* t' = 0 (unseen) reads as 1 here: its lane is not late, this only keeps the numbers tame. */
@@ -572,9 +584,10 @@ EXPORT("l2o_step") int32_t l2o_step(const struct model *m, const float *grads, f
       else if (m->feature_kind == FEATURES_NONE) features_in[0][v] = g[v];
       else seen[v] = moments(m, g[v], v);
     }
-    /* `decay` (only with `moments`, so `seen` is defined): one branch per block without it. */
+    /* The step count and `decay` (only with `moments`, so `seen` is defined): one branch per block
+     * without them. */
     v4 factor[2];
-    if (m->decay_after != 0) factor[0] = decay(m, seen[0], 0), factor[1] = decay(m, seen[1], 1);
+    if (m->counted) factor[0] = decay(m, seen[0], 0), factor[1] = decay(m, seen[1], 1);
     int in = m->features;
     if (m->input > 0) {
       /* ELU input layer (§4), float32, sums in input order. */

@@ -201,11 +201,13 @@ export function assertBoundedUpdates(weights: LstmWeights): void {
     case 'tanh-rms': {
       // update = scale · tanh(y) · r'^power grows with the gradients' RMS r' by design, so it is
       // bounded relative to them: |scale| at r' = 1, and |scale| · 3.4e38^power at the largest
-      // float32 gradient (a float32: the architecture schema refuses a record where it is not).
+      // float32 gradient (a float32: the architecture schema refuses a record where it is not),
+      // both times e^cap with a `gain` (its multiplier lies in [e^−cap, e^cap]).
       // Bound it where gradients have unit scale, with the head's value a number as for `tanh`.
-      const worst = Math.abs(output.scale) * 3.4028234663852886e38 ** output.power
-      bound = sum <= 3.4e38 ? Math.abs(output.scale) : Number.POSITIVE_INFINITY
-      how = `|outputScale| · r'^${output.power} = ${Math.abs(output.scale)} at unit gradient RMS, ${worst} at the largest float32 gradient`
+      const gain = Math.exp(output.gain?.cap ?? 0)
+      const worst = Math.abs(output.scale) * gain * 3.4028234663852886e38 ** output.power
+      bound = sum <= 3.4e38 ? Math.abs(output.scale) * gain : Number.POSITIVE_INFINITY
+      how = `|outputScale|${output.gain === undefined ? '' : ` · e^${output.gain.cap}`} · r'^${output.power} = ${Math.abs(output.scale) * gain} at unit gradient RMS, ${worst} at the largest float32 gradient`
       break
     }
     default: {
