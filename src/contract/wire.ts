@@ -11,6 +11,15 @@ export type StateDtype = (typeof stateDtypes)[number]
 /** Coordinates one request may carry; the server advertises its own value in /v1/resolve. */
 export const defaultMaxCoordinatesPerRequest = 65_536
 
+/**
+ * The shard length that splits `numParams` coordinates into the fewest shards of at most `limit`,
+ * as evenly as can be (the last shorter by less than the shards' number): the SDKs' request shards
+ * and the server's session shards. Each shard is one call of the update, and an optimizer with a
+ * `gain` (docs/optimizer-math.md §6) pools over a call's coordinates, so none is left with a handful.
+ */
+export const evenShardSize = (numParams: number, limit: number): number =>
+  Math.ceil(numParams / Math.ceil(numParams / limit))
+
 /** No stored row may exceed this many bytes (D1's limit; enforced on both runtimes). */
 export const maxRowBytes = 2_000_000
 

@@ -7,7 +7,7 @@ import { sliceRows, type Tensor, zerosOf } from '../safetensors'
 import { decodeCheckpoint, encodeCheckpoint, type RunCheckpoint } from './checkpoint'
 import type { L2oClient } from './client'
 import { DigestMismatchError, ProtocolError, SdkError, StepConflictError } from './errors'
-import { type CoordinateRange, mapBounded, shardRanges } from './pool'
+import { type CoordinateRange, mapBounded, shardRanges, tileRanges } from './pool'
 import type { ResolvedOptimizer } from './resources/optimizers'
 
 /** Where the optimizer state lives between steps. */
@@ -264,7 +264,7 @@ export class RemoteOptimizer {
       )
     }
     this.session = session
-    this.shards = shardRanges(numParams, shardSize)
+    this.shards = tileRanges(numParams, shardSize)
   }
 
   private async adoptSession(c: RunCheckpoint): Promise<void> {

@@ -162,7 +162,8 @@ describe('an optimizer with a gain in the service', () => {
     })
     expect(created.status).toBe(201)
     const session = (await created.json()) as Session
-    expect(session).toMatchObject({ digest, stateSize: S, shardSize: n, shardCount: 3 })
+    expect(session).toMatchObject({ digest, stateSize: S, shardSize: 3000, shardCount: 3 })
+    // 9,000 coordinates in three even shards of at most n = 4,000
     let state = core.init(numParams)
     let differsFromWhole = 0
     for (let t = 1; t <= 4; t++) {

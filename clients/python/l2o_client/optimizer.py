@@ -16,10 +16,14 @@ Range = Tuple[int, int, int]  # (index, offset, length)
 
 
 def shard_ranges(num_params: int, limit: int) -> List[Range]:
-    """Splits ``num_params`` coordinates into consecutive ranges of at most ``limit``."""
+    """Splits ``num_params`` coordinates into the fewest consecutive ranges of at most ``limit``, of
+    even lengths (the last may be shorter by less than their number): each request is one call of
+    the update, and an optimizer with a gain pools over a call's coordinates, so no shard is left with
+    a handful (docs/optimizer-math.md section 6)."""
     if num_params < 1 or limit < 1:
         raise ValueError(f"need num_params >= 1 and limit >= 1, got {num_params} and {limit}")
-    return [(i, off, min(limit, num_params - off)) for i, off in enumerate(range(0, num_params, limit))]
+    size = -(-num_params // -(-num_params // limit))
+    return [(i, off, min(size, num_params - off)) for i, off in enumerate(range(0, num_params, size))]
 
 
 class RemoteOptimizer(torch.optim.Optimizer):

@@ -39,8 +39,9 @@ def test_shards_stateless_steps_and_reassembles_in_order(n):
     opt.step()
     steps = [r for r in server.requests if r.path == "/v1/step"]
     assert len(steps) == -(-n // 8)
+    size = -(-n // len(steps))  # even shards: the last shorter by less than their number
     firsts = sorted(int(r.tensors["grads"][0]) for r in steps)
-    assert firsts == list(range(1, n + 1, 8))
+    assert firsts == list(range(1, n + 1, size))
     assert torch.allclose(params[0].detach(), -0.1 * torch.arange(1, n + 1, dtype=torch.float32))
 
 
@@ -167,6 +168,11 @@ def test_missing_gradient_is_a_clear_error():
 
 
 def test_shard_ranges():
-    assert l2o.shard_ranges(17, 8) == [(0, 0, 8), (1, 8, 8), (2, 16, 1)]
+    assert l2o.shard_ranges(17, 8) == [(0, 0, 6), (1, 6, 6), (2, 12, 5)]
+    assert [n for _, _, n in l2o.shard_ranges(65_537, 65_536)] == [32_769, 32_768]
+    for n, limit in ((100, 7), (1_000_003, 65_536), (13, 1)):
+        lengths = [k for _, _, k in l2o.shard_ranges(n, limit)]
+        assert len(lengths) == -(-n // limit) and sum(lengths) == n and max(lengths) <= limit
+        assert max(lengths) - min(lengths) < len(lengths)
     assert l2o.shard_ranges(8, 8) == [(0, 0, 8)]
     assert l2o.shard_ranges(1, 8) == [(0, 0, 1)]

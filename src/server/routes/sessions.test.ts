@@ -78,7 +78,7 @@ describe('sessions', () => {
         headers: { ...auth, ...jsonType, ...(key === undefined ? {} : { 'Idempotency-Key': key }) },
       })
     const count = () => (s.sqlite.prepare('select count(*) as n from sessions').get() as { n: number }).n
-    const body = { optimizer: 'paper', numParams: 1500 }
+    const body = { optimizer: 'paper', numParams: 2000 } // two even shards of 1,000
     const before = count()
 
     const first = await post(body, 'retry-key-1')
@@ -119,13 +119,13 @@ describe('sessions', () => {
       optimizer: 'tiny@1.0.0',
       digest: s.tiny.digest,
       stateSize: 8,
-      shardSize: 1000,
+      shardSize: 834, // 2,500 in three even shards of at most 1,000: 834, 834, 832
     })
     expect(session).toMatchObject({ shardCount: 3, steps: [{ first: 0, last: 2, step: 0 }] })
     const opt = servedOptimizer(s.tiny.bytes)
-    let state = opt.init(500)
+    let state = opt.init(832)
     for (let t = 1; t <= 3; t++) {
-      const grads = randomGradients(500, t)
+      const grads = randomGradients(832, t)
       const res = await step(session.id, 2, t, grads)
       expect(res.status).toBe(200)
       expect(res.headers.get('l2o-digest')).toBe(s.tiny.digest)
@@ -141,7 +141,7 @@ describe('sessions', () => {
       const again = await step(session.id, 2, t, grads)
       expect(new Uint8Array(await again.arrayBuffer())).toEqual(bytes)
       const other = await expectProblem(
-        await step(session.id, 2, t, randomGradients(500, 99)),
+        await step(session.id, 2, t, randomGradients(832, 99)),
         409,
         'replay_mismatch',
       )
@@ -149,7 +149,7 @@ describe('sessions', () => {
       expect(s.snapshot()).toBe(before)
     }
     const before = s.snapshot()
-    const back = await step(session.id, 2, 1, randomGradients(500, 1))
+    const back = await step(session.id, 2, 1, randomGradients(832, 1))
     expect(back.status).toBe(409)
     expect(((await back.json()) as { expectedStep: number }).expectedStep).toBe(4)
     expect(s.snapshot()).toBe(before)
@@ -304,10 +304,10 @@ describe('a session deleted while a step runs', () => {
 describe('sessions refuse bad input with problem+json and change nothing', () => {
   let id: string
   beforeAll(async () => {
-    id = (await create({ optimizer: 'tiny', numParams: 1500 })).id
-    expect((await step(id, 0, 1, new Float32Array(1000))).status).toBe(200)
+    id = (await create({ optimizer: 'tiny', numParams: 1600 })).id // two even shards of 800
+    expect((await step(id, 0, 1, new Float32Array(800))).status).toBe(200)
   })
-  const good = () => new Float32Array(1000)
+  const good = () => new Float32Array(800)
   const post = (url: string, body: BodyInit, headers: Record<string, string> = binaryType) =>
     s.app.request(url, { method: 'POST', body, headers: { ...s.clientAuth, ...headers } })
   const createRaw = (body: unknown, headers: Record<string, string> = jsonType) =>
@@ -361,7 +361,7 @@ describe('sessions refuse bad input with problem+json and change nothing', () =>
       () =>
         s.app.request(stepUrl(id, 0, 2), {
           method: 'POST',
-          body: binaryBody({ grads: f32([1000], good()) }),
+          body: binaryBody({ grads: f32([800], good()) }),
           headers: binaryType,
         }),
       401,
@@ -369,80 +369,80 @@ describe('sessions refuse bad input with problem+json and change nothing', () =>
     ],
     [
       'step an unknown session',
-      () => post(stepUrl('ses_nope', 0, 1), binaryBody({ grads: f32([1000], good()) })),
+      () => post(stepUrl('ses_nope', 0, 1), binaryBody({ grads: f32([800], good()) })),
       404,
       'session_not_found',
     ],
     [
       'step a shard out of range',
-      () => post(stepUrl(id, 2, 1), binaryBody({ grads: f32([1000], good()) })),
+      () => post(stepUrl(id, 2, 1), binaryBody({ grads: f32([800], good()) })),
       400,
       'invalid_request',
     ],
     [
       'step a negative shard',
-      () => post(stepUrl(id, -1, 1), binaryBody({ grads: f32([1000], good()) })),
+      () => post(stepUrl(id, -1, 1), binaryBody({ grads: f32([800], good()) })),
       400,
       'invalid_request',
     ],
     [
       'step 0',
-      () => post(stepUrl(id, 1, 0), binaryBody({ grads: f32([1000], good()) })),
+      () => post(stepUrl(id, 1, 0), binaryBody({ grads: f32([800], good()) })),
       400,
       'invalid_request',
     ],
     [
       'step "x"',
-      () => post(`/v1/sessions/${id}/shards/0/steps/x`, binaryBody({ grads: f32([1000], good()) })),
+      () => post(`/v1/sessions/${id}/shards/0/steps/x`, binaryBody({ grads: f32([800], good()) })),
       400,
       'invalid_request',
     ],
     [
       'step "02" (a leading zero)',
-      () => post(`/v1/sessions/${id}/shards/0/steps/02`, binaryBody({ grads: f32([1000], good()) })),
+      () => post(`/v1/sessions/${id}/shards/0/steps/02`, binaryBody({ grads: f32([800], good()) })),
       400,
       'invalid_request',
     ],
     [
       'step "%32" (an escaped digit)',
-      () => post(`/v1/sessions/${id}/shards/0/steps/%32`, binaryBody({ grads: f32([1000], good()) })),
+      () => post(`/v1/sessions/${id}/shards/0/steps/%32`, binaryBody({ grads: f32([800], good()) })),
       400,
       'invalid_request',
     ],
     [
       'shard "00"',
-      () => post(`/v1/sessions/${id}/shards/00/steps/2`, binaryBody({ grads: f32([1000], good()) })),
+      () => post(`/v1/sessions/${id}/shards/00/steps/2`, binaryBody({ grads: f32([800], good()) })),
       400,
       'invalid_request',
     ],
     [
       'a step out of order (skipping ahead)',
-      () => post(stepUrl(id, 0, 3), binaryBody({ grads: f32([1000], good()) })),
+      () => post(stepUrl(id, 0, 3), binaryBody({ grads: f32([800], good()) })),
       409,
       'step_conflict',
     ],
     [
       'step 2 on a fresh shard',
-      () => post(stepUrl(id, 1, 2), binaryBody({ grads: f32([500], new Float32Array(500)) })),
+      () => post(stepUrl(id, 1, 2), binaryBody({ grads: f32([800], new Float32Array(800)) })),
       409,
       'step_conflict',
     ],
     [
       'the wrong number of gradients',
-      () => post(stepUrl(id, 0, 2), binaryBody({ grads: f32([999], new Float32Array(999)) })),
+      () => post(stepUrl(id, 0, 2), binaryBody({ grads: f32([799], new Float32Array(799)) })),
       400,
       'shape_mismatch',
     ],
     [
       'NaN',
-      () => post(stepUrl(id, 0, 2), binaryBody({ grads: f32([1000], good().fill(Number.NaN)) })),
+      () => post(stepUrl(id, 0, 2), binaryBody({ grads: f32([800], good().fill(Number.NaN)) })),
       422,
       'non_finite_gradient',
     ],
     ['malformed safetensors', () => post(stepUrl(id, 0, 2), new Uint8Array(16)), 400, 'invalid_safetensors'],
     [
       'a state in a session step',
-      () => post(stepUrl(id, 0, 2), binaryBody({ state: f32([1000], good()) })),
+      () => post(stepUrl(id, 0, 2), binaryBody({ state: f32([800], good()) })),
       400,
       'invalid_safetensors',
     ],
@@ -451,7 +451,7 @@ describe('sessions refuse bad input with problem+json and change nothing', () =>
       () =>
         post(
           stepUrl(id, 0, 2),
-          binaryBody({ grads: { dtype: 'F16', shape: [1000], data: new Uint16Array(1000) } }),
+          binaryBody({ grads: { dtype: 'F16', shape: [800], data: new Uint16Array(800) } }),
         ),
       400,
       'shape_mismatch',
@@ -464,7 +464,7 @@ describe('sessions refuse bad input with problem+json and change nothing', () =>
     ],
     [
       'a metadata step that disagrees with the path',
-      () => post(stepUrl(id, 0, 2), binaryBody({ grads: f32([1000], good()) }, { step: '3' })),
+      () => post(stepUrl(id, 0, 2), binaryBody({ grads: f32([800], good()) }, { step: '3' })),
       400,
       'invalid_request',
     ],
@@ -473,7 +473,7 @@ describe('sessions refuse bad input with problem+json and change nothing', () =>
       () =>
         post(
           stepUrl(id, 0, 2),
-          binaryBody({ grads: f32([1000], good()) }, { digest: `sha256:${'4'.repeat(64)}` }),
+          binaryBody({ grads: f32([800], good()) }, { digest: `sha256:${'4'.repeat(64)}` }),
         ),
       409,
       'digest_mismatch',
@@ -481,7 +481,7 @@ describe('sessions refuse bad input with problem+json and change nothing', () =>
     [
       'a wrong content type',
       () =>
-        post(stepUrl(id, 0, 2), binaryBody({ grads: f32([1000], good()) }), {
+        post(stepUrl(id, 0, 2), binaryBody({ grads: f32([800], good()) }), {
           'content-type': 'application/octet-stream',
         }),
       415,
@@ -498,7 +498,7 @@ describe('sessions refuse bad input with problem+json and change nothing', () =>
 
   it('says which step comes next', async () => {
     const body = await expectProblem(
-      await post(stepUrl(id, 0, 5), binaryBody({ grads: f32([1000], good()) })),
+      await post(stepUrl(id, 0, 5), binaryBody({ grads: f32([800], good()) })),
       409,
       'step_conflict',
     )

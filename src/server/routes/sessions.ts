@@ -6,7 +6,15 @@
  */
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { clip, createSessionRequestSchema, headerNames, honoPath, paths, routes } from '../../contract'
+import {
+  clip,
+  createSessionRequestSchema,
+  evenShardSize,
+  headerNames,
+  honoPath,
+  paths,
+  routes,
+} from '../../contract'
 import { requireKey } from '../auth'
 import { bodyKindOf, parseJson, readBody } from '../body'
 import { assertFinite, computeOf } from '../compute'
@@ -38,7 +46,10 @@ export function registerSessions(app: OpenAPIHono<AppEnv<any>>): void {
       numParams: request.numParams,
       stateDtype: request.stateDtype,
       stateSize: target.stateSize,
-      shardSize: shardSizeFor(target.stateSize, request.stateDtype, deps.maxCoordinatesPerRequest),
+      shardSize: evenShardSize(
+        request.numParams,
+        shardSizeFor(target.stateSize, request.stateDtype, deps.maxCoordinatesPerRequest),
+      ),
       createdAt: deps.now().toISOString(),
       idempotencyKey,
     }
