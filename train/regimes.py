@@ -6,7 +6,9 @@ smaller ones. `regime_stats` measures, per validation config, how the loss at th
 a weight file's whole step is scaled, beside statistics of the gradients along its own run, to see
 whether anything a coordinate (or a whole model) sees tells which way a config wants to go. The
 gains wrap any optimizer (init/update) and multiply its step; `validate-mix --gain SPEC` screens
-them. None is part of the contract: they are experiments.
+them. They are experiments; the one that was shipped, `latch`, is in the contract as tanh-rms's
+`gain` (docs/optimizer-math.md §6, optimizer.Gain) with the served definitions: each coordinate's
+own step count and r' as the `moments` features keep it, pooled over one call (`--latch`).
 """
 
 from __future__ import annotations

@@ -58,7 +58,11 @@ def test_a_derived_version_is_its_parents_network_with_the_named_output_fields(t
 
     no_decay = ship._derive("l2o-mlp", {"version": "1.4.0", "output": {"decay": None}}, out)[0]
     assert no_decay != digest and "decay" not in json.loads(st.read(out / "model.safetensors")[1]["architecture"])["output"]
-    with pytest.raises(ValueError, match="power, scale or decay only"):
+    gain = {"kind": "latch", "after": 10, "center": 0.02, "strength": 4.0, "cap": 0.4}
+    with_gain = ship._derive("l2o-mlp", {"version": "1.4.0", "output": {"gain": gain}}, out)[0]
+    arch = json.loads(st.read(out / "model.safetensors")[1]["architecture"])["output"]
+    assert with_gain not in (digest, no_decay) and arch["gain"] == gain and arch["decay"] == {"after": 200, "power": 0.5}
+    with pytest.raises(ValueError, match="power, scale, decay or gain only"):
         ship._derive("l2o-mlp", {"version": "1.4.0", "output": {"hidden": 16}}, out)
     with pytest.raises(ValueError, match="bound"):
         ship._derive("l2o-mlp", {"version": "1.4.0", "output": {"power": 1.0, "scale": 2.0}}, out)
