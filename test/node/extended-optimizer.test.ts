@@ -10,7 +10,15 @@ import { architectureJson, extendedArchitectureSchema, type Resolved, type Sessi
 import { decode, encode, type Tensor, tensorOf, toFloat32 } from '../../src/safetensors'
 import { digestOf } from '../../src/weights'
 import { expectProblem, itRefusesAndChangesNothing, type Refusal } from '../support/problem'
-import { binaryBody, binaryType, f32, jsonType, servedOptimizer, useTestServer } from '../support/server'
+import {
+  binaryBody,
+  binaryType,
+  expectF16SessionFinite,
+  f32,
+  jsonType,
+  servedOptimizer,
+  useTestServer,
+} from '../support/server'
 
 const fixture = path.join(import.meta.dirname, '../fixtures/extended/moments-elu-tanh')
 const weights = new Uint8Array(readFileSync(path.join(fixture, 'model.safetensors')))
@@ -126,23 +134,7 @@ describe('an extended optimizer in the service', () => {
   })
 
   it('keeps a session with an F16 state finite through huge gradients', async () => {
-    const created = await s.app.request('/v1/sessions', {
-      method: 'POST',
-      body: JSON.stringify({ optimizer: 'mlp-fixture', numParams: 3, stateDtype: 'F16' }),
-      headers: { ...s.clientAuth, ...jsonType },
-    })
-    const session = (await created.json()) as Session
-    for (let t = 1; t <= 3; t++) {
-      const res = await s.app.request(`/v1/sessions/${session.id}/shards/0/steps/${t}`, {
-        method: 'POST',
-        body: binaryBody({ grads: f32([3], [1e6, -1e20, 0.5]) }),
-        headers: { ...s.clientAuth, ...binaryType },
-      })
-      expect(res.status).toBe(200)
-      const updates = decode(new Uint8Array(await res.arrayBuffer())).tensors.get('updates')!
-        .data as Float32Array
-      expect(Array.from(updates).every(Number.isFinite), `step ${t}: ${updates}`).toBe(true)
-    }
+    await expectF16SessionFinite(s, 'mlp-fixture', 3)
   })
 
   it('steps a session of several shards as the stateless math does', async () => {

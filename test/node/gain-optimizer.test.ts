@@ -13,7 +13,15 @@ import { decode, encode, type Tensor, tensorOf, toFloat32 } from '../../src/safe
 import { chunkCoordinates } from '../../src/server/compute'
 import { bits } from '../support/bits'
 import { expectProblem } from '../support/problem'
-import { binaryBody, binaryType, f32, jsonType, servedOptimizer, useTestServer } from '../support/server'
+import {
+  binaryBody,
+  binaryType,
+  expectF16SessionFinite,
+  f32,
+  jsonType,
+  servedOptimizer,
+  useTestServer,
+} from '../support/server'
 
 const fixture = path.join(import.meta.dirname, '../fixtures/extended/moments-logrms-elu-tanhrms-decay-gain')
 const weights = new Uint8Array(readFileSync(path.join(fixture, 'model.safetensors')))
@@ -191,23 +199,7 @@ describe('an optimizer with a gain in the service', () => {
   })
 
   it('keeps a session with an F16 state finite through huge gradients', async () => {
-    const created = await s.app.request('/v1/sessions', {
-      method: 'POST',
-      body: JSON.stringify({ optimizer: 'gain-fixture', numParams: 3, stateDtype: 'F16' }),
-      headers: { ...s.clientAuth, ...jsonType },
-    })
-    const session = (await created.json()) as Session
-    for (let t = 1; t <= 5; t++) {
-      const res = await s.app.request(`/v1/sessions/${session.id}/shards/0/steps/${t}`, {
-        method: 'POST',
-        body: binaryBody({ grads: f32([3], [1e6, -1e20, 0.5]) }),
-        headers: { ...s.clientAuth, ...binaryType },
-      })
-      expect(res.status).toBe(200)
-      const updates = decode(new Uint8Array(await res.arrayBuffer())).tensors.get('updates')!
-        .data as Float32Array
-      expect(Array.from(updates).every(Number.isFinite), `step ${t}: ${updates}`).toBe(true)
-    }
+    await expectF16SessionFinite(s, 'gain-fixture', 5)
   })
 
   it('refuses to publish a gain whose e^cap takes the update bound past 10^6', async () => {

@@ -1,5 +1,5 @@
 import { seededRandom } from '../../examples/seeded-random'
-import { type Architecture, type ExtendedArchitecture, weightShapes } from '../../src/contract'
+import { type Architecture, type ExtendedArchitecture, lstmSpec, weightShapes } from '../../src/contract'
 import { type LstmWeights, lstmWeightsFromTensors } from '../../src/core/lstm-weights'
 
 // mulberry32, the examples' seeded PRNG (floats in [0, 1); same seed, same sequence): one copy.
@@ -87,4 +87,30 @@ export function randomLstmWeights(architecture: Architecture, seed: number, scal
   for (const [name, shape] of weightShapes(architecture))
     values.set(name, uniform(shape.reduce((a, b) => a * b, 1)))
   return lstmWeightsFromTensors(architecture, (name) => values.get(name)!)
+}
+
+/**
+ * A random state [n, S] for a `moments` + `tanh-rms` architecture with a step count (a decay or a
+ * gain), as if mid-run: every coordinate has seen a gradient (z = 1, r > 0) and counts `count(i)`
+ * steps; the coordinates in `unseen` are fresh from the features on (their moments, z and count 0).
+ */
+export function midRunState(
+  a: ExtendedArchitecture,
+  n: number,
+  seed: number,
+  count: (i: number) => number,
+  unseen: ReadonlySet<number> = new Set(),
+): Float32Array {
+  const { stateSize: s, state: slots } = lstmSpec(a)
+  const r = slots.features.offset + a.features.beta1.length
+  const lo = slots.output.offset
+  const state = randomUniform(n * s, seed, 0.5)
+  for (let i = 0; i < n; i++) {
+    state[i * s + r] = Math.abs(state[i * s + r])
+    state[i * s + r + 1] = 1
+    state[i * s + lo] = count(i) % 256
+    state[i * s + lo + 1] = Math.floor(count(i) / 256)
+    if (unseen.has(i)) for (let j = slots.features.offset; j < lo + 2; j++) state[i * s + j] = 0
+  }
+  return state
 }

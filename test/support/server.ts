@@ -1,12 +1,12 @@
 /** Test helpers for the server: an app on in-memory SQLite with keys, weight files and body builders. */
 
-import { afterAll, beforeAll } from 'vitest'
-import type { Architecture } from '../../src/contract'
+import { afterAll, beforeAll, expect } from 'vitest'
+import type { Architecture, Session } from '../../src/contract'
 import { fusedLstmOptimizer, type Optimizer } from '../../src/core'
 import { fusedKernel } from '../../src/runtime/kernel-node'
 import { createNodeDeps } from '../../src/runtime/node'
 import { initTf } from '../../src/runtime/tf-node'
-import { encode, type Tensor } from '../../src/safetensors'
+import { decode, encode, type Tensor } from '../../src/safetensors'
 import { createApp } from '../../src/server/app'
 import { createClient } from '../../src/server/auth'
 import type { AppDeps } from '../../src/server/deps'
@@ -121,3 +121,28 @@ export function f32(shape: number[], data: Float32Array | number[]): Tensor {
 /** The media type of binary bodies, as a header. */
 export const binaryType = { 'content-type': 'application/vnd.l2o.safetensors' }
 export const jsonType = { 'content-type': 'application/json' }
+
+/**
+ * Creates a 3-coordinate session of `optimizer` with an F16 state and steps it `steps` times on
+ * gradients of 1e6, −1e20 and 0.5 (an F16 state saturates at ±65504): every step must answer 200
+ * with finite updates.
+ */
+export async function expectF16SessionFinite(s: TestServer, optimizer: string, steps: number): Promise<void> {
+  const created = await s.app.request('/v1/sessions', {
+    method: 'POST',
+    body: JSON.stringify({ optimizer, numParams: 3, stateDtype: 'F16' }),
+    headers: { ...s.clientAuth, ...jsonType },
+  })
+  const session = (await created.json()) as Session
+  for (let t = 1; t <= steps; t++) {
+    const res = await s.app.request(`/v1/sessions/${session.id}/shards/0/steps/${t}`, {
+      method: 'POST',
+      body: binaryBody({ grads: f32([3], [1e6, -1e20, 0.5]) }),
+      headers: { ...s.clientAuth, ...binaryType },
+    })
+    expect(res.status).toBe(200)
+    const updates = decode(new Uint8Array(await res.arrayBuffer())).tensors.get('updates')!
+      .data as Float32Array
+    expect(Array.from(updates).every(Number.isFinite), `step ${t}: ${updates}`).toBe(true)
+  }
+}

@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { bits, expectSameBitsForAnySplit } from '../../../test/support/bits'
 import { firstMismatch, maxScaledError, RTOL, STATE_FLOOR } from '../../../test/support/close'
-import { randomGradients, randomLstmWeights, randomUniform } from '../../../test/support/random'
+import { midRunState, randomGradients, randomLstmWeights, randomUniform } from '../../../test/support/random'
 import { type ExtendedArchitecture, lstmSpec, MAX_STEP_COUNT } from '../../contract'
 import { fusedKernel } from '../../runtime/kernel-node'
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../safetensors'
@@ -68,23 +68,6 @@ function withoutCounts(a: ExtendedArchitecture, state: Float32Array): Float32Arr
     out.set(state.subarray(i * stateSize, i * stateSize + slots.output.offset), i * (stateSize - 2))
   }
   return out
-}
-
-/**
- * A mid-run state: LSTM part in ±0.5, [m_1, m_2] in ±0.5, r in [0, 0.5), z = 1, and the count
- * slots holding `count(i)` as digits.
- */
-function midRunState(a: ExtendedArchitecture, n: number, seed: number, count: (i: number) => number) {
-  const { stateSize, state: slots } = lstmSpec(a)
-  const state = randomUniform(n * stateSize, seed, 0.5)
-  for (let i = 0; i < n; i++) {
-    const row = i * stateSize
-    state[row + slots.features.offset + 2] = Math.abs(state[row + slots.features.offset + 2])
-    state[row + slots.features.offset + 3] = 1
-    state[row + slots.output.offset] = count(i) % 256
-    state[row + slots.output.offset + 1] = Math.floor(count(i) / 256)
-  }
-  return state
 }
 
 describe('the fused kernel with tanh-rms decay', () => {

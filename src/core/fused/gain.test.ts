@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { bits, expectSameBitsForAnySplit } from '../../../test/support/bits'
 import { firstMismatch, maxScaledError, RTOL, STATE_FLOOR, updatesFloors } from '../../../test/support/close'
-import { randomGradients, randomLstmWeights, randomUniform } from '../../../test/support/random'
+import { midRunState, randomGradients, randomLstmWeights } from '../../../test/support/random'
 import { type ExtendedArchitecture, type LatchGain, lstmSpec } from '../../contract'
 import { fusedKernel } from '../../runtime/kernel-node'
 import { initTf } from '../../runtime/tf-node'
@@ -115,30 +115,6 @@ function restate(
       : 1,
   )
   return { mean, counts, aNew, k, updates: Float32Array.from(plainUpdates, (u, i) => u * k[i]) }
-}
-
-/**
- * A mid-run state: LSTM part in ±0.5, [m_1, m_2] in ±0.5, r in [0, 0.5), z = 1, the count `count(i)`
- * and [p, a] in ±0.5; the coordinates in `unseen` fresh (z = 0, moments and count 0).
- */
-function midRunState(
-  a: ExtendedArchitecture,
-  n: number,
-  seed: number,
-  count: (i: number) => number,
-  unseen = new Set<number>(),
-) {
-  const { spec, r, z, lo } = slotsOf(a)
-  const s = spec.stateSize
-  const state = randomUniform(n * s, seed, 0.5)
-  for (let i = 0; i < n; i++) {
-    state[i * s + r] = Math.abs(state[i * s + r])
-    state[i * s + z] = 1
-    state[i * s + lo] = count(i) % 256
-    state[i * s + lo + 1] = Math.floor(count(i) / 256)
-    if (unseen.has(i)) for (let j = spec.state.features.offset; j < lo + 2; j++) state[i * s + j] = 0
-  }
-  return state
 }
 
 describe("the fused kernel with tanh-rms's gain", () => {
